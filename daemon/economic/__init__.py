@@ -1,0 +1,1 @@
+"""economic layer (see DESIGN.md, Layers)."""

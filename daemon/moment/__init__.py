@@ -1,0 +1,1 @@
+"""moment layer (see DESIGN.md, Layers)."""

@@ -1,0 +1,1 @@
+"""reconcile layer (see DESIGN.md, Layers)."""
