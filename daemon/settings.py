@@ -1,0 +1,313 @@
+"""The one typed settings tree, loaded once at start (or on SIGHUP) and passed explicitly.
+
+Contract (DESIGN.md, Configuration): one TOML file; ``MOMENT_SYNC_<SECTION>_<KEY>`` environment
+variables override file values; an unknown key or a bad value raises :class:`ConfigError` whose
+message names the key; secrets never live in the file, only in files it names or in
+``$CREDENTIALS_DIRECTORY/<name>``, and are returned as :class:`~daemon.core.secrets.Secret`.
+Loading settings never reads a secret: :func:`load_secret` does, so commands that only read the
+log never touch them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+
+from daemon.core.secrets import Secret
+
+DEFAULT_CONFIG_PATH: Final = Path("/etc/moment-sync/config.toml")
+ENV_PREFIX: Final = "MOMENT_SYNC_"
+_DURATION = re.compile(r"^([0-9]+)([smhd])$")
+_UNIT_S: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and what is wrong."""
+
+
+class Duration(float):
+    """Seconds, written in the file as a whole number with a unit: ``"2s"``, ``"5m"``, ``"24h"``."""
+
+    @classmethod
+    def parse(cls, text: object) -> Duration:
+        if not isinstance(text, str):
+            raise ValueError(f"expected a duration such as \"5m\", got {text!r}")
+        match = _DURATION.match(text.strip())
+        if match is None:
+            raise ValueError(
+                f"{text!r} is not a duration: use a whole number and s, m, h or d, such as \"5m\""
+            )
+        seconds = int(match.group(1)) * _UNIT_S[match.group(2)]
+        if seconds <= 0:
+            raise ValueError(f"{text!r} must be longer than zero")
+        return cls(seconds)
+
+
+class Listen:
+    """A TCP address written as ``HOST:PORT``."""
+
+    __slots__ = ("host", "port")
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Listen) and (self.host, self.port) == (other.host, other.port)
+
+    def __hash__(self) -> int:
+        return hash((self.host, self.port))
+
+    def __repr__(self) -> str:
+        return f"Listen({self.host!r}, {self.port})"
+
+    @classmethod
+    def parse(cls, text: object) -> Listen:
+        if not isinstance(text, str) or ":" not in text:
+            raise ValueError(f"expected HOST:PORT such as \"127.0.0.1:8080\", got {text!r}")
+        host, _, port_text = text.rpartition(":")
+        host = host.strip("[]")
+        if not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+            raise ValueError(f"expected HOST:PORT with a port from 0 to 65535, got {text!r}")
+        return cls(host=host, port=int(port_text))
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class DaemonSettings(_Section, kw_only=True):
+    state_dir: str = "/var/lib/moment-sync"
+    status_socket: str = "/run/moment-sync/status.sock"
+    listen: Listen = Listen(host="127.0.0.1", port=8080)
+    log_format: str = "json"
+
+
+class MomentSettings(_Section, kw_only=True):
+    api_url: str = "https://app.moment.team/api/1.0"
+    company: str
+    api_key_file: str = ""
+    webhook_token_file: str = ""
+    poll_interval: Duration = Duration(300)
+    full_scan_interval: Duration = Duration(86400)
+
+
+class EconomicSettings(_Section, kw_only=True):
+    rest_url: str = "https://restapi.e-conomic.com"
+    apis_url: str = "https://apis.e-conomic.com"
+    app_secret_token_file: str = ""
+    agreement_grant_token_file: str = ""
+    journal_number: int = 1
+    customer_group: int = 1
+    project_group: int = 1
+    payment_terms: int = 1
+    currency: str = "DKK"
+    vat_zone: str = "DK"
+    vat_zones: dict[str, int] = msgspec.field(
+        default_factory=lambda: {"DK": 1, "EU": 2, "ABROAD": 3}
+    )
+    invoice_vat_code: str = ""
+    default_account: int = 1010
+    include_pdf: bool = True
+    auto_book: bool = True
+    reconcile_interval: Duration = Duration(600)
+    full_reconcile_interval: Duration = Duration(21600)
+    daily_call_budget: int = 50000
+
+
+class AlertSettings(_Section, kw_only=True):
+    email_to: str = ""
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_from: str = "moment-sync@localhost"
+
+
+class Settings(_Section, kw_only=True):
+    moment: MomentSettings
+    daemon: DaemonSettings = DaemonSettings()
+    economic: EconomicSettings = msgspec.field(default_factory=EconomicSettings)
+    alerts: AlertSettings = AlertSettings()
+    source: str = ""  # the file these settings came from; not a TOML key
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.daemon.state_dir)
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "events.db"
+
+
+SECTIONS: Final = ("daemon", "moment", "economic", "alerts")
+
+#: secret name (systemd credential) -> (section, key of the file path)
+SECRETS: Final = {
+    "moment-api-key": ("moment", "api_key_file"),
+    "moment-webhook-token": ("moment", "webhook_token_file"),
+    "economic-app-secret-token": ("economic", "app_secret_token_file"),
+    "economic-agreement-grant-token": ("economic", "agreement_grant_token_file"),
+}
+
+
+def config_path(explicit: str | None, environ: Mapping[str, str] | None = None) -> Path:
+    """``-c`` wins, then ``$MOMENT_SYNC_CONFIG``, then ``/etc/moment-sync/config.toml``."""
+    env = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit)
+    if env.get("MOMENT_SYNC_CONFIG"):
+        return Path(env["MOMENT_SYNC_CONFIG"])
+    return DEFAULT_CONFIG_PATH
+
+
+def _dec_hook(type_: type, obj: Any) -> Any:
+    if type_ is Duration:
+        return Duration.parse(obj)
+    if type_ is Listen:
+        return Listen.parse(obj)
+    raise NotImplementedError(f"no decoder for {type_!r}")
+
+
+def _env_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name == "MOMENT_SYNC_CONFIG":
+            continue
+        rest = name[len(ENV_PREFIX):].lower()
+        section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
+        if section is None:
+            raise ConfigError(
+                f"{name}: unknown section; overrides are MOMENT_SYNC_<SECTION>_<KEY> "
+                f"with SECTION one of {', '.join(s.upper() for s in SECTIONS)}"
+            )
+        key = rest[len(section) + 1:]
+        target = raw.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"{section}: must be a table")
+        target[key] = _env_value(value)
+
+
+_PATH_RE = re.compile(r"at `\$((?:\.[A-Za-z_0-9]+|\[[^\]]*\])*)`")
+
+
+def _describe(error: msgspec.ValidationError) -> str:
+    text = str(error)
+    match = _PATH_RE.search(text)
+    where = match.group(1).lstrip(".") if match else ""
+    message = _PATH_RE.sub("", text).rstrip(" -")
+    if message.startswith("Object contains unknown field"):
+        field = message.split("`")[1]
+        where = f"{where}.{field}" if where else field
+        return f"{where}: unknown key"
+    if message.startswith("Object missing required field"):
+        field = message.split("`")[1]
+        where = f"{where}.{field}" if where else field
+        return f"{where}: required key is missing"
+    return f"{where or 'config'}: {message}"
+
+
+def _validate(settings: Settings) -> None:
+    e = settings.economic
+    for key in ("journal_number", "customer_group", "project_group", "payment_terms",
+                "default_account", "daily_call_budget"):
+        if getattr(e, key) <= 0:
+            raise ConfigError(f"economic.{key}: must be a positive whole number")
+    if not e.vat_zones:
+        raise ConfigError("economic.vat_zones: must map at least one Moment VAT code")
+    if e.vat_zone not in e.vat_zones:
+        raise ConfigError(
+            f"economic.vat_zone: {e.vat_zone!r} is not one of the codes in economic.vat_zones "
+            f"({', '.join(sorted(e.vat_zones))})"
+        )
+    for code, zone in e.vat_zones.items():
+        if zone <= 0:
+            raise ConfigError(f"economic.vat_zones.{code}: must be a positive vatZoneNumber")
+    if len(e.currency) != 3 or not e.currency.isalpha() or not e.currency.isupper():
+        raise ConfigError(f"economic.currency: {e.currency!r} is not an ISO 4217 code like \"DKK\"")
+    if settings.daemon.log_format not in ("json", "console"):
+        raise ConfigError(
+            f"daemon.log_format: {settings.daemon.log_format!r} must be \"json\" or \"console\""
+        )
+    for section, key in (("moment", "api_url"), ("economic", "rest_url"), ("economic", "apis_url")):
+        url = getattr(getattr(settings, section), key)
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{section}.{key}: {url!r} is not an http(s) URL")
+    if not settings.moment.company.strip():
+        raise ConfigError("moment.company: must not be empty")
+    if not 0 < settings.alerts.smtp_port < 65536:
+        raise ConfigError("alerts.smtp_port: must be a port from 1 to 65535")
+
+
+def parse(text: str, *, source: str = "<config>",
+          environ: Mapping[str, str] | None = None) -> Settings:
+    """Parse TOML text plus environment overrides into validated settings."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    if "source" in raw:
+        raise ConfigError("source: unknown key")
+    _apply_env(raw, os.environ if environ is None else environ)
+    raw["source"] = source
+    try:
+        settings = msgspec.convert(raw, Settings, dec_hook=_dec_hook, str_keys=True)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    _validate(settings)
+    return settings
+
+
+def load(path: Path, *, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the file at ``path``; raises :class:`ConfigError`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: is not UTF-8 text") from None
+    return parse(text, source=str(path), environ=environ)
+
+
+def load_secret(settings: Settings, name: str, *,
+                environ: Mapping[str, str] | None = None) -> Secret:
+    """Read the secret ``name`` (a key of :data:`SECRETS`) from its file or credential.
+
+    The file named in the config wins; else ``$CREDENTIALS_DIRECTORY/<name>``. Trailing
+    newline and spaces are stripped. Raises :class:`ConfigError` naming the key, never the value.
+    """
+    env = os.environ if environ is None else environ
+    section, key = SECRETS[name]
+    configured = getattr(getattr(settings, section), key)
+    candidates: list[tuple[str, Path]] = []
+    if configured:
+        candidates.append((f"{section}.{key}", Path(configured)))
+    elif env.get("CREDENTIALS_DIRECTORY"):
+        candidates.append((f"credential {name}", Path(env["CREDENTIALS_DIRECTORY"]) / name))
+    if not candidates:
+        raise ConfigError(
+            f"{section}.{key}: not set, and no credential {name!r} in $CREDENTIALS_DIRECTORY"
+        )
+    label, path = candidates[0]
+    try:
+        value = path.read_text(encoding="utf-8").rstrip("\r\n\t ")
+    except OSError as exc:
+        raise ConfigError(f"{label}: cannot read {path}: {exc.strerror}") from None
+    if not value:
+        raise ConfigError(f"{label}: {path} is empty")
+    return Secret(value)
