@@ -1,0 +1,369 @@
+"""An async client for the Moment REST API, on one aiohttp session.
+
+What it does: reads customers, projects and invoices (one by id, or every page of a filtered
+list, ``sort=id,asc``), streams an invoice PDF, and creates/finds project expenses, all with
+Basic auth (user ``apikey``, password the API key). Shapes come from :mod:`daemon.moment.shapes`.
+
+Guarantees:
+
+* The API key is revealed only in :meth:`MomentClient._headers`, where the header is built;
+  it never appears in a URL, a log line or an error.
+* Only :mod:`daemon.moment.errors` exceptions leave this module (besides cancellation and
+  ``ValueError`` for a caller's own mistake, such as a naive datetime): every aiohttp or
+  msgspec failure is translated and classified retryable or terminal. An error is chained to its
+  cause only when that cause holds no request or response headers.
+* Redirects are not followed (a redirect would carry the key elsewhere): a 3xx is
+  :class:`~daemon.moment.errors.BadResponse`.
+* The client stores nothing: an invoice PDF is handed back as a stream of byte chunks that the
+  caller consumes inside ``async with client.invoice_pdf(id) as pdf``.
+* No retries here: a caller decides when to try a retryable error again.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import email.utils
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from types import TracebackType
+from typing import Final, NoReturn, Self, TypeVar
+
+import aiohttp
+import msgspec
+
+from daemon.core import secrets
+from daemon.moment import errors, shapes
+
+MAX_PAGE_SIZE: Final = 100
+PDF_CHUNK: Final = 64 * 1024
+_ERROR_SNIPPET: Final = 200
+
+R = TypeVar("R")
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def format_timestamp(moment: dt.datetime) -> str:
+    """``2026-11-01T00:00:00Z`` for a filter value; a naive datetime is the caller's bug."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("a Moment filter timestamp must carry a UTC offset")
+    utc = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds" if utc.microsecond else "seconds") + "Z"
+
+
+def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), or None."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        return max(0.0, (when - now).total_seconds())
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        return None
+    return max(0.0, seconds)
+
+
+class PdfStream:
+    """The body of one PDF answer, read chunk by chunk: ``async for chunk in pdf``.
+
+    ``content_length`` is Moment's ``Content-Length`` when it sent one. Iterating raises only
+    :class:`~daemon.moment.errors.TransportError` (body cut short, timeout).
+    """
+
+    def __init__(self, response: aiohttp.ClientResponse, *, method: str, path: str,
+                 chunk_size: int) -> None:
+        self._response = response
+        self._method = method
+        self._path = path
+        self._chunk_size = chunk_size
+        self.content_length: int | None = response.content_length
+
+    def __repr__(self) -> str:
+        return f"<PdfStream {self._method} {self._path}>"
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_chunked(self._chunk_size):
+                yield chunk
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _transport_error(exc, method=self._method, path=self._path) from _cause(exc)
+
+
+def _cause(exc: BaseException) -> BaseException | None:
+    """The exception to chain to, or None when it would carry request or response headers."""
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return None
+    return exc
+
+
+def _transport_error(exc: BaseException, *, method: str, path: str) -> errors.TransportError:
+    if isinstance(exc, TimeoutError):
+        reason = "timed out"
+    elif isinstance(exc, aiohttp.ClientResponseError):
+        reason = f"{type(exc).__name__} (status {exc.status})"
+    else:
+        reason = f"{type(exc).__name__}: {exc}"
+    return errors.TransportError(reason, method=method, path=path)
+
+
+class MomentClient:
+    """One company's Moment API. Use as ``async with MomentClient(...) as client:``.
+
+    ``api_url`` is the API root, e.g. ``https://app.moment.team/api/1.0``. ``now`` is the clock
+    used only to turn an HTTP-date ``Retry-After`` into seconds.
+    """
+
+    def __init__(self, *, api_url: str, company: str, api_key: secrets.Secret,
+                 timeout_s: float = 30.0, page_size: int = MAX_PAGE_SIZE,
+                 now: Callable[[], dt.datetime] = _utc_now) -> None:
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
+        if not company:
+            raise ValueError("company must not be empty")
+        self._api_url = api_url.rstrip("/")
+        self._company_path = "/companies/" + urllib.parse.quote(company, safe="")
+        self._api_key = api_key
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout_s,
+                                              sock_connect=timeout_s, sock_read=timeout_s)
+        self._page_size = page_size
+        self._now = now
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return f"<MomentClient {self._api_url}{self._company_path}>"
+
+    async def __aenter__(self) -> Self:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout, raise_for_status=False)
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the session; the client cannot be used afterwards until re-entered."""
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    # --- resources ------------------------------------------------------------------------
+
+    async def get_customer(self, moment_id: int) -> shapes.Customer:
+        return await self._get_one(f"/customers/{_positive(moment_id)}", shapes.Customer)
+
+    async def get_project(self, moment_id: int) -> shapes.Project:
+        return await self._get_one(f"/projects/{_positive(moment_id)}", shapes.Project)
+
+    async def get_invoice(self, moment_id: int) -> shapes.Invoice:
+        return await self._get_one(f"/invoices/{_positive(moment_id)}", shapes.Invoice)
+
+    async def customers_page(self, *, page: int = 1, size: int | None = None,
+                             modified_from: dt.datetime | None = None,
+                             modified_to: dt.datetime | None = None,
+                             ) -> shapes.Page[shapes.Customer]:
+        return await self._get_page("/customers", shapes.Page[shapes.Customer], page=page,
+                                    size=size, modified_from=modified_from,
+                                    modified_to=modified_to)
+
+    async def projects_page(self, *, page: int = 1, size: int | None = None,
+                            modified_from: dt.datetime | None = None,
+                            modified_to: dt.datetime | None = None,
+                            ) -> shapes.Page[shapes.Project]:
+        return await self._get_page("/projects", shapes.Page[shapes.Project], page=page,
+                                    size=size, modified_from=modified_from,
+                                    modified_to=modified_to)
+
+    async def invoices_page(self, *, page: int = 1, size: int | None = None,
+                            modified_from: dt.datetime | None = None,
+                            modified_to: dt.datetime | None = None,
+                            ) -> shapes.Page[shapes.Invoice]:
+        return await self._get_page("/invoices", shapes.Page[shapes.Invoice], page=page,
+                                    size=size, modified_from=modified_from,
+                                    modified_to=modified_to)
+
+    def iter_customers(self, *, modified_from: dt.datetime | None = None,
+                       modified_to: dt.datetime | None = None,
+                       ) -> AsyncIterator[shapes.Customer]:
+        """Every customer (modified in ``[from, to)`` when given), by ascending id."""
+        return self._iterate(lambda page: self.customers_page(
+            page=page, modified_from=modified_from, modified_to=modified_to))
+
+    def iter_projects(self, *, modified_from: dt.datetime | None = None,
+                      modified_to: dt.datetime | None = None,
+                      ) -> AsyncIterator[shapes.Project]:
+        return self._iterate(lambda page: self.projects_page(
+            page=page, modified_from=modified_from, modified_to=modified_to))
+
+    def iter_invoices(self, *, modified_from: dt.datetime | None = None,
+                      modified_to: dt.datetime | None = None,
+                      ) -> AsyncIterator[shapes.Invoice]:
+        """Invoices of every status; callers keep those with ``is_fact``."""
+        return self._iterate(lambda page: self.invoices_page(
+            page=page, modified_from=modified_from, modified_to=modified_to))
+
+    @contextlib.asynccontextmanager
+    async def invoice_pdf(self, moment_id: int) -> AsyncIterator[PdfStream]:
+        """The invoice's PDF as a :class:`PdfStream`, valid inside the ``async with``.
+
+        Raises before yielding for any answer other than 200 ``application/pdf``. Whether
+        the bytes really are a PDF, and how many of them to accept, is the caller's call.
+        """
+        method, path = "GET", f"{self._company_path}/invoices/{_positive(moment_id)}/pdf"
+        session = self._open_session()
+        try:
+            response = await session.get(self._api_url + path,
+                                         headers=self._headers("application/pdf"),
+                                         allow_redirects=False)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _transport_error(exc, method=method, path=path) from _cause(exc)
+        try:
+            if response.status != 200:
+                body = await self._read(response, method=method, path=path)
+                self._raise_for_status(response, body, method=method, path=path)
+            content_type = response.content_type
+            if content_type != "application/pdf":
+                raise errors.BadResponse(f"expected application/pdf, got {content_type}",
+                                         method=method, path=path, status=response.status)
+            yield PdfStream(response, method=method, path=path, chunk_size=PDF_CHUNK)
+        finally:
+            response.release()
+
+    async def create_project_expense(self, expense: shapes.ProjectExpense,
+                                     ) -> shapes.ProjectExpense:
+        """POST a project expense; Moment's answer (with its ``id``) is returned."""
+        body = msgspec.json.encode(expense)
+        raw = await self._send("POST", f"{self._company_path}/projectExpenses", json_body=body)
+        return self._decode(raw, shapes.ProjectExpense, method="POST",
+                            path=f"{self._company_path}/projectExpenses")
+
+    async def find_project_expense(self, external_id: str) -> shapes.ProjectExpense | None:
+        """The expense created with ``external_id``, or None when Moment has none."""
+        path = f"{self._company_path}/projectExpenses"
+        raw = await self._send("GET", path, params={"externalId": external_id})
+        page = self._decode(raw, shapes.Page[shapes.ProjectExpense], method="GET", path=path)
+        for expense in page.content:
+            if expense.external_id == external_id:
+                return expense
+        return None
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _headers(self, accept: str) -> dict[str, str]:
+        token = base64.b64encode(f"apikey:{self._api_key.reveal()}".encode()).decode("ascii")
+        return {"Authorization": f"Basic {token}", "Accept": accept}
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("MomentClient is not open: use `async with MomentClient(...)`")
+        return self._session
+
+    async def _iterate(self, fetch: Callable[[int], Awaitable[shapes.Page[R]]],
+                       ) -> AsyncIterator[R]:
+        """Pages 1, 2, ... until ``totalElements`` are seen or a page comes back short.
+
+        Objects that change while the pages are read may move; the poller's overlap window,
+        not this loop, is what makes such a read complete.
+        """
+        page_no, seen = 1, 0
+        while True:
+            page = await fetch(page_no)
+            for item in page.content:
+                yield item
+            seen += len(page.content)
+            if (not page.content or len(page.content) < self._page_size
+                    or seen >= page.page.total_elements):
+                return
+            page_no += 1
+
+    async def _get_one(self, suffix: str, kind: type[R]) -> R:
+        path = self._company_path + suffix
+        raw = await self._send("GET", path)
+        return self._decode(raw, kind, method="GET", path=path)
+
+    async def _get_page(self, suffix: str, kind: type[R], *, page: int, size: int | None,
+                        modified_from: dt.datetime | None,
+                        modified_to: dt.datetime | None) -> R:
+        size = self._page_size if size is None else size
+        if page < 1:
+            raise ValueError(f"page starts at 1, got {page}")
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise ValueError(f"size must be 1..{MAX_PAGE_SIZE}, got {size}")
+        params = {"page": str(page), "size": str(size), "sort": "id,asc"}
+        if modified_from is not None:
+            params["lastModifiedDateFrom"] = format_timestamp(modified_from)
+        if modified_to is not None:
+            params["lastModifiedDateTo"] = format_timestamp(modified_to)
+        path = self._company_path + suffix
+        raw = await self._send("GET", path, params=params)
+        return self._decode(raw, kind, method="GET", path=path)
+
+    async def _send(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
+                    json_body: bytes | None = None) -> bytes:
+        session = self._open_session()
+        headers = self._headers("application/json")
+        if json_body is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            async with session.request(method, self._api_url + path, params=params,
+                                       data=json_body, headers=headers,
+                                       allow_redirects=False) as response:
+                body = await self._read(response, method=method, path=path)
+                if not 200 <= response.status < 300:
+                    self._raise_for_status(response, body, method=method, path=path)
+                return body
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _transport_error(exc, method=method, path=path) from _cause(exc)
+
+    @staticmethod
+    async def _read(response: aiohttp.ClientResponse, *, method: str, path: str) -> bytes:
+        try:
+            return await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _transport_error(exc, method=method, path=path) from _cause(exc)
+
+    def _raise_for_status(self, response: aiohttp.ClientResponse, body: bytes, *,
+                          method: str, path: str) -> NoReturn:
+        status = response.status
+        snippet = body[:_ERROR_SNIPPET].decode("utf-8", "replace").strip()
+        detail = f"{response.reason or 'HTTP ' + str(status)}" + (f": {snippet}" if snippet else "")
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), self._now())
+            raise errors.RateLimited(detail, method=method, path=path, status=status,
+                                     retry_after=retry_after)
+        if status >= 500:
+            raise errors.ServerError(detail, method=method, path=path, status=status)
+        if status in (401, 403):
+            raise errors.Unauthorized(detail, method=method, path=path, status=status)
+        if status == 404:
+            raise errors.NotFound(detail, method=method, path=path, status=status)
+        if 400 <= status < 500:
+            raise errors.RequestRejected(detail, method=method, path=path, status=status)
+        raise errors.BadResponse(f"unexpected status ({detail})", method=method, path=path,
+                                 status=status)
+
+    @staticmethod
+    def _decode(raw: bytes, kind: type[R], *, method: str, path: str) -> R:
+        try:
+            return msgspec.json.decode(raw, type=kind)
+        except msgspec.DecodeError as exc:
+            raise errors.BadResponse(f"answer does not match the expected shape: {exc}",
+                                     method=method, path=path, status=200) from exc
+
+
+def _positive(moment_id: int) -> int:
+    if isinstance(moment_id, bool) or not isinstance(moment_id, int) or moment_id < 1:
+        raise ValueError(f"a Moment id is a positive integer, got {moment_id!r}")
+    return moment_id
