@@ -1,0 +1,94 @@
+"""What the status socket asks the running daemon: the :class:`StatusProvider` port.
+
+The status server (:mod:`daemon.ops.statusserver`) owns HTTP, validation and error answers; the
+daemon owns the answers themselves. The daemon implements :class:`StatusProvider` once, over its
+event log, projections, work queue and reconcilers, and hands it to the server.
+
+Contract for implementers:
+
+- Every method returns plain JSON-able data: ``dict``/``list``/``str``/``int``/``float``/
+  ``bool``/``None``, and anything :func:`msgspec.json.encode` encodes (msgspec Structs,
+  ``datetime``). The server encodes what it gets and changes nothing.
+- ``kind`` is already validated (one of :data:`KINDS`) and ``key`` is a Moment number that passed
+  :func:`valid_key` when a method is called; implementers need not check them again.
+- ``None``/``False`` mean "no such entity" / "nothing to do for this entity" and become a 404
+  that says so; an exception becomes a 500 ``{"error": "internal error"}`` and is logged, and
+  never stops the server.
+- Methods must not block the event loop; they may await the store.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Final, Literal, Protocol, runtime_checkable
+
+Kind = Literal["customer", "project", "invoice"]
+KINDS: Final[tuple[Kind, ...]] = ("customer", "project", "invoice")
+
+#: The states ``GET /healthz`` knows: the first two answer 200, the others 503.
+HEALTHY_STATES: Final = frozenset({"running", "degraded"})
+STATES: Final = frozenset({"starting", "running", "degraded", "stopping"})
+
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def valid_key(key: str) -> bool:
+    """A Moment number as a path segment: 1-64 letters, digits, ``.``, ``_`` or ``-``."""
+    return _KEY.match(key) is not None
+
+
+def as_kind(text: str) -> Kind | None:
+    """``text`` as a :data:`Kind`, or ``None`` when it is not one."""
+    for kind in KINDS:
+        if text == kind:
+            return kind
+    return None
+
+
+@runtime_checkable
+class StatusProvider(Protocol):
+    """The daemon's answers to the status socket (see the module docstring for the contract)."""
+
+    async def status(self) -> Mapping[str, object]:
+        """The ``GET /status`` document, shaped as DESIGN.md's Status socket section shows."""
+        ...
+
+    async def state(self) -> str:
+        """One of :data:`STATES`: ``starting``, ``running``, ``degraded`` or ``stopping``."""
+        ...
+
+    async def entity(self, kind: Kind, key: str) -> Mapping[str, object] | None:
+        """Desired state, last seen live state, e-conomic ids and event history; ``None`` if
+        the log has never heard of the entity."""
+        ...
+
+    async def parked(self) -> Sequence[Mapping[str, object]]:
+        """Parked items: ``{"kind", "key", "reason", "attempts", "last_error", "parked_at"}``."""
+        ...
+
+    async def retry(self, kind: Kind, key: str) -> bool:
+        """Un-park the item and queue it; ``False`` when it is not parked."""
+        ...
+
+    async def resync(self, kind: Kind, key: str) -> bool:
+        """Re-fetch from Moment and reconcile now; ``False`` when the daemon cannot find the
+        entity (not in the log and not found by a scan)."""
+        ...
+
+    async def reconcile(self) -> int:
+        """Queue a full reconcile; returns how many keys were queued once they are queued."""
+        ...
+
+    async def plan(self, kind: Kind | None) -> Mapping[str, object]:
+        """What ``moment-sync plan --json`` prints, for one kind or (``None``) all of them."""
+        ...
+
+
+@runtime_checkable
+class MetricsSource(Protocol):
+    """Renders ``GET /metrics`` in Prometheus text; :class:`daemon.ops.metrics.Metrics` is one."""
+
+    content_type: str
+
+    def render(self) -> bytes: ...

@@ -1,0 +1,96 @@
+"""A stateful fake of the daemon's :class:`~daemon.ops.providing.StatusProvider` for the tests."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+
+from daemon.ops import providing
+
+SAMPLE_STATUS: dict[str, object] = {
+    "state": "running", "version": "0.1.0", "uptime_s": 812.4,
+    "log": {"last_seq": 5120, "events": 5120},
+    "projections": {"checkpoint": 5120, "lag": 0},
+    "entities": {
+        "customer": {"desired": 40, "in_sync": 40, "pending": 0, "parked": 0},
+        "project": {"desired": 25, "in_sync": 24, "pending": 0, "parked": 1},
+        "invoice": {"desired": 30, "in_sync": 30, "pending": 0, "parked": 0},
+    },
+    "economic": {"rate_limit": {"used": 120, "limit": 10000, "window_s": 60},
+                 "calls_today": 1450, "paused_until": None, "last_error": None},
+    "moment": {"last_webhook_at": "2026-11-20T09:20:02Z", "last_poll_at": "2026-11-20T09:25:00Z",
+               "poll_cursor": {"customer": "2026-11-20T09:25:00Z",
+                               "project": "2026-11-20T09:25:00Z",
+                               "invoice": "2026-11-20T09:25:00Z"}},
+    "reconcile": {"last_full_at": "2026-11-20T06:00:00Z",
+                  "last_incremental_at": "2026-11-20T09:20:00Z", "drift_repaired": 3,
+                  "strays": [{"kind": "customer", "number": 1050,
+                              "note": "same organization number as customer 10001"}]},
+    "checks": [{"name": "project_module", "ok": False,
+                "detail": "the Projects module is not active on this agreement"}],
+}
+
+SAMPLE_PARKED: list[dict[str, object]] = [
+    {"kind": "project", "key": "7", "reason": "The Projects module is not active in e-conomic: "
+     "activate it under Settings → Subscription, then retry.",
+     "attempts": 3, "last_error": "MissingModule", "parked_at": "2026-11-20T09:00:00Z"},
+]
+
+
+class FakeProvider:
+    """Answers from plain data; records what it was asked. ``fail`` makes every call raise."""
+
+    def __init__(self) -> None:
+        self.current_state = "running"
+        self.document: dict[str, object] = copy.deepcopy(SAMPLE_STATUS)
+        self.entities: dict[tuple[str, str], dict[str, object]] = {
+            ("customer", "10001"): {"kind": "customer", "key": "10001",
+                                    "desired": {"name": "Acme"}, "live": {"name": "Acme"},
+                                    "economic_ids": {"customerNumber": 10001}, "history": []},
+        }
+        self.parked_items: list[dict[str, object]] = copy.deepcopy(SAMPLE_PARKED)
+        self.known: set[tuple[str, str]] = {("customer", "10001"), ("project", "7")}
+        self.calls: list[tuple[str, object]] = []
+        self.queued = 95
+        self.fail = False
+
+    def _note(self, name: str, argument: object = None) -> None:
+        self.calls.append((name, argument))
+        if self.fail:
+            raise RuntimeError("provider exploded")
+
+    async def status(self) -> Mapping[str, object]:
+        self._note("status")
+        return self.document
+
+    async def state(self) -> str:
+        self._note("state")
+        return self.current_state
+
+    async def entity(self, kind: providing.Kind, key: str) -> Mapping[str, object] | None:
+        self._note("entity", (kind, key))
+        return self.entities.get((kind, key))
+
+    async def parked(self) -> Sequence[Mapping[str, object]]:
+        self._note("parked")
+        return self.parked_items
+
+    async def retry(self, kind: providing.Kind, key: str) -> bool:
+        self._note("retry", (kind, key))
+        before = len(self.parked_items)
+        self.parked_items = [p for p in self.parked_items
+                             if (p["kind"], p["key"]) != (kind, key)]
+        return len(self.parked_items) < before
+
+    async def resync(self, kind: providing.Kind, key: str) -> bool:
+        self._note("resync", (kind, key))
+        return (kind, key) in self.known
+
+    async def reconcile(self) -> int:
+        self._note("reconcile")
+        return self.queued
+
+    async def plan(self, kind: providing.Kind | None) -> Mapping[str, object]:
+        self._note("plan", kind)
+        kinds = list(providing.KINDS) if kind is None else [kind]
+        return {"changes": [], "kinds": kinds, "strays": []}
