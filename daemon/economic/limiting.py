@@ -1,0 +1,107 @@
+"""The client's rate limiter: the agreement's token bucket, the daily budget, calls in flight.
+
+One :class:`Limiter` per agreement, shared by every call the client makes. Before a call it
+waits (through the injected :class:`Clock`) until the bucket mirror has room and no 429 pause
+is in force, checks the daily budget and takes an in-flight slot; after the answer it re-syncs
+the mirror from the headers. A 429 pauses every caller until Retry-After (else the window's
+end) has passed. The arithmetic is :mod:`daemon.core.ratelimits`; this module only waits.
+
+Invariants: nothing is sent while ``paused_until`` is in the future; no more than
+``max_in_flight`` calls are open; non-priority calls never spend the invoice reserve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+from daemon.core import ratelimits
+from daemon.economic import errors
+
+
+class Clock(Protocol):
+    """Time as POSIX seconds, and a way to wait; tests pass a fake one."""
+
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """The real clock: wall time for the day boundary and the bucket, asyncio for waiting."""
+
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class Limiter:
+    """Waits before calls and learns from answers; see the module docstring."""
+
+    def __init__(self, *, clock: Clock, daily_call_budget: int = 50_000,
+                 invoice_reserve: int | None = None, max_in_flight: int = 4,
+                 bucket: ratelimits.Bucket | None = None) -> None:
+        reserve = daily_call_budget // 10 if invoice_reserve is None else invoice_reserve
+        if not 0 <= reserve <= daily_call_budget:
+            raise ValueError("invoice_reserve must lie between 0 and daily_call_budget")
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self.clock = clock
+        self.bucket = bucket or ratelimits.Bucket()
+        self.budget = ratelimits.Budget(daily=daily_call_budget, reserve=reserve)
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+        self.waited_s = 0.0
+
+    @property
+    def paused_until(self) -> float | None:
+        """When a 429 pause ends, or None when no pause is in force."""
+        p = self.bucket.paused_until
+        return p if p > self.clock.now() else None
+
+    def calls_today(self) -> int:
+        return ratelimits.budget_today(self.budget, self.clock.now()).used
+
+    @asynccontextmanager
+    async def slot(self, *, priority: bool) -> AsyncIterator[None]:
+        """Hold a slot for one call: waits for the bucket, spends the budget, bounds in-flight.
+        Raises :class:`errors.BudgetExhausted` (with retry_after) when today's budget is spent."""
+        async with self._slots:
+            while True:
+                now = self.clock.now()
+                wait = ratelimits.delay(self.bucket, now)
+                if wait <= 0:
+                    break
+                self.waited_s += wait
+                await self.clock.sleep(wait)
+            now = self.clock.now()
+            if not ratelimits.budget_allows(self.budget, now, priority=priority):
+                why = "" if priority else " (the rest is kept for invoices)"
+                raise errors.BudgetExhausted(
+                    "daily call budget spent" + why,
+                    retry_after=ratelimits.seconds_to_next_day(now))
+            self.budget = ratelimits.budget_spend(self.budget, now)
+            self.bucket = ratelimits.charge(self.bucket, now)
+            self.in_flight += 1
+            try:
+                yield
+            finally:
+                self.in_flight -= 1
+
+    def observe(self, rate_header: str | None, cost_header: str | None) -> None:
+        """Re-sync the bucket mirror from an answer's headers."""
+        self.bucket = ratelimits.observe(self.bucket, self.clock.now(),
+                                         ratelimits.parse_rate_header(rate_header),
+                                         ratelimits.parse_cost(cost_header))
+
+    def throttled(self, retry_after: float | None) -> float:
+        """Record a 429; every caller now waits. Returns the seconds until the pause ends."""
+        now = self.clock.now()
+        self.bucket = ratelimits.pause(self.bucket, now, retry_after)
+        return self.bucket.paused_until - now
