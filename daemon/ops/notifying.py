@@ -1,0 +1,202 @@
+"""Telling systemd how the daemon is doing: sd_notify(3) without a library, and a watchdog that
+pings only while the daemon makes progress.
+
+:class:`Notifier` guarantees: one datagram per call to ``$NOTIFY_SOCKET`` (``@`` means the
+abstract namespace); every method is a no-op returning ``False`` when ``NOTIFY_SOCKET`` is unset;
+a failure to send is logged and returned as ``False``, never raised (systemd being away must not
+stop the daemon); a ``STATUS=`` text never carries a newline (it would start a new field).
+
+:class:`Watchdog` guarantees: ``WATCHDOG=1`` is sent only when every registered component has
+beaten within ``freshness`` seconds of now, by the injected clock. A wedged component therefore
+stops the pings and systemd restarts the service after ``WatchdogSec=``; an event loop that is
+merely alive does not keep a wedged daemon running.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Final
+
+import anyio
+import structlog
+
+_log = structlog.get_logger(__name__)
+
+Clock = Callable[[], float]
+
+#: How often an idle component beats when systemd set no watchdog.
+DEFAULT_IDLE_BEAT: Final = 5.0
+
+
+def _address(value: str) -> str | bytes | None:
+    if value.startswith("@"):
+        return b"\0" + value[1:].encode()
+    if value.startswith("/"):
+        return value
+    return None
+
+
+class Notifier:
+    """Sends sd_notify messages to ``$NOTIFY_SOCKET`` of ``environ`` (``os.environ`` by default)."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self._address = _address(env.get("NOTIFY_SOCKET", ""))
+
+    @property
+    def enabled(self) -> bool:
+        return self._address is not None
+
+    def send(self, *fields: str) -> bool:
+        """Send ``KEY=VALUE`` fields as one datagram; ``True`` if it left."""
+        if self._address is None:
+            return False
+        message = "\n".join(fields).encode()
+        try:
+            # a socket per message, as libsystemd does: nothing to keep open or to leak
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                sock.sendto(message, socket.MSG_DONTWAIT, self._address)
+        except OSError as exc:
+            _log.warning("sd_notify failed", fields=[f.split("=", 1)[0] for f in fields],
+                         error=exc.strerror or type(exc).__name__)
+            return False
+        return True
+
+    def ready(self, status: str | None = None) -> bool:
+        """``READY=1``: the log is open, projections caught up and the status socket bound."""
+        return self.send("READY=1", *(() if status is None else (_status(status),)))
+
+    def status(self, text: str) -> bool:
+        """``STATUS=<text>``: shown by ``systemctl status``."""
+        return self.send(_status(text))
+
+    def extend_timeout(self, usec: int) -> bool:
+        """``EXTEND_TIMEOUT_USEC=<usec>``: a long start (catch-up) is still healthy."""
+        if usec <= 0:
+            raise ValueError("usec must be positive")
+        return self.send(f"EXTEND_TIMEOUT_USEC={usec}")
+
+    def watchdog(self) -> bool:
+        """``WATCHDOG=1``: call through :class:`Watchdog`, which gates it on progress."""
+        return self.send("WATCHDOG=1")
+
+    def stopping(self, status: str | None = None) -> bool:
+        """``STOPPING=1``: shutdown has begun."""
+        return self.send("STOPPING=1", *(() if status is None else (_status(status),)))
+
+
+def _status(text: str) -> str:
+    return "STATUS=" + " ".join(text.split())
+
+
+def watchdog_interval(
+    environ: Mapping[str, str] | None = None, *, pid: int | None = None
+) -> float | None:
+    """Seconds between pings: half of ``$WATCHDOG_USEC``, or ``None`` when systemd wants none
+    (unset, not a positive number, or ``$WATCHDOG_PID`` names another process)."""
+    env = os.environ if environ is None else environ
+    usec = env.get("WATCHDOG_USEC", "")
+    if not usec.isdigit() or int(usec) == 0:
+        return None
+    owner = env.get("WATCHDOG_PID", "")
+    if owner and (not owner.isdigit() or int(owner) != (os.getpid() if pid is None else pid)):
+        return None
+    return int(usec) / 2 / 1_000_000
+
+
+class Pulse:
+    """One component's heartbeat: :meth:`beat` after each unit of progress and while idle-waiting
+    (an idle wait must wake at least every :attr:`Watchdog.beat_every` seconds to beat)."""
+
+    __slots__ = ("_clock", "last", "name")
+
+    def __init__(self, name: str, clock: Clock) -> None:
+        self.name = name
+        self._clock = clock
+        self.last = clock()
+
+    def beat(self) -> None:
+        self.last = self._clock()
+
+
+class Watchdog:
+    """Pings systemd every ``interval`` seconds while every registered :class:`Pulse` is fresh.
+
+    ``interval`` ``None`` means systemd set no watchdog: :meth:`run` then returns at once and
+    beats cost a clock read. ``freshness`` (default: ``interval``) is how old the oldest beat may
+    be for a ping to go out.
+    """
+
+    def __init__(
+        self,
+        notifier: Notifier,
+        *,
+        interval: float | None,
+        clock: Clock = time.monotonic,
+        freshness: float | None = None,
+    ) -> None:
+        if interval is not None and interval <= 0:
+            raise ValueError("interval must be positive")
+        self._notifier = notifier
+        self.interval = interval
+        self._clock = clock
+        self.freshness = freshness if freshness is not None else (interval or 0.0)
+        self._pulses: dict[str, Pulse] = {}
+        self._stale: tuple[str, ...] = ()
+
+    @classmethod
+    def from_environment(
+        cls, notifier: Notifier, environ: Mapping[str, str] | None = None, *,
+        clock: Clock = time.monotonic,
+    ) -> Watchdog:
+        return cls(notifier, interval=watchdog_interval(environ), clock=clock)
+
+    @property
+    def beat_every(self) -> float:
+        """How often an idle component should wake to beat (half the freshness window)."""
+        return self.freshness / 2 if self.freshness > 0 else DEFAULT_IDLE_BEAT
+
+    def pulse(self, name: str) -> Pulse:
+        """Register a component; it counts as fresh from now. One name, one pulse."""
+        if name in self._pulses:
+            raise ValueError(f"a pulse named {name!r} is already registered")
+        pulse = Pulse(name, self._clock)
+        self._pulses[name] = pulse
+        return pulse
+
+    def release(self, pulse: Pulse) -> None:
+        """A component that ended on purpose stops counting."""
+        if self._pulses.get(pulse.name) is pulse:
+            del self._pulses[pulse.name]
+
+    def stale(self) -> list[str]:
+        """Names of components whose last beat is older than ``freshness``."""
+        now = self._clock()
+        return sorted(p.name for p in self._pulses.values() if now - p.last > self.freshness)
+
+    def tick(self) -> bool:
+        """Ping if every component is fresh; ``True`` if a ping was sent. Logs once when pings
+        stop (naming the stale components) and once when they resume."""
+        stale = tuple(self.stale())
+        if stale != self._stale:
+            if stale:
+                _log.error("watchdog withheld: components made no progress", stale=list(stale),
+                           freshness_s=self.freshness)
+            else:
+                _log.info("watchdog resumed")
+            self._stale = stale
+        if stale:
+            return False
+        return self._notifier.watchdog()
+
+    async def run(self, *, sleep: Callable[[float], Awaitable[None]] = anyio.sleep) -> None:
+        """Tick every ``interval`` seconds until cancelled (returns at once without a watchdog)."""
+        if self.interval is None:
+            return
+        while True:
+            self.tick()
+            await sleep(self.interval)
+

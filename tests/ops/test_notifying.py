@@ -1,0 +1,210 @@
+"""sd_notify messages on a real datagram socket, and the progress-gated watchdog."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+from structlog.testing import capture_logs
+
+from daemon.ops import notifying
+
+
+class Listener:
+    """A bound SOCK_DGRAM socket standing in for systemd's notify socket."""
+
+    def __init__(self, address: str | bytes) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(address)
+        self.sock.setblocking(False)
+
+    def messages(self) -> list[str]:
+        received = []
+        while True:
+            try:
+                received.append(self.sock.recv(4096).decode())
+            except BlockingIOError:
+                return received
+
+
+@pytest.fixture
+def listener() -> Iterator[tuple[Listener, str]]:
+    directory = tempfile.mkdtemp(dir="/tmp", prefix="ms-notify-")
+    path = str(Path(directory) / "notify.sock")
+    bound = Listener(path)
+    try:
+        yield bound, path
+    finally:
+        bound.sock.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_every_message_arrives_as_one_datagram(listener: tuple[Listener, str]) -> None:
+    bound, path = listener
+    notifier = notifying.Notifier({"NOTIFY_SOCKET": path})
+    assert notifier.enabled
+    assert notifier.status("catching up: 10 of\n200 events")
+    assert notifier.extend_timeout(30_000_000)
+    assert notifier.ready("running")
+    assert notifier.watchdog()
+    assert notifier.stopping()
+    assert bound.messages() == [
+        "STATUS=catching up: 10 of 200 events",
+        "EXTEND_TIMEOUT_USEC=30000000",
+        "READY=1\nSTATUS=running",
+        "WATCHDOG=1",
+        "STOPPING=1",
+    ]
+
+
+def test_abstract_namespace_address() -> None:
+    name = f"ms-notify-test-{os.getpid()}"
+    bound = Listener(b"\0" + name.encode())
+    try:
+        assert notifying.Notifier({"NOTIFY_SOCKET": "@" + name}).ready()
+        assert bound.messages() == ["READY=1"]
+    finally:
+        bound.sock.close()
+
+
+def test_no_notify_socket_means_no_ops() -> None:
+    notifier = notifying.Notifier({})
+    assert not notifier.enabled
+    assert not notifier.ready()
+    assert not notifier.watchdog()
+    assert not notifier.stopping()
+    assert not notifying.Notifier({"NOTIFY_SOCKET": "relative/path"}).enabled
+
+
+def test_a_vanished_notify_socket_is_logged_not_raised(tmp_path: Path) -> None:
+    notifier = notifying.Notifier({"NOTIFY_SOCKET": str(tmp_path / "gone.sock")})
+    with capture_logs() as logs:
+        assert not notifier.ready()
+    assert logs[0]["event"] == "sd_notify failed"
+    assert logs[0]["fields"] == ["READY"]
+
+
+@pytest.mark.parametrize(
+    ("environ", "interval"),
+    [
+        ({"WATCHDOG_USEC": "30000000"}, 15.0),
+        ({"WATCHDOG_USEC": "2000000", "WATCHDOG_PID": str(os.getpid())}, 1.0),
+        ({"WATCHDOG_USEC": "2000000", "WATCHDOG_PID": str(os.getpid() + 1)}, None),
+        ({"WATCHDOG_USEC": "0"}, None),
+        ({"WATCHDOG_USEC": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_watchdog_interval_is_half_of_watchdog_usec(
+    environ: dict[str, str], interval: float | None
+) -> None:
+    assert notifying.watchdog_interval(environ) == interval
+
+
+def test_watchdog_pings_only_while_every_component_is_fresh(
+    listener: tuple[Listener, str],
+) -> None:
+    bound, path = listener
+    clock = FakeClock()
+    watchdog = notifying.Watchdog(
+        notifying.Notifier({"NOTIFY_SOCKET": path}), interval=1.0, clock=clock
+    )
+    customers = watchdog.pulse("reconcile.customer")
+    invoices = watchdog.pulse("reconcile.invoice")
+    assert watchdog.beat_every == 0.5
+    assert watchdog.tick()
+    clock.now += 1.0  # exactly at the freshness edge: still fresh
+    assert watchdog.tick()
+    clock.now += 0.5
+    customers.beat()
+    with capture_logs() as logs:
+        assert not watchdog.tick()  # invoices is 1.5 s old: wedged
+        assert not watchdog.tick()
+    assert logs == [{"event": "watchdog withheld: components made no progress",
+                     "log_level": "error", "stale": ["reconcile.invoice"], "freshness_s": 1.0}]
+    assert watchdog.stale() == ["reconcile.invoice"]
+    invoices.beat()
+    assert watchdog.tick()
+    watchdog.release(invoices)
+    clock.now += 0.9
+    customers.beat()
+    clock.now += 0.9
+    assert watchdog.tick()  # the released component no longer counts
+    assert bound.messages() == ["WATCHDOG=1"] * 4
+    with pytest.raises(ValueError, match="already registered"):
+        watchdog.pulse("reconcile.customer")
+
+
+@pytest.mark.anyio
+async def test_watchdog_loop_stops_pinging_when_beats_stop(
+    listener: tuple[Listener, str],
+) -> None:
+    bound, path = listener
+    clock = FakeClock()
+    slept: list[float] = []
+    watchdog = notifying.Watchdog(
+        notifying.Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000"}),
+        interval=notifying.watchdog_interval({"WATCHDOG_USEC": "2000000"}), clock=clock,
+    )
+    reconciler = watchdog.pulse("reconciler")
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.now += seconds
+        if len(slept) <= 3:
+            reconciler.beat()  # progress during the first three intervals, then wedged
+        if len(slept) == 8:
+            raise anyio.get_cancelled_exc_class()
+
+    with pytest.raises(anyio.get_cancelled_exc_class()):
+        with capture_logs():
+            await watchdog.run(sleep=fake_sleep)
+    assert slept == [1.0] * 8
+    # ticks at t=0..3 see a fresh beat; t=4 sees a beat 1 s old (fresh, at the edge); from
+    # t=5 on the last beat is older than the interval and the pings stop
+    assert bound.messages() == ["WATCHDOG=1"] * 5
+
+
+@pytest.mark.anyio
+async def test_watchdog_without_systemd_returns_at_once() -> None:
+    watchdog = notifying.Watchdog(notifying.Notifier({}), interval=None)
+    watchdog.pulse("x").beat()
+    with anyio.fail_after(1):
+        await watchdog.run()
+    assert watchdog.beat_every == notifying.DEFAULT_IDLE_BEAT
+
+
+@pytest.mark.anyio
+async def test_watchdog_pings_in_real_time(listener: tuple[Listener, str]) -> None:
+    bound, path = listener
+    watchdog = notifying.Watchdog(notifying.Notifier({"NOTIFY_SOCKET": path}), interval=0.02)
+    pulse = watchdog.pulse("worker")
+
+    async def working() -> None:
+        for _ in range(10):
+            pulse.beat()
+            await anyio.sleep(0.01)
+
+    with capture_logs():
+        async with anyio.create_task_group() as group:
+            group.start_soon(watchdog.run)
+            await working()
+            await anyio.sleep(0.2)  # wedged: no beats for ten intervals
+            group.cancel_scope.cancel()
+    pings = bound.messages()
+    assert 3 <= len(pings) <= 9, pings
+    assert set(pings) == {"WATCHDOG=1"}
