@@ -1,0 +1,629 @@
+"""The Moment sandbox's company data: customers, projects, invoices, project expenses.
+
+An in-memory model of one Moment company, with the operations a person performs in Moment
+(create, edit, finalize, credit, delete) and the reads the API serves. It renders objects in
+exactly the JSON shapes of ``../shared/moment/API.md`` and builds the thin webhook hint for each
+change. It knows nothing about HTTP.
+
+Invariants:
+
+* ids are positive, unique across all kinds, and never reused; numbers (customer, project,
+  invoice) are unique within their kind.
+* every create or change sets ``lastModifiedDate`` to the injected clock's now (whole seconds,
+  UTC) and increments ``version`` (a new object has version 1); a no-op change still counts as
+  a save, as in Moment.
+* a draft has no invoice number; finalizing assigns the next number (or the one given); only
+  drafts can be edited; crediting a finalized invoice marks it ``CREDITED`` and creates a
+  finalized credit note of its own with negated totals and ``creditedInvoiceNumber`` set.
+* money is held as :class:`~decimal.Decimal` with two places and rendered as a string.
+* a failed operation raises :class:`SandboxError` and leaves the data as it was.
+* after each successful mutation every listener gets the webhook hint for it (event
+  ``CREATE_NEW`` for a new object and for a finalized invoice, as Moment documents; ``UPDATE``
+  for a change and ``DELETE`` for a deletion, which Moment does not document).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+from collections.abc import Callable, Iterable, Mapping
+from typing import Final, Literal, TypeAlias
+
+Json: TypeAlias = dict[str, object]
+Kind: TypeAlias = Literal["customer", "project", "invoice"]
+KINDS: Final[tuple[Kind, ...]] = ("customer", "project", "invoice")
+CENT: Final = decimal.Decimal("0.01")
+DEFAULT_VAT_RATE: Final = decimal.Decimal("0.25")
+
+
+class SandboxError(ValueError):
+    """An operation the sandbox refuses; the message says why (answered as 400 or 404)."""
+
+
+class UnknownObject(SandboxError):
+    """No object of that kind with that id."""
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def render_timestamp(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- field validation (shared by the Python API and the admin surface) ----------------------
+
+def _text(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise SandboxError(f"{name} must be a non-empty string")
+    return value
+
+
+def _optional_text(name: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SandboxError(f"{name} must be a string or null")
+    return value
+
+
+def _money(name: str, value: object) -> decimal.Decimal:
+    if isinstance(value, bool) or isinstance(value, float):
+        raise SandboxError(f"{name} must be a decimal string, not a float")
+    if isinstance(value, (int, decimal.Decimal)):
+        amount = decimal.Decimal(value)
+    elif isinstance(value, str):
+        try:
+            amount = decimal.Decimal(value)
+        except decimal.InvalidOperation:
+            raise SandboxError(f"{name} must be a decimal string, got {value!r}") from None
+    else:
+        raise SandboxError(f"{name} must be a decimal string")
+    if not amount.is_finite():
+        raise SandboxError(f"{name} must be finite")
+    return amount.quantize(CENT, rounding=decimal.ROUND_HALF_UP)
+
+
+def _date(name: str, value: object) -> dt.date:
+    if isinstance(value, dt.datetime):
+        raise SandboxError(f"{name} must be a date, not a datetime")
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise SandboxError(f"{name} must be a date YYYY-MM-DD, got {value!r}") from None
+    raise SandboxError(f"{name} must be a date YYYY-MM-DD")
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SandboxError(f"{name} must be a positive integer")
+    return value
+
+
+def _optional_positive_int(name: str, value: object) -> int | None:
+    return None if value is None else _positive_int(name, value)
+
+
+Check: TypeAlias = Callable[[str, object], object]
+
+CUSTOMER_FIELDS: Final[Mapping[str, Check]] = {
+    "customer_number": _text, "name": _text, "organization_number": _optional_text,
+    "email": _optional_text, "street": _optional_text, "postal_code": _optional_text,
+    "city": _optional_text, "country_code": _optional_text, "vat_code": _optional_text,
+}
+PROJECT_FIELDS: Final[Mapping[str, Check]] = {
+    "project_number": _text, "name": _text, "customer_id": _positive_int,
+}
+INVOICE_FIELDS: Final[Mapping[str, Check]] = {
+    "customer_id": _positive_int, "project_id": _optional_positive_int,
+    "description": _optional_text, "invoice_date": _date, "due_date": _date,
+    "currency": _text, "total_excluding_vat": _money, "total_vat": _money,
+    "financial_account_number": _optional_text,
+}
+
+
+def _checked(kind: str, fields: Mapping[str, Check], changes: Mapping[str, object]) -> Json:
+    out: Json = {}
+    for name, value in changes.items():
+        check = fields.get(name)
+        if check is None:
+            raise SandboxError(f"{kind} has no field {name!r} that can be set; "
+                               f"settable: {', '.join(sorted(fields))}")
+        out[name] = check(name, value)
+    return out
+
+
+# --- records ---------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class CustomerRecord:
+    id: int
+    customer_number: str
+    name: str
+    organization_number: str | None
+    email: str | None
+    street: str | None
+    postal_code: str | None
+    city: str | None
+    country_code: str | None
+    vat_code: str | None
+    last_modified: dt.datetime
+    version: int = 1
+
+    def ref(self) -> Json:
+        return {"id": self.id, "customerNumber": self.customer_number}
+
+    def to_json(self) -> Json:
+        return {
+            "id": self.id, "customerNumber": self.customer_number, "name": self.name,
+            "organizationNumber": self.organization_number, "email": self.email,
+            "address": {"street": self.street, "postalCode": self.postal_code,
+                        "city": self.city, "countryCode": self.country_code},
+            "vatCode": self.vat_code, "lastModifiedDate": render_timestamp(self.last_modified),
+            "version": self.version,
+        }
+
+
+@dataclasses.dataclass
+class ProjectRecord:
+    id: int
+    project_number: str
+    name: str
+    customer_id: int
+    customer_number: str
+    last_modified: dt.datetime
+    version: int = 1
+
+    def ref(self) -> Json:
+        return {"id": self.id, "projectNumber": self.project_number}
+
+
+@dataclasses.dataclass
+class InvoiceRecord:
+    id: int
+    status: Literal["DRAFT", "FINALIZED", "CREDITED"]
+    invoice_number: int | None
+    is_credit_note: bool
+    credited_invoice_number: int | None
+    description: str | None
+    invoice_date: dt.date
+    due_date: dt.date
+    currency: str
+    total_excluding_vat: decimal.Decimal
+    total_vat: decimal.Decimal
+    financial_account_number: str | None
+    customer_id: int
+    customer_number: str
+    project_id: int | None
+    project_number: str | None
+    finalized: dt.datetime | None
+    last_modified: dt.datetime
+    version: int = 1
+
+    @property
+    def total_including_vat(self) -> decimal.Decimal:
+        return self.total_excluding_vat + self.total_vat
+
+
+@dataclasses.dataclass
+class ExpenseRecord:
+    id: int
+    body: Json
+
+
+# --- the company ----------------------------------------------------------------------------
+
+Listener: TypeAlias = Callable[[Json], None]
+
+
+class MomentData:
+    """One Moment company's objects; see the module docstring for the invariants."""
+
+    def __init__(self, *, now: Callable[[], dt.datetime] = utc_now, first_id: int = 1001,
+                 first_invoice_number: int = 1) -> None:
+        self._now = now
+        self._next_id = first_id
+        self._next_invoice_number = first_invoice_number
+        self.customers: dict[int, CustomerRecord] = {}
+        self.projects: dict[int, ProjectRecord] = {}
+        self.invoices: dict[int, InvoiceRecord] = {}
+        self.expenses: dict[int, ExpenseRecord] = {}
+        self.listeners: list[Listener] = []
+
+    # reading -----------------------------------------------------------------------------
+
+    def render(self, kind: Kind, moment_id: int) -> Json:
+        """The object as the API serves it; :class:`UnknownObject` when there is none."""
+        if kind == "customer":
+            return self._customer(moment_id).to_json()
+        if kind == "project":
+            return self._project_json(self._project(moment_id))
+        return self._invoice_json(self._invoice(moment_id))
+
+    def select(self, kind: Kind, *, modified_from: dt.datetime | None = None,
+               modified_to: dt.datetime | None = None, descending: bool = False) -> list[Json]:
+        """Objects with ``from <= lastModifiedDate < to``, sorted by id, rendered."""
+        table: Mapping[int, CustomerRecord | ProjectRecord | InvoiceRecord]
+        if kind == "customer":
+            table = self.customers
+        elif kind == "project":
+            table = self.projects
+        else:
+            table = self.invoices
+        ids = sorted(table, reverse=descending)
+        chosen = [i for i in ids
+                  if (modified_from is None or table[i].last_modified >= modified_from)
+                  and (modified_to is None or table[i].last_modified < modified_to)]
+        return [self.render(kind, i) for i in chosen]
+
+    def hint(self, kind: Kind, moment_id: int, event: str) -> Json:
+        """The thin webhook hint Moment sends for this object (ids and numbers only)."""
+        if kind == "customer":
+            return {"event": event, "customer": self._customer(moment_id).ref()}
+        if kind == "project":
+            project = self._project(moment_id)
+            return {"event": event, "project": {**project.ref(),
+                                                "customer": self._customer_ref(project)}}
+        invoice = self._invoice(moment_id)
+        body: Json = {"id": invoice.id}
+        if invoice.invoice_number is not None:
+            body["invoiceNumber"] = invoice.invoice_number
+        body["customer"] = self._customer_ref(invoice)
+        body["project"] = self._project_ref(invoice)
+        return {"event": event, "invoice": body}
+
+    # customers ---------------------------------------------------------------------------
+
+    def add_customer(self, *, name: str, customer_number: str | None = None,
+                     organization_number: str | None = None, email: str | None = None,
+                     street: str | None = None, postal_code: str | None = None,
+                     city: str | None = None, country_code: str | None = "DK",
+                     vat_code: str | None = "DK") -> CustomerRecord:
+        return self.create_customer({
+            "name": name, "customer_number": customer_number or self._free_customer_number(),
+            "organization_number": organization_number, "email": email, "street": street,
+            "postal_code": postal_code, "city": city, "country_code": country_code,
+            "vat_code": vat_code})
+
+    def create_customer(self, fields: Mapping[str, object]) -> CustomerRecord:
+        """A new customer from snake_case ``fields`` (all of :data:`CUSTOMER_FIELDS` but
+        ``customer_number`` and ``name`` optional; a missing number is the next free one)."""
+        values: Json = dict.fromkeys(CUSTOMER_FIELDS)
+        values.update(_checked("customer", CUSTOMER_FIELDS, fields))
+        if values["customer_number"] is None:
+            values["customer_number"] = self._free_customer_number()
+        if values["name"] is None:
+            raise SandboxError("name is required")
+        self._unique_customer_number(str(values["customer_number"]), None)
+        record = CustomerRecord(
+            id=self._take_id(), customer_number=str(values["customer_number"]),
+            name=str(values["name"]),
+            organization_number=_opt_str(values["organization_number"]),
+            email=_opt_str(values["email"]), street=_opt_str(values["street"]),
+            postal_code=_opt_str(values["postal_code"]), city=_opt_str(values["city"]),
+            country_code=_opt_str(values["country_code"]),
+            vat_code=_opt_str(values["vat_code"]), last_modified=self._stamp())
+        self.customers[record.id] = record
+        self._notify("customer", record.id, "CREATE_NEW")
+        return record
+
+    def change_customer(self, customer_id: int, **changes: object) -> CustomerRecord:
+        record = self._customer(customer_id)
+        values = _checked("customer", CUSTOMER_FIELDS, changes)
+        if "customer_number" in values:
+            self._unique_customer_number(str(values["customer_number"]), customer_id)
+        for name, value in values.items():
+            setattr(record, name, value)
+        self._saved(record)
+        for project in self.projects.values():
+            if project.customer_id == customer_id:
+                project.customer_number = record.customer_number
+        self._notify("customer", customer_id, "UPDATE")
+        return record
+
+    def delete_customer(self, customer_id: int) -> None:
+        self._customer(customer_id)
+        self._notify("customer", customer_id, "DELETE")
+        del self.customers[customer_id]
+
+    # projects ----------------------------------------------------------------------------
+
+    def add_project(self, *, name: str, customer_id: int,
+                    project_number: str | None = None) -> ProjectRecord:
+        fields: Json = {"name": name, "customer_id": customer_id}
+        if project_number is not None:
+            fields["project_number"] = project_number
+        return self.create_project(fields)
+
+    def create_project(self, fields: Mapping[str, object]) -> ProjectRecord:
+        values = _checked("project", PROJECT_FIELDS, fields)
+        if "name" not in values or "customer_id" not in values:
+            raise SandboxError("a project needs name and customer_id")
+        customer = self._customer(int(str(values["customer_id"])))
+        number = str(values.get("project_number") or self._free_project_number())
+        self._unique_project_number(number, None)
+        record = ProjectRecord(id=self._take_id(), project_number=number,
+                               name=str(values["name"]), customer_id=customer.id,
+                               customer_number=customer.customer_number,
+                               last_modified=self._stamp())
+        self.projects[record.id] = record
+        self._notify("project", record.id, "CREATE_NEW")
+        return record
+
+    def change_project(self, project_id: int, **changes: object) -> ProjectRecord:
+        record = self._project(project_id)
+        values = _checked("project", PROJECT_FIELDS, changes)
+        if "project_number" in values:
+            self._unique_project_number(str(values["project_number"]), project_id)
+        if "customer_id" in values:
+            customer = self._customer(int(str(values["customer_id"])))
+            record.customer_number = customer.customer_number
+        for name, value in values.items():
+            setattr(record, name, value)
+        self._saved(record)
+        self._notify("project", project_id, "UPDATE")
+        return record
+
+    def delete_project(self, project_id: int) -> None:
+        self._project(project_id)
+        self._notify("project", project_id, "DELETE")
+        del self.projects[project_id]
+
+    # invoices ----------------------------------------------------------------------------
+
+    def add_invoice(self, *, customer_id: int, total_excluding_vat: decimal.Decimal | str,
+                    total_vat: decimal.Decimal | str | None = None,
+                    project_id: int | None = None, description: str | None = None,
+                    invoice_date: dt.date | None = None, due_date: dt.date | None = None,
+                    currency: str = "DKK", financial_account_number: str | None = "1010",
+                    finalize: bool = False) -> InvoiceRecord:
+        """A new draft (finalized at once when ``finalize``); VAT defaults to 25 %."""
+        fields: Json = {"customer_id": customer_id, "project_id": project_id,
+                        "description": description, "currency": currency,
+                        "total_excluding_vat": total_excluding_vat,
+                        "financial_account_number": financial_account_number}
+        if total_vat is not None:
+            fields["total_vat"] = total_vat
+        if invoice_date is not None:
+            fields["invoice_date"] = invoice_date
+        if due_date is not None:
+            fields["due_date"] = due_date
+        record = self.create_invoice(fields)
+        if finalize:
+            return self.finalize_invoice(record.id)
+        return record
+
+    def create_invoice(self, fields: Mapping[str, object]) -> InvoiceRecord:
+        values = _checked("invoice", INVOICE_FIELDS, fields)
+        if "customer_id" not in values or "total_excluding_vat" not in values:
+            raise SandboxError("an invoice needs customer_id and total_excluding_vat")
+        customer = self._customer(int(str(values["customer_id"])))
+        project = self._optional_project(values.get("project_id"))
+        excl = values["total_excluding_vat"]
+        assert isinstance(excl, decimal.Decimal)
+        vat = values.get("total_vat")
+        if vat is None:
+            vat = (excl * DEFAULT_VAT_RATE).quantize(CENT, rounding=decimal.ROUND_HALF_UP)
+        assert isinstance(vat, decimal.Decimal)
+        stamp = self._stamp()
+        invoice_date = values.get("invoice_date") or stamp.date()
+        assert isinstance(invoice_date, dt.date)
+        due_date = values.get("due_date") or invoice_date + dt.timedelta(days=14)
+        assert isinstance(due_date, dt.date)
+        record = InvoiceRecord(
+            id=self._take_id(), status="DRAFT", invoice_number=None, is_credit_note=False,
+            credited_invoice_number=None, description=_opt_str(values.get("description")),
+            invoice_date=invoice_date, due_date=due_date,
+            currency=str(values.get("currency") or "DKK"), total_excluding_vat=excl,
+            total_vat=vat, financial_account_number=_opt_str(
+                values.get("financial_account_number")),
+            customer_id=customer.id, customer_number=customer.customer_number,
+            project_id=None if project is None else project.id,
+            project_number=None if project is None else project.project_number,
+            finalized=None, last_modified=stamp)
+        self.invoices[record.id] = record
+        self._notify("invoice", record.id, "CREATE_NEW")
+        return record
+
+    def change_invoice(self, invoice_id: int, **changes: object) -> InvoiceRecord:
+        """Edit a draft; a finalized or credited invoice cannot be edited, as in Moment."""
+        record = self._invoice(invoice_id)
+        if record.status != "DRAFT":
+            raise SandboxError(f"invoice {invoice_id} is {record.status}; only drafts change")
+        values = _checked("invoice", INVOICE_FIELDS, changes)
+        if "customer_id" in values:
+            customer = self._customer(int(str(values["customer_id"])))
+            record.customer_number = customer.customer_number
+        if "project_id" in values:
+            project = self._optional_project(values["project_id"])
+            record.project_number = None if project is None else project.project_number
+        for name, value in values.items():
+            setattr(record, name, value)
+        self._saved(record)
+        self._notify("invoice", invoice_id, "UPDATE")
+        return record
+
+    def finalize_invoice(self, invoice_id: int, *,
+                         invoice_number: int | None = None) -> InvoiceRecord:
+        """Finalize a draft under the next number, or ``invoice_number`` when given (a number
+        already used is refused unless it is forced through :meth:`force_invoice_number`)."""
+        record = self._invoice(invoice_id)
+        if record.status != "DRAFT":
+            raise SandboxError(f"invoice {invoice_id} is {record.status}, not a draft")
+        number = self._next_invoice_number if invoice_number is None else _positive_int(
+            "invoice_number", invoice_number)
+        if any(i.invoice_number == number for i in self.invoices.values()):
+            raise SandboxError(f"invoice number {number} is already used")
+        self._finalize(record, number)
+        return record
+
+    def force_invoice_number(self, invoice_id: int, invoice_number: int) -> InvoiceRecord:
+        """Finalize a draft under a number even if another invoice has it: a fault Moment
+        should never show, for testing that the daemon refuses to overwrite an invoice."""
+        record = self._invoice(invoice_id)
+        if record.status != "DRAFT":
+            raise SandboxError(f"invoice {invoice_id} is {record.status}, not a draft")
+        self._finalize(record, _positive_int("invoice_number", invoice_number))
+        return record
+
+    def credit_invoice(self, invoice_id: int) -> InvoiceRecord:
+        """Credit a finalized invoice: it becomes ``CREDITED`` and a finalized credit note
+        with negated totals is created and returned."""
+        original = self._invoice(invoice_id)
+        if original.status != "FINALIZED" or original.is_credit_note:
+            raise SandboxError(f"invoice {invoice_id} cannot be credited: it is "
+                               f"{'a credit note' if original.is_credit_note else original.status}")
+        stamp = self._stamp()
+        note = dataclasses.replace(
+            original, id=self._take_id(), status="DRAFT", invoice_number=None,
+            is_credit_note=True, credited_invoice_number=original.invoice_number,
+            description=f"Credit note for invoice {original.invoice_number}",
+            invoice_date=stamp.date(), due_date=stamp.date(),
+            total_excluding_vat=-original.total_excluding_vat, total_vat=-original.total_vat,
+            finalized=None, last_modified=stamp, version=1)
+        self.invoices[note.id] = note
+        self._finalize(note, self._next_invoice_number, event_for_new=True)
+        original.status = "CREDITED"
+        self._saved(original)
+        self._notify("invoice", original.id, "UPDATE")
+        return note
+
+    def delete_invoice(self, invoice_id: int) -> None:
+        self._invoice(invoice_id)
+        self._notify("invoice", invoice_id, "DELETE")
+        del self.invoices[invoice_id]
+
+    # expenses ----------------------------------------------------------------------------
+
+    def add_expense(self, body: Json) -> ExpenseRecord:
+        """Store a project expense posted to the API (validated by the caller's shape check:
+        ``externalId`` unique, ``project.projectNumber`` an existing project)."""
+        external_id = body.get("externalId")
+        if any(e.body.get("externalId") == external_id for e in self.expenses.values()):
+            raise SandboxError(f"an expense with externalId {external_id!r} exists")
+        project = body.get("project")
+        number = project.get("projectNumber") if isinstance(project, dict) else None
+        if not any(p.project_number == number for p in self.projects.values()):
+            raise SandboxError(f"no project with projectNumber {number!r}")
+        record = ExpenseRecord(id=self._take_id(), body={**body})
+        record.body["id"] = record.id
+        self.expenses[record.id] = record
+        return record
+
+    # internals ---------------------------------------------------------------------------
+
+    def _finalize(self, record: InvoiceRecord, number: int, *, event_for_new: bool = False) -> None:
+        record.status = "FINALIZED"
+        record.invoice_number = number
+        self._next_invoice_number = max(self._next_invoice_number, number + 1)
+        if event_for_new:
+            record.finalized = record.last_modified
+        else:
+            self._saved(record)
+            record.finalized = record.last_modified
+        self._notify("invoice", record.id, "CREATE_NEW")
+
+    def _project_json(self, record: ProjectRecord) -> Json:
+        return {"id": record.id, "projectNumber": record.project_number, "name": record.name,
+                "customer": self._customer_ref(record),
+                "lastModifiedDate": render_timestamp(record.last_modified),
+                "version": record.version}
+
+    def _invoice_json(self, record: InvoiceRecord) -> Json:
+        return {
+            "id": record.id, "invoiceNumber": record.invoice_number, "status": record.status,
+            "isCreditNote": record.is_credit_note,
+            "creditedInvoiceNumber": record.credited_invoice_number,
+            "description": record.description, "invoiceDate": record.invoice_date.isoformat(),
+            "dueDate": record.due_date.isoformat(), "currency": record.currency,
+            "totalExcludingVat": str(record.total_excluding_vat),
+            "totalVat": str(record.total_vat),
+            "totalIncludingVat": str(record.total_including_vat),
+            "financialAccountNumber": record.financial_account_number,
+            "customer": self._customer_ref(record), "project": self._project_ref(record),
+            "finalizedDate": None if record.finalized is None else render_timestamp(
+                record.finalized),
+            "lastModifiedDate": render_timestamp(record.last_modified), "version": record.version,
+        }
+
+    def _customer_ref(self, record: ProjectRecord | InvoiceRecord) -> Json:
+        customer = self.customers.get(record.customer_id)
+        number = record.customer_number if customer is None else customer.customer_number
+        return {"id": record.customer_id, "customerNumber": number}
+
+    def _project_ref(self, record: InvoiceRecord) -> Json | None:
+        if record.project_id is None:
+            return None
+        project = self.projects.get(record.project_id)
+        number = record.project_number if project is None else project.project_number
+        return {"id": record.project_id, "projectNumber": number}
+
+    def _customer(self, moment_id: int) -> CustomerRecord:
+        try:
+            return self.customers[moment_id]
+        except KeyError:
+            raise UnknownObject(f"no customer with id {moment_id}") from None
+
+    def _project(self, moment_id: int) -> ProjectRecord:
+        try:
+            return self.projects[moment_id]
+        except KeyError:
+            raise UnknownObject(f"no project with id {moment_id}") from None
+
+    def _invoice(self, moment_id: int) -> InvoiceRecord:
+        try:
+            return self.invoices[moment_id]
+        except KeyError:
+            raise UnknownObject(f"no invoice with id {moment_id}") from None
+
+    def _optional_project(self, value: object) -> ProjectRecord | None:
+        return None if value is None else self._project(int(str(value)))
+
+    def _take_id(self) -> int:
+        self._next_id += 1
+        return self._next_id - 1
+
+    def _stamp(self) -> dt.datetime:
+        return self._now().astimezone(dt.UTC).replace(microsecond=0)
+
+    def _saved(self, record: CustomerRecord | ProjectRecord | InvoiceRecord) -> None:
+        record.version += 1
+        record.last_modified = self._stamp()
+
+    def _free_customer_number(self) -> str:
+        used = {c.customer_number for c in self.customers.values()}
+        return _first_free(used, start=10001)
+
+    def _free_project_number(self) -> str:
+        used = {p.project_number for p in self.projects.values()}
+        return _first_free(used, start=1)
+
+    def _unique_customer_number(self, number: str, own_id: int | None) -> None:
+        if any(c.customer_number == number and c.id != own_id for c in self.customers.values()):
+            raise SandboxError(f"customer number {number} is already used")
+
+    def _unique_project_number(self, number: str, own_id: int | None) -> None:
+        if any(p.project_number == number and p.id != own_id for p in self.projects.values()):
+            raise SandboxError(f"project number {number} is already used")
+
+    def _notify(self, kind: Kind, moment_id: int, event: str) -> None:
+        hint = self.hint(kind, moment_id, event)
+        for listener in list(self.listeners):
+            listener(hint)
+
+
+def _first_free(used: Iterable[str], *, start: int) -> str:
+    taken = set(used)
+    number = start
+    while str(number) in taken:
+        number += 1
+    return str(number)
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)

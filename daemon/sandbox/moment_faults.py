@@ -1,0 +1,81 @@
+"""Programmable faults for the Moment sandbox: 429 with ``Retry-After`` and 5xx on demand.
+
+A :class:`Fault` answers a matching API request with its status instead of serving it, with a
+given probability, for at most ``count`` requests (``None``: until cleared). Randomness comes
+from a seeded generator, so a run with the same seed and the same requests fails the same
+requests. Faults never apply to the admin surface. No I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import Final
+
+FAULT_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@dataclasses.dataclass
+class Fault:
+    """Answer ``status`` (with ``Retry-After: retry_after`` for a 429 when set) to requests
+    whose method matches (None: any) and whose path contains ``path_contains`` (None: any)."""
+
+    status: int
+    count: int | None = 1
+    probability: float = 1.0
+    retry_after: int | None = None
+    path_contains: str | None = None
+    method: str | None = None
+    hits: int = 0
+
+    def __post_init__(self) -> None:
+        if self.status not in FAULT_STATUSES:
+            raise ValueError(f"status must be one of {sorted(FAULT_STATUSES)}, got {self.status}")
+        if self.count is not None and self.count < 1:
+            raise ValueError("count must be at least 1, or None for no limit")
+        if not 0.0 <= self.probability <= 1.0:
+            raise ValueError("probability must be within 0..1")
+        if self.retry_after is not None and self.retry_after < 0:
+            raise ValueError("retry_after must not be negative")
+
+    @property
+    def spent(self) -> bool:
+        return self.count is not None and self.hits >= self.count
+
+    def matches(self, method: str, path: str) -> bool:
+        return ((self.method is None or self.method.upper() == method.upper())
+                and (self.path_contains is None or self.path_contains in path))
+
+    def to_json(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+class FaultInjector:
+    """The active faults, checked in the order they were added; spent faults drop out."""
+
+    def __init__(self, *, seed: int = 0) -> None:
+        self._random = random.Random(seed)
+        self.faults: list[Fault] = []
+
+    def add(self, status: int, *, count: int | None = 1, probability: float = 1.0,
+            retry_after: int | None = None, path_contains: str | None = None,
+            method: str | None = None) -> Fault:
+        fault = Fault(status=status, count=count, probability=probability,
+                      retry_after=retry_after, path_contains=path_contains, method=method)
+        self.faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        self.faults.clear()
+
+    def pick(self, method: str, path: str) -> Fault | None:
+        """The fault to answer this request with, counting it as hit, or None."""
+        for fault in self.faults:
+            if fault.spent or not fault.matches(method, path):
+                continue
+            if fault.probability < 1.0 and self._random.random() >= fault.probability:
+                continue
+            fault.hits += 1
+            return fault
+        self.faults = [f for f in self.faults if not f.spent]
+        return None

@@ -1,0 +1,96 @@
+"""Deterministic sample data for the Moment sandbox (the demo and the benches).
+
+:func:`populate` adds N customers, M projects and K invoices to a :class:`MomentData`. The
+same seed on an empty company with the same clock gives the same objects, ids and numbers.
+Invoices are a realistic mix: mostly finalized, some drafts (never facts), and a few credited
+ones, each with its own credit note (credit notes are counted in K).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import random
+from typing import Final
+
+from daemon.sandbox import moment_data
+
+_PREFIXES: Final = ("Nordlys", "Havblik", "Fjordvej", "Skovly", "Bakkedal", "Stjerne", "Engholm",
+                    "Kystlys", "Lyngby", "Møllegård", "Solsikke", "Vestervig", "Østerled")
+_TRADES: Final = ("Arkitekter", "Ingeniører", "Rådgivning", "Byg", "Design", "Landskab",
+                  "Consult", "Tegnestue", "Installation", "Energi")
+_FORMS: Final = ("ApS", "A/S", "I/S", "IVS")
+_CITIES: Final = (("8000", "Aarhus"), ("1050", "København K"), ("5000", "Odense C"),
+                  ("9000", "Aalborg"), ("6700", "Esbjerg"), ("7100", "Vejle"))
+_STREETS: Final = ("Vestergade", "Søndergade", "Havnegade", "Skolevej", "Kirkevej", "Strandvejen")
+_WORK: Final = ("Havnebadet", "Skolen", "Rådhuset", "Biblioteket", "Boligblok", "Broen",
+                "Idrætshallen", "Kontorhuset")
+_PHASES: Final = ("fase 1", "fase 2", "projektering", "udbud", "tilsyn", "forprojekt")
+_MONTHS: Final = ("januar", "februar", "marts", "april", "maj", "juni", "juli", "august",
+                  "september", "oktober", "november", "december")
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleSummary:
+    customers: int
+    projects: int
+    invoices: int
+    drafts: int
+    credit_notes: int
+
+
+def populate(data: moment_data.MomentData, *, customers: int, projects: int, invoices: int,
+             seed: int = 1) -> SampleSummary:
+    """Add the objects; ``projects`` or ``invoices`` need at least one customer.
+
+    Of the invoices about 10 % stay drafts and about 5 % are credited (each credit adds a
+    credit note, counted among ``invoices``); the rest are finalized.
+    """
+    if min(customers, projects, invoices) < 0:
+        raise ValueError("counts must not be negative")
+    if customers == 0 and (projects or invoices):
+        raise ValueError("projects and invoices need at least one customer")
+    rng = random.Random(seed)
+    customer_ids: list[int] = []
+    for index in range(customers):
+        postal, city = rng.choice(_CITIES)
+        name = f"{rng.choice(_PREFIXES)} {rng.choice(_TRADES)} {rng.choice(_FORMS)}"
+        record = data.add_customer(
+            name=name, organization_number=f"DK{rng.randrange(10_000_000, 99_999_999)}",
+            email=f"bogholderi{index + 1}@example.dk",
+            street=f"{rng.choice(_STREETS)} {rng.randrange(1, 200)}",
+            postal_code=postal, city=city, country_code="DK", vat_code="DK")
+        customer_ids.append(record.id)
+    project_ids: list[int] = []
+    for _ in range(projects):
+        project = data.add_project(name=f"{rng.choice(_WORK)}, {rng.choice(_PHASES)}",
+                                   customer_id=rng.choice(customer_ids))
+        project_ids.append(project.id)
+    made = drafts = notes = 0
+    while made < invoices:
+        if project_ids and rng.random() < 0.8:
+            chosen = data.projects[rng.choice(project_ids)]
+            customer_id, project_id = chosen.customer_id, chosen.id
+        else:
+            customer_id, project_id = rng.choice(customer_ids), None
+        amount = decimal.Decimal(rng.randrange(500, 250_000)) * 10
+        month = rng.randrange(12)
+        invoice_date = dt.date(2026, month + 1, rng.randrange(1, 28))
+        draft = data.add_invoice(
+            customer_id=customer_id, project_id=project_id,
+            description=f"Rådgivning {_MONTHS[month]}",
+            total_excluding_vat=(amount / 100).quantize(moment_data.CENT),
+            invoice_date=invoice_date, due_date=invoice_date + dt.timedelta(days=14))
+        made += 1
+        roll = rng.random()
+        if roll < 0.10:
+            drafts += 1
+            continue
+        data.finalize_invoice(draft.id)
+        if roll > 0.95 and made < invoices:
+            data.credit_invoice(draft.id)
+            made += 1
+            notes += 1
+    return SampleSummary(customers=customers, projects=projects, invoices=made, drafts=drafts,
+                         credit_notes=notes)
