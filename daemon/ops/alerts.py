@@ -1,0 +1,154 @@
+"""The alerts the daemon mails, in words an accountant can act on: pure data, no I/O.
+
+Every :class:`Alert` names what it is about (``entity``), says what went wrong (``problem``) and
+what to do (``action``). The constructors below are the only way the daemon builds them, so the
+wording lives in one place. No alert ever carries a token, a header or a raw response body: the
+callers pass reasons and e-conomic error codes, and :func:`_clean` keeps each text on one
+paragraph of bounded length.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+import msgspec
+
+_MAX_TEXT: Final = 600
+
+
+class AlertKind(enum.StrEnum):
+    """One throttle window per kind."""
+
+    PARKED = "parked"
+    TOKENS_REJECTED = "tokens_rejected"
+    CHECK_FAILED = "check_failed"
+    PDF_NOT_ATTACHED = "pdf_not_attached"
+    DRIFT_REPAIRED = "drift_repaired"
+
+
+class Severity(enum.StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Alert(msgspec.Struct, frozen=True, kw_only=True):
+    """One thing a person should know about."""
+
+    kind: AlertKind
+    severity: Severity
+    entity: str
+    problem: str
+    action: str
+    at: float  # Unix time when the daemon noticed it
+
+
+#: What to do when a preflight check fails, by check name (DESIGN.md's ``check`` command).
+CHECK_ADVICE: Final[dict[str, str]] = {
+    "tokens": "Reconnect the moment-sync app in e-conomic (Settings → Apps) and store the new "
+              "agreement grant token in the credential economic-agreement-grant-token.",
+    "project_module": "Activate the Projects module in e-conomic (Settings → Subscription). "
+                      "Customers and invoices without a project keep syncing meanwhile.",
+    "customer_group": "Create the customer group in e-conomic (Settings → Customers → Customer "
+                      "groups), or set [economic] customer_group to one that exists.",
+    "payment_terms": "Create the payment terms in e-conomic (Settings → Payment terms), or set "
+                     "[economic] payment_terms to one that exists.",
+    "currency": "Check [economic] currency: it must be a currency e-conomic offers, such as DKK.",
+    "project_group": "Create the project group in e-conomic (Projects → Settings → Project "
+                     "groups), or set [economic] project_group to one that exists.",
+    "journal": "Create the journal in e-conomic (Accounting → Journals), or set [economic] "
+               "journal_number to one that exists.",
+    "default_account": "Create the account in the chart of accounts, or set [economic] "
+                       "default_account to an existing operating account.",
+    "vat_zones": "Make [economic] vat_zones name VAT zones that exist in e-conomic.",
+    "invoice_vat_code": "Set [economic] invoice_vat_code to a VAT code that exists in e-conomic "
+                        "(Settings → VAT), or leave it empty.",
+    "accounting_year": "Create the accounting year covering today in e-conomic (Accounting → "
+                       "Accounting years).",
+    "config": "Correct the configuration file; the daemon keeps running with the previous one "
+              "until a reload succeeds.",
+}
+
+_GENERIC_CHECK_ADVICE: Final = (
+    "Correct the setting in e-conomic or in the configuration file, then run "
+    "`moment-sync check` to confirm."
+)
+
+
+def _clean(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "…"
+
+
+def _entity(kind: str, key: str) -> str:
+    return f"{kind} {key}"
+
+
+def item_parked(*, kind: str, key: str, reason: str, at: float, advice: str = "") -> Alert:
+    """An item stopped syncing until someone acts; ``reason`` is the park reason sentence.
+
+    ``advice`` overrides the generic action (the reason usually already says what to fix).
+    """
+    retry = f"`moment-sync parked --retry {kind} {key}`"
+    action = advice or (
+        f"Fix what the reason above describes (in e-conomic or in Moment), then run {retry} "
+        "or wait for the next full reconcile."
+    )
+    return Alert(
+        kind=AlertKind.PARKED, severity=Severity.ERROR, entity=_entity(kind, key),
+        problem=_clean(f"It is not being copied to e-conomic: {reason}"),
+        action=_clean(action), at=at,
+    )
+
+
+def tokens_rejected(*, detail: str, at: float) -> Alert:
+    """e-conomic refused the daemon's tokens (401/403 on every call): nothing syncs."""
+    return Alert(
+        kind=AlertKind.TOKENS_REJECTED, severity=Severity.ERROR, entity="the e-conomic agreement",
+        problem=_clean(
+            "e-conomic refused moment-sync's access tokens, so nothing is being copied to "
+            f"e-conomic until this is fixed ({detail})."
+        ),
+        action=CHECK_ADVICE["tokens"] + " Then restart moment-sync.", at=at,
+    )
+
+
+def check_failed(*, name: str, detail: str, at: float) -> Alert:
+    """A preflight check failed (at start, on a full sweep, or on a reload)."""
+    return Alert(
+        kind=AlertKind.CHECK_FAILED, severity=Severity.ERROR, entity=f"preflight check {name}",
+        problem=_clean(detail),
+        action=CHECK_ADVICE.get(name, _GENERIC_CHECK_ADVICE), at=at,
+    )
+
+
+def pdf_not_attached(*, invoice: str, reason: str, at: float) -> Alert:
+    """The invoice was booked but its PDF could not be attached (a warning, not a failure)."""
+    return Alert(
+        kind=AlertKind.PDF_NOT_ATTACHED, severity=Severity.WARNING,
+        entity=_entity("invoice", invoice),
+        problem=_clean(
+            "The invoice is entered in e-conomic, but its PDF could not be attached to the "
+            f"voucher: {reason}"
+        ),
+        action=(
+            "Attach the PDF to the voucher by hand in e-conomic, or move the agreement to a "
+            "package that allows attached documents. Nothing else needs to be done."
+        ), at=at,
+    )
+
+
+def drift_repaired(*, kind: str, key: str, fields: list[str], at: float) -> Alert:
+    """Someone changed a field Moment owns in e-conomic; the daemon put Moment's value back."""
+    what = ", ".join(fields) if fields else "the record"
+    return Alert(
+        kind=AlertKind.DRIFT_REPAIRED, severity=Severity.INFO, entity=_entity(kind, key),
+        problem=_clean(
+            f"{what} had been changed in e-conomic and was set back to Moment's value."
+        ),
+        action=(
+            "Nothing, unless the change in e-conomic was meant: Moment is the master for "
+            "these fields, so make such changes in Moment."
+        ), at=at,
+    )
