@@ -1,0 +1,1 @@
+"""Tests of the Moment client, the hint decoder and the Moment sandbox."""

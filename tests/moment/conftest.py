@@ -1,0 +1,55 @@
+"""Fixtures: a virtual clock, a running Moment sandbox on loopback, and a client for it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+
+import pytest
+
+from daemon.core import secrets
+from daemon.moment import client as moment_client
+from daemon.sandbox import moment as moment_sandbox
+
+API_KEY = "test-moment-key-5f2a"
+START = dt.datetime(2026, 11, 20, 9, 0, 0, tzinfo=dt.UTC)
+
+
+class Clock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, start: dt.datetime = START) -> None:
+        self.current = start
+
+    def now(self) -> dt.datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> dt.datetime:
+        self.current += dt.timedelta(seconds=seconds)
+        return self.current
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def sandbox(clock: Clock) -> AsyncIterator[moment_sandbox.MomentSandbox]:
+    async with moment_sandbox.MomentSandbox.running(
+            port=0, company="acme", api_key=API_KEY, now=clock.now) as sb:
+        yield sb
+
+
+def make_client(sb: moment_sandbox.MomentSandbox, *, key: str | None = None,
+                page_size: int = 100) -> moment_client.MomentClient:
+    return moment_client.MomentClient(api_url=sb.api_url, company=sb.company,
+                                      api_key=secrets.Secret(key or sb.api_key),
+                                      timeout_s=5.0, page_size=page_size)
+
+
+@pytest.fixture
+async def client(sandbox: moment_sandbox.MomentSandbox,
+                 ) -> AsyncIterator[moment_client.MomentClient]:
+    async with make_client(sandbox) as c:
+        yield c
