@@ -1,0 +1,125 @@
+"""The human view of the status socket's answers, for ``moment-sync status`` and ``parked``.
+
+Pure functions of decoded documents (:mod:`daemon.ops.statuses`) to text: no I/O, no clock (the
+daemon reports ages as timestamps and the view prints them as given), the same input always
+gives the same lines. Lines stay under 100 columns except where a reason sentence is longer;
+reasons are never cut, because they say what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from daemon.ops.statuses import ParkedItem, StatusReport
+
+_KINDS: Final = ("customer", "project", "invoice")
+_INDENT: Final = " " * 11
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def _number(value: float) -> str:
+    return f"{int(value)}" if float(value).is_integer() else f"{value:g}"
+
+
+def _or_never(value: str | None) -> str:
+    return value if value else "never"
+
+
+def render_status(report: StatusReport, parked: Sequence[ParkedItem] = ()) -> str:
+    """The compact view: state, lag, per-kind counts, parked items with reasons, rate-limit use,
+    last reconcile, failed checks. ``parked`` comes from ``GET /parked`` (the counts alone are
+    in ``/status``)."""
+    lines: list[str] = []
+    version = f" {report.version}" if report.version else ""
+    lines.append(f"moment-sync{version}: {report.state.upper()}, up {_duration(report.uptime_s)}")
+    lag = report.projections.lag
+    lines.append(
+        f"Log        {report.log.events} events (last seq {report.log.last_seq}); projections "
+        f"at {report.projections.checkpoint}, lag {lag}" + ("" if lag == 0 else " (catching up)")
+    )
+
+    lines.append(f"Entities   {'kind':<9}{'desired':>8}{'in sync':>9}{'pending':>9}{'parked':>8}")
+    kinds = list(_KINDS) + sorted(k for k in report.entities if k not in _KINDS)
+    for kind in kinds:
+        counts = report.entities.get(kind)
+        if counts is None:
+            continue
+        lines.append(
+            f"{_INDENT}{kind:<9}{counts.desired:>8}{counts.in_sync:>9}{counts.pending:>9}"
+            f"{counts.parked:>8}"
+        )
+
+    economic = report.economic
+    rate = economic.rate_limit
+    share = f" ({rate.used / rate.limit:.0%})" if rate.limit else ""
+    lines.append(
+        f"e-conomic  rate limit {_number(rate.used)}/{_number(rate.limit)} per "
+        f"{_number(rate.window_s)}s{share}; {economic.calls_today} calls today"
+    )
+    if economic.paused_until:
+        lines.append(f"{_INDENT}PAUSED until {economic.paused_until} (rate limited)")
+    if economic.last_error:
+        lines.append(f"{_INDENT}last error: {economic.last_error}")
+
+    moment = report.moment
+    lines.append(
+        f"Moment     last webhook {_or_never(moment.last_webhook_at)}, "
+        f"last poll {_or_never(moment.last_poll_at)}"
+    )
+
+    rec = report.reconcile
+    lines.append(
+        f"Reconcile  last full {_or_never(rec.last_full_at)}, last incremental "
+        f"{_or_never(rec.last_incremental_at)}; drift repaired {rec.drift_repaired}"
+    )
+    for stray in rec.strays:
+        note = f": {stray.note}" if stray.note else ""
+        lines.append(f"{_INDENT}stray {stray.kind} {stray.number} in e-conomic{note}")
+
+    failed = [c for c in report.checks if not c.ok]
+    if failed:
+        lines.append(f"Checks     {len(failed)} of {len(report.checks)} FAILED")
+        lines.extend(f"{_INDENT}FAIL {c.name}: {c.detail}" for c in failed)
+    elif report.checks:
+        lines.append(f"Checks     all {len(report.checks)} passed")
+
+    parked_count = sum(c.parked for c in report.entities.values())
+    if parked or parked_count:
+        lines.append(f"Parked     {max(parked_count, len(parked))} item(s)")
+        for item in parked:
+            lines.append(f"{_INDENT}{item.kind} {item.key} ({item.attempts} attempts): "
+                         f"{item.reason}")
+        lines.append(f"{_INDENT}retry one with: moment-sync parked --retry KIND KEY")
+    return "\n".join(lines) + "\n"
+
+
+def render_parked(items: Sequence[ParkedItem]) -> str:
+    """``moment-sync parked``: one row per item, the reason last and whole."""
+    if not items:
+        return "No parked items.\n"
+    rows = [("KIND", "KEY", "ATTEMPTS", "PARKED AT", "LAST ERROR", "REASON")]
+    rows.extend(
+        (i.kind, i.key, str(i.attempts), i.parked_at or "", i.last_error or "", i.reason)
+        for i in items
+    )
+    widths = [max(len(row[col]) for row in rows) for col in range(5)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True))
+        + "  " + row[5]
+        for row in rows
+    ]
+    return "\n".join(line.rstrip() for line in lines) + "\n"

@@ -1,0 +1,73 @@
+"""The metrics registry: what the daemon reports, in text Prometheus parses."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+
+from daemon.ops import metrics
+
+
+def samples(registry: metrics.Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    parsed = text_string_to_metric_families(registry.render().decode())
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in parsed for s in family.samples
+    }
+
+
+def test_every_metric_renders_and_parses() -> None:
+    m = metrics.Metrics()
+    m.event_appended("customer_upserted", 3)
+    m.event_appended("applied")
+    m.set_projection_lag(7)
+    m.set_queue_depth("invoice", 12)
+    m.set_parked("project", 2)
+    m.economic_call("PUT", "/customers/10001", 200)
+    m.economic_call("put", "/customers/10002?x=1", 200)
+    m.economic_call("POST", "/journals/1/bookdraftentries", 429)
+    m.economic_call("GET", "/Projects/3f2504e0-4f89-11d3-9a0c-0305e82c3301", None)
+    m.set_rate_limit(used=120, limit=10000)
+    m.set_calls_today(1450)
+    m.drift_repaired("customer", 2)
+    m.reconcile_succeeded(1_795_600_000.0)
+    got = samples(m)
+    p = "moment_sync_"
+    assert got[(p + "events_appended_total", (("type", "customer_upserted"),))] == 3
+    assert got[(p + "events_appended_total", (("type", "applied"),))] == 1
+    assert got[(p + "projection_lag_events", ())] == 7
+    assert got[(p + "queue_depth", (("kind", "invoice"),))] == 12
+    assert got[(p + "queue_depth", (("kind", "customer"),))] == 0
+    assert got[(p + "parked_items", (("kind", "project"),))] == 2
+    assert got[(p + "economic_calls_total",
+                (("endpoint", "PUT /customers/{n}"), ("status", "200")))] == 2
+    assert got[(p + "economic_calls_total",
+                (("endpoint", "POST /journals/{n}/bookdraftentries"), ("status", "429")))] == 1
+    assert got[(p + "economic_calls_total",
+                (("endpoint", "GET /Projects/{n}"), ("status", "error")))] == 1
+    assert got[(p + "economic_rate_limited_total", ())] == 1
+    assert got[(p + "economic_rate_limit_used", ())] == 120
+    assert got[(p + "economic_rate_limit_limit", ())] == 10000
+    assert got[(p + "economic_calls_today", ())] == 1450
+    assert got[(p + "drift_repaired_total", (("kind", "customer"),))] == 2
+    assert got[(p + "drift_repaired_total", (("kind", "invoice"),))] == 0
+    assert got[(p + "last_successful_reconcile_timestamp_seconds", ())] == 1_795_600_000.0
+
+
+def test_registries_are_separate_and_not_global() -> None:
+    first, second = metrics.Metrics(), metrics.Metrics()
+    first.set_calls_today(5)
+    assert samples(second)[("moment_sync_economic_calls_today", ())] == 0
+    assert REGISTRY.get_sample_value("moment_sync_economic_calls_today") is None
+
+
+def test_kinds_are_checked() -> None:
+    with pytest.raises(ValueError, match="unknown kind 'vendor'"):
+        metrics.Metrics().set_parked("vendor", 1)
+
+
+def test_endpoint_template() -> None:
+    assert metrics.endpoint_template("get", "/customers/1/invoices?skip=3") == \
+        "GET /customers/{n}/invoices"
+    assert metrics.endpoint_template("POST", "/draft-entries/bulk") == "POST /draft-entries/bulk"
