@@ -48,6 +48,7 @@ from daemon.sandbox import (
     moment_data,
     moment_faults,
     moment_pdf,
+    moment_records,
     moment_samples,
 )
 
@@ -83,7 +84,7 @@ class MomentSandbox(moment_data.MomentData):
     :class:`~daemon.sandbox.moment_data.MomentData`) served over HTTP."""
 
     def __init__(self, *, company: str = "acme", api_key: str = DEFAULT_API_KEY,
-                 now: Callable[[], dt.datetime] = moment_data.utc_now, seed: int = 0,
+                 now: Callable[[], dt.datetime] = moment_records.utc_now, seed: int = 0,
                  default_page_size: int = 20) -> None:
         super().__init__(now=now)
         if not company or "/" in company:
@@ -109,7 +110,7 @@ class MomentSandbox(moment_data.MomentData):
     @contextlib.asynccontextmanager
     async def running(cls, *, host: str = "127.0.0.1", port: int = 0, company: str = "acme",
                       api_key: str = DEFAULT_API_KEY,
-                      now: Callable[[], dt.datetime] = moment_data.utc_now, seed: int = 0,
+                      now: Callable[[], dt.datetime] = moment_records.utc_now, seed: int = 0,
                       webhook_url: str | None = None) -> AsyncIterator[Self]:
         """A started sandbox, stopped (webhook worker and server) when the block exits."""
         sandbox = cls(company=company, api_key=api_key, now=now, seed=seed)
@@ -205,10 +206,10 @@ class MomentSandbox(moment_data.MomentData):
 
     def invoice_pdf(self, invoice_id: int) -> bytes:
         """The PDF the API serves for a finalized or credited invoice (same bytes for the
-        same invoice version); :class:`moment_data.SandboxError` for a draft."""
+        same invoice version); :class:`moment_records.SandboxError` for a draft."""
         invoice = self._invoice(invoice_id)
         if invoice.status == "DRAFT" or invoice.invoice_number is None:
-            raise moment_data.SandboxError(f"invoice {invoice_id} is a draft: it has no PDF")
+            raise moment_records.SandboxError(f"invoice {invoice_id} is a draft: it has no PDF")
         customer = self.customers.get(invoice.customer_id)
         kind = "Credit note" if invoice.is_credit_note else "Invoice"
         lines = [
@@ -228,7 +229,7 @@ class MomentSandbox(moment_data.MomentData):
         return moment_pdf.render_pdf(title=f"{kind} {invoice.invoice_number}",
                                      heading=f"{kind} {invoice.invoice_number}", lines=lines)
 
-    async def fire(self, kind: moment_data.Kind, moment_id: int, *, event: str = "UPDATE",
+    async def fire(self, kind: moment_records.Kind, moment_id: int, *, event: str = "UPDATE",
                    url: str | None = None) -> WebhookDelivery:
         """POST the hint for one existing object now, to ``url`` or the configured URL."""
         body = json.dumps(self.hint(kind, moment_id, event)).encode()
@@ -239,7 +240,7 @@ class MomentSandbox(moment_data.MomentData):
         """POST any body as a webhook would (for receiver tests with malformed hints)."""
         target = url or self.webhook_url
         if target is None:
-            raise moment_data.SandboxError("no webhook URL is set")
+            raise moment_records.SandboxError("no webhook URL is set")
         delivery = await self._post(target, body, content_type=content_type)
         self.webhook_deliveries.append(delivery)
         return delivery
@@ -251,7 +252,7 @@ class MomentSandbox(moment_data.MomentData):
 
     # --- internals ------------------------------------------------------------------------
 
-    def _queue_hint(self, hint: moment_data.Json) -> None:
+    def _queue_hint(self, hint: moment_records.Json) -> None:
         if self.webhook_url is not None and self._queue is not None:
             self._queue.put_nowait((self.webhook_url, json.dumps(hint).encode()))
 

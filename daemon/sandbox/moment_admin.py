@@ -37,13 +37,13 @@ from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
 
-from daemon.sandbox import moment_data
+from daemon.sandbox import moment_records
 from daemon.sandbox.moment_api import error, json_response
 
 if TYPE_CHECKING:
     from daemon.sandbox.moment import MomentSandbox
 
-_KINDS: Final[dict[str, moment_data.Kind]] = {
+_KINDS: Final[dict[str, moment_records.Kind]] = {
     "customers": "customer", "projects": "project", "invoices": "invoice"}
 _CAMEL: Final = re.compile(r"(?<!^)(?=[A-Z])")
 
@@ -52,16 +52,16 @@ def _snake(name: str) -> str:
     return _CAMEL.sub("_", name).lower()
 
 
-def _fields(kind: moment_data.Kind, body: dict[str, object]) -> dict[str, object]:
+def _fields(kind: moment_records.Kind, body: dict[str, object]) -> dict[str, object]:
     """camelCase admin fields as the snake_case fields of :mod:`moment_data`."""
     out: dict[str, object] = {}
     for key, value in body.items():
         if kind == "customer" and key == "address":
             if not isinstance(value, dict):
-                raise moment_data.SandboxError("address must be an object")
+                raise moment_records.SandboxError("address must be an object")
             for sub, sub_value in value.items():
                 if sub not in ("street", "postalCode", "city", "countryCode"):
-                    raise moment_data.SandboxError(f"address has no field {sub!r}")
+                    raise moment_records.SandboxError(f"address has no field {sub!r}")
                 out[_snake(sub)] = sub_value
         else:
             out[_snake(key)] = value
@@ -75,9 +75,9 @@ def _guarded(handler: Handler) -> Handler:
     async def run(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
-        except moment_data.UnknownObject as exc:
+        except moment_records.UnknownObject as exc:
             return error(404, str(exc))
-        except (moment_data.SandboxError, ValueError) as exc:
+        except (moment_records.SandboxError, ValueError) as exc:
             return error(400, str(exc))
     return run
 
@@ -89,16 +89,16 @@ async def _body(request: web.Request) -> dict[str, object]:
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise moment_data.SandboxError("body is not JSON") from None
+        raise moment_records.SandboxError("body is not JSON") from None
     if not isinstance(body, dict):
-        raise moment_data.SandboxError("body must be a JSON object")
+        raise moment_records.SandboxError("body must be a JSON object")
     return body
 
 
 def _id(request: web.Request) -> int:
     raw = request.match_info["id"]
     if not raw.isdigit():
-        raise moment_data.UnknownObject(f"no object with id {raw!r}")
+        raise moment_records.UnknownObject(f"no object with id {raw!r}")
     return int(raw)
 
 
@@ -123,7 +123,7 @@ def routes(sandbox: MomentSandbox, root: str) -> list[web.RouteDef]:
         else:
             finalize = fields.pop("finalize", False)
             if not isinstance(finalize, bool):
-                raise moment_data.SandboxError("finalize must be true or false")
+                raise moment_records.SandboxError("finalize must be true or false")
             moment_id = sandbox.create_invoice(fields).id
             if finalize:
                 sandbox.finalize_invoice(moment_id)
@@ -156,7 +156,7 @@ def routes(sandbox: MomentSandbox, root: str) -> list[web.RouteDef]:
         body = await _body(request)
         number = body.get("invoiceNumber")
         if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
-            raise moment_data.SandboxError("invoiceNumber must be an integer")
+            raise moment_records.SandboxError("invoiceNumber must be an integer")
         record = sandbox.finalize_invoice(_id(request), invoice_number=number)
         return json_response(sandbox.render("invoice", record.id))
 
@@ -171,22 +171,22 @@ def routes(sandbox: MomentSandbox, root: str) -> list[web.RouteDef]:
         url = (await _body(request)).get("url")
         if url is not None and (not isinstance(url, str) or not url.startswith(
                 ("http://", "https://"))):
-            raise moment_data.SandboxError("url must be an http(s) URL or null")
+            raise moment_records.SandboxError("url must be an http(s) URL or null")
         sandbox.set_webhook(url)
         return json_response({"url": sandbox.webhook_url})
 
     async def fire(request: web.Request) -> web.StreamResponse:
         body = await _body(request)
         kind = body.get("kind")
-        if kind not in moment_data.KINDS:
-            raise moment_data.SandboxError("kind must be customer, project or invoice")
+        if kind not in moment_records.KINDS:
+            raise moment_records.SandboxError("kind must be customer, project or invoice")
         moment_id = body.get("id")
         if isinstance(moment_id, bool) or not isinstance(moment_id, int):
-            raise moment_data.SandboxError("id must be an integer")
+            raise moment_records.SandboxError("id must be an integer")
         event = body.get("event", "UPDATE")
         if not isinstance(event, str):
-            raise moment_data.SandboxError("event must be a string")
-        checked: moment_data.Kind = "customer" if kind == "customer" else (
+            raise moment_records.SandboxError("event must be a string")
+        checked: moment_records.Kind = "customer" if kind == "customer" else (
             "project" if kind == "project" else "invoice")
         delivery = await sandbox.fire(checked, moment_id, event=event)
         return json_response({"status": delivery.status, "error": delivery.error})
@@ -198,20 +198,20 @@ def routes(sandbox: MomentSandbox, root: str) -> list[web.RouteDef]:
         body = await _body(request)
         status = body.get("status")
         if isinstance(status, bool) or not isinstance(status, int):
-            raise moment_data.SandboxError("status must be an integer")
+            raise moment_records.SandboxError("status must be an integer")
         count, probability = body.get("count", 1), body.get("probability", 1.0)
         retry_after = body.get("retryAfter")
         path_contains, method = body.get("pathContains"), body.get("method")
         if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
-            raise moment_data.SandboxError("count must be an integer or null")
+            raise moment_records.SandboxError("count must be an integer or null")
         if isinstance(probability, bool) or not isinstance(probability, (int, float)):
-            raise moment_data.SandboxError("probability must be a number")
+            raise moment_records.SandboxError("probability must be a number")
         if retry_after is not None and (isinstance(retry_after, bool)
                                         or not isinstance(retry_after, int)):
-            raise moment_data.SandboxError("retryAfter must be an integer or null")
+            raise moment_records.SandboxError("retryAfter must be an integer or null")
         for name, value in (("pathContains", path_contains), ("method", method)):
             if value is not None and not isinstance(value, str):
-                raise moment_data.SandboxError(f"{name} must be a string or null")
+                raise moment_records.SandboxError(f"{name} must be a string or null")
         fault = sandbox.faults.add(
             status, count=count, probability=float(probability), retry_after=retry_after,
             path_contains=path_contains if isinstance(path_contains, str) else None,
@@ -236,7 +236,7 @@ def routes(sandbox: MomentSandbox, root: str) -> list[web.RouteDef]:
                               ("seed", 1)):
             value = body.get(name, default)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise moment_data.SandboxError(f"{name} must be a non-negative integer")
+                raise moment_records.SandboxError(f"{name} must be a non-negative integer")
             counts[name] = value
         summary_ = sandbox.populate(customers=counts["customers"], projects=counts["projects"],
                                     invoices=counts["invoices"], seed=counts["seed"])

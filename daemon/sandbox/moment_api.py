@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
 
-from daemon.sandbox import moment_data, moment_faults
+from daemon.sandbox import moment_faults, moment_records
 
 if TYPE_CHECKING:
     from daemon.sandbox.moment import MomentSandbox
 
 MAX_SIZE: Final = 100
-_KINDS: Final[Mapping[str, moment_data.Kind]] = {
+_KINDS: Final[Mapping[str, moment_records.Kind]] = {
     "customers": "customer", "projects": "project", "invoices": "invoice"}
 
 
@@ -106,7 +106,7 @@ def _time_param(query: Mapping[str, str], name: str) -> dt.datetime | None:
     return value
 
 
-def _page(sandbox: MomentSandbox, query: Mapping[str, str], items: list[moment_data.Json],
+def _page(sandbox: MomentSandbox, query: Mapping[str, str], items: list[moment_records.Json],
           ) -> web.Response:
     page = _int_param(query, "page", 1, 1, None)
     size = _int_param(query, "size", sandbox.default_page_size, 1, MAX_SIZE)
@@ -151,7 +151,7 @@ def routes(sandbox: MomentSandbox, root: str) -> list[web.RouteDef]:
             return error(404, f"no {kind} with id {request.match_info['id']!r}")
         try:
             return json_response({**sandbox.render(kind, moment_id), **sandbox.extra_fields})
-        except moment_data.UnknownObject as exc:
+        except moment_records.UnknownObject as exc:
             return error(404, str(exc))
 
     async def get_pdf(request: web.Request) -> web.Response:
@@ -162,7 +162,7 @@ def routes(sandbox: MomentSandbox, root: str) -> list[web.RouteDef]:
             return error(404, f"no invoice with id {request.match_info['id']!r}")
         try:
             pdf = sandbox.invoice_pdf(moment_id)
-        except moment_data.SandboxError as exc:
+        except moment_records.SandboxError as exc:
             return error(409, str(exc))
         return web.Response(body=pdf, content_type="application/pdf", headers={
             "Content-Disposition": f'attachment; filename="invoice-{moment_id}.pdf"'})
@@ -179,7 +179,7 @@ def routes(sandbox: MomentSandbox, root: str) -> list[web.RouteDef]:
             return error(400, problem)
         try:
             record = sandbox.add_expense(body)
-        except moment_data.SandboxError as exc:
+        except moment_records.SandboxError as exc:
             status = 409 if "exists" in str(exc) else 400
             return error(status, str(exc))
         return json_response(record.body, status=201)

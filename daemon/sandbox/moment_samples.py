@@ -14,7 +14,7 @@ import decimal
 import random
 from typing import Final
 
-from daemon.sandbox import moment_data
+from daemon.sandbox import moment_data, moment_records
 
 _PREFIXES: Final = ("Nordlys", "Havblik", "Fjordvej", "Skovly", "Bakkedal", "Stjerne", "Engholm",
                     "Kystlys", "Lyngby", "Møllegård", "Solsikke", "Vestervig", "Østerled")
@@ -80,7 +80,7 @@ def populate(data: moment_data.MomentData, *, customers: int, projects: int, inv
         draft = data.add_invoice(
             customer_id=customer_id, project_id=project_id,
             description=f"Rådgivning {_MONTHS[month]}",
-            total_excluding_vat=(amount / 100).quantize(moment_data.CENT),
+            total_excluding_vat=(amount / 100).quantize(moment_records.CENT),
             invoice_date=invoice_date, due_date=invoice_date + dt.timedelta(days=14))
         made += 1
         roll = rng.random()
