@@ -417,3 +417,27 @@ def _fd_open(fd: int) -> bool:
     except OSError:
         return False
     return True
+
+
+class HangingProvider(FakeProvider):
+    """A provider whose /status never answers (a wedged daemon)."""
+
+    async def status(self) -> dict[str, object]:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
+async def test_a_hanging_daemon_times_out_in_the_client_and_stop_is_bounded(
+    short_dir: Path,
+) -> None:
+    served = statusserver.StatusServer(HangingProvider(), metrics.Metrics(), shutdown_timeout=0.3)
+    await served.start(short_dir / "status.sock", environ={})
+    try:
+        with pytest.raises(asking.DaemonUnreachable, match="did not answer within 0.2s"):
+            await asking.StatusClient(served.address, timeout=0.2).status()
+        assert await asking.StatusClient(served.address).healthz() == (200, "running")
+    finally:
+        started = time.monotonic()
+        with anyio.fail_after(5):
+            await served.stop()
+    assert time.monotonic() - started < 3.0
