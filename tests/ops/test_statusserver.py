@@ -433,7 +433,7 @@ async def test_a_hanging_daemon_times_out_in_the_client_and_stop_is_bounded(
     served = statusserver.StatusServer(HangingProvider(), metrics.Metrics(), shutdown_timeout=0.3)
     await served.start(short_dir / "status.sock", environ={})
     try:
-        with pytest.raises(asking.DaemonUnreachable, match="did not answer within 0.2s"):
+        with pytest.raises(asking.DaemonUnreachable, match=r"did not answer within 0\.2s"):
             await asking.StatusClient(served.address, timeout=0.2).status()
         assert await asking.StatusClient(served.address).healthz() == (200, "running")
     finally:
