@@ -198,7 +198,8 @@ class Caller:
                 if cached:
                     self.counters.replayed += 1
                 return Answer(status, body, cached)
-            err = error_for(status, body, method=method, path=endpoint, retry_after=retry_after)
+            err = error_for(status, body, method=method, path=_path_of(endpoint),
+                            retry_after=retry_after)
             if status == 429:
                 self.counters.rate_limited += 1
                 err.retry_after = self.limiter.throttled(retry_after)
@@ -227,13 +228,13 @@ class Caller:
             except TimeoutError as exc:
                 self.counters.calls[(endpoint, 0)] += 1
                 err: errors.EconomicError = errors.Timeout(
-                    "no answer in time", method=method, path=endpoint)
+                    "no answer in time", method=method, path=_path_of(endpoint))
                 self.counters.last_error = str(err)
                 raise err from exc
             except (aiohttp.ClientError, OSError, ValueError) as exc:
                 self.counters.calls[(endpoint, 0)] += 1
                 err = errors.TransportError(f"{type(exc).__name__}: no usable answer",
-                                            method=method, path=endpoint)
+                                            method=method, path=_path_of(endpoint))
                 self.counters.last_error = str(err)
                 raise err from exc
             self.limiter.observe(rate, cost)
@@ -242,6 +243,11 @@ class Caller:
         if parsed_cost:
             self.counters.tokens_used += parsed_cost
         return status, body, retry_after, cached
+
+
+def _path_of(endpoint: str) -> str:
+    """``/customers/{n}`` of the endpoint label ``GET /customers/{n}``."""
+    return endpoint.split(" ", 1)[-1]
 
 
 def new_idempotency_key() -> str:

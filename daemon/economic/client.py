@@ -62,7 +62,8 @@ def _decode(kind: type[T] | object, body: bytes, *, method: str, path: str) -> T
     try:
         return dec.decode(body)  # type: ignore[return-value]
     except msgspec.DecodeError as exc:
-        raise errors.ProtocolError(f"answer not as specified: {exc}", method=method, path=path,
+        raise errors.ProtocolError(f"answer not as specified: {exc}", method=method,
+                                   path=path.split(" ", 1)[-1],
                                    status=200, body=body.decode("utf-8", "replace")) from exc
 
 
@@ -161,7 +162,7 @@ class EconomicClient:
             params = {**params, "cursor": page.cursor}
 
     async def _all(self, kind: type[T], path: str) -> list[T]:
-        return [x async for x in self._legacy_pages(kind, path, endpoint=f"GET {path}")]
+        return [x async for x in self._legacy_pages(kind, path, endpoint=f"GET /{path}")]
 
     # ------------------------------------------------------------ legacy REST --------------
     async def get_self(self) -> payloads.Agreement:

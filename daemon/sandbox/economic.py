@@ -1,0 +1,310 @@
+"""A fake e-conomic that behaves like the real one for what moment-sync uses.
+
+Both API families on one port: legacy REST under ``/rest`` and the OpenAPI services under
+``/apis`` (``/apis/projectsapi/v1.1.0/...``), sharing one agreement and one rate-limit bucket.
+Around every API request, in this order: the request is recorded; both tokens are required
+(401 otherwise); an injected fault may strike; the token bucket charges the call's cost or
+answers 429 with ``Retry-After``; a known ``Idempotency-Key`` (non-GET, within an hour) replays
+the first answer with ``X-ResultFromCache: true``; and every answer carries ``X-CallCost``,
+``X-RateLimiting`` (while limiting is on) and ``X-RequestId``. ``/admin`` (no tokens) lets tests
+and the demo change data as a person would and read back every request served.
+
+Start it in-process::
+
+    async with EconomicSandbox.running(port=0) as sb:
+        sb.rest_url, sb.apis_url, sb.app_secret_token, sb.agreement_grant_token, sb.agreement
+
+This module must never import the client it stands in for (import-linter checks it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import secrets
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from daemon.sandbox import economic_admin, economic_journals, economic_legacy, economic_projects
+from daemon.sandbox import economic_replies as replies
+from daemon.sandbox.economic_state import Agreement, seeded
+
+FAULT_KINDS = ("500", "503", "429", "reset", "timeout", "drop")
+IDEMPOTENCY_TTL_S = 3600.0
+
+
+@dataclass
+class RateLimit:
+    """The agreement's bucket: ``tokens`` per fixed window of ``window_s`` seconds starting at
+    the first call after the previous window ended. Off: no 429 and no ``X-RateLimiting``."""
+
+    enabled: bool = True
+    tokens: int = 10_000
+    window_s: int = 60
+    cost_get: int = 1
+    cost_write: int = 3
+    retry_after: bool = True
+    used: int = 0
+    window_started_at: float | None = None
+
+
+@dataclass
+class Faults:
+    """Random faults (``probability`` per API request, a kind drawn from ``kinds``) and a
+    queue of faults for the next requests (``scheduled``, consumed first)."""
+
+    probability: float = 0.0
+    kinds: list[str] = field(default_factory=lambda: list(FAULT_KINDS))
+    scheduled: deque[str] = field(default_factory=deque)
+    retry_after_s: int = 1
+    timeout_s: float = 30.0
+    seed: int | None = None
+
+
+@dataclass
+class Served:
+    method: str
+    path: str
+    query: str
+    status: int
+    body: str
+    idempotency_key: str | None = None
+    from_cache: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "path": self.path, "query": self.query,
+                "status": self.status, "body": self.body,
+                "idempotency_key": self.idempotency_key, "from_cache": self.from_cache}
+
+
+@dataclass
+class _Cached:
+    at: float
+    status: int
+    body: bytes
+    content_type: str
+    location: str | None
+
+
+class EconomicSandbox:
+    """The fake; see the module docstring. ``clock`` drives the bucket and idempotency expiry
+    (tests pass a fake clock's ``now``); ``cursor_page_size`` is e-conomic's 1000 by default."""
+
+    def __init__(self, *, agreement: Agreement | None = None,
+                 app_secret_token: str | None = None, agreement_grant_token: str | None = None,
+                 rate_limit: RateLimit | None = None, faults: Faults | None = None,
+                 clock: Callable[[], float] = time.monotonic, cursor_page_size: int = 1000,
+                 record_limit: int = 100_000) -> None:
+        self.agreement = agreement or seeded()
+        # Fresh tokens per sandbox unless given, so a client configured for another one fails.
+        self.app_secret_token = app_secret_token or "sbx-app-" + secrets.token_hex(12)
+        self.agreement_grant_token = agreement_grant_token or "sbx-grant-" + secrets.token_hex(12)
+        self.rate_limit = rate_limit or RateLimit()
+        self.faults = faults or Faults()
+        self.clock = clock
+        self.cursor_page_size = cursor_page_size
+        self.served: deque[Served] = deque(maxlen=record_limit)
+        self.idempotency: dict[tuple[str, str, str], _Cached] = {}
+        self._rng = random.Random(self.faults.seed)
+        self.host = "127.0.0.1"
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    # ------------------------------------------------------------------ urls ---------------
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.host}:{self.port}/rest"
+
+    @property
+    def apis_url(self) -> str:
+        return f"http://{self.host}:{self.port}/apis"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{self.host}:{self.port}/admin"
+
+    def describe(self) -> dict[str, str]:
+        """The keys ``moment-sync sandbox`` prints for this sandbox."""
+        return {"rest_url": self.rest_url, "apis_url": self.apis_url,
+                "app_secret_token": self.app_secret_token,
+                "agreement_grant_token": self.agreement_grant_token}
+
+    # ------------------------------------------------------------------ lifecycle ----------
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
+
+        def ctx(_request: web.Request) -> Agreement:
+            return self.agreement
+
+        app.add_routes(economic_legacy.routes(ctx))
+        app.add_routes(economic_projects.routes(ctx, lambda: self.cursor_page_size))
+        app.add_routes(economic_journals.routes(ctx, lambda: self.cursor_page_size))
+        app.add_routes(economic_admin.routes(self))
+        return app
+
+    async def start(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        await site.start()
+        server = site._server
+        assert server is not None
+        sockets = getattr(server, "sockets", None) or []
+        self.host = host
+        self.port = sockets[0].getsockname()[1] if sockets else port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @classmethod
+    @asynccontextmanager
+    async def running(cls, *, host: str = "127.0.0.1", port: int = 0, **kwargs: Any
+                      ) -> AsyncIterator[EconomicSandbox]:
+        """Serve on ``host:port`` (0: any free port) until the block ends."""
+        sb = cls(**kwargs)
+        await sb.start(host=host, port=port)
+        try:
+            yield sb
+        finally:
+            await sb.stop()
+
+    # ------------------------------------------------------------------ test helpers -------
+    def inject(self, kind: str, count: int = 1) -> None:
+        """Make the next ``count`` API requests fail with ``kind`` (one of FAULT_KINDS)."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; one of {FAULT_KINDS}")
+        self.faults.scheduled.extend([kind] * count)
+
+    def requests(self, *, method: str | None = None, path_contains: str = "") -> list[Served]:
+        return [s for s in self.served if (method is None or s.method == method)
+                and path_contains in s.path]
+
+    # ------------------------------------------------------------------ pipeline -----------
+    def _cost(self, method: str) -> int:
+        return self.rate_limit.cost_get if method == "GET" else self.rate_limit.cost_write
+
+    def _rate_header(self) -> str:
+        rl = self.rate_limit
+        return f"token-limit-{rl.tokens}-per-{rl.window_s}-seconds: {rl.used}/{rl.tokens}"
+
+    def _charge(self, cost: int) -> float | None:
+        """Charge the bucket; seconds until the window rolls when it cannot take ``cost``."""
+        rl = self.rate_limit
+        now = self.clock()
+        if rl.window_started_at is None or now >= rl.window_started_at + rl.window_s:
+            rl.window_started_at, rl.used = now, 0
+        if rl.used + cost > rl.tokens:
+            return rl.window_started_at + rl.window_s - now
+        rl.used += cost
+        return None
+
+    def _next_fault(self) -> str | None:
+        if self.faults.scheduled:
+            return self.faults.scheduled.popleft()
+        if self.faults.probability > 0 and self._rng.random() < self.faults.probability:
+            kinds = [k for k in self.faults.kinds if k in FAULT_KINDS]
+            return self._rng.choice(kinds) if kinds else None
+        return None
+
+    @web.middleware
+    async def _middleware(self, request: web.Request,
+                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                          ) -> web.StreamResponse:
+        path = request.path
+        if path.startswith("/admin"):
+            return await handler(request)
+        family = "apis" if path.startswith("/apis") else "rest"
+        method = request.method
+        key = request.headers.get("Idempotency-Key") if method != "GET" else None
+        multipart = request.content_type.startswith("multipart/")
+        if multipart:
+            body_text = f"<multipart {request.content_length or 0} bytes>"
+        else:
+            raw = await request.read()
+            body_text = raw.decode("utf-8", "replace")[:10_000]
+        record = Served(method, path, request.rel_url.query_string, 0, body_text, key)
+        self.served.append(record)
+        resp = await self._serve(request, handler, family, method, key, record)
+        record.status = resp.status
+        return resp
+
+    async def _serve(self, request: web.Request,
+                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                     family: str, method: str, key: str | None, record: Served
+                     ) -> web.StreamResponse:
+        h = request.headers
+        if h.get("X-AppSecretToken") != self.app_secret_token or \
+                h.get("X-AgreementGrantToken") != self.agreement_grant_token:
+            resp: web.StreamResponse = replies.error_for_family(
+                family, 401, "The request is not authorized: both tokens are required.",
+                "E02250" if family == "rest" and h.get("X-AppSecretToken") else None)
+            return self._decorate(resp, 0)
+        fault = self._next_fault()
+        if fault in ("500", "503"):
+            return self._decorate(replies.error_for_family(
+                family, int(fault), "An internal error occurred (injected)."), 0)
+        if fault == "429":
+            resp = replies.error_for_family(family, 429, "Too many requests (injected).")
+            resp.headers["Retry-After"] = str(self.faults.retry_after_s)
+            return self._decorate(resp, 0)
+        if fault == "reset":
+            self._kill(request)
+            return web.Response(status=500)
+        if fault == "timeout":
+            await asyncio.sleep(self.faults.timeout_s)
+        cost = self._cost(method)
+        if self.rate_limit.enabled:
+            wait = self._charge(cost)
+            if wait is not None:
+                resp = replies.error_for_family(
+                    family, 429, "Too many requests. You are over your quota; wait a bit.")
+                if self.rate_limit.retry_after:
+                    resp.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+                return self._decorate(resp, 0)
+        ident = (key, method, request.path) if key else None
+        if ident is not None:
+            hit = self.idempotency.get(ident)
+            if hit is not None and self.clock() - hit.at < IDEMPOTENCY_TTL_S:
+                record.from_cache = True
+                resp = web.Response(body=hit.body, status=hit.status,
+                                    content_type=hit.content_type or None)
+                if hit.location:
+                    resp.headers["Location"] = hit.location
+                resp.headers["X-ResultFromCache"] = "true"
+                return self._decorate(resp, cost)
+        try:
+            resp = await handler(request)
+        except web.HTTPException as exc:
+            resp = replies.error_for_family(family, exc.status, exc.reason)
+        if ident is not None and resp.status < 500 and resp.status != 429 and \
+                isinstance(resp, web.Response):
+            body = resp.body if isinstance(resp.body, bytes) else b""
+            self.idempotency[ident] = _Cached(self.clock(), resp.status, body,
+                                              resp.content_type if body else "",
+                                              resp.headers.get("Location"))
+        if fault == "drop":  # the work is committed; the answer never arrives
+            self._kill(request)
+        return self._decorate(resp, cost)
+
+    @staticmethod
+    def _kill(request: web.Request) -> None:
+        transport = request.transport
+        if transport is not None:
+            transport.abort()
+
+    def _decorate(self, resp: web.StreamResponse, cost: int) -> web.StreamResponse:
+        resp.headers["X-CallCost"] = str(cost)
+        if self.rate_limit.enabled:
+            resp.headers["X-RateLimiting"] = self._rate_header()
+        resp.headers["X-RequestId"] = uuid.uuid4().hex
+        return resp

@@ -1,0 +1,195 @@
+"""The fake e-conomic's admin surface under ``/admin`` (no tokens; the real service has none).
+
+For tests and the demo: change data as a person in e-conomic would, flip the agreement's
+switches, set the rate limit and faults, and read back every API request served.
+
+- ``GET /admin/state``: counts and switches.
+- ``GET /admin/requests``: every API request served, oldest first, as
+  ``{method, path, query, status, body, idempotency_key, from_cache}``;
+  ``DELETE /admin/requests`` forgets them.
+- ``GET /admin/config``, ``PATCH /admin/config``: ``{"project_module": bool,
+  "attachments": "on"|"unable"|"forbidden", "cursor_page_size": int, "rate_limit": {enabled,
+  tokens, window_s, cost_get, cost_write, retry_after}, "faults": {probability, kinds,
+  retry_after_s, timeout_s}}`` (PATCH changes only the keys given).
+- ``POST /admin/faults`` ``{"kind": "500"|"503"|"429"|"reset"|"timeout"|"drop", "count": 1}``:
+  the next API requests fail so.
+- ``POST /admin/customers``: ``{"count": N, "start": S}`` seeds N customers, else one
+  customer from the fields given (``customerNumber`` optional).
+- ``PATCH /admin/customers/{n}``: change fields (``null`` clears one);
+  ``POST /admin/customers/{n}/renumber`` ``{"to": M}``; ``DELETE /admin/customers/{n}``.
+- ``PATCH /admin/projects/{n}`` (e.g. ``{"isClosed": true}``);
+  ``POST /admin/projects/{n}/renumber`` ``{"to": M}``; ``DELETE /admin/projects/{n}``.
+- ``DELETE /admin/idempotency``: forget cached answers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from aiohttp import web
+
+from daemon.sandbox import economic_replies as replies
+
+if TYPE_CHECKING:
+    from daemon.sandbox.economic import EconomicSandbox
+
+_RATE_KEYS = ("enabled", "tokens", "window_s", "cost_get", "cost_write", "retry_after")
+_FAULT_KEYS = ("probability", "kinds", "retry_after_s", "timeout_s")
+
+
+def _bad(message: str) -> web.Response:
+    return replies.json({"error": message}, 400)
+
+
+async def _body(request: web.Request) -> dict[str, Any] | None:
+    raw = await request.read()
+    try:
+        doc = msgspec.json.decode(raw) if raw else {}
+    except msgspec.DecodeError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _num(request: web.Request) -> int | None:
+    raw = request.match_info["n"]
+    return int(raw) if raw.isdigit() else None
+
+
+def routes(sb: EconomicSandbox) -> list[web.RouteDef]:
+    def config() -> dict[str, Any]:
+        rl, f = sb.rate_limit, sb.faults
+        return {"project_module": sb.agreement.project_module,
+                "attachments": sb.agreement.attachments,
+                "cursor_page_size": sb.cursor_page_size,
+                "rate_limit": {k: getattr(rl, k) for k in _RATE_KEYS},
+                "faults": {**{k: getattr(f, k) for k in _FAULT_KEYS},
+                           "scheduled": list(f.scheduled)}}
+
+    async def get_state(_r: web.Request) -> web.Response:
+        return replies.json(sb.agreement.summary())
+
+    async def get_requests(_r: web.Request) -> web.Response:
+        return replies.json([s.as_dict() for s in sb.served])
+
+    async def clear_requests(_r: web.Request) -> web.Response:
+        sb.served.clear()
+        return web.Response(status=204)
+
+    async def get_config(_r: web.Request) -> web.Response:
+        return replies.json(config())
+
+    async def patch_config(request: web.Request) -> web.Response:
+        body = await _body(request)
+        if body is None:
+            return _bad("body must be a JSON object")
+        if "project_module" in body:
+            sb.agreement.project_module = bool(body["project_module"])
+        if "attachments" in body:
+            if body["attachments"] not in ("on", "unable", "forbidden"):
+                return _bad("attachments: one of on, unable, forbidden")
+            sb.agreement.attachments = body["attachments"]
+        if "cursor_page_size" in body:
+            sb.cursor_page_size = max(1, int(body["cursor_page_size"]))
+        for k, v in (body.get("rate_limit") or {}).items():
+            if k not in _RATE_KEYS:
+                return _bad(f"rate_limit.{k}: unknown")
+            setattr(sb.rate_limit, k, v)
+        for k, v in (body.get("faults") or {}).items():
+            if k not in _FAULT_KEYS:
+                return _bad(f"faults.{k}: unknown")
+            setattr(sb.faults, k, v)
+        return replies.json(config())
+
+    async def post_faults(request: web.Request) -> web.Response:
+        body = await _body(request)
+        if body is None:
+            return _bad("body must be a JSON object")
+        try:
+            sb.inject(str(body.get("kind")), int(body.get("count", 1)))
+        except ValueError as exc:
+            return _bad(str(exc))
+        return replies.json({"scheduled": list(sb.faults.scheduled)})
+
+    async def post_customers(request: web.Request) -> web.Response:
+        body = await _body(request)
+        if body is None:
+            return _bad("body must be a JSON object")
+        a = sb.agreement
+        if "count" in body:
+            a.add_customers(int(body["count"]), start=int(body.get("start", 1)))
+            return replies.json(a.summary(), 201)
+        n = body.pop("customerNumber", None) or a.next_customer_number()
+        name = body.pop("name", f"Customer {n}")
+        return replies.json(a.add_customer(int(n), str(name), **body), 201)
+
+    async def patch_customer(request: web.Request) -> web.Response:
+        n, body = _num(request), await _body(request)
+        if n is None or n not in sb.agreement.customers:
+            return replies.json({"error": "no such customer"}, 404)
+        if body is None:
+            return _bad("body must be a JSON object")
+        return replies.json(sb.agreement.edit_customer(n, body))
+
+    async def renumber_customer(request: web.Request) -> web.Response:
+        n, body = _num(request), await _body(request)
+        if n is None or n not in sb.agreement.customers:
+            return replies.json({"error": "no such customer"}, 404)
+        if body is None or not isinstance(body.get("to"), int):
+            return _bad('body must be {"to": <number>}')
+        try:
+            return replies.json(sb.agreement.renumber_customer(n, body["to"]))
+        except KeyError:
+            return _bad(f"customer {body['to']} exists")
+
+    async def delete_customer(request: web.Request) -> web.Response:
+        n = _num(request)
+        if n is None or sb.agreement.customers.pop(n, None) is None:
+            return replies.json({"error": "no such customer"}, 404)
+        return web.Response(status=204)
+
+    async def patch_project(request: web.Request) -> web.Response:
+        n, body = _num(request), await _body(request)
+        if n is None or n not in sb.agreement.projects:
+            return replies.json({"error": "no such project"}, 404)
+        if body is None:
+            return _bad("body must be a JSON object")
+        return replies.json(sb.agreement.edit_project(n, body))
+
+    async def renumber_project(request: web.Request) -> web.Response:
+        n, body = _num(request), await _body(request)
+        if n is None or n not in sb.agreement.projects:
+            return replies.json({"error": "no such project"}, 404)
+        if body is None or not isinstance(body.get("to"), int):
+            return _bad('body must be {"to": <number>}')
+        try:
+            return replies.json(sb.agreement.renumber_project(n, body["to"]))
+        except KeyError:
+            return _bad(f"project {body['to']} exists")
+
+    async def delete_project(request: web.Request) -> web.Response:
+        n = _num(request)
+        if n is None or sb.agreement.projects.pop(n, None) is None:
+            return replies.json({"error": "no such project"}, 404)
+        return web.Response(status=204)
+
+    async def clear_idempotency(_r: web.Request) -> web.Response:
+        sb.idempotency.clear()
+        return web.Response(status=204)
+
+    return [
+        web.get("/admin/state", get_state),
+        web.get("/admin/requests", get_requests),
+        web.delete("/admin/requests", clear_requests),
+        web.get("/admin/config", get_config),
+        web.patch("/admin/config", patch_config),
+        web.post("/admin/faults", post_faults),
+        web.post("/admin/customers", post_customers),
+        web.patch("/admin/customers/{n}", patch_customer),
+        web.post("/admin/customers/{n}/renumber", renumber_customer),
+        web.delete("/admin/customers/{n}", delete_customer),
+        web.patch("/admin/projects/{n}", patch_project),
+        web.post("/admin/projects/{n}/renumber", renumber_project),
+        web.delete("/admin/projects/{n}", delete_project),
+        web.delete("/admin/idempotency", clear_idempotency),
+    ]

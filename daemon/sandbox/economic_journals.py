@@ -1,0 +1,384 @@
+"""journalsapi v15.0.0, bookedEntriesapi v4.0.0 and documentsapi v4.0.1 routes of the fake.
+
+Draft entries are validated as REFERENCE.md section 10 item 18 says (required fields, journal,
+currency, accounting year of the date, voucher number within the journal's bounds or the next
+free one, customer, accounts, project with the module switch, numeric ``customerInvoiceNumber``);
+``/bulk`` is all-or-nothing. Booking moves draft entries into booked entries (a manual customer
+invoice becomes a line on the customer's group account carrying the customer and invoice number,
+and a contra line). Attached documents: multipart, 9 MiB, PDF/JPEG/PNG by content, one document
+per voucher with ``onConflict`` 0 (merge) or 1 (fail), and the agreement's attachment switch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from daemon.sandbox import economic_replies as replies
+from daemon.sandbox.economic_filters import OPS, Field
+from daemon.sandbox.economic_state import Agreement, Document, Record
+
+JOURNALS = "/apis/journalsapi/v15.0.0"
+BOOKED = "/apis/bookedEntriesapi/v4.0.0"
+DOCUMENTS = "/apis/documentsapi/v4.0.1"
+MAX_FILE = 9_437_184
+MAX_BULK = 500
+_CMP = frozenset(("eq", "ne", "lt", "lte", "gt", "gte"))
+_ALL = frozenset(OPS) - {"like"}
+DRAFT_FILTER = {**{k: Field("int", _ALL) for k in (
+    "entryNumber", "entryTypeNumber", "voucherNumber", "journalNumber", "accountNumber",
+    "contraAccountNumber", "projectNumber", "customerNumber", "supplierNumber")},
+    "date": Field("datetime", _CMP), "currency": Field("str", _ALL)}
+BOOKED_FILTER = {**{k: Field("int", _ALL) for k in (
+    "entryNumber", "accountNumber", "projectNumber", "voucherNumber", "customerNumber",
+    "customerInvoiceNumber", "supplierNumber")},
+    "amount": Field("float", _CMP), "amountInBaseCurrency": Field("float", _CMP),
+    "currencyCode": Field("str", _ALL), "date": Field("datetime", _CMP),
+    "dueDate": Field("datetime", _CMP), "text": Field("str", _CMP | {"like"}),
+    "type": Field("int", frozenset(("eq", "ne"))), "vatAccountNumber": Field("str", _ALL),
+    "supplierInvoiceNumber": Field("str", _ALL), "remainder": Field("float", _ALL)}
+DOCUMENT_FILTER = {"number": Field("int", _ALL), "voucherNumber": Field("int", _ALL),
+                   "accountingYear": Field("str", _ALL)}
+Ctx = Callable[[web.Request], Agreement]
+Err = tuple[str, str, str]
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _day(v: Any) -> str | None:
+    if not isinstance(v, str):
+        return None
+    try:
+        dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return v[:10]
+
+
+def validate_entry(a: Agreement, e: Any, at: str = "") -> tuple[Record | None, list[Err]]:
+    """One draft entry to store (without entry/voucher number when absent), or its errors."""
+    errs: list[Err] = []
+
+    def err(prop: str, code: str, msg: str) -> None:
+        errs.append((at + prop, code, msg))
+
+    if not isinstance(e, dict):
+        err("", "InvalidRequestBody", "An entry must be a JSON object.")
+        return None, errs
+    for prop in ("amount", "currency", "date", "entryTypeNumber", "journalNumber"):
+        if e.get(prop) is None:
+            err(prop, "InvalidValue", f"The {prop} field is required.")
+    if errs:
+        return None, errs
+    if not _is_num(e["amount"]):
+        err("amount", "InvalidValue", "The amount field must be a number.")
+    if e["entryTypeNumber"] not in (2, 3, 4, 5, 10):
+        err("entryTypeNumber", "JournalEntryTypeNotCorrect",
+            "Entry type must be 2, 3, 4, 5 or 10.")
+    journal = a.journals.get(e["journalNumber"]) if isinstance(e["journalNumber"], int) else None
+    if journal is None:
+        err("journalNumber", "JournalDoesNotExist", "The journal does not exist.")
+    if not isinstance(e["currency"], str) or e["currency"].upper() not in a.currencies:
+        err("currency", "JournalEntryCurrencyNotFound", "The currency does not exist.")
+    day = _day(e["date"])
+    year = a.year_for(day) if day else None
+    if day is None:
+        err("date", "InvalidValue", "The date field is not a valid date-time.")
+    elif year is None:
+        err("date", "JournalEntryDateAccountingYearDoesNotExist",
+            "No accounting year covers the entry's date.")
+    elif year.get("closed"):
+        err("date", "JournalEntryDateAccountingYearClosed", "The accounting year is closed.")
+    if e.get("dueDate") is not None and _day(e["dueDate"]) is None:
+        err("dueDate", "InvalidValue", "The dueDate field is not a valid date-time.")
+    v = e.get("voucherNumber")
+    if v is not None and journal is not None:
+        b = journal["settings"]["voucherNumbers"]
+        lo, hi = b["minimumVoucherNumber"], b["maximumVoucherNumber"]
+        if not isinstance(v, int) or not lo <= v <= hi:
+            err("voucherNumber", "JournalEntryVoucherNumberNotWithinBoundaries",
+                "The voucher number is not within the journal's voucher number range.")
+    cust = e.get("customerNumber")
+    if cust is not None and cust not in a.customers:
+        err("customerNumber", "JournalEntryCustomerNotFound", "The customer does not exist.")
+    if e["entryTypeNumber"] == 10 and cust is None and e.get("accountNumber") is None:
+        err("customerNumber", "JournalEntryCustomerAndAccountNotSet",
+            "A customer or an account is required.")
+    for prop, code in (("accountNumber", "JournalEntryAccountNotFound"),
+                       ("contraAccountNumber", "JournalEntryContraAccountNotFound")):
+        if e.get(prop) is not None and e[prop] not in a.accounts:
+            err(prop, code, f"Account {e[prop]} does not exist.")
+    for prop in ("vatCode", "contraVatCode"):
+        if e.get(prop) is not None and e[prop] not in a.vat_accounts:
+            err(prop, "JournalEntryVatCodeNotFound", f"VAT code {e[prop]} does not exist.")
+    text = e.get("text")
+    if text is not None and (not isinstance(text, str) or len(text) > 250):
+        err("text", "JournalEntryTextTooLong", "The text can be at most 250 characters.")
+    inv = e.get("customerInvoiceNumber")
+    if inv is not None:
+        if not isinstance(inv, str) or not inv.isdigit():
+            err("customerInvoiceNumber", "Customer_Invoice_Is_Not_Numeric",
+                "The customer invoice number must be numeric.")
+        elif int(inv) > 999_999_999:
+            err("customerInvoiceNumber", "Customer_invoice_too_big",
+                "The customer invoice number is too big.")
+    proj = e.get("projectNumber")
+    if proj is not None:
+        p = a.projects.get(proj)
+        if not a.project_module:
+            err("projectNumber", "JournalEntryProjectIdSetWithoutModuleAccess",
+                "Projects need the project module.")
+        elif p is None:
+            err("projectNumber", "JournalEntryProjectNotFound", "The project does not exist.")
+        elif p.get("isClosed"):
+            err("projectNumber", "JournalEntryProjectSetIsClosed", "The project is closed.")
+        elif p.get("isMainProject"):
+            err("projectNumber", "JournalEntryProjectSetIsMainProject",
+                "Entries cannot be made on a main project.")
+    if errs:
+        return None, errs
+    keep = {k: v for k, v in e.items() if k not in ("entryNumber", "objectVersion")
+            and v is not None}
+    keep["_year"] = year["year"] if year else None
+    return keep, errs
+
+
+def _insert(a: Agreement, rec: Record) -> int | None:
+    """Store a validated entry; None when the journal has no voucher number left."""
+    if rec.get("voucherNumber") is None:
+        nxt = a.next_voucher(rec["journalNumber"], rec["_year"])
+        if nxt is None:
+            return None
+        rec["voucherNumber"] = nxt
+    n = a.next_entry
+    a.next_entry += 1
+    rec["entryNumber"] = n
+    rec["objectVersion"] = a.version()
+    a.draft_entries[n] = rec
+    return n
+
+
+def _book(a: Agreement, d: Record) -> None:
+    base = {"currencyCode": d["currency"], "date": d["date"], "voucherNumber": d["voucherNumber"],
+            "type": d["entryTypeNumber"], "_year": d["_year"], "_journal": d["journalNumber"]}
+    for k in ("dueDate", "text", "projectNumber"):
+        if d.get(k) is not None:
+            base[k] = d[k]
+    amount = float(d["amount"])
+    lines: list[Record] = []
+    cust = d.get("customerNumber")
+    if cust is not None:
+        group = a.customers[cust]["customerGroup"]["customerGroupNumber"] \
+            if cust in a.customers else 1
+        debtor = a.customer_groups.get(group, {}).get("account", {}).get("accountNumber", 5600)
+        line = {**base, "accountNumber": d.get("accountNumber", debtor), "amount": amount,
+                "amountInBaseCurrency": amount, "customerNumber": cust, "remainder": amount}
+        if d.get("customerInvoiceNumber"):
+            line["customerInvoiceNumber"] = int(d["customerInvoiceNumber"])
+        lines.append(line)
+    elif d.get("accountNumber") is not None:
+        lines.append({**base, "accountNumber": d["accountNumber"], "amount": amount,
+                      "amountInBaseCurrency": amount})
+    if d.get("contraAccountNumber") is not None:
+        contra = {**base, "accountNumber": d["contraAccountNumber"], "amount": -amount,
+                  "amountInBaseCurrency": -amount}
+        if d.get("contraVatCode"):
+            contra["vatAccountNumber"] = d["contraVatCode"]
+        lines.append(contra)
+    for line in lines:
+        line["entryNumber"] = a.next_booked
+        line["objectVersion"] = a.version()
+        a.booked_entries[a.next_booked] = line
+        a.next_booked += 1
+
+
+def _sniff(data: bytes) -> str | None:
+    if data.startswith(b"%PDF-"):
+        return "application/pdf"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    return None
+
+
+def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
+    async def body_of(request: web.Request) -> Any:
+        raw = await request.read()
+        try:
+            return msgspec.json.decode(raw) if raw else None
+        except msgspec.DecodeError:
+            return msgspec.UNSET
+
+    async def list_drafts(request: web.Request) -> web.Response:
+        recs = list(ctx(request).draft_entries.values())
+        return replies.cursor_page(request, recs, "entryNumber", DRAFT_FILTER, page_size(),
+                                   replies.public)
+
+    async def get_draft(request: web.Request) -> web.Response:
+        raw = request.match_info["n"]
+        d = ctx(request).draft_entries.get(int(raw)) if raw.isdigit() else None
+        return replies.json(replies.public(d)) if d else replies.not_found_problem()
+
+    async def post_draft(request: web.Request) -> web.Response:
+        a = ctx(request)
+        body = await body_of(request)
+        rec, errs = validate_entry(a, body)
+        if rec is None:
+            return replies.invalid(errs)
+        n = _insert(a, rec)
+        if n is None:
+            return replies.invalid([("voucherNumber",
+                                     "JournalEntryVoucherNumberNotWithinBoundaries",
+                                     "The journal has no voucher number left.")])
+        return replies.json({"entryNumber": n}, 201)
+
+    async def post_bulk(request: web.Request) -> web.Response:
+        a = ctx(request)
+        body = await body_of(request)
+        entries = body.get("entries") if isinstance(body, dict) else None
+        if not isinstance(entries, list) or not entries:
+            return replies.invalid([("entries", "InvalidValue", "The entries field is required.")])
+        if len(entries) > MAX_BULK:
+            return replies.invalid([("entries", "OneAPITooManyEntries",
+                                     f"At most {MAX_BULK} entries per request.")])
+        recs: list[Record] = []
+        errs: list[Err] = []
+        for i, e in enumerate(entries):
+            rec, more = validate_entry(a, e, f"entries[{i}].")
+            errs += more
+            if rec is not None:
+                recs.append(rec)
+        if errs:
+            return replies.invalid(errs)
+        numbers: list[int] = []
+        for rec in recs:
+            n = _insert(a, rec)
+            if n is None:  # roll back: all or nothing
+                for done in numbers:
+                    del a.draft_entries[done]
+                return replies.invalid([("voucherNumber",
+                                         "JournalEntryVoucherNumberNotWithinBoundaries",
+                                         "The journal has no voucher number left.")])
+            numbers.append(n)
+        return replies.json({"entryNumbers": numbers}, 201)
+
+    async def delete_draft(request: web.Request) -> web.Response:
+        a = ctx(request)
+        raw = request.match_info["n"]
+        if not raw.isdigit() or int(raw) not in a.draft_entries:
+            return replies.not_found_problem()
+        del a.draft_entries[int(raw)]
+        return web.Response(status=204)
+
+    async def book(request: web.Request) -> web.Response:
+        a = ctx(request)
+        raw = request.match_info["j"]
+        j = int(raw) if raw.isdigit() else -1
+        if j not in a.journals:
+            return replies.problem(404, "The journal does not exist.", code="JournalDoesNotExist")
+        body = await body_of(request)
+        nums = body.get("entryNumbers") if isinstance(body, dict) else None
+        if not isinstance(nums, list) or not nums or \
+                not all(isinstance(n, int) and not isinstance(n, bool) for n in nums):
+            return replies.invalid([("entryNumbers", "InvalidValue",
+                                     "entryNumbers must be a list of at least one number.")])
+        missing = [n for n in nums if a.draft_entries.get(n, {}).get("journalNumber") != j]
+        if missing:
+            return replies.invalid([("entryNumbers", "JournalEntryDoesNotExist",
+                                     f"Draft entries {missing} do not exist in journal {j}.")])
+        for n in dict.fromkeys(nums):
+            _book(a, a.draft_entries.pop(n))
+        return web.Response(status=204)
+
+    async def list_booked(request: web.Request) -> web.Response:
+        recs = list(ctx(request).booked_entries.values())
+        return replies.cursor_page(request, recs, "entryNumber", BOOKED_FILTER, page_size(),
+                                   replies.public)
+
+    def render_doc(d: Record) -> Record:
+        return d
+
+    async def list_documents(request: web.Request) -> web.Response:
+        docs = [{"number": d.number, "voucherNumber": d.voucher_number,
+                 "accountingYear": d.accounting_year, "pageCount": d.page_count,
+                 **({"note": d.note} if d.note else {})}
+                for d in ctx(request).documents.values()]
+        return replies.cursor_page(request, docs, "number", DOCUMENT_FILTER, page_size(),
+                                   render_doc)
+
+    async def attach(request: web.Request) -> web.Response:
+        a = ctx(request)
+        if a.attachments == "forbidden":
+            return replies.problem(403, "The agreement cannot store attachments.",
+                                   code="UnableToAttach")
+        if not request.content_type.startswith("multipart/form-data"):
+            return replies.problem(415, "Unsupported Media Type")
+        form = await request.post()
+        fields = {k.lower(): v for k, v in form.items()}
+        errs: list[Err] = []
+        upload = fields.get("file")
+        data = b""
+        if not isinstance(upload, web.FileField):
+            errs.append(("file", "InvalidFileData", "The File field is required."))
+        else:
+            data = upload.file.read()
+            if len(data) > MAX_FILE:
+                errs.append(("file", "InvalidFileData", "Max allowed file size: 9 MB."))
+            elif _sniff(data) is None:
+                errs.append(("file", "InvalidFileData",
+                             "Only PDF, JPEG and PNG can be attached."))
+        year = str(fields.get("accountingyear", ""))
+        raw_v = str(fields.get("vouchernumber", ""))
+        if year not in a.accounting_years:
+            errs.append(("accountingYear", "AccountingYearNotFound",
+                         "The accounting year does not exist."))
+        elif not raw_v.isdigit() or not a.voucher_exists(year, int(raw_v)):
+            errs.append(("voucherNumber", "InvalidVoucherNumber",
+                         "No draft or booked entry has this voucher number."))
+        raw_c = str(fields.get("onconflict", "0"))
+        if raw_c not in ("0", "1"):
+            errs.append(("onConflict", "InvalidValue", "onConflict must be 0 or 1."))
+        note = fields.get("note")
+        if note is not None and (not isinstance(note, str) or len(note) > 250):
+            errs.append(("note", "InvalidValue", "The note can be at most 250 characters."))
+        if errs:
+            return replies.invalid(errs)
+        if a.attachments == "unable":
+            return replies.invalid([("file", "UnableToAttach",
+                                     "The agreement cannot store attachments.")])
+        voucher = int(raw_v)
+        existing = next((d for d in a.documents.values()
+                         if d.accounting_year == year and d.voucher_number == voucher), None)
+        if existing is not None:
+            if raw_c == "1":
+                return replies.invalid([("voucherNumber", "DocumentAlreadyAttachedToVoucher",
+                                         "A document is already attached to the voucher.")])
+            existing.content.append(data)
+            n = existing.number
+        else:
+            n = a.next_document
+            a.next_document += 1
+            a.documents[n] = Document(number=n, accounting_year=year, voucher_number=voucher,
+                                      content=[data], content_type=_sniff(data) or "",
+                                      note=note if isinstance(note, str) else None)
+        return replies.json({"number": n}, 201, {
+            "Location": f"{request.scheme}://{request.host}{DOCUMENTS}/AttachedDocuments/{n}"})
+
+    return [
+        web.get(f"{JOURNALS}/draft-entries", list_drafts),
+        web.post(f"{JOURNALS}/draft-entries", post_draft),
+        web.post(f"{JOURNALS}/draft-entries/bulk", post_bulk),
+        web.get(f"{JOURNALS}/draft-entries/{{n}}", get_draft),
+        web.delete(f"{JOURNALS}/draft-entries/{{n}}", delete_draft),
+        web.post(f"{JOURNALS}/journals/{{j}}/bookdraftentries", book),
+        web.get(f"{BOOKED}/booked-entries", list_booked),
+        web.get(f"{DOCUMENTS}/AttachedDocuments", list_documents),
+        web.post(f"{DOCUMENTS}/AttachedDocuments", attach),
+    ]

@@ -1,0 +1,135 @@
+"""Answer bodies of the fake e-conomic: JSON, legacy error bodies, problem+json.
+
+Legacy REST errors: ``{message, developerHint, logId, httpStatusCode, errors?, logTime,
+errorCode?}`` where ``errors`` is an object annotated per property for validation and an array
+of strings for query errors. OpenAPI errors: ``application/problem+json`` ``{type, title,
+status, errors?, traceId, errorCode?, traceTimeUtc}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+_enc = msgspec.json.Encoder()
+TYPES = {400: "https://tools.ietf.org/html/rfc9110#section-15.5.1",
+         401: "https://tools.ietf.org/html/rfc9110#section-15.5.2",
+         403: "https://tools.ietf.org/html/rfc9110#section-15.5.4",
+         404: "https://tools.ietf.org/html/rfc9110#section-15.5.5",
+         405: "https://tools.ietf.org/html/rfc9110#section-15.5.6",
+         409: "https://tools.ietf.org/html/rfc9110#section-15.5.10",
+         415: "https://tools.ietf.org/html/rfc9110#section-15.5.16",
+         429: "https://tools.ietf.org/html/rfc6585#section-4",
+         500: "https://tools.ietf.org/html/rfc9110#section-15.6.1",
+         503: "https://tools.ietf.org/html/rfc9110#section-15.6.4"}
+
+
+def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=_enc.encode(data), status=status, headers=headers,
+                        content_type="application/json")
+
+
+def _log_time() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def legacy_error(status: int, message: str, *, hint: str = "", errors: Any = None,
+                 code: str | None = None, **extra: Any) -> web.Response:
+    body: dict[str, Any] = {"message": message}
+    if code:
+        body["errorCode"] = code
+    body["developerHint"] = hint or message
+    body["logId"] = uuid.uuid4().hex[:16] + "-SBX"
+    body["httpStatusCode"] = status
+    if errors is not None:
+        body["errors"] = errors
+    body["logTime"] = _log_time()
+    body.update(extra)
+    return json(body, status)
+
+
+def annotated(prop_errors: dict[str, list[tuple[str, str, Any]]]) -> web.Response:
+    """A legacy 400 annotated per property: ``{prop: [(code, message, value), ...]}``."""
+    errors = {prop: {"errors": [{"errorCode": c, "message": m, "value": v,
+                                 "developerHint": "Please check the format of your data."}
+                                for c, m, v in items]}
+              for prop, items in prop_errors.items()}
+    return legacy_error(400, "Validation error.",
+                        hint="Inspect validation errors and correct your request.", errors=errors)
+
+
+def problem(status: int, title: str, *, code: str | None = None,
+            errors: list[dict[str, Any]] | None = None, detail: str | None = None
+            ) -> web.Response:
+    body: dict[str, Any] = {"type": TYPES.get(status), "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if errors:
+        body["errors"] = errors
+    body["traceId"] = uuid.uuid4().hex[:16] + "-SBX"
+    if code:
+        body["errorCode"] = code
+    body["traceTimeUtc"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return web.Response(body=_enc.encode(body), status=status,
+                        content_type="application/problem+json")
+
+
+def invalid(errors: list[tuple[str, str, str]]) -> web.Response:
+    """A problem+json 400 from ``[(property, errorCode, message), ...]``."""
+    return problem(400, "Validation error.", code=errors[0][1] if errors else None,
+                   errors=[{"message": m, "errorCode": c, "property": p} for p, c, m in errors])
+
+
+def not_found_problem() -> web.Response:
+    return problem(404, "Resource not found.", code="ResourceNotFound")
+
+
+def error_for_family(family: str, status: int, message: str, code: str | None = None
+                     ) -> web.Response:
+    """An error in the family's own body shape (``rest`` legacy, ``apis`` problem+json)."""
+    if family == "rest":
+        return legacy_error(status, message, code=code)
+    return problem(status, message, code=code)
+
+
+def cursor_page(request: web.Request, records: list[dict[str, Any]], key: str,
+                fields: Any, page_size: int,
+                render: Any = None) -> web.Response:
+    """An OpenAPI cursor answer ``{items, cursor?}``: records sorted by ``key``; the cursor is
+    the key of the first record of the next set and is absent at the end. ``sort`` is ignored,
+    as e-conomic ignores it on cursor endpoints. Filter errors are problem+json
+    ``BadFilterRequest``."""
+    from daemon.sandbox.economic_filters import FilterError, compile_filter
+
+    q = request.rel_url.query
+    flt = q.get("filter")
+    recs = sorted(records, key=lambda r: r[key])
+    if flt:
+        try:
+            pred = compile_filter(flt, fields)
+        except FilterError as exc:
+            return problem(400, exc.message, code="BadFilterRequest",
+                           errors=[{"message": exc.message, "errorCode": "BadFilterRequest",
+                                    "property": "filter"}])
+        recs = [r for r in recs if pred(r)]
+    cursor = q.get("cursor")
+    if cursor:
+        if len(cursor) > 50 or not cursor.lstrip("-").isdigit():
+            return problem(400, "The cursor is not valid.", code="InvalidCursor")
+        start = int(cursor)
+        recs = [r for r in recs if r[key] >= start]
+    chunk = recs[:page_size]
+    items = [render(r) if render else r for r in chunk]
+    body: dict[str, Any] = {"items": items}
+    if len(recs) > page_size:
+        body["cursor"] = str(recs[page_size][key])
+    return json(body)
+
+
+def public(rec: dict[str, Any]) -> dict[str, Any]:
+    """A stored record without the sandbox's private ``_`` keys."""
+    return {k: v for k, v in rec.items() if not k.startswith("_")}
