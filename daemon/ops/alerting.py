@@ -69,6 +69,23 @@ def _paragraph(alert: Alert) -> str:
     )
 
 
+def _digest_paragraphs(held: list[Alert]) -> list[str]:
+    """One paragraph per distinct alert, in order of first sight; repeats are counted, so a
+    token failure seen 200 times is one paragraph, not 200."""
+    seen: dict[tuple[str, str, str], tuple[Alert, int]] = {}
+    for alert in held:
+        key = (alert.entity, alert.problem, alert.action)
+        first, count = seen.get(key, (alert, 0))
+        seen[key] = (first, count + 1)
+    paragraphs = []
+    for alert, count in seen.values():
+        text = _paragraph(alert)
+        if count > 1:
+            text += f"Seen:        {count} times in this period\n"
+        paragraphs.append(text)
+    return paragraphs
+
+
 class _Queue:
     __slots__ = ("held", "held_since", "last_sent", "left_out", "retry_at")
 
@@ -203,7 +220,7 @@ class Alerter:
         else:
             count = len(held) + left_out
             message["Subject"] = f"{prefix} {count} {_DIGEST_TITLE[kind]}"
-            body = "\n".join(_paragraph(a) for a in held)
+            body = "\n".join(_digest_paragraphs(held))
             if left_out:
                 body += (f"\n… and {left_out} more not listed here; "
                          "run `moment-sync status` and see the log.\n")

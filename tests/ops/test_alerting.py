@@ -236,3 +236,19 @@ async def test_run_sends_when_an_alert_arrives(smtp: SMTPServer) -> None:
                     await anyio.sleep(0.01)
             group.cancel_scope.cancel()
     assert "Activate the Projects module" in body(smtp.mailbox.messages[0])
+
+
+async def test_a_digest_counts_repeats_instead_of_listing_them(smtp: SMTPServer) -> None:
+    clock = FakeClock()
+    alerter = make_alerter(smtp, clock)
+    for _ in range(4):
+        alerter.alert(alerts.tokens_rejected(detail="HTTP 401", at=clock.now))
+        await alerter.flush()
+    clock.now += alerting.WINDOW
+    assert await alerter.flush() == 1
+    digest = smtp.mailbox.messages[1]
+    assert digest["Subject"] == \
+        "[moment-sync acme] 3 times e-conomic refused the access tokens"
+    text = body(digest)
+    assert text.count("What:        the e-conomic agreement") == 1
+    assert "Seen:        3 times in this period" in text
