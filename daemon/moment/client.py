@@ -339,12 +339,10 @@ class MomentClient:
         status = response.status
         snippet = body[:_ERROR_SNIPPET].decode("utf-8", "replace").strip()
         detail = f"{response.reason or 'HTTP ' + str(status)}" + (f": {snippet}" if snippet else "")
-        if status == 429:
+        if status == 429 or status >= 500:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self._now())
-            raise errors.RateLimited(detail, method=method, path=path, status=status,
-                                     retry_after=retry_after)
-        if status >= 500:
-            raise errors.ServerError(detail, method=method, path=path, status=status)
+            kind = errors.RateLimited if status == 429 else errors.ServerError
+            raise kind(detail, method=method, path=path, status=status, retry_after=retry_after)
         if status in (401, 403):
             raise errors.Unauthorized(detail, method=method, path=path, status=status)
         if status == 404:

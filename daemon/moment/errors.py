@@ -5,7 +5,7 @@ Hierarchy::
     MomentError
     ├── RetryableError          try again later, with backoff
     │   ├── RateLimited         429; ``retry_after`` seconds when Moment said so
-    │   ├── ServerError         5xx
+    │   ├── ServerError         5xx (``retry_after`` too, when a 503 says so)
     │   └── TransportError      connection refused or reset, timeout, truncated body
     └── TerminalError           retrying the same request cannot help
         ├── Unauthorized        401/403: the API key is wrong, expired or lacks rights
@@ -40,16 +40,19 @@ class MomentError(Exception):
 
 
 class RetryableError(MomentError):
+    """Worth trying again; ``retry_after`` is Moment's ``Retry-After`` in seconds, if it sent
+    one (a backoff never waits less than that)."""
+
     retryable = True
-
-
-class RateLimited(RetryableError):
-    """429 Too Many Requests; ``retry_after`` is Moment's ``Retry-After`` in seconds, if any."""
 
     def __init__(self, message: str, *, method: str, path: str, status: int | None = None,
                  retry_after: float | None = None) -> None:
         super().__init__(message, method=method, path=path, status=status)
         self.retry_after = retry_after
+
+
+class RateLimited(RetryableError):
+    """429 Too Many Requests."""
 
 
 class ServerError(RetryableError):

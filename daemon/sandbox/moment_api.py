@@ -25,7 +25,7 @@ import datetime as dt
 import decimal
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
@@ -53,7 +53,7 @@ def error(status: int, message: str, *,
 
 def fault_response(fault: moment_faults.Fault) -> web.Response:
     headers = {}
-    if fault.status == 429 and fault.retry_after is not None:
+    if fault.retry_after is not None:
         headers["Retry-After"] = str(fault.retry_after)
     message = "too many requests" if fault.status == 429 else "injected fault"
     return error(fault.status, message, headers=headers)
@@ -106,13 +106,14 @@ def _time_param(query: Mapping[str, str], name: str) -> dt.datetime | None:
     return value
 
 
-def _page(sandbox: MomentSandbox, query: Mapping[str, str], items: list[moment_records.Json],
-          ) -> web.Response:
+def _page(sandbox: MomentSandbox, query: Mapping[str, str], ids: list[int],
+          render: Callable[[int], moment_records.Json]) -> web.Response:
+    """One page of ``ids``; only the objects on the page are rendered."""
     page = _int_param(query, "page", 1, 1, None)
     size = _int_param(query, "size", sandbox.default_page_size, 1, MAX_SIZE)
     start = (page - 1) * size
-    content = [{**item, **sandbox.extra_fields} for item in items[start:start + size]]
-    return json_response({"content": content, "page": {"totalElements": len(items)}})
+    content = [{**render(i), **sandbox.extra_fields} for i in ids[start:start + size]]
+    return json_response({"content": content, "page": {"totalElements": len(ids)}})
 
 
 def routes(sandbox: MomentSandbox, root: str) -> list[web.RouteDef]:
@@ -136,9 +137,9 @@ def routes(sandbox: MomentSandbox, root: str) -> list[web.RouteDef]:
                 raise BadQuery(f"sort must be id,asc or id,desc, got {sort!r}")
             modified_from = _time_param(query, "lastModifiedDateFrom")
             modified_to = _time_param(query, "lastModifiedDateTo")
-            items = sandbox.select(kind, modified_from=modified_from, modified_to=modified_to,
-                                   descending=sort == "id,desc")
-            return _page(sandbox, query, items)
+            ids = sandbox.select(kind, modified_from=modified_from, modified_to=modified_to,
+                                 descending=sort == "id,desc")
+            return _page(sandbox, query, ids, lambda i: sandbox.render(kind, i))
         except BadQuery as exc:
             return error(400, str(exc))
 
@@ -188,10 +189,10 @@ def routes(sandbox: MomentSandbox, root: str) -> list[web.RouteDef]:
         if not company_ok(request):
             return error(404, f"no company {request.match_info['company']!r}")
         wanted = request.query.get("externalId")
-        items = [e.body for _, e in sorted(sandbox.expenses.items())
-                 if wanted is None or e.body.get("externalId") == wanted]
+        ids = [i for i, e in sorted(sandbox.expenses.items())
+               if wanted is None or e.body.get("externalId") == wanted]
         try:
-            return _page(sandbox, request.query, items)
+            return _page(sandbox, request.query, ids, lambda i: sandbox.expenses[i].body)
         except BadQuery as exc:
             return error(400, str(exc))
 

@@ -8,7 +8,8 @@ change. It knows nothing about HTTP.
 Invariants:
 
 * ids are positive, unique across all kinds, and never reused; numbers (customer, project,
-  invoice) are unique within their kind.
+  invoice) are unique within their kind (only :meth:`MomentData.force_invoice_number` breaks
+  this, on purpose); numbers handed out automatically are not reused after a deletion.
 * every create or change sets ``lastModifiedDate`` to the injected clock's now (whole seconds,
   UTC) and increments ``version`` (a new object has version 1); a no-op change still counts as
   a save, as in Moment.
@@ -24,10 +25,11 @@ Invariants:
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import decimal
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import TypeAlias
 
 from daemon.sandbox.moment_records import (
@@ -68,6 +70,11 @@ class MomentData:
         self.invoices: dict[int, InvoiceRecord] = {}
         self.expenses: dict[int, ExpenseRecord] = {}
         self.listeners: list[Listener] = []
+        # Indexes kept in step with the tables, so that sample data of thousands stays fast.
+        self._customer_numbers: dict[str, int] = {}
+        self._project_numbers: dict[str, int] = {}
+        self._invoice_numbers: collections.Counter[int] = collections.Counter()
+        self._number_hints = {"customer": 10001, "project": 1}
 
     # reading -----------------------------------------------------------------------------
 
@@ -80,8 +87,8 @@ class MomentData:
         return self._invoice_json(self._invoice(moment_id))
 
     def select(self, kind: Kind, *, modified_from: dt.datetime | None = None,
-               modified_to: dt.datetime | None = None, descending: bool = False) -> list[Json]:
-        """Objects with ``from <= lastModifiedDate < to``, sorted by id, rendered."""
+               modified_to: dt.datetime | None = None, descending: bool = False) -> list[int]:
+        """Ids of the objects with ``from <= lastModifiedDate < to``, sorted by id."""
         table: Mapping[int, CustomerRecord | ProjectRecord | InvoiceRecord]
         if kind == "customer":
             table = self.customers
@@ -90,10 +97,9 @@ class MomentData:
         else:
             table = self.invoices
         ids = sorted(table, reverse=descending)
-        chosen = [i for i in ids
-                  if (modified_from is None or table[i].last_modified >= modified_from)
-                  and (modified_to is None or table[i].last_modified < modified_to)]
-        return [self.render(kind, i) for i in chosen]
+        return [i for i in ids
+                if (modified_from is None or table[i].last_modified >= modified_from)
+                and (modified_to is None or table[i].last_modified < modified_to)]
 
     def hint(self, kind: Kind, moment_id: int, event: str) -> Json:
         """The thin webhook hint Moment sends for this object (ids and numbers only)."""
@@ -143,6 +149,7 @@ class MomentData:
             country_code=_opt_str(values["country_code"]),
             vat_code=_opt_str(values["vat_code"]), last_modified=self._stamp())
         self.customers[record.id] = record
+        self._customer_numbers[record.customer_number] = record.id
         self._notify("customer", record.id, "CREATE_NEW")
         return record
 
@@ -151,8 +158,10 @@ class MomentData:
         values = checked("customer", CUSTOMER_FIELDS, changes)
         if "customer_number" in values:
             self._unique_customer_number(str(values["customer_number"]), customer_id)
+        del self._customer_numbers[record.customer_number]
         for name, value in values.items():
             setattr(record, name, value)
+        self._customer_numbers[record.customer_number] = record.id
         self._saved(record)
         for project in self.projects.values():
             if project.customer_id == customer_id:
@@ -161,9 +170,10 @@ class MomentData:
         return record
 
     def delete_customer(self, customer_id: int) -> None:
-        self._customer(customer_id)
+        record = self._customer(customer_id)
         self._notify("customer", customer_id, "DELETE")
         del self.customers[customer_id]
+        del self._customer_numbers[record.customer_number]
 
     # projects ----------------------------------------------------------------------------
 
@@ -186,6 +196,7 @@ class MomentData:
                                customer_number=customer.customer_number,
                                last_modified=self._stamp())
         self.projects[record.id] = record
+        self._project_numbers[record.project_number] = record.id
         self._notify("project", record.id, "CREATE_NEW")
         return record
 
@@ -197,16 +208,19 @@ class MomentData:
         if "customer_id" in values:
             customer = self._customer(int(str(values["customer_id"])))
             record.customer_number = customer.customer_number
+        del self._project_numbers[record.project_number]
         for name, value in values.items():
             setattr(record, name, value)
+        self._project_numbers[record.project_number] = record.id
         self._saved(record)
         self._notify("project", project_id, "UPDATE")
         return record
 
     def delete_project(self, project_id: int) -> None:
-        self._project(project_id)
+        record = self._project(project_id)
         self._notify("project", project_id, "DELETE")
         del self.projects[project_id]
+        del self._project_numbers[record.project_number]
 
     # invoices ----------------------------------------------------------------------------
 
@@ -291,7 +305,7 @@ class MomentData:
             raise SandboxError(f"invoice {invoice_id} is {record.status}, not a draft")
         number = self._next_invoice_number if invoice_number is None else positive_int(
             "invoice_number", invoice_number)
-        if any(i.invoice_number == number for i in self.invoices.values()):
+        if self._invoice_numbers[number] > 0:
             raise SandboxError(f"invoice number {number} is already used")
         self._finalize(record, number)
         return record
@@ -318,7 +332,8 @@ class MomentData:
             is_credit_note=True, credited_invoice_number=original.invoice_number,
             description=f"Credit note for invoice {original.invoice_number}",
             invoice_date=stamp.date(), due_date=stamp.date(),
-            total_excluding_vat=-original.total_excluding_vat, total_vat=-original.total_vat,
+            total_excluding_vat=decimal.Decimal(0) - original.total_excluding_vat,
+            total_vat=decimal.Decimal(0) - original.total_vat,
             finalized=None, last_modified=stamp, version=1)
         self.invoices[note.id] = note
         self._finalize(note, self._next_invoice_number, event_for_new=True)
@@ -328,9 +343,11 @@ class MomentData:
         return note
 
     def delete_invoice(self, invoice_id: int) -> None:
-        self._invoice(invoice_id)
+        record = self._invoice(invoice_id)
         self._notify("invoice", invoice_id, "DELETE")
         del self.invoices[invoice_id]
+        if record.invoice_number is not None:
+            self._invoice_numbers[record.invoice_number] -= 1
 
     # expenses ----------------------------------------------------------------------------
 
@@ -342,7 +359,7 @@ class MomentData:
             raise SandboxError(f"an expense with externalId {external_id!r} exists")
         project = body.get("project")
         number = project.get("projectNumber") if isinstance(project, dict) else None
-        if not any(p.project_number == number for p in self.projects.values()):
+        if not isinstance(number, str) or number not in self._project_numbers:
             raise SandboxError(f"no project with projectNumber {number!r}")
         record = ExpenseRecord(id=self._take_id(), body={**body})
         record.body["id"] = record.id
@@ -354,6 +371,7 @@ class MomentData:
     def _finalize(self, record: InvoiceRecord, number: int, *, event_for_new: bool = False) -> None:
         record.status = "FINALIZED"
         record.invoice_number = number
+        self._invoice_numbers[number] += 1
         self._next_invoice_number = max(self._next_invoice_number, number + 1)
         if event_for_new:
             record.finalized = record.last_modified
@@ -430,33 +448,31 @@ class MomentData:
         record.last_modified = self._stamp()
 
     def _free_customer_number(self) -> str:
-        used = {c.customer_number for c in self.customers.values()}
-        return _first_free(used, start=10001)
+        return self._free_number("customer", self._customer_numbers)
 
     def _free_project_number(self) -> str:
-        used = {p.project_number for p in self.projects.values()}
-        return _first_free(used, start=1)
+        return self._free_number("project", self._project_numbers)
+
+    def _free_number(self, kind: str, taken: Mapping[str, int]) -> str:
+        """The lowest unused number from the last one handed out (numbers are not reused)."""
+        number = self._number_hints[kind]
+        while str(number) in taken:
+            number += 1
+        self._number_hints[kind] = number + 1
+        return str(number)
 
     def _unique_customer_number(self, number: str, own_id: int | None) -> None:
-        if any(c.customer_number == number and c.id != own_id for c in self.customers.values()):
+        if self._customer_numbers.get(number, own_id) != own_id:
             raise SandboxError(f"customer number {number} is already used")
 
     def _unique_project_number(self, number: str, own_id: int | None) -> None:
-        if any(p.project_number == number and p.id != own_id for p in self.projects.values()):
+        if self._project_numbers.get(number, own_id) != own_id:
             raise SandboxError(f"project number {number} is already used")
 
     def _notify(self, kind: Kind, moment_id: int, event: str) -> None:
         hint = self.hint(kind, moment_id, event)
         for listener in list(self.listeners):
             listener(hint)
-
-
-def _first_free(used: Iterable[str], *, start: int) -> str:
-    taken = set(used)
-    number = start
-    while str(number) in taken:
-        number += 1
-    return str(number)
 
 
 def _opt_str(value: object) -> str | None:

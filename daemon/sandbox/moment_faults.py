@@ -17,7 +17,7 @@ FAULT_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 
 @dataclasses.dataclass
 class Fault:
-    """Answer ``status`` (with ``Retry-After: retry_after`` for a 429 when set) to requests
+    """Answer ``status`` (with ``Retry-After: retry_after`` when set) to requests
     whose method matches (None: any) and whose path contains ``path_contains`` (None: any)."""
 
     status: int

@@ -181,6 +181,14 @@ async def test_5xx_is_retryable(client: moment_client.MomentClient,
     assert [r.status for r in sandbox.requests] == [status, status, 200]
 
 
+async def test_503_may_carry_retry_after(client: moment_client.MomentClient,
+                                         sandbox: moment_sandbox.MomentSandbox) -> None:
+    sandbox.faults.add(503, retry_after=30)
+    with pytest.raises(errors.ServerError) as caught:
+        await client.get_customer(1)
+    assert caught.value.retry_after == 30.0
+
+
 async def test_connection_refused_is_a_transport_error() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

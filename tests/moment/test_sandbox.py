@@ -62,6 +62,28 @@ def test_invoice_life_cycle() -> None:
         data.credit_invoice(first.id)
 
 
+def test_numbers_follow_renumbering_and_deletion() -> None:
+    data = moment_data.MomentData(now=Clock().now)
+    first = data.add_customer(name="A")
+    second = data.add_customer(name="B")
+    assert (first.customer_number, second.customer_number) == ("10001", "10002")
+    data.change_customer(first.id, customer_number="500")
+    data.change_customer(second.id, customer_number="10001")  # the old number is free again
+    with pytest.raises(moment_records.SandboxError, match="500 is already used"):
+        data.change_customer(second.id, customer_number="500")
+    data.change_customer(second.id, customer_number="10001", name="B2")  # its own number
+    data.delete_customer(first.id)
+    assert data.add_customer(name="C", customer_number="500").customer_number == "500"
+    assert data.add_customer(name="D").customer_number == "10003"
+    project = data.add_project(name="P", customer_id=second.id)
+    data.delete_project(project.id)
+    assert data.add_project(name="Q", customer_id=second.id, project_number="1").id > project.id
+    invoice = data.add_invoice(customer_id=second.id, total_excluding_vat="1", finalize=True)
+    data.delete_invoice(invoice.id)
+    again = data.add_invoice(customer_id=second.id, total_excluding_vat="1")
+    assert data.finalize_invoice(again.id, invoice_number=1).invoice_number == 1
+
+
 def test_refusals_change_nothing() -> None:
     data = moment_data.MomentData(now=Clock().now)
     customer = data.add_customer(name="A", customer_number="7")
