@@ -126,8 +126,11 @@ class ExpenseProjectRef(_Resource, frozen=True, kw_only=True):
     project_number: str
 
 
-class ProjectExpense(_Resource, frozen=True, kw_only=True):
-    """A project expense, created by the daemon for an incoming expense (not used yet)."""
+class ProjectExpense(_Resource, frozen=True, kw_only=True, omit_defaults=True):
+    """A project expense, created by the daemon for an incoming expense (not used yet).
+
+    ``id`` is Moment's, absent when the daemon creates one; unset fields are not sent.
+    """
 
     external_id: str
     project: ExpenseProjectRef
