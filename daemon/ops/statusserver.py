@@ -135,15 +135,16 @@ class StatusServer:
             raise RuntimeError("the status server is already started")
         if sock is None:
             sock = binding.inherited_socket(os.environ if environ is None else environ)
+        origin = "bound"
         if sock is None:
             sock = binding.bind_unix(path)
             self._path = path
             self._bound = binding.identity(path)
+            self._address = str(path)
         else:
+            origin = "given"
             name = sock.getsockname()
             self._address = name if isinstance(name, str) else os.fsdecode(name)
-        if self._path is not None:
-            self._address = str(self._path)
         self._socket = sock
         runner = web.AppRunner(
             self.application(),
@@ -160,7 +161,7 @@ class StatusServer:
             self._forget_socket()
             raise
         self._runner = runner
-        _log.info("status socket listening", path=self.address)
+        _log.info("status socket listening", path=self.address, socket=origin)
 
     async def stop(self) -> None:
         """Stop accepting, let requests in flight finish (up to ``shutdown_timeout``), close."""
