@@ -262,8 +262,12 @@ class MomentSandbox(moment_data.MomentData):
         while True:
             url, body = await queue.get()
             try:
-                self.webhook_deliveries.append(
-                    await self._post(url, body, content_type="application/json"))
+                try:
+                    delivery = await self._post(url, body, content_type="application/json")
+                except Exception as exc:  # one bad URL must not stop the hints after it
+                    delivery = WebhookDelivery(url=url, body=body, status=None,
+                                               error=f"{type(exc).__name__}: {exc}")
+                self.webhook_deliveries.append(delivery)
             finally:
                 queue.task_done()
 
