@@ -376,6 +376,7 @@ async def test_serves_on_the_socket_systemd_passes_as_fd_3(
     listener.bind(str(path))
     listener.listen()
     saved = os.dup(3) if _fd_open(3) else None
+    inheritable = saved is not None and os.get_inheritable(3)
     try:
         os.dup2(listener.fileno(), 3)
         listener.close()
@@ -391,13 +392,14 @@ async def test_serves_on_the_socket_systemd_passes_as_fd_3(
         assert path.exists()  # systemd's socket file is systemd's to remove
     finally:
         if saved is not None:
-            os.dup2(saved, 3)
+            os.dup2(saved, 3, inheritable=inheritable)
             os.close(saved)
 
 
 def test_refuses_an_inherited_socket_of_the_wrong_type() -> None:
     datagram = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     saved = os.dup(3) if _fd_open(3) else None
+    inheritable = saved is not None and os.get_inheritable(3)
     try:
         os.dup2(datagram.fileno(), 3)
         with pytest.raises(binding.SocketPathError, match="not a Unix stream socket"):
@@ -405,7 +407,7 @@ def test_refuses_an_inherited_socket_of_the_wrong_type() -> None:
     finally:
         datagram.close()
         if saved is not None:
-            os.dup2(saved, 3)
+            os.dup2(saved, 3, inheritable=inheritable)
             os.close(saved)
         else:
             os.close(3)
