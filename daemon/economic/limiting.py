@@ -57,6 +57,7 @@ class Limiter:
         self._slots = asyncio.Semaphore(max_in_flight)
         self.max_in_flight = max_in_flight
         self.in_flight = 0
+        self.peak_in_flight = 0
         self.waited_s = 0.0
 
     @property
@@ -89,6 +90,7 @@ class Limiter:
             self.budget = ratelimits.budget_spend(self.budget, now)
             self.bucket = ratelimits.charge(self.bucket, now)
             self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             try:
                 yield
             finally:

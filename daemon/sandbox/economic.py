@@ -78,11 +78,15 @@ class Served:
     body: str
     idempotency_key: str | None = None
     from_cache: bool = False
+    at: float = 0.0
+    response: bytes | None = None
+    content_type: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {"method": self.method, "path": self.path, "query": self.query,
                 "status": self.status, "body": self.body,
-                "idempotency_key": self.idempotency_key, "from_cache": self.from_cache}
+                "idempotency_key": self.idempotency_key, "from_cache": self.from_cache,
+                "at": self.at}
 
 
 @dataclass
@@ -102,7 +106,7 @@ class EconomicSandbox:
                  app_secret_token: str | None = None, agreement_grant_token: str | None = None,
                  rate_limit: RateLimit | None = None, faults: Faults | None = None,
                  clock: Callable[[], float] = time.monotonic, cursor_page_size: int = 1000,
-                 record_limit: int = 100_000) -> None:
+                 record_limit: int = 100_000, keep_responses: bool = False) -> None:
         self.agreement = agreement or seeded()
         # Fresh tokens per sandbox unless given, so a client configured for another one fails.
         self.app_secret_token = app_secret_token or "sbx-app-" + secrets.token_hex(12)
@@ -112,6 +116,7 @@ class EconomicSandbox:
         self.clock = clock
         self.cursor_page_size = cursor_page_size
         self.served: deque[Served] = deque(maxlen=record_limit)
+        self.keep_responses = keep_responses  # tests validate answers against the specs
         self.idempotency: dict[tuple[str, str, str], _Cached] = {}
         self._rng = random.Random(self.faults.seed)
         self.host = "127.0.0.1"
@@ -232,10 +237,15 @@ class EconomicSandbox:
         else:
             raw = await request.read()
             body_text = raw.decode("utf-8", "replace")[:10_000]
-        record = Served(method, path, request.rel_url.query_string, 0, body_text, key)
+        record = Served(method, path, request.rel_url.query_string, 0, body_text, key,
+                        at=self.clock())
         self.served.append(record)
+        request[replies.SERVED] = record
         resp = await self._serve(request, handler, family, method, key, record)
         record.status = resp.status
+        if self.keep_responses and isinstance(resp, web.Response):
+            record.response = resp.body if isinstance(resp.body, bytes) else b""
+            record.content_type = resp.content_type
         return resp
 
     async def _serve(self, request: web.Request,

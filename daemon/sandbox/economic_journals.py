@@ -322,6 +322,11 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
             return replies.problem(415, "Unsupported Media Type")
         form = await request.post()
         fields = {k.lower(): v for k, v in form.items()}
+        served = request.get(replies.SERVED)
+        if served is not None:  # what the parts were, for the request log
+            served.body = msgspec.json.encode(
+                {k: (f"<file {v.filename} {v.content_type}>" if isinstance(v, web.FileField)
+                     else v) for k, v in form.items()}).decode()
         errs: list[Err] = []
         upload = fields.get("file")
         data = b""

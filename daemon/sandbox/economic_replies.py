@@ -16,6 +16,8 @@ import msgspec
 from aiohttp import web
 
 _enc = msgspec.json.Encoder()
+# Where the middleware leaves the request's log record, for a handler to refine its body.
+SERVED: web.RequestKey[Any] = web.RequestKey("economic_served", object)
 TYPES = {400: "https://tools.ietf.org/html/rfc9110#section-15.5.1",
          401: "https://tools.ietf.org/html/rfc9110#section-15.5.2",
          403: "https://tools.ietf.org/html/rfc9110#section-15.5.4",

@@ -1,0 +1,193 @@
+"""Fixtures for the e-conomic client and sandbox tests: a fake clock shared by the client and
+the sandbox's bucket, a sandbox on loopback, a client wired to it, and validators for the
+official schemas in ``../shared/economic/specs`` (skipped with a reason when absent)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Callable
+from functools import cache
+from typing import Any
+
+import pytest
+
+from daemon.core.secrets import Secret
+from daemon.economic.client import EconomicClient
+from daemon.sandbox.economic import EconomicSandbox, RateLimit
+from tests.conftest import shared_or_skip
+
+T0 = 1_780_000_000.0  # a POSIX time well inside a UTC day (2026-05-28T20:26:40Z)
+
+
+class FakeClock:
+    """Virtual time: ``sleep`` advances ``now`` at once and yields to other tasks."""
+
+    def __init__(self, start: float = T0) -> None:
+        self.t = start
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += max(0.0, seconds)
+        await asyncio.sleep(0)
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def sandbox(clock: FakeClock) -> AsyncIterator[EconomicSandbox]:
+    async with EconomicSandbox.running(clock=clock.now, keep_responses=True) as sb:
+        yield sb
+
+
+def make_client(sb: EconomicSandbox, clock: FakeClock, **kw: Any) -> EconomicClient:
+    return EconomicClient(rest_url=sb.rest_url, apis_url=sb.apis_url,
+                          app_secret_token=Secret(sb.app_secret_token),
+                          agreement_grant_token=Secret(sb.agreement_grant_token), clock=clock,
+                          **kw)
+
+
+@pytest.fixture
+async def client(sandbox: EconomicSandbox, clock: FakeClock) -> AsyncIterator[EconomicClient]:
+    async with make_client(sandbox, clock) as c:
+        yield c
+
+
+def limited(tokens: int, window_s: int, *, cost_get: int = 1, cost_write: int = 1,
+            retry_after: bool = True) -> RateLimit:
+    return RateLimit(enabled=True, tokens=tokens, window_s=window_s, cost_get=cost_get,
+                     cost_write=cost_write, retry_after=retry_after)
+
+
+# ---------------------------------------------------------------- official schemas ----------
+@cache
+def _legacy(name: str) -> dict[str, Any]:
+    path = shared_or_skip("economic", "specs", "legacy-rest-json-schema", f"{name}.schema.json")
+    # Two of e-conomic's files carry trailing commas; parse them leniently as the README says.
+    doc: dict[str, Any] = json.loads(re.sub(r",(\s*[}\]])", r"\1", path.read_text()))
+    return doc
+
+
+@cache
+def _openapi(service: str) -> dict[str, Any]:
+    path = shared_or_skip("economic", "specs", "openapi", f"openapi-{service}.json")
+    doc: dict[str, Any] = json.loads(path.read_text())
+    return doc
+
+
+def validate_legacy(name: str, instance: Any) -> None:
+    """Validate against e-conomic's legacy draft-03 schema ``name`` (raises on mismatch)."""
+    import jsonschema
+
+    jsonschema.Draft3Validator(_legacy(name)).validate(instance)
+
+
+def validate_openapi(service: str, component: str, instance: Any, *, write: bool) -> None:
+    """Validate against an OpenAPI 3.0 component with its ``$ref``s resolved; ``write`` uses
+    request semantics (read-only properties refused), else response semantics."""
+    from openapi_schema_validator import OAS30ReadValidator, OAS30WriteValidator
+
+    spec = _openapi(service)
+    schema = {"$ref": f"#/components/schemas/{component}", "components": spec["components"]}
+    cls = OAS30WriteValidator if write else OAS30ReadValidator
+    cls(schema).validate(instance)
+
+
+# (method, path regex) -> how to validate the request body and the 2xx answer.
+Check = Callable[[Any], None]
+
+
+def _leg(name: str) -> Check:
+    return lambda doc: validate_legacy(name, doc)
+
+
+def _oa(service: str, comp: str, write: bool) -> Check:
+    return lambda doc: validate_openapi(service, comp, doc, write=write)
+
+
+P, J, B, D = ("/apis/projectsapi/v1.1.0", "/apis/journalsapi/v15.0.0",
+              "/apis/bookedEntriesapi/v4.0.0", "/apis/documentsapi/v4.0.1")
+REQUESTS: list[tuple[str, str, Check]] = [
+    ("PUT", r"/rest/customers/\d+", _leg("customers.customerNo.put")),
+    ("POST", r"/rest/customers", _leg("customers.post")),
+    ("POST", f"{P}/Projects", _oa("Projects", "Project", True)),
+    ("PUT", f"{P}/Projects", _oa("Projects", "Project", True)),
+    ("POST", f"{J}/draft-entries", _oa("Journals", "DraftEntry", True)),
+    ("POST", f"{J}/draft-entries/bulk", _oa("Journals", "DraftEntries", True)),
+    ("POST", rf"{J}/journals/\d+/bookdraftentries", _oa("Journals", "BookEntriesParameters", True)),
+    ("POST", f"{D}/AttachedDocuments", _oa("Documents", "AttachedDocumentCreate", True)),
+]
+ANSWERS: list[tuple[str, str, Check]] = [
+    ("GET", r"/rest/self", _leg("self.get")),
+    ("GET", r"/rest/customers", _leg("customers.get")),
+    ("GET", r"/rest/customers/\d+", _leg("customers.customerNumber.get")),
+    ("PUT", r"/rest/customers/\d+", _leg("customers.customerNumber.get")),
+    ("GET", r"/rest/customer-groups", _leg("customer-groups.get")),
+    ("GET", r"/rest/payment-terms", _leg("payment-terms.get")),
+    ("GET", r"/rest/currencies", _leg("currencies.get")),
+    ("GET", r"/rest/vat-zones", _leg("vat-zones.get")),
+    ("GET", r"/rest/vat-accounts", _leg("vat-accounts.get")),
+    ("GET", r"/rest/accounts", _leg("accounts.get")),
+    ("GET", r"/rest/accounting-years", _leg("accounting-years.get")),
+    ("GET", r"/rest/journals", _leg("journals.get")),
+    ("GET", f"{P}/Projects", _oa("Projects", "ProjectCursorResults", False)),
+    ("GET", rf"{P}/Projects/\d+", _oa("Projects", "Project", False)),
+    ("POST", f"{P}/Projects", _oa("Projects", "CreatedResult", False)),
+    ("GET", f"{P}/ProjectGroups", _oa("Projects", "ProjectGroupCursorResults", False)),
+    ("GET", f"{J}/draft-entries", _oa("Journals", "DraftEntryCursorResults", False)),
+    ("POST", f"{J}/draft-entries", _oa("Journals", "DraftEntryCreatedResult", False)),
+    ("POST", f"{J}/draft-entries/bulk", _oa("Journals", "DraftEntryCreatedResultArray", False)),
+    ("GET", f"{B}/booked-entries", _oa("BookedEntries", "BookedEntryCursorResults", False)),
+    ("POST", f"{D}/AttachedDocuments", _oa("Documents", "CreatedResult", False)),
+]
+PROBLEM_SERVICE = {"projectsapi": "Projects", "journalsapi": "Journals",
+                   "bookedEntriesapi": "BookedEntries", "documentsapi": "Documents"}
+
+
+def _match(table: list[tuple[str, str, Check]], method: str, path: str) -> Check | None:
+    for m, rx, check in table:
+        if m == method and re.fullmatch(rx, path):
+            return check
+    return None
+
+
+def validate_traffic(sb: EconomicSandbox) -> int:
+    """Validate every request body the client sent and every answer the sandbox gave that has
+    an official schema; returns how many documents were checked. Unmapped 2xx JSON answers
+    fail the test, so a new endpoint cannot slip by unchecked."""
+    checked = 0
+    for s in sb.served:
+        req = _match(REQUESTS, s.method, s.path)
+        if req is not None and s.body and not s.body.startswith("<multipart"):
+            doc = json.loads(s.body)
+            if s.path.endswith("/AttachedDocuments"):  # form fields: files as strings, ints
+                doc = {k[:1].lower() + k[1:]: (int(v) if k.lower() in ("vouchernumber",
+                                                                      "onconflict") else v)
+                       for k, v in doc.items()}
+            req(doc)
+            checked += 1
+        if s.response is None or not s.response or s.from_cache:
+            continue
+        body = json.loads(s.response)
+        if 200 <= s.status < 300:
+            ans = _match(ANSWERS, s.method, s.path)
+            assert ans is not None, f"no schema mapped for {s.method} {s.path}"
+            ans(body)
+            checked += 1
+        elif s.path.startswith("/apis/"):
+            service = PROBLEM_SERVICE[s.path.split("/")[2]]
+            validate_openapi(service, "ProblemDetails", body, write=False)
+            assert s.content_type == "application/problem+json"
+            checked += 1
+    return checked
