@@ -284,11 +284,12 @@ class MomentData:
         if record.status != "DRAFT":
             raise SandboxError(f"invoice {invoice_id} is {record.status}; only drafts change")
         values = checked("invoice", INVOICE_FIELDS, changes)
-        if "customer_id" in values:
-            customer = self._customer(int(str(values["customer_id"])))
+        customer = (self._customer(int(str(values["customer_id"])))
+                    if "customer_id" in values else None)
+        project = self._optional_project(values.get("project_id"))
+        if customer is not None:
             record.customer_number = customer.customer_number
         if "project_id" in values:
-            project = self._optional_project(values["project_id"])
             record.project_number = None if project is None else project.project_number
         for name, value in values.items():
             setattr(record, name, value)

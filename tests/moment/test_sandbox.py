@@ -84,6 +84,20 @@ def test_numbers_follow_renumbering_and_deletion() -> None:
     assert data.finalize_invoice(again.id, invoice_number=1).invoice_number == 1
 
 
+def test_a_refused_invoice_change_leaves_no_trace() -> None:
+    data = moment_data.MomentData(now=Clock().now)
+    customer = data.add_customer(name="A", customer_number="7")
+    other = data.add_customer(name="Other", customer_number="8")
+    draft = data.add_invoice(customer_id=customer.id, total_excluding_vat="1")
+    before = data.render("invoice", draft.id)
+    with pytest.raises(moment_data.UnknownObject):
+        data.change_invoice(draft.id, customer_id=other.id, project_id=999)
+    assert data.render("invoice", draft.id) == before
+    data.delete_customer(customer.id)  # now the invoice shows the number it was made with
+    assert data.render("invoice", draft.id)["customer"] == {"id": customer.id,
+                                                            "customerNumber": "7"}
+
+
 def test_refusals_change_nothing() -> None:
     data = moment_data.MomentData(now=Clock().now)
     customer = data.add_customer(name="A", customer_number="7")
