@@ -90,7 +90,7 @@ def test_a_refused_invoice_change_leaves_no_trace() -> None:
     other = data.add_customer(name="Other", customer_number="8")
     draft = data.add_invoice(customer_id=customer.id, total_excluding_vat="1")
     before = data.render("invoice", draft.id)
-    with pytest.raises(moment_data.UnknownObject):
+    with pytest.raises(moment_records.UnknownObject):
         data.change_invoice(draft.id, customer_id=other.id, project_id=999)
     assert data.render("invoice", draft.id) == before
     data.delete_customer(customer.id)  # now the invoice shows the number it was made with
