@@ -1,0 +1,145 @@
+"""Rate limiting on a fake clock shared by the client and the sandbox's bucket: the client
+waits instead of earning a 429, honours Retry-After, pauses every call after a 429, keeps the
+daily budget's reserve for invoices and bounds calls in flight. Times asserted are exact."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from daemon.core import ratelimits as rl
+from daemon.economic import errors
+from daemon.sandbox.economic import EconomicSandbox
+from tests.economic.conftest import T0, FakeClock, limited, make_client
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_client_waits_for_the_window_instead_of_a_429(sandbox: EconomicSandbox,
+                                                            clock: FakeClock) -> None:
+    sandbox.rate_limit = limited(10, 60)
+    async with make_client(sandbox, clock) as client:
+        for _ in range(25):
+            await client.get_self()
+    assert [s.status for s in sandbox.served] == [200] * 25
+    assert clock.sleeps == [60.0, 60.0]
+    assert clock.now() == T0 + 120
+    assert [s.at - T0 for s in sandbox.served][9:12] == [0.0, 60.0, 60.0]
+
+
+async def test_429_waits_retry_after_then_succeeds(sandbox: EconomicSandbox,
+                                                   clock: FakeClock) -> None:
+    sandbox.faults.retry_after_s = 7
+    sandbox.inject("429")
+    async with make_client(sandbox, clock) as client:
+        me = await client.get_self()
+        assert me.agreementNumber == sandbox.agreement.agreement_number
+        assert client.counters.rate_limited == 1
+    assert [(s.status, s.at - T0) for s in sandbox.served] == [(429, 0.0), (200, 7.0)]
+
+
+async def test_429_without_retry_after_waits_until_the_window_rolls(
+        sandbox: EconomicSandbox, clock: FakeClock) -> None:
+    sandbox.rate_limit = limited(5, 60, retry_after=False)
+    async with make_client(sandbox, clock) as client:
+        await client.get_self()
+        clock.advance(10)
+        sandbox.rate_limit.used = 5  # another app of the agreement drained the bucket
+        await client.get_self()
+    assert [(s.status, s.at - T0) for s in sandbox.served] == [(200, 0), (429, 10), (200, 60)]
+
+
+async def test_a_429_pauses_every_call_to_the_agreement(sandbox: EconomicSandbox,
+                                                        clock: FakeClock) -> None:
+    sandbox.faults.retry_after_s = 7
+    sandbox.inject("429")
+    async with make_client(sandbox, clock, rate_limit_retries=0) as client:
+        with pytest.raises(errors.RateLimited) as ei:
+            await client.get_self()
+        assert ei.value.retryable and ei.value.retry_after == 7.0
+        assert client.stats()["paused_until"] == T0 + 7
+        await client.currencies()  # another endpoint: still waits for the pause
+        assert client.stats()["paused_until"] is None
+    assert [(s.path, s.status, s.at - T0) for s in sandbox.served] == [
+        ("/rest/self", 429, 0.0), ("/rest/currencies", 200, 7.0)]
+
+
+async def test_daily_budget_keeps_a_reserve_for_invoices(sandbox: EconomicSandbox,
+                                                         clock: FakeClock) -> None:
+    async with make_client(sandbox, clock, daily_call_budget=5, invoice_reserve=2) as client:
+        for _ in range(3):
+            await client.get_self()
+        with pytest.raises(errors.BudgetExhausted) as ei:
+            await client.get_self()
+        assert ei.value.retryable
+        assert ei.value.retry_after == rl.seconds_to_next_day(T0)
+        for _ in range(2):  # invoice work may spend the reserve
+            assert [e async for e in client.iter_booked_entries()] == []
+        with pytest.raises(errors.BudgetExhausted):
+            [e async for e in client.iter_booked_entries()]
+        assert client.stats()["calls_today"] == 5
+        assert len(sandbox.served) == 5
+        clock.advance(rl.seconds_to_next_day(clock.now()))
+        await client.get_self()
+        assert client.stats()["calls_today"] == 1
+
+
+async def test_calls_in_flight_are_bounded(sandbox: EconomicSandbox, clock: FakeClock) -> None:
+    async with make_client(sandbox, clock, max_in_flight=2) as client:
+        await asyncio.gather(*(client.get_self() for _ in range(12)))
+        assert client.limiter.peak_in_flight == 2
+        assert client.limiter.in_flight == 0
+
+
+async def test_counters_track_calls_tokens_and_errors(sandbox: EconomicSandbox,
+                                                      clock: FakeClock) -> None:
+    sandbox.rate_limit = limited(100, 60, cost_get=2, cost_write=5)
+    async with make_client(sandbox, clock) as client:
+        await client.get_self()
+        await client.get_self()
+        assert await client.find_customer(9) is None
+        stats = client.stats()
+    assert stats["calls"] == {"GET /customers/{n} 404": 1, "GET /self 200": 2}
+    assert stats["tokens_used"] == 6
+    assert stats["rate_limit"] == {"used": 6, "limit": 100, "window_s": 60.0}
+    assert stats["last_error"] == "GET /customers/{n} -> 404 [E06000]: Customer not found."
+
+
+# ---------------------------------------------------------------- pure arithmetic -----------
+def test_rate_header_parsing() -> None:
+    assert rl.parse_rate_header("token-limit-10000-per-60-seconds: 147/10000") == \
+        rl.Reading(limit=10000, window_s=60.0, used=147)
+    assert rl.parse_rate_header("token-limit-5-per-1-seconds:5 / 5") == rl.Reading(5, 1.0, 5)
+    assert rl.parse_rate_header("garbage") is None
+    assert rl.parse_rate_header(None) is None
+    assert rl.parse_cost(" 3 ") == 3 and rl.parse_cost("-1") is None
+    assert rl.parse_retry_after("2.5") == 2.5 and rl.parse_retry_after("soon") is None
+
+
+def test_mirror_never_waits_less_than_the_server() -> None:
+    b = rl.observe(rl.Bucket(), 100.0, rl.Reading(10, 60.0, 9), 1)
+    assert b.window_started_at == 100.0 and rl.delay(b, 100.0) == 0.0
+    b = rl.charge(b, 100.0)
+    assert rl.delay(b, 130.0) == 30.0  # full: wait for the roll
+    assert rl.delay(b, 160.0) == 0.0
+    # An answer reporting less use than before means the server's window rolled.
+    b2 = rl.observe(b, 161.0, rl.Reading(10, 60.0, 1), 1)
+    assert (b2.used, b2.window_started_at) == (1, 161.0)
+
+
+def test_pause_honours_retry_after_and_the_window() -> None:
+    b = rl.observe(rl.Bucket(), 0.0, rl.Reading(10, 60.0, 1), 1)
+    p = rl.pause(b, 5.0, 7.0)
+    assert p.paused_until == 12.0 and rl.delay(p, 5.0) == 7.0 and rl.delay(p, 12.0) == 0.0
+    assert rl.pause(b, 5.0, None).paused_until == 60.0
+    assert rl.pause(p, 6.0, 1.0).paused_until == 12.0  # never shortens a pause
+
+
+def test_budget_resets_each_utc_day() -> None:
+    b = rl.Budget(daily=2, reserve=1)
+    assert rl.budget_allows(b, T0, priority=False)
+    b = rl.budget_spend(b, T0)
+    assert not rl.budget_allows(b, T0, priority=False)
+    assert rl.budget_allows(b, T0, priority=True)
+    assert rl.budget_allows(b, T0 + rl.seconds_to_next_day(T0), priority=False)
