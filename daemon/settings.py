@@ -85,14 +85,14 @@ class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     pass
 
 
-class DaemonSettings(_Section, kw_only=True):
+class DaemonSettings(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
     state_dir: str = "/var/lib/moment-sync"
     status_socket: str = "/run/moment-sync/status.sock"
     listen: Listen = Listen(host="127.0.0.1", port=8080)
     log_format: str = "json"
 
 
-class MomentSettings(_Section, kw_only=True):
+class MomentSettings(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
     api_url: str = "https://app.moment.team/api/1.0"
     company: str
     api_key_file: str = ""
@@ -101,7 +101,7 @@ class MomentSettings(_Section, kw_only=True):
     full_scan_interval: Duration = Duration(86400)
 
 
-class EconomicSettings(_Section, kw_only=True):
+class EconomicSettings(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
     rest_url: str = "https://restapi.e-conomic.com"
     apis_url: str = "https://apis.e-conomic.com"
     app_secret_token_file: str = ""
@@ -124,14 +124,14 @@ class EconomicSettings(_Section, kw_only=True):
     daily_call_budget: int = 50000
 
 
-class AlertSettings(_Section, kw_only=True):
+class AlertSettings(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
     email_to: str = ""
     smtp_host: str = "localhost"
     smtp_port: int = 25
     smtp_from: str = "moment-sync@localhost"
 
 
-class Settings(_Section, kw_only=True):
+class Settings(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
     moment: MomentSettings
     daemon: DaemonSettings = DaemonSettings()
     economic: EconomicSettings = msgspec.field(default_factory=EconomicSettings)

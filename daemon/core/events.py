@@ -1,0 +1,327 @@
+"""The event vocabulary: every fact from Moment and every outcome of talking to e-conomic.
+
+Events are frozen, tagged msgspec Structs (the tag is the ``type`` column of the log). Their
+schema only grows: a new field gets a default; no field is renamed or retyped; a new meaning is
+a new type. Each row records :data:`SCHEMA_VERSION` of the vocabulary that wrote it. Stored
+events decode leniently (unknown fields are ignored) so an older daemon can read a newer row's
+known fields. Entity kinds are ``customer``, ``project`` and ``invoice``; the entity key is the
+Moment number (``"10001"``, ``"1"``, ``"42"``).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Final, Literal
+
+import msgspec
+
+SCHEMA_VERSION: Final = 1
+
+Kind = Literal["customer", "project", "invoice"]
+KINDS: Final[tuple[Kind, ...]] = ("customer", "project", "invoice")
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=str.lower):
+    """Base of every event. Subclasses say which entity they are about."""
+
+    entity_kind: ClassVar[str] = "daemon"
+
+    @property
+    def entity_key(self) -> str:
+        return ""
+
+
+# --- Moment facts ---------------------------------------------------------------------------
+
+
+class CustomerUpserted(Event, frozen=True, kw_only=True, tag="customer_upserted"):
+    """Moment's customer as fetched; appended only when its content changed."""
+
+    entity_kind: ClassVar[str] = "customer"
+    moment_id: int
+    number: str
+    name: str
+    email: str = ""
+    organization_number: str = ""
+    street: str = ""
+    postal_code: str = ""
+    city: str = ""
+    country_code: str = ""
+    vat_code: str = ""
+    version: int = 0
+    last_modified: str = ""
+
+    @property
+    def entity_key(self) -> str:
+        return self.number
+
+
+class ProjectUpserted(Event, frozen=True, kw_only=True, tag="project_upserted"):
+    entity_kind: ClassVar[str] = "project"
+    moment_id: int
+    number: str
+    name: str
+    customer_number: str = ""
+    customer_moment_id: int | None = None
+    version: int = 0
+    last_modified: str = ""
+
+    @property
+    def entity_key(self) -> str:
+        return self.number
+
+
+class InvoiceFinalized(Event, frozen=True, kw_only=True, tag="invoice_finalized"):
+    """A finalized (or credited) invoice or credit note; recorded once per invoice number."""
+
+    entity_kind: ClassVar[str] = "invoice"
+    moment_id: int
+    number: int
+    status: str = "FINALIZED"
+    is_credit_note: bool = False
+    credited_invoice_number: int | None = None
+    description: str = ""
+    invoice_date: str = ""
+    due_date: str = ""
+    currency: str = ""
+    total_excluding_vat: str = "0"
+    total_vat: str = "0"
+    total_including_vat: str = "0"
+    financial_account: str = ""
+    customer_number: str = ""
+    project_number: str = ""
+    pdf_sha256: str = ""
+    pdf_size: int = 0
+    finalized_date: str = ""
+    version: int = 0
+
+    @property
+    def entity_key(self) -> str:
+        return str(self.number)
+
+
+class EntityGone(Event, frozen=True, kw_only=True, tag="entity_gone"):
+    """Moment no longer has the object: it is no longer managed; nothing is deleted."""
+
+    kind: str
+    key: str
+    moment_id: int
+    detail: str = ""
+
+    @property
+    def entity_key(self) -> str:
+        return self.key
+
+
+class InvoiceConflict(Event, frozen=True, kw_only=True, tag="invoice_conflict"):
+    """A second, different invoice claimed an invoice number already recorded."""
+
+    entity_kind: ClassVar[str] = "invoice"
+    number: int
+    moment_id: int
+    recorded_moment_id: int
+    detail: str = ""
+
+    @property
+    def entity_key(self) -> str:
+        return str(self.number)
+
+
+# --- Moment hints and ingest bookkeeping ----------------------------------------------------
+
+
+class HintReceived(Event, frozen=True, kw_only=True, tag="hint_received"):
+    """A webhook hint, committed before the 202: something about this object changed."""
+
+    kind: str
+    moment_id: int
+    number: str = ""
+    event: str = ""
+    source: str = "webhook"
+
+    @property
+    def entity_key(self) -> str:
+        return self.number or f"id:{self.moment_id}"
+
+
+class PollCursorAdvanced(Event, frozen=True, kw_only=True, tag="poll_cursor_advanced"):
+    kind: str
+    cursor: str
+    full_scan: bool = False
+
+
+# --- operator requests ----------------------------------------------------------------------
+
+
+class ResyncRequested(Event, frozen=True, kw_only=True, tag="resync_requested"):
+    kind: str
+    key: str
+    by: str = "operator"
+
+    @property
+    def entity_key(self) -> str:
+        return self.key
+
+
+class RetryRequested(Event, frozen=True, kw_only=True, tag="retry_requested"):
+    kind: str
+    key: str
+    by: str = "operator"
+
+    @property
+    def entity_key(self) -> str:
+        return self.key
+
+
+# --- outcomes of talking to e-conomic -------------------------------------------------------
+
+
+class _Outcome(Event, frozen=True, kw_only=True):
+    kind: str
+    key: str
+
+    @property
+    def entity_key(self) -> str:
+        return self.key
+
+
+class WriteIntended(_Outcome, frozen=True, kw_only=True, tag="write_intended"):
+    """Recorded (durably) before the first send of a write; its key is reused on every retry."""
+
+    action: str
+    idempotency_key: str
+    content_hash: str = ""
+
+
+class Applied(_Outcome, frozen=True, kw_only=True, tag="applied"):
+    """e-conomic holds the desired state for this entity (after a write, or found in sync)."""
+
+    action: str
+    content_hash: str = ""
+    economic_number: int | None = None
+    object_version: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+class Failed(_Outcome, frozen=True, kw_only=True, tag="failed"):
+    action: str
+    error: str
+    retryable: bool
+    attempt: int = 1
+    retry_at: float | None = None
+
+
+class DriftDetected(_Outcome, frozen=True, kw_only=True, tag="drift_detected"):
+    fields: tuple[str, ...] = ()
+    detail: str = ""
+
+
+class DriftRepaired(_Outcome, frozen=True, kw_only=True, tag="drift_repaired"):
+    fields: tuple[str, ...] = ()
+    detail: str = ""
+
+
+class StrayReported(_Outcome, frozen=True, kw_only=True, tag="stray_reported"):
+    """An e-conomic record that looks like a managed one under another number; never deleted."""
+
+    number: int
+    note: str = ""
+
+
+class Parked(_Outcome, frozen=True, kw_only=True, tag="parked"):
+    reason: str
+    attempts: int = 0
+    last_error: str = ""
+
+
+class Unparked(_Outcome, frozen=True, kw_only=True, tag="unparked"):
+    by: str = "operator"
+
+
+class InvoiceEntryCreated(_Outcome, frozen=True, kw_only=True, tag="invoice_entry_created"):
+    """The draft entry exists in the journal (created now, or found by lookup)."""
+
+    journal_number: int
+    entry_number: int
+    voucher_number: int
+    accounting_year: str
+    found_by_lookup: bool = False
+
+
+class InvoicePdfAttached(_Outcome, frozen=True, kw_only=True, tag="invoice_pdf_attached"):
+    accounting_year: str
+    voucher_number: int
+    document_number: int | None = None
+
+
+class InvoicePdfSkipped(_Outcome, frozen=True, kw_only=True, tag="invoice_pdf_skipped"):
+    """The PDF could not be stored (too big, or no attachments on this agreement): a warning."""
+
+    reason: str
+
+
+class InvoiceBooked(_Outcome, frozen=True, kw_only=True, tag="invoice_booked"):
+    accounting_year: str
+    voucher_number: int
+    found_by_lookup: bool = False
+
+
+class BookedMismatch(_Outcome, frozen=True, kw_only=True, tag="booked_mismatch"):
+    """A booked entry no longer matches Moment: reported, never edited."""
+
+    detail: str
+
+
+class CheckReported(Event, frozen=True, kw_only=True, tag="check_reported"):
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+ANY_EVENT = (
+    CustomerUpserted | ProjectUpserted | InvoiceFinalized | EntityGone | InvoiceConflict
+    | HintReceived | PollCursorAdvanced | ResyncRequested | RetryRequested | WriteIntended
+    | Applied | Failed | DriftDetected | DriftRepaired | StrayReported | Parked | Unparked
+    | InvoiceEntryCreated | InvoicePdfAttached | InvoicePdfSkipped | InvoiceBooked
+    | BookedMismatch | CheckReported
+)
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(ANY_EVENT)
+
+
+def encode(event: Event) -> bytes:
+    """msgspec JSON with the ``type`` tag, so ``sqlite3 events.db`` shows readable payloads."""
+    return _encoder.encode(event)
+
+
+def decode(payload: bytes | str) -> Event:
+    event: Event = _decoder.decode(payload)
+    return event
+
+
+def entity_of(event: Event) -> tuple[str, str]:
+    """The (kind, key) an event is about: kind from the class, or its ``kind`` field."""
+    kind = getattr(event, "kind", None)
+    return (kind if isinstance(kind, str) else event.entity_kind), event.entity_key
+
+
+def type_name(event: Event) -> str:
+    tag = type(event).__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag
+
+
+_VOLATILE: Final = ("version", "last_modified", "finalized_date")
+
+
+def content_hash(event: Event) -> str:
+    """A digest of what an event says, ignoring bookkeeping (version, modification times).
+
+    Two snapshots with equal content hash carry the same facts: ingest appends a new fact only
+    when this differs from the latest recorded one; reconcile records the hash it applied.
+    """
+    import hashlib
+
+    fields = {f: getattr(event, f) for f in event.__struct_fields__ if f not in _VOLATILE}
+    return hashlib.sha256(msgspec.json.encode(fields, order="deterministic")).hexdigest()[:32]

@@ -1,0 +1,309 @@
+"""Projections: pure folds of the event log into the desired e-conomic state and its status.
+
+Each projection owns one SQLite table of ``(key, seq, row)``. :func:`fold` is a pure function of
+(current row, event) to the new row, so folding incrementally, replaying from zero, or resuming
+from any checkpoint gives identical rows. The store writes the rows touched by a batch of events
+in the same transaction as those events, with the checkpoint.
+
+Rows hold Moment's normalized facts (what e-conomic should hold, before the config-dependent
+mapping in :mod:`daemon.core.mapping`) and each entity's sync status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Final
+
+import msgspec
+
+from daemon.core import events as ev
+
+
+class DesiredCustomer(msgspec.Struct, frozen=True, kw_only=True):
+    fact: ev.CustomerUpserted
+    seq: int
+    gone: bool = False
+
+
+class DesiredProject(msgspec.Struct, frozen=True, kw_only=True):
+    fact: ev.ProjectUpserted
+    seq: int
+    gone: bool = False
+
+
+class DesiredInvoice(msgspec.Struct, frozen=True, kw_only=True):
+    fact: ev.InvoiceFinalized
+    seq: int
+    gone: bool = False
+    conflicts: tuple[int, ...] = ()  # Moment ids of other invoices claiming this number
+
+
+class EntityState(msgspec.Struct, frozen=True, kw_only=True):
+    """What the daemon knows of one entity's life in e-conomic."""
+
+    kind: str
+    key: str
+    desired_seq: int = 0
+    applied_hash: str = ""
+    applied_seq: int = 0
+    economic_number: int | None = None
+    object_version: str = ""
+    parked: bool = False
+    reason: str = ""
+    attempts: int = 0
+    last_error: str = ""
+    parked_at: str = ""
+    intents: dict[str, str] = {}  # action -> idempotency key of the open intent
+    journal_number: int | None = None
+    entry_number: int | None = None
+    voucher_number: int | None = None
+    accounting_year: str = ""
+    document_number: int | None = None
+    pdf_done: bool = False
+    booked: bool = False
+    warnings: tuple[str, ...] = ()
+    drift_repaired: int = 0
+
+
+class DaemonState(msgspec.Struct, frozen=True, kw_only=True):
+    """One row per name: poll cursors, last webhook, strays, checks."""
+
+    name: str
+    value: str = ""
+    at: str = ""
+    extra: dict[str, str] = {}
+
+
+Row = DesiredCustomer | DesiredProject | DesiredInvoice | EntityState | DaemonState
+
+
+class Projection(msgspec.Struct, frozen=True):
+    table: str
+    row_type: type
+    keys: Callable[[ev.Event], Iterable[str]]
+    fold: Callable[[Row | None, int, str, ev.Event], Row | None]
+
+
+def _fact_keys(kind: str, fact_type: type) -> Callable[[ev.Event], Iterable[str]]:
+    def keys(event: ev.Event) -> Iterable[str]:
+        if isinstance(event, fact_type):
+            return (event.entity_key,)
+        if isinstance(event, ev.EntityGone | ev.InvoiceConflict) and ev.entity_of(event)[0] == kind:
+            return (event.entity_key,)
+        return ()
+    return keys
+
+
+def fold_customer(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | None:
+    if isinstance(event, ev.CustomerUpserted):
+        return DesiredCustomer(fact=event, seq=seq)
+    if isinstance(event, ev.EntityGone) and isinstance(row, DesiredCustomer):
+        return msgspec.structs.replace(row, gone=True, seq=seq)
+    return row
+
+
+def fold_project(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | None:
+    if isinstance(event, ev.ProjectUpserted):
+        return DesiredProject(fact=event, seq=seq)
+    if isinstance(event, ev.EntityGone) and isinstance(row, DesiredProject):
+        return msgspec.structs.replace(row, gone=True, seq=seq)
+    return row
+
+
+def fold_invoice(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | None:
+    if isinstance(event, ev.InvoiceFinalized):
+        if isinstance(row, DesiredInvoice):
+            # an invoice is recorded once: a later fact for the same number only updates the
+            # status (credited) of the same Moment invoice; another invoice is a conflict
+            if row.fact.moment_id != event.moment_id:
+                return row
+            return msgspec.structs.replace(row, fact=event, seq=seq, gone=False)
+        return DesiredInvoice(fact=event, seq=seq)
+    if isinstance(event, ev.InvoiceConflict) and isinstance(row, DesiredInvoice):
+        if event.moment_id in row.conflicts:
+            return row
+        return msgspec.structs.replace(row, conflicts=(*row.conflicts, event.moment_id))
+    if isinstance(event, ev.EntityGone) and isinstance(row, DesiredInvoice):
+        return msgspec.structs.replace(row, gone=True, seq=seq)
+    return row
+
+
+_FACTS: Final = (ev.CustomerUpserted, ev.ProjectUpserted, ev.InvoiceFinalized)
+_STATE_EVENTS: Final = (
+    ev.WriteIntended, ev.Applied, ev.Failed, ev.Parked, ev.Unparked, ev.RetryRequested,
+    ev.InvoiceEntryCreated, ev.InvoicePdfAttached, ev.InvoicePdfSkipped, ev.InvoiceBooked,
+    ev.DriftRepaired, ev.InvoiceConflict, ev.EntityGone, ev.BookedMismatch,
+)
+
+
+def _state_keys(event: ev.Event) -> Iterable[str]:
+    if isinstance(event, _FACTS + _STATE_EVENTS):
+        kind, key = ev.entity_of(event)
+        return (f"{kind}:{key}",)
+    return ()
+
+
+def _add_warning(row: EntityState, warning: str) -> tuple[str, ...]:
+    return row.warnings if warning in row.warnings else (*row.warnings, warning)
+
+
+def fold_state(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | None:  # noqa: C901
+    kind, key = ev.entity_of(event)
+    state = row if isinstance(row, EntityState) else EntityState(kind=kind, key=key)
+    replace = msgspec.structs.replace
+    match event:
+        case ev.CustomerUpserted() | ev.ProjectUpserted() | ev.InvoiceFinalized():
+            return replace(state, desired_seq=seq)
+        case ev.WriteIntended(action=action, idempotency_key=ikey):
+            return replace(state, intents={**state.intents, action: ikey})
+        case ev.Applied():
+            intents = {a: k for a, k in state.intents.items() if a != event.action}
+            warnings = (*state.warnings, *(w for w in event.warnings if w not in state.warnings))
+            return replace(
+                state, applied_hash=event.content_hash or state.applied_hash, applied_seq=seq,
+                economic_number=event.economic_number if event.economic_number is not None
+                else state.economic_number,
+                object_version=event.object_version or state.object_version,
+                intents=intents, attempts=0, last_error="", warnings=warnings,
+            )
+        case ev.Failed():
+            return replace(state, attempts=event.attempt, last_error=event.error)
+        case ev.Parked():
+            return replace(state, parked=True, reason=event.reason, attempts=event.attempts,
+                           last_error=event.last_error, parked_at=at)
+        case ev.Unparked() | ev.RetryRequested():
+            return replace(state, parked=False, reason="", attempts=0, parked_at="")
+        case ev.InvoiceEntryCreated():
+            return replace(state, journal_number=event.journal_number,
+                           entry_number=event.entry_number, voucher_number=event.voucher_number,
+                           accounting_year=event.accounting_year)
+        case ev.InvoicePdfAttached():
+            return replace(state, pdf_done=True, document_number=event.document_number)
+        case ev.InvoicePdfSkipped():
+            return replace(state, pdf_done=True,
+                           warnings=_add_warning(state, f"PDF not attached: {event.reason}"))
+        case ev.InvoiceBooked():
+            return replace(state, booked=True, accounting_year=event.accounting_year,
+                           voucher_number=event.voucher_number)
+        case ev.DriftRepaired():
+            return replace(state, drift_repaired=state.drift_repaired + 1)
+        case ev.BookedMismatch():
+            return replace(state, warnings=_add_warning(state, event.detail))
+        case ev.InvoiceConflict():
+            return replace(state, warnings=_add_warning(
+                state, f"another Moment invoice (id {event.moment_id}) claims this number"))
+        case _:
+            return state
+
+
+def _daemon_keys(event: ev.Event) -> Iterable[str]:
+    match event:
+        case ev.PollCursorAdvanced(kind=kind):
+            return (f"cursor:{kind}",)
+        case ev.HintReceived():
+            return ("last_webhook",) if event.source == "webhook" else ()
+        case ev.StrayReported():
+            return (f"stray:{event.kind}:{event.number}",)
+        case ev.CheckReported(name=name):
+            return (f"check:{name}",)
+        case _:
+            return ()
+
+
+def fold_daemon(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | None:
+    match event:
+        case ev.PollCursorAdvanced(kind=kind, cursor=cursor):
+            extra = {"full_scan_at": at} if event.full_scan else (
+                row.extra if isinstance(row, DaemonState) else {})
+            return DaemonState(name=f"cursor:{kind}", value=cursor, at=at, extra=extra)
+        case ev.HintReceived():
+            return DaemonState(name="last_webhook", value=event.kind, at=at)
+        case ev.StrayReported():
+            return DaemonState(name=f"stray:{event.kind}:{event.number}", value=event.note, at=at,
+                               extra={"managed_key": event.key})
+        case ev.CheckReported(name=name, ok=ok, detail=detail):
+            return DaemonState(name=f"check:{name}", value="ok" if ok else "failed", at=at,
+                               extra={"detail": detail})
+        case _:
+            return row
+
+
+PROJECTIONS: Final[tuple[Projection, ...]] = (
+    Projection("desired_customers", DesiredCustomer,
+               _fact_keys("customer", ev.CustomerUpserted), fold_customer),
+    Projection("desired_projects", DesiredProject,
+               _fact_keys("project", ev.ProjectUpserted), fold_project),
+    Projection("desired_invoices", DesiredInvoice,
+               _fact_keys("invoice", ev.InvoiceFinalized), fold_invoice),
+    Projection("entity_states", EntityState, _state_keys, fold_state),
+    Projection("daemon_state", DaemonState, _daemon_keys, fold_daemon),
+)
+
+
+class Tables:
+    """The in-memory image of every projection table: ``{table: {key: row}}``.
+
+    :meth:`apply` folds one event and returns the ``(table, key)`` pairs it changed, so the
+    store writes exactly those rows in the event's transaction.
+    """
+
+    __slots__ = ("checkpoint", "rows")
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, Row]] = {p.table: {} for p in PROJECTIONS}
+        self.checkpoint = 0
+
+    def apply(self, seq: int, at: str, event: ev.Event) -> list[tuple[str, str, Row | None]]:
+        """Fold one event; return ``(table, key, row before)`` for every row it changed."""
+        changed: list[tuple[str, str, Row | None]] = []
+        for projection in PROJECTIONS:
+            table = self.rows[projection.table]
+            for key in projection.keys(event):
+                old = table.get(key)
+                new = projection.fold(old, seq, at, event)
+                if new is not None and new is not old:
+                    table[key] = new
+                    changed.append((projection.table, key, old))
+        self.checkpoint = seq
+        return changed
+
+    def undo(self, changed: list[tuple[str, str, Row | None]], checkpoint: int) -> None:
+        """Put back rows changed by :meth:`apply` (newest first), after a failed commit."""
+        for table, key, old in reversed(changed):
+            if old is None:
+                self.rows[table].pop(key, None)
+            else:
+                self.rows[table][key] = old
+        self.checkpoint = checkpoint
+
+    def customers(self) -> dict[str, DesiredCustomer]:
+        return self.rows["desired_customers"]  # type: ignore[return-value]
+
+    def projects(self) -> dict[str, DesiredProject]:
+        return self.rows["desired_projects"]  # type: ignore[return-value]
+
+    def invoices(self) -> dict[str, DesiredInvoice]:
+        return self.rows["desired_invoices"]  # type: ignore[return-value]
+
+    def states(self) -> dict[str, EntityState]:
+        return self.rows["entity_states"]  # type: ignore[return-value]
+
+    def state(self, kind: str, key: str) -> EntityState:
+        found = self.states().get(f"{kind}:{key}")
+        return found if found is not None else EntityState(kind=kind, key=key)
+
+    def daemon(self) -> dict[str, DaemonState]:
+        return self.rows["daemon_state"]  # type: ignore[return-value]
+
+
+_row_encoder = msgspec.json.Encoder(order="deterministic")
+_row_decoders: Final = {p.table: msgspec.json.Decoder(p.row_type) for p in PROJECTIONS}
+
+
+def encode_row(row: Row) -> bytes:
+    return _row_encoder.encode(row)
+
+
+def decode_row(table: str, data: bytes) -> Row:
+    row: Row = _row_decoders[table].decode(data)
+    return row

@@ -1,0 +1,371 @@
+"""The event log: one SQLite file in WAL mode, append-only, the single source of truth.
+
+Guarantees:
+- :meth:`EventLog.append` is idempotent on the idempotency key: a duplicate returns the original
+  sequence number and writes nothing.
+- Appends from many tasks are group-committed: whoever holds the write lock writes every pending
+  append in one transaction (events, the projection rows they change, and the checkpoint) and
+  commits with ``synchronous=FULL``; a caller returns only when its batch is durable.
+- Sequence numbers are gap-free: one writer assigns them inside the transaction.
+- On a failed commit nothing is written, the in-memory projections are rolled back, and every
+  caller in the batch gets the error.
+Reads go through a second connection, so they never see an uncommitted batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+import aiosqlite
+import anyio
+import msgspec
+
+from daemon.core import events as ev
+from daemon.core import projections as pj
+from daemon.store import opening
+
+_CHUNK: Final = 900  # stay under SQLite's bound-parameter limit
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class Record(msgspec.Struct, frozen=True):
+    """One row of the log. ``payload`` is the msgspec JSON; :attr:`event` decodes it."""
+
+    seq: int
+    type: str
+    schema_version: int
+    kind: str
+    key: str
+    idempotency_key: str
+    occurred_at: str
+    recorded_at: str
+    payload: bytes
+
+    @property
+    def event(self) -> ev.Event:
+        return ev.decode(self.payload)
+
+
+class Appended(msgspec.Struct, frozen=True):
+    seq: int
+    new: bool
+
+
+class _Pending:
+    __slots__ = ("done", "error", "event", "key", "occurred_at", "result")
+
+    def __init__(self, event: ev.Event, key: str, occurred_at: str) -> None:
+        self.event = event
+        self.key = key
+        self.occurred_at = occurred_at
+        self.result: Appended | None = None
+        self.error: BaseException | None = None
+        self.done = False
+
+
+_COLUMNS: Final = ("seq, type, schema_version, entity_kind, entity_key, idempotency_key, "
+                   "occurred_at, recorded_at, payload")
+
+
+def _record(row: Sequence[object]) -> Record:
+    seq, type_, version, kind, key, ikey, occurred, recorded, payload = row
+    return Record(int(seq), str(type_), int(version), str(kind), str(key),  # type: ignore[call-overload]
+                  str(ikey), str(occurred), str(recorded), bytes(payload))  # type: ignore[call-overload]
+
+
+class EventLog:
+    """Open with :meth:`open`; close with :meth:`close` (or ``async with``)."""
+
+    def __init__(self, *, path: str, writer: aiosqlite.Connection,
+                 reader: aiosqlite.Connection, lock: opening.Lock | None,
+                 clock: Callable[[], datetime]) -> None:
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._lock = lock
+        self._clock = clock
+        self._write_lock = anyio.Lock()
+        self._pending: list[_Pending] = []
+        self._committed = anyio.Event()
+        self.tables = pj.Tables()
+        self.last_seq = 0
+        self.listeners: list[Callable[[list[tuple[int, ev.Event]]], None]] = []
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: Path | str, *, clock: Callable[[], datetime] = utc_now,
+                   catch_up: bool = True,
+                   progress: Callable[[int, int], None] | None = None) -> EventLog:
+        """Take the directory's lock, apply the schema, load projections, catch them up.
+
+        Raises :class:`~daemon.store.opening.AlreadyRunning` (nothing written) when another
+        process holds the lock, :class:`~daemon.store.opening.NewerSchema` for a newer file.
+        """
+        name = str(path)
+        lock = None
+        if name != opening.MEMORY:
+            lock = opening.Lock(Path(name))
+            lock.acquire()
+        try:
+            writer = await opening.connect(name)
+            try:
+                await opening.apply_schema(writer, name)
+                reader = writer if name == opening.MEMORY else await opening.connect(
+                    name, readonly=True)
+            except BaseException:
+                await writer.close()
+                raise
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        log = cls(path=name, writer=writer, reader=reader, lock=lock, clock=clock)
+        await log._load()
+        if catch_up:
+            await log.catch_up(progress=progress)
+        return log
+
+    async def close(self) -> None:
+        if self._reader is not self._writer:
+            await self._reader.close()
+        await self._writer.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    async def __aenter__(self) -> EventLog:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.close()
+
+    async def _load(self) -> None:
+        for projection in pj.PROJECTIONS:
+            rows = self.tables.rows[projection.table]
+            async with self._writer.execute(f"SELECT key, row FROM {projection.table}") as cur:
+                async for key, data in cur:
+                    rows[key] = pj.decode_row(projection.table, data)
+        async with self._writer.execute(
+                "SELECT seq FROM checkpoints WHERE name = 'projections'") as cur:
+            row = await cur.fetchone()
+        self.tables.checkpoint = int(row[0]) if row else 0
+        async with self._writer.execute("SELECT COALESCE(MAX(seq), 0) FROM events") as cur:
+            row = await cur.fetchone()
+        self.last_seq = int(row[0]) if row else 0
+
+    async def catch_up(self, *, progress: Callable[[int, int], None] | None = None,
+                       batch: int = 5000) -> int:
+        """Fold events after the checkpoint into the projections; returns how many."""
+        folded = 0
+        async with self._write_lock:
+            while self.tables.checkpoint < self.last_seq:
+                records = await self._read(self._writer, "WHERE seq > ? ORDER BY seq LIMIT ?",
+                                           (self.tables.checkpoint, batch))
+                start = self.tables.checkpoint
+                changed: list[tuple[str, str, pj.Row | None]] = []
+                for record in records:
+                    changed += self.tables.apply(record.seq, record.occurred_at, record.event)
+                try:
+                    await self._writer.execute("BEGIN IMMEDIATE")
+                    await self._write_rows(changed)
+                    await self._writer.execute("COMMIT")
+                except BaseException:
+                    await self._rollback()
+                    self.tables.undo(changed, start)
+                    raise
+                folded += len(records)
+                if progress is not None:
+                    progress(self.tables.checkpoint, self.last_seq)
+        return folded
+
+    # --- appending ------------------------------------------------------------------------
+
+    async def append(self, event: ev.Event, *, idempotency_key: str,
+                     occurred_at: datetime | str | None = None) -> Appended:
+        """Append one event durably; a known idempotency key appends nothing."""
+        return (await self.append_many([(event, idempotency_key, occurred_at)]))[0]
+
+    async def append_many(
+        self, items: Iterable[tuple[ev.Event, str, datetime | str | None]],
+    ) -> list[Appended]:
+        """Append several events; all of them commit in the same transaction."""
+        now = self._clock()
+        mine = [
+            _Pending(event, key, iso(now) if at is None else at if isinstance(at, str)
+                     else iso(at))
+            for event, key, at in items
+        ]
+        if not mine:
+            return []
+        self._pending.extend(mine)
+        async with self._write_lock:
+            if not mine[-1].done:
+                batch, self._pending = self._pending, []
+                await self._write(batch)
+        results: list[Appended] = []
+        for pending in mine:
+            if pending.error is not None:
+                raise pending.error
+            assert pending.result is not None
+            results.append(pending.result)
+        return results
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        recorded = iso(self._clock())
+        start_seq, start_checkpoint = self.last_seq, self.tables.checkpoint
+        changed: list[tuple[str, str, pj.Row | None]] = []
+        try:
+            known = await self._known_keys([p.key for p in batch])
+            rows: list[tuple[object, ...]] = []
+            fresh: list[tuple[int, ev.Event]] = []
+            seq = self.last_seq
+            for pending in batch:
+                if pending.key in known:
+                    pending.result = Appended(known[pending.key], False)
+                    continue
+                seq += 1
+                known[pending.key] = seq
+                kind, key = ev.entity_of(pending.event)
+                rows.append((seq, ev.type_name(pending.event), ev.SCHEMA_VERSION, kind, key,
+                             pending.key, pending.occurred_at, recorded,
+                             ev.encode(pending.event)))
+                changed += self.tables.apply(seq, pending.occurred_at, pending.event)
+                pending.result = Appended(seq, True)
+                fresh.append((seq, pending.event))
+            if rows:
+                await self._writer.execute("BEGIN IMMEDIATE")
+                await self._writer.executemany(
+                    f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                await self._write_rows(changed)
+                await self._writer.execute("COMMIT")
+                self.last_seq = seq
+        except BaseException as exc:
+            await self._rollback()
+            self.tables.undo(changed, start_checkpoint)
+            self.last_seq = start_seq
+            for pending in batch:
+                pending.result = None
+                pending.error = exc if isinstance(exc, Exception) else opening.StoreError(
+                    "append interrupted before commit")
+                pending.done = True
+            raise
+        for pending in batch:
+            pending.done = True
+        if fresh:
+            self._committed.set()
+            self._committed = anyio.Event()
+            for listener in self.listeners:
+                listener(fresh)
+
+    async def _rollback(self) -> None:
+        with anyio.CancelScope(shield=True):
+            try:
+                if self._writer.in_transaction:
+                    await self._writer.execute("ROLLBACK")
+            except Exception:  # noqa: S110 - the original error is what the caller needs
+                pass
+
+    async def _known_keys(self, keys: list[str]) -> dict[str, int]:
+        known: dict[str, int] = {}
+        unique = list(dict.fromkeys(keys))
+        for i in range(0, len(unique), _CHUNK):
+            chunk = unique[i:i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            async with self._writer.execute(
+                    f"SELECT idempotency_key, seq FROM events WHERE idempotency_key IN ({marks})",
+                    chunk) as cur:
+                async for key, seq in cur:
+                    known[key] = int(seq)
+        return known
+
+    async def _write_rows(self, changed: list[tuple[str, str, pj.Row | None]]) -> None:
+        by_table: dict[str, dict[str, pj.Row]] = {}
+        for table, key, _old in changed:
+            by_table.setdefault(table, {})[key] = self.tables.rows[table][key]
+        for table, rows in by_table.items():
+            await self._writer.executemany(
+                f"INSERT INTO {table} (key, seq, row) VALUES (?, ?, ?) "  # noqa: S608
+                "ON CONFLICT(key) DO UPDATE SET seq = excluded.seq, row = excluded.row",
+                [(key, self.tables.checkpoint, pj.encode_row(row)) for key, row in rows.items()])
+        await self._writer.execute(
+            "UPDATE checkpoints SET seq = ? WHERE name = 'projections'", (self.tables.checkpoint,))
+
+    # --- blobs ----------------------------------------------------------------------------
+
+    async def put_blob(self, data: bytes, *, content_type: str = "application/pdf") -> str:
+        """Store bytes once under their SHA-256 (durable on return); returns the hex digest."""
+        digest = hashlib.sha256(data).hexdigest()
+        async with self._write_lock:
+            try:
+                await self._writer.execute("BEGIN IMMEDIATE")
+                await self._writer.execute(
+                    "INSERT OR IGNORE INTO blobs (sha256, size, content_type, data, stored_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (digest, len(data), content_type, data, iso(self._clock())))
+                await self._writer.execute("COMMIT")
+            except BaseException:
+                await self._rollback()
+                raise
+        return digest
+
+    async def get_blob(self, digest: str) -> bytes | None:
+        async with self._reader.execute(
+                "SELECT data FROM blobs WHERE sha256 = ?", (digest,)) as cur:
+            row = await cur.fetchone()
+        return bytes(row[0]) if row else None
+
+    async def blob_count(self) -> int:
+        async with self._reader.execute("SELECT COUNT(*) FROM blobs") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    # --- reading --------------------------------------------------------------------------
+
+    async def _read(self, conn: aiosqlite.Connection, where: str,
+                    params: tuple[object, ...]) -> list[Record]:
+        async with conn.execute(f"SELECT {_COLUMNS} FROM events {where}", params) as cur:
+            return [_record(row) for row in await cur.fetchall()]
+
+    async def read(self, *, since: int = 0, limit: int = 10_000) -> list[Record]:
+        """Committed events with ``seq > since``, oldest first, at most ``limit``."""
+        return await self._read(self._reader, "WHERE seq > ? ORDER BY seq LIMIT ?",
+                                (since, limit))
+
+    async def read_entity(self, kind: str, key: str) -> list[Record]:
+        return await self._read(self._reader,
+                                "WHERE entity_kind = ? AND entity_key = ? ORDER BY seq",
+                                (kind, key))
+
+    async def count(self) -> int:
+        async with self._reader.execute("SELECT COUNT(*) FROM events") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def wait_for(self, seq: int) -> None:
+        """Return once an event with sequence number ``>= seq`` is committed."""
+        while self.last_seq < seq:
+            await self._committed.wait()
+
+    async def follow(self, *, since: int = 0, batch: int = 1000) -> AsyncIterator[Record]:
+        """Every committed event after ``since``, then each new one as it commits; forever."""
+        position = since
+        while True:
+            records = await self.read(since=position, limit=batch)
+            for record in records:
+                yield record
+                position = record.seq
+            if len(records) < batch:
+                await self.wait_for(position + 1)
