@@ -14,6 +14,7 @@ may spend the daily budget's invoice reserve; all others may not.
 from __future__ import annotations
 
 import datetime as dt
+import io
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Generic, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -340,7 +341,9 @@ class EconomicClient:
         voucher that already has a document answers ``DocumentAlreadyAttachedToVoucher``."""
         def form() -> aiohttp.FormData:  # a FormData is spent once sent; a retry needs a new one
             f = aiohttp.FormData()
-            f.add_field("file", content, filename=filename, content_type=content_type)
+            # A BytesIO: aiohttp warns that large raw bytes block the loop while written.
+            f.add_field("file", io.BytesIO(content), filename=filename,
+                        content_type=content_type)
             f.add_field("accountingYear", accounting_year)
             f.add_field("voucherNumber", str(int(voucher_number)))
             f.add_field("onConflict", str(int(on_conflict)))

@@ -203,6 +203,8 @@ def validate_customer(a: Agreement, body: Any, number: int | None
                 err(prop, "E04050", f"Integer {value} is less than minimum value of 1"
                     if value < 1 else f"Integer {value} exceeds maximum value of 999999999",
                     value)
+            else:
+                rec[prop] = value
     # Referenced numbers must exist.
     checks = (("customerGroup", "customerGroupNumber", a.customer_groups),
               ("paymentTerms", "paymentTermsNumber", a.payment_terms),
