@@ -167,12 +167,12 @@ def _like_regex(chars: Chars) -> re.Pattern[str]:
                 inner.append(chars[j][0])
                 j += 1
             if j < len(chars):
-                out.append("[" + "".join(re.escape(x) for x in inner) + "]")
+                out.append("[" + "".join(re.escape(x.casefold()) for x in inner) + "]")
                 i = j
             else:
                 out.append(re.escape("["))
         else:
-            out.append(re.escape(c))
+            out.append(re.escape(c.casefold()))
         i += 1
     body = "".join(out)
     return re.compile(("^" + body + "$") if wild else body, re.IGNORECASE | re.DOTALL)
@@ -241,7 +241,8 @@ def _compile(node: Cond | Group, fields: Mapping[str, Field]
         if chars is None:
             raise FilterError("Syntax error: $like: needs a value.")
         rx = _like_regex(chars)
-        return lambda r: (v := lookup(r, path)) is not None and rx.search(str(v)) is not None
+        return lambda r: (v := lookup(r, path)) is not None and \
+            rx.search(str(v).casefold()) is not None
     try:
         values = [None if v is None else coerce(kind, _plain(v)) for v in node.values]
     except ValueError as exc:
