@@ -228,9 +228,13 @@ class StrayReported(_Outcome, frozen=True, kw_only=True, tag="stray_reported"):
 
 
 class Parked(_Outcome, frozen=True, kw_only=True, tag="parked"):
+    """The entity waits for a person; ``source`` says who parked it (``"ingest"`` for a
+    Moment object that could not be fetched or normalized; empty: reconcile)."""
+
     reason: str
     attempts: int = 0
     last_error: str = ""
+    source: str = ""
 
 
 class Unparked(_Outcome, frozen=True, kw_only=True, tag="unparked"):
