@@ -94,7 +94,7 @@ def charge(bucket: Bucket, now: float, cost: int | None = None) -> Bucket:
 def observe(bucket: Bucket, now: float, reading: Reading | None, cost: int | None) -> Bucket:
     """Re-synchronise from an answer received at ``now``."""
     b = rolled(bucket, now)
-    if cost is not None:
+    if cost is not None and max(1, cost) != b.cost_estimate:
         b = replace(b, cost_estimate=max(1, cost))
     if reading is None:
         return b

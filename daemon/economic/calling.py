@@ -213,7 +213,8 @@ class Caller:
                     params: Mapping[str, str] | None, data: bytes | None,
                     form: Callable[[], aiohttp.FormData] | None, idempotency_key: str | None,
                     priority: bool) -> tuple[int, bytes, float | None, bool]:
-        async with self.limiter.slot(priority=priority):
+        await self.limiter.acquire(priority=priority)
+        try:
             try:
                 async with self.session().request(
                         method, self.url(base, path), params=params,
@@ -238,6 +239,8 @@ class Caller:
                 self.counters.last_error = str(err)
                 raise err from exc
             self.limiter.observe(rate, cost)
+        finally:
+            self.limiter.release()
         self.counters.calls[(endpoint, status)] += 1
         parsed_cost = ratelimits.parse_cost(cost)
         if parsed_cost:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Protocol
 
 from daemon.core import ratelimits
@@ -69,14 +67,15 @@ class Limiter:
     def calls_today(self) -> int:
         return ratelimits.budget_today(self.budget, self.clock.now()).used
 
-    @asynccontextmanager
-    async def slot(self, *, priority: bool) -> AsyncIterator[None]:
-        """Hold a slot for one call: waits for the bucket, spends the budget, bounds in-flight.
-        Raises :class:`errors.BudgetExhausted` (with retry_after) when today's budget is spent."""
-        async with self._slots:
+    async def acquire(self, *, priority: bool) -> None:
+        """Take a slot for one call: wait for the bucket and any 429 pause, spend the budget,
+        bound the calls in flight. Pair with :meth:`release`. Raises
+        :class:`errors.BudgetExhausted` (with retry_after, holding no slot) when today's
+        budget is spent."""
+        await self._slots.acquire()
+        try:
             while True:
-                now = self.clock.now()
-                wait = ratelimits.delay(self.bucket, now)
+                wait = ratelimits.delay(self.bucket, self.clock.now())
                 if wait <= 0:
                     break
                 self.waited_s += wait
@@ -87,14 +86,18 @@ class Limiter:
                 raise errors.BudgetExhausted(
                     "daily call budget spent" + why,
                     retry_after=ratelimits.seconds_to_next_day(now))
-            self.budget = ratelimits.budget_spend(self.budget, now)
-            self.bucket = ratelimits.charge(self.bucket, now)
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-            try:
-                yield
-            finally:
-                self.in_flight -= 1
+        except BaseException:
+            self._slots.release()
+            raise
+        self.budget = ratelimits.budget_spend(self.budget, now)
+        self.bucket = ratelimits.charge(self.bucket, now)
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def release(self) -> None:
+        """Give back the slot taken by :meth:`acquire`."""
+        self.in_flight -= 1
+        self._slots.release()
 
     def observe(self, rate_header: str | None, cost_header: str | None) -> None:
         """Re-sync the bucket mirror from an answer's headers."""
