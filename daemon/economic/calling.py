@@ -124,7 +124,7 @@ def error_for(status: int, body: bytes, *, method: str, path: str,
     if status == 429:
         return errors.RateLimited(message, retry_after=retry_after, **kw)
     if status >= 500:
-        return errors.ServerError(message, **kw)
+        return errors.ServerError(message, retry_after=retry_after, **kw)
     if status == 400:
         return errors.ValidationError(message, fields=fields, **kw)
     if status == 401:

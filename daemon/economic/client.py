@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 import aiohttp
 import msgspec
 
+from daemon.core import ratelimits
 from daemon.core.secrets import Secret
 from daemon.economic import errors, filters, payloads
 from daemon.economic.calling import Base, Caller, Counters
@@ -110,7 +111,7 @@ class EconomicClient:
 
     def stats(self) -> dict[str, object]:
         """A snapshot for ``/status`` and ``/metrics``."""
-        b = self.limiter.bucket
+        b = ratelimits.rolled(self.limiter.bucket, self.limiter.clock.now())
         c = self.counters
         return {"rate_limit": {"used": b.used, "limit": b.limit, "window_s": b.window_s},
                 "calls_today": self.limiter.calls_today(),

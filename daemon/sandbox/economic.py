@@ -281,6 +281,11 @@ class EconomicSandbox:
                 if self.rate_limit.retry_after:
                     resp.headers["Retry-After"] = str(max(1, math.ceil(wait)))
                 return self._decorate(resp, 0)
+        if method in ("POST", "PUT", "PATCH") and request.body_exists and \
+                not request.path.endswith("/AttachedDocuments") and \
+                request.content_type not in ("application/json", "text/json"):
+            return self._decorate(replies.error_for_family(
+                family, 415, "Unsupported Media Type: send application/json."), cost)
         ident = (key, method, request.path) if key else None
         if ident is not None:
             hit = self.idempotency.get(ident)

@@ -218,8 +218,8 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
 
     async def list_drafts(request: web.Request) -> web.Response:
         recs = list(ctx(request).draft_entries.values())
-        return replies.cursor_page(request, recs, "entryNumber", DRAFT_FILTER, page_size(),
-                                   replies.public)
+        return replies.cursor_page(request, recs, key="entryNumber", fields=DRAFT_FILTER,
+                                   page_size=page_size(), render=replies.public)
 
     async def get_draft(request: web.Request) -> web.Response:
         raw = request.match_info["n"]
@@ -299,8 +299,8 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
 
     async def list_booked(request: web.Request) -> web.Response:
         recs = list(ctx(request).booked_entries.values())
-        return replies.cursor_page(request, recs, "entryNumber", BOOKED_FILTER, page_size(),
-                                   replies.public)
+        return replies.cursor_page(request, recs, key="entryNumber", fields=BOOKED_FILTER,
+                                   page_size=page_size(), render=replies.public)
 
     def render_doc(d: Record) -> Record:
         return d
@@ -310,8 +310,8 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
                  "accountingYear": d.accounting_year, "pageCount": d.page_count,
                  **({"note": d.note} if d.note else {})}
                 for d in ctx(request).documents.values()]
-        return replies.cursor_page(request, docs, "number", DOCUMENT_FILTER, page_size(),
-                                   render_doc)
+        return replies.cursor_page(request, docs, key="number", fields=DOCUMENT_FILTER,
+                                   page_size=page_size(), render=render_doc)
 
     async def attach(request: web.Request) -> web.Response:
         a = ctx(request)

@@ -89,8 +89,8 @@ def _link_refs(rec: Record, base: str, links: Mapping[str, tuple[str, str]]) -> 
     return out
 
 
-def page(request: web.Request, path: str, records: list[Record],
-         render: Callable[[Record], Record], *, filterable: Mapping[str, Field] | None = None,
+def page(request: web.Request, path: str, records: list[Record], *,
+         render: Callable[[Record], Record], filterable: Mapping[str, Field] | None = None,
          sortable: Mapping[str, Field] | None = None,
          meta: dict[str, Any] | None = None) -> web.Response:
     """A legacy collection answer for ``records`` honouring skippages/pagesize/filter/sort."""
@@ -273,7 +273,7 @@ def routes(ctx: Ctx) -> list[web.RouteDef]:
         recs = [a.customers[k] for k in sorted(a.customers)]
         meta = {"create": {"description": "Create a new customer",
                            "href": f"{base}/customers", "httpMethod": "post"}}
-        return page(request, "customers", recs, lambda c: render_customer(c, base),
+        return page(request, "customers", recs, render=lambda c: render_customer(c, base),
                     filterable=CUSTOMER_FILTER, sortable=CUSTOMER_SORT, meta=meta)
 
     def _number(request: web.Request) -> int | None:
@@ -346,7 +346,7 @@ def routes(ctx: Ctx) -> list[web.RouteDef]:
                 out = _link_refs(r, base, links)
                 out["self"] = f"{base}/{path}/{r[key]}"
                 return out
-            return page(request, path, recs, render, filterable=filterable,
+            return page(request, path, recs, render=render, filterable=filterable,
                         sortable=filterable)
 
         async def one(request: web.Request) -> web.Response:

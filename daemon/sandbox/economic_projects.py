@@ -129,8 +129,9 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
         if not module_on(request):
             return missing()
         a = ctx(request)
-        return replies.cursor_page(request, list(a.projects.values()), "number",
-                                   PROJECT_FILTER, page_size(), render_project)
+        return replies.cursor_page(request, list(a.projects.values()), key="number",
+                                   fields=PROJECT_FILTER, page_size=page_size(),
+                                   render=render_project)
 
     async def count_projects(request: web.Request) -> web.Response:
         if not module_on(request):
@@ -217,7 +218,7 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
         if not module_on(request):
             return missing()
         return replies.cursor_page(request, list(ctx(request).project_groups.values()),
-                                   "number", GROUP_FILTER, page_size())
+                                   key="number", fields=GROUP_FILTER, page_size=page_size())
 
     async def get_group(request: web.Request) -> web.Response:
         if not module_on(request):

@@ -98,9 +98,8 @@ def error_for_family(family: str, status: int, message: str, code: str | None = 
     return problem(status, message, code=code)
 
 
-def cursor_page(request: web.Request, records: list[dict[str, Any]], key: str,
-                fields: Any, page_size: int,
-                render: Any = None) -> web.Response:
+def cursor_page(request: web.Request, records: list[dict[str, Any]], *, key: str,
+                fields: Any, page_size: int, render: Any = None) -> web.Response:
     """An OpenAPI cursor answer ``{items, cursor?}``: records sorted by ``key``; the cursor is
     the key of the first record of the next set and is absent at the end. ``sort`` is ignored,
     as e-conomic ignores it on cursor endpoints. Filter errors are problem+json

@@ -3,6 +3,7 @@ against e-conomic's official schemas."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import msgspec
@@ -256,3 +257,18 @@ async def test_lookups_and_self_match_the_seed(sandbox: EconomicSandbox,
     assert year is not None and year.year == str(TODAY.year)
     assert len(await client.accounting_years()) == 3
     assert validate_traffic(sandbox) >= 11
+
+
+async def test_thousands_of_customers_flow_through(clock: FakeClock) -> None:
+    async with EconomicSandbox.running(clock=clock.now) as sb, \
+            make_client(sb, clock, max_in_flight=8) as client:
+        async def put(n: int) -> bool:
+            done = await client.put_customer(customer(n, f"Bulk {n}", city="Odense"),
+                                             idempotency_key=f"bulk-{n}")
+            return done.created
+
+        created = await asyncio.gather(*(put(n) for n in range(1, 3001)))
+        assert all(created) and len(sb.agreement.customers) == 3000
+        listed = [c async for c in client.iter_customers(filter=f.eq("city", "odense"))]
+        assert len(listed) == 3000
+        assert client.stats()["calls_today"] == 3003

@@ -104,6 +104,8 @@ async def test_counters_track_calls_tokens_and_errors(sandbox: EconomicSandbox,
     assert stats["tokens_used"] == 6
     assert stats["rate_limit"] == {"used": 6, "limit": 100, "window_s": 60.0}
     assert stats["last_error"] == "GET /customers/{n} -> 404 [E06000]: Customer not found."
+    clock.advance(60)  # the window rolls: status shows an empty bucket, not a stale one
+    assert client.stats()["rate_limit"] == {"used": 0, "limit": 100, "window_s": 60.0}
 
 
 # ---------------------------------------------------------------- pure arithmetic -----------

@@ -92,10 +92,15 @@ async def test_headers_tokens_and_error_shapes(sandbox: EconomicSandbox, clock: 
         st, doc, h = await call(anon, "GET", "/apis/projectsapi/v1.1.0/Projects")
         assert st == 401 and doc["status"] == 401
         assert h["Content-Type"].startswith("application/problem+json")
+    clock.advance(40)
+    async with http.put("/rest/customers/9", data=b"name=x",
+                        headers={"Content-Type": "application/x-www-form-urlencoded"}) as r:
+        assert r.status == 415
     sandbox.rate_limit.enabled = False
     _, _, h = await call(http, "GET", "/rest/self")
     assert "X-RateLimiting" not in h and h["X-CallCost"] == "1"
-    assert [s.at - T0 for s in sandbox.served][:3] == [0, 0, 20]
+    assert [(s.status, s.at - T0) for s in sandbox.served] == [
+        (200, 0), (404, 0), (429, 20), (401, 20), (401, 20), (415, 60), (200, 60)]
 
 
 async def test_customer_validation(sandbox: EconomicSandbox, http: aiohttp.ClientSession
