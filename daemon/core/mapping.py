@@ -1,0 +1,221 @@
+"""Moment facts → the e-conomic fields the daemon keeps, per DESIGN.md's mapping table.
+
+Pure functions of a fact and :class:`Options` (plain values the shell builds from settings, so
+the core never imports them). Each returns a :class:`Mapped`: the desired fields, the warnings
+of values cut to e-conomic's maximum lengths, or a ``problem`` sentence when the fact cannot be
+mapped at all (an unknown VAT code, a number e-conomic refuses): such an entity is parked with
+that sentence as its reason and nothing is sent.
+
+Invariants: fields Moment owns mirror Moment exactly (empty stays empty); a value longer than
+e-conomic allows is cut, and the cut value is the desired one, so a cut never shows as drift;
+numbers lie in 1..999999999; the invoice amount is Moment's total including VAT as a
+``Decimal`` (a credit note's is negative); ``contra_vat_code`` is empty unless configured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal, InvalidOperation
+from typing import Final, Generic, TypeVar
+
+import msgspec
+
+from daemon.core import events as ev
+
+MAX_NUMBER: Final = 999_999_999
+
+# e-conomic's maximum lengths (legacy customers.post schema, projectsapi Project, DraftEntry).
+CUSTOMER_LIMITS: Final = {"name": 255, "email": 255, "address": 510, "zip": 30, "city": 50,
+                          "country": 50, "corporate_id": 40}
+PROJECT_NAME_MAX: Final = 100
+TEXT_MAX: Final = 250
+
+
+class Options(msgspec.Struct, frozen=True, kw_only=True):
+    """The settings the mapping needs, as plain values (built by the shell from settings)."""
+
+    customer_group: int = 1
+    project_group: int = 1
+    payment_terms: int = 1
+    currency: str = "DKK"
+    vat_zone: str = "DK"
+    vat_zones: dict[str, int] = msgspec.field(default_factory=lambda: {"DK": 1, "EU": 2,
+                                                                       "ABROAD": 3})
+    journal_number: int = 1
+    invoice_vat_code: str = ""
+    default_account: int = 1010
+    include_pdf: bool = True
+    auto_book: bool = True
+
+
+class CustomerFields(msgspec.Struct, frozen=True, kw_only=True):
+    """What e-conomic's customer should hold. The first group Moment owns; the references
+    (group, terms, currency) are set when the daemon creates the customer and left to people
+    afterwards, except ``vat_zone`` which follows Moment's VAT code."""
+
+    number: int
+    name: str
+    email: str = ""
+    corporate_id: str = ""
+    address: str = ""
+    zip: str = ""
+    city: str = ""
+    country: str = ""
+    vat_zone: int = 1
+    currency: str = "DKK"
+    customer_group: int = 1
+    payment_terms: int = 1
+
+
+OWNED_CUSTOMER_FIELDS: Final = ("name", "email", "corporate_id", "address", "zip", "city",
+                                "country", "vat_zone")
+
+
+class ProjectFields(msgspec.Struct, frozen=True, kw_only=True):
+    number: int
+    name: str
+    customer_number: int | None = None
+    project_group: int = 1
+
+
+OWNED_PROJECT_FIELDS: Final = ("name", "customer_number", "barred")
+
+
+class InvoiceEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """A manual customer-invoice draft entry (type 10) in ``journal_number``."""
+
+    invoice_number: int
+    text: str
+    customer_number: int
+    project_number: int | None = None
+    date: str  # YYYY-MM-DD
+    due_date: str = ""
+    amount: Decimal
+    contra_account: int
+    currency: str
+    contra_vat_code: str = ""
+    journal_number: int = 1
+    pdf_sha256: str = ""
+
+
+T = TypeVar("T")
+
+
+class Mapped(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
+    value: T | None = None
+    warnings: tuple[str, ...] = ()
+    problem: str = ""
+
+
+def number(text: str | int, what: str) -> tuple[int | None, str]:
+    """A Moment number as e-conomic's integer, or None and a problem sentence."""
+    raw = str(text).strip()
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_NUMBER:
+        return None, (f"{what} {raw!r} cannot be used in e-conomic, which takes whole numbers "
+                      f"from 1 to {MAX_NUMBER}; change the number in Moment")
+    return int(raw), ""
+
+
+def cut(value: str, limit: int, what: str, warnings: list[str]) -> str:
+    """``value`` cut to ``limit`` characters; a cut adds a warning naming the field."""
+    if len(value) <= limit:
+        return value
+    warnings.append(f"{what} is longer than e-conomic allows ({len(value)} > {limit} "
+                    "characters) and was cut")
+    return value[:limit]
+
+
+def map_customer(fact: ev.CustomerUpserted, opts: Options) -> Mapped[CustomerFields]:
+    num, problem = number(fact.number, "Customer number")
+    if num is None:
+        return Mapped(problem=problem)
+    code = (fact.vat_code or opts.vat_zone).strip()
+    zone = opts.vat_zones.get(code)
+    if zone is None:
+        known = ", ".join(sorted(opts.vat_zones)) or "none"
+        return Mapped(problem=f"VAT code {code!r} of customer {fact.number} has no e-conomic VAT "
+                              f"zone in vat_zones (known: {known}); add it to the configuration "
+                              "or fix the customer in Moment")
+    if not fact.name.strip():
+        return Mapped(problem=f"customer {fact.number} has no name in Moment, and e-conomic "
+                              "requires one; give the customer a name in Moment")
+    w: list[str] = []
+    lim = CUSTOMER_LIMITS
+    fields = CustomerFields(
+        number=num, name=cut(fact.name, lim["name"], "name", w),
+        email=cut(fact.email, lim["email"], "e-mail", w),
+        corporate_id=cut(fact.organization_number, lim["corporate_id"],
+                         "organization number", w),
+        address=cut(fact.street, lim["address"], "address", w),
+        zip=cut(fact.postal_code, lim["zip"], "postal code", w),
+        city=cut(fact.city, lim["city"], "city", w),
+        country=cut(fact.country_code, lim["country"], "country", w),
+        vat_zone=zone, currency=opts.currency, customer_group=opts.customer_group,
+        payment_terms=opts.payment_terms)
+    return Mapped(value=fields, warnings=tuple(w))
+
+
+def map_project(fact: ev.ProjectUpserted, opts: Options) -> Mapped[ProjectFields]:
+    num, problem = number(fact.number, "Project number")
+    if num is None:
+        return Mapped(problem=problem)
+    cust: int | None = None
+    if fact.customer_number:
+        cust, problem = number(fact.customer_number, "Customer number")
+        if cust is None:
+            return Mapped(problem=problem)
+    if not fact.name.strip():
+        return Mapped(problem=f"project {fact.number} has no name in Moment, and e-conomic "
+                              "requires one; give the project a name in Moment")
+    w: list[str] = []
+    return Mapped(value=ProjectFields(number=num,
+                                      name=cut(fact.name, PROJECT_NAME_MAX, "name", w),
+                                      customer_number=cust, project_group=opts.project_group),
+                  warnings=tuple(w))
+
+
+def map_invoice(fact: ev.InvoiceFinalized, opts: Options) -> Mapped[InvoiceEntry]:
+    num, problem = number(fact.number, "Invoice number")
+    if num is None:
+        return Mapped(problem=problem)
+    cust, problem = number(fact.customer_number or "", "Customer number")
+    if cust is None:
+        return Mapped(problem=f"invoice {fact.number}: {problem}")
+    proj: int | None = None
+    if fact.project_number:
+        proj, problem = number(fact.project_number, "Project number")
+        if proj is None:
+            return Mapped(problem=f"invoice {fact.number}: {problem}")
+    try:
+        amount = Decimal(fact.total_including_vat)
+    except InvalidOperation:
+        return Mapped(problem=f"invoice {fact.number} has a total that is not a number "
+                              f"({fact.total_including_vat!r})")
+    if not amount.is_finite():
+        return Mapped(problem=f"invoice {fact.number} has a total that is not a number")
+    day = fact.invoice_date[:10]
+    if len(day) != 10:
+        return Mapped(problem=f"invoice {fact.number} has no invoice date")
+    account = opts.default_account
+    if fact.financial_account.strip():
+        acc, problem = number(fact.financial_account, "Financial account")
+        if acc is None:
+            return Mapped(problem=f"invoice {fact.number}: {problem}")
+        account = acc
+    w: list[str] = []
+    text = cut(fact.description, TEXT_MAX, "text", w) if fact.description.strip() \
+        else f"Invoice {fact.number}"[:TEXT_MAX]
+    return Mapped(value=InvoiceEntry(
+        invoice_number=num, text=text, customer_number=cust, project_number=proj, date=day,
+        due_date=fact.due_date[:10], amount=amount, contra_account=account,
+        currency=(fact.currency or opts.currency).upper(),
+        contra_vat_code=opts.invoice_vat_code, journal_number=opts.journal_number,
+        pdf_sha256=fact.pdf_sha256), warnings=tuple(w))
+
+
+_enc = msgspec.json.Encoder(order="deterministic")
+
+
+def fields_hash(value: CustomerFields | ProjectFields | InvoiceEntry) -> str:
+    """A digest of the desired fields: recorded with ``Applied``, compared for status."""
+    return hashlib.sha256(_enc.encode(value)).hexdigest()[:32]

@@ -1,0 +1,228 @@
+"""Plans: what the daemon must do to bring one e-conomic record to its desired state.
+
+``plan(desired, live)`` is a pure function of the mapped desired fields
+(:mod:`daemon.core.mapping`) and the live record as the shell read it (converted to the
+``Live*`` structs here, so the core never sees the client's types). It returns one action.
+
+Invariants:
+- only fields Moment owns are ever changed (:data:`mapping.OWNED_CUSTOMER_FIELDS`,
+  :data:`mapping.OWNED_PROJECT_FIELDS`); everything else a person keeps in e-conomic survives,
+  because the shell merges the changes into the live record it read;
+- a customer or project missing under Moment's number is re-created under it (``recreate`` when
+  the daemon had applied it before), and records that look like it under another number are
+  reported as strays; nothing is ever deleted;
+- accounting entries are never edited: a booked invoice that no longer matches is reported;
+- a closed project cannot be reopened by any client: it is reported, not written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Final, Literal
+
+import msgspec
+
+from daemon.core import mapping as mp
+
+
+class LiveCustomer(msgspec.Struct, frozen=True, kw_only=True):
+    """A legacy ``/customers`` record; absent strings are ``""``."""
+
+    number: int
+    name: str = ""
+    email: str = ""
+    corporate_id: str = ""
+    address: str = ""
+    zip: str = ""
+    city: str = ""
+    country: str = ""
+    vat_zone: int | None = None
+    last_updated: str = ""
+
+
+class LiveProject(msgspec.Struct, frozen=True, kw_only=True):
+    number: int
+    name: str = ""
+    customer_number: int | None = None
+    project_group: int | None = None
+    closed: bool = False
+    barred: bool = False
+    object_version: str = ""
+    last_updated: str = ""
+
+
+class LiveEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """A type-10 draft or booked entry of an invoice, as found by a lookup."""
+
+    entry_number: int
+    voucher_number: int
+    invoice_number: str
+    customer_number: int | None
+    amount: Decimal
+    date: str  # YYYY-MM-DD
+    booked: bool = False
+
+
+ActionName = Literal["nothing", "create", "update", "recreate", "report_closed", "transfer",
+                     "attach", "book", "report_booked_mismatch", "wait"]
+WRITES: Final[frozenset[str]] = frozenset(("create", "update", "recreate", "transfer", "attach",
+                                           "book"))
+
+
+class Action(msgspec.Struct, frozen=True, kw_only=True):
+    """One step. ``fields`` names the owned fields that differ (for ``update``);
+    ``detail`` says why in words for reports."""
+
+    name: ActionName
+    fields: tuple[str, ...] = ()
+    detail: str = ""
+
+    @property
+    def writes(self) -> bool:
+        return self.name in WRITES
+
+
+NOTHING: Final = Action(name="nothing")
+
+
+def _norm(value: object) -> object:
+    return "" if value is None else value
+
+
+def customer_diff(desired: mp.CustomerFields, live: LiveCustomer) -> tuple[str, ...]:
+    """The owned fields whose live value differs from the desired one (``None`` == ``""``)."""
+    return tuple(f for f in mp.OWNED_CUSTOMER_FIELDS
+                 if _norm(getattr(live, f)) != _norm(getattr(desired, f)))
+
+
+def plan_customer(desired: mp.CustomerFields, live: LiveCustomer | None, *,
+                  applied_before: bool) -> Action:
+    if live is None:
+        if applied_before:
+            return Action(name="recreate", detail=f"customer {desired.number} is missing in "
+                                                  "e-conomic (deleted or renumbered there)")
+        return Action(name="create")
+    changed = customer_diff(desired, live)
+    return Action(name="update", fields=changed) if changed else NOTHING
+
+
+def project_diff(desired: mp.ProjectFields, live: LiveProject) -> tuple[str, ...]:
+    out = []
+    if live.name != desired.name:
+        out.append("name")
+    if live.customer_number != desired.customer_number:
+        out.append("customer_number")
+    if live.barred:
+        out.append("barred")
+    return tuple(out)
+
+
+def plan_project(desired: mp.ProjectFields, live: LiveProject | None, *,
+                 applied_before: bool) -> Action:
+    if live is None:
+        if applied_before:
+            return Action(name="recreate", detail=f"project {desired.number} is missing in "
+                                                  "e-conomic (deleted or renumbered there)")
+        return Action(name="create")
+    if live.closed:
+        return Action(name="report_closed",
+                      detail=f"project {desired.number} is closed in e-conomic, and no program "
+                             "can reopen it; reopen it in e-conomic, or close it in Moment too")
+    changed = project_diff(desired, live)
+    return Action(name="update", fields=changed) if changed else NOTHING
+
+
+class InvoiceProgress(msgspec.Struct, frozen=True, kw_only=True):
+    """What the log says has happened to an invoice (from its EntityState)."""
+
+    entry_created: bool = False
+    pdf_done: bool = False
+    booked: bool = False
+    applied_hash: str = ""
+
+
+def entry_matches(desired: mp.InvoiceEntry, live: LiveEntry) -> bool:
+    """The lookup's comparison: invoice number, amount and date (DESIGN.md)."""
+    return (live.invoice_number.strip() == str(desired.invoice_number)
+            and live.amount == desired.amount and live.date[:10] == desired.date)
+
+
+def plan_invoice(desired: mp.InvoiceEntry, progress: InvoiceProgress, *, include_pdf: bool,
+                 auto_book: bool, desired_hash: str) -> Action:
+    """The next step of an invoice's transfer, from what the log recorded."""
+    if not progress.entry_created:
+        return Action(name="transfer")
+    if include_pdf and not progress.pdf_done:
+        return Action(name="attach")
+    if auto_book and not progress.booked:
+        return Action(name="book")
+    if progress.booked and progress.applied_hash and progress.applied_hash != desired_hash:
+        return Action(name="report_booked_mismatch",
+                      detail=f"invoice {desired.invoice_number} changed in Moment after it was "
+                             "booked in e-conomic; booked entries are never edited: correct it "
+                             "with a credit note")
+    return NOTHING
+
+
+def plan(desired: mp.CustomerFields | mp.ProjectFields,
+         live: LiveCustomer | LiveProject | None, *, applied_before: bool = False) -> Action:
+    """The one action for a customer or project (see the module docstring)."""
+    if isinstance(desired, mp.CustomerFields):
+        assert live is None or isinstance(live, LiveCustomer)
+        return plan_customer(desired, live, applied_before=applied_before)
+    assert live is None or isinstance(live, LiveProject)
+    return plan_project(desired, live, applied_before=applied_before)
+
+
+class Stray(msgspec.Struct, frozen=True, kw_only=True):
+    kind: str
+    number: int
+    managed_key: str
+    note: str
+
+
+def find_strays(managed: Sequence[mp.CustomerFields], live: Iterable[LiveCustomer],
+                moment_numbers: set[int]) -> list[Stray]:
+    """e-conomic customers under a number Moment does not use whose organization number, or
+    else name and e-mail, equal a managed customer's. Other e-conomic-only records are left
+    alone and not reported."""
+    by_org: dict[str, mp.CustomerFields] = {}
+    by_name: dict[tuple[str, str], mp.CustomerFields] = {}
+    for c in managed:
+        if c.corporate_id.strip():
+            by_org.setdefault(c.corporate_id.strip(), c)
+        by_name.setdefault((c.name.strip().lower(), c.email.strip().lower()), c)
+    out: list[Stray] = []
+    for rec in live:
+        if rec.number in moment_numbers:
+            continue
+        org = rec.corporate_id.strip()
+        match = by_org.get(org) if org else None
+        how = "organization number"
+        if match is None and not org:
+            match = by_name.get((rec.name.strip().lower(), rec.email.strip().lower()))
+            how = "name and e-mail"
+        if match is not None:
+            out.append(Stray(kind="customer", number=rec.number, managed_key=str(match.number),
+                             note=f"e-conomic customer {rec.number} has the same {how} as "
+                                  f"Moment's customer {match.number}; it was left as it is "
+                                  "(merge or delete it in e-conomic if it is a duplicate)"))
+    return out
+
+
+def find_project_strays(managed: Sequence[mp.ProjectFields], live: Iterable[LiveProject],
+                        moment_numbers: set[int]) -> list[Stray]:
+    """e-conomic projects under a number Moment does not use with a managed project's name and
+    customer (a renumbered project): reported, never deleted."""
+    by_name = {(p.name.strip().lower(), p.customer_number): p for p in managed}
+    out: list[Stray] = []
+    for rec in live:
+        if rec.number in moment_numbers:
+            continue
+        match = by_name.get((rec.name.strip().lower(), rec.customer_number))
+        if match is not None:
+            out.append(Stray(kind="project", number=rec.number, managed_key=str(match.number),
+                             note=f"e-conomic project {rec.number} has the name and customer of "
+                                  f"Moment's project {match.number}; it was left as it is"))
+    return out
