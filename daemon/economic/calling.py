@@ -144,8 +144,8 @@ class Caller:
 
     def __init__(self, *, rest_url: str, apis_url: str, app_secret_token: Secret,
                  agreement_grant_token: Secret, limiter: Limiter, timeout_s: float = 30.0,
-                 rate_limit_retries: int = 2, session: aiohttp.ClientSession | None = None
-                 ) -> None:
+                 rate_limit_retries: int = 2, session: aiohttp.ClientSession | None = None,
+                 on_call: Callable[[str, str, int | None], None] | None = None) -> None:
         self._bases: dict[str, str] = {"rest": rest_url.rstrip("/"), "apis": apis_url.rstrip("/")}
         self._app = app_secret_token
         self._grant = agreement_grant_token
@@ -155,6 +155,13 @@ class Caller:
         self._retries = rate_limit_retries
         self._session = session
         self._own_session = session is None
+        self._on_call = on_call
+
+    def _count(self, endpoint: str, status: int) -> None:
+        self.counters.calls[(endpoint, status)] += 1
+        if self._on_call is not None:
+            method, _, path = endpoint.partition(" ")
+            self._on_call(method, path, status or None)
 
     def _headers(self, idempotency_key: str | None, json_body: bool) -> dict[str, str]:
         headers = {"X-AppSecretToken": self._app.reveal(),
@@ -227,13 +234,13 @@ class Caller:
                     retry_after = ratelimits.parse_retry_after(h.get("Retry-After"))
                     cached = h.get("X-ResultFromCache", "").lower() == "true"
             except TimeoutError as exc:
-                self.counters.calls[(endpoint, 0)] += 1
+                self._count(endpoint, 0)
                 err: errors.EconomicError = errors.Timeout(
                     "no answer in time", method=method, path=_path_of(endpoint))
                 self.counters.last_error = str(err)
                 raise err from exc
             except (aiohttp.ClientError, OSError, ValueError) as exc:
-                self.counters.calls[(endpoint, 0)] += 1
+                self._count(endpoint, 0)
                 err = errors.TransportError(f"{type(exc).__name__}: no usable answer",
                                             method=method, path=_path_of(endpoint))
                 self.counters.last_error = str(err)
@@ -241,7 +248,7 @@ class Caller:
             self.limiter.observe(rate, cost)
         finally:
             self.limiter.release()
-        self.counters.calls[(endpoint, status)] += 1
+        self._count(endpoint, status)
         parsed_cost = ratelimits.parse_cost(cost)
         if parsed_cost:
             self.counters.tokens_used += parsed_cost

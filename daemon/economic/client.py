@@ -80,20 +80,22 @@ def _query(filter: filters.Filter | str | None, extra: Mapping[str, str] | None 
 class EconomicClient:
     """One client per agreement. Use ``async with EconomicClient(...) as client`` or call
     :meth:`aclose`. ``clock`` defaults to the system clock; ``invoice_reserve`` defaults to a
-    tenth of ``daily_call_budget``."""
+    tenth of ``daily_call_budget``; ``on_call(method, path_template, status)`` is told of every
+    call as it finishes (status None when no answer came), e.g. to feed metrics."""
 
     def __init__(self, *, rest_url: str, apis_url: str, app_secret_token: Secret,
                  agreement_grant_token: Secret, clock: Clock | None = None,
                  daily_call_budget: int = 50_000, invoice_reserve: int | None = None,
                  max_in_flight: int = 4, timeout_s: float = 30.0, rate_limit_retries: int = 2,
-                 session: aiohttp.ClientSession | None = None) -> None:
+                 session: aiohttp.ClientSession | None = None,
+                 on_call: Callable[[str, str, int | None], None] | None = None) -> None:
         self.limiter = Limiter(clock=clock or SystemClock(), daily_call_budget=daily_call_budget,
                                invoice_reserve=invoice_reserve, max_in_flight=max_in_flight)
         self._caller = Caller(rest_url=rest_url, apis_url=apis_url,
                               app_secret_token=app_secret_token,
                               agreement_grant_token=agreement_grant_token, limiter=self.limiter,
                               timeout_s=timeout_s, rate_limit_retries=rate_limit_retries,
-                              session=session)
+                              session=session, on_call=on_call)
 
     async def __aenter__(self) -> EconomicClient:
         return self
@@ -283,6 +285,16 @@ class EconomicClient:
                 if attempt + 1 == attempts:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def has_project_module(self) -> bool:
+        """Whether the agreement has the project module: ``GET /Projects/count`` answers 403
+        ``AccessDeniedAgreementMissingModules`` when it has not (other errors are raised)."""
+        try:
+            await self._get(int, "apis", f"{PROJECTS}/Projects/count",
+                            endpoint="GET /Projects/count")
+        except errors.MissingModule:
+            return False
+        return True
 
     async def project_groups(self) -> list[payloads.ProjectGroup]:
         return [g async for g in self._cursor_pages(

@@ -104,6 +104,16 @@ def validate_openapi(service: str, component: str, instance: Any, *, write: bool
     cls(schema).validate(instance)
 
 
+def validate_answer_of(service: str, path: str, method: str, instance: Any) -> None:
+    """Validate against the 200 answer schema the spec gives for ``method path`` inline."""
+    from openapi_schema_validator import OAS30ReadValidator
+
+    spec = _openapi(service)
+    schema = spec["paths"][path][method]["responses"]["200"]["content"]["application/json"][
+        "schema"]
+    OAS30ReadValidator({**schema, "components": spec["components"]}).validate(instance)
+
+
 # (method, path regex) -> how to validate the request body and the 2xx answer.
 Check = Callable[[Any], None]
 
@@ -144,6 +154,8 @@ ANSWERS: list[tuple[str, str, Check]] = [
     ("GET", r"/rest/journals", _leg("journals.get")),
     ("GET", f"{P}/Projects", _oa("Projects", "ProjectCursorResults", False)),
     ("GET", rf"{P}/Projects/\d+", _oa("Projects", "Project", False)),
+    ("GET", f"{P}/Projects/count", lambda doc: validate_answer_of(
+        "Projects", "/Projects/count", "get", doc)),
     ("POST", f"{P}/Projects", _oa("Projects", "CreatedResult", False)),
     ("GET", f"{P}/ProjectGroups", _oa("Projects", "ProjectGroupCursorResults", False)),
     ("GET", f"{J}/draft-entries", _oa("Journals", "DraftEntryCursorResults", False)),

@@ -156,7 +156,9 @@ async def test_status_codes_map_to_errors(sandbox: EconomicSandbox, clock: FakeC
         with pytest.raises(errors.NotFound) as nfp:
             await client.get_project(424242)
         assert nfp.value.code == "ResourceNotFound"
+        assert await client.has_project_module()
         sandbox.agreement.project_module = False
+        assert not await client.has_project_module()
         with pytest.raises(errors.MissingModule) as mm:
             [p async for p in client.iter_projects()]
         assert mm.value.code == "AccessDeniedAgreementMissingModules"

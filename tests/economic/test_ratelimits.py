@@ -95,12 +95,19 @@ async def test_calls_in_flight_are_bounded(sandbox: EconomicSandbox, clock: Fake
 async def test_counters_track_calls_tokens_and_errors(sandbox: EconomicSandbox,
                                                       clock: FakeClock) -> None:
     sandbox.rate_limit = limited(100, 60, cost_get=2, cost_write=5)
-    async with make_client(sandbox, clock) as client:
+    heard: list[tuple[str, str, int | None]] = []
+    sandbox.inject("reset", 2)
+    async with make_client(sandbox, clock, on_call=lambda *a: heard.append(a)) as client:
+        with pytest.raises(errors.TransportError):
+            await client.get_self()
         await client.get_self()
         await client.get_self()
         assert await client.find_customer(9) is None
         stats = client.stats()
-    assert stats["calls"] == {"GET /customers/{n} 404": 1, "GET /self 200": 2}
+    assert stats["calls"] == {"GET /customers/{n} 404": 1, "GET /self 0": 1,
+                              "GET /self 200": 2}
+    assert heard == [("GET", "/self", None), ("GET", "/self", 200), ("GET", "/self", 200),
+                     ("GET", "/customers/{n}", 404)]
     assert stats["tokens_used"] == 6
     assert stats["rate_limit"] == {"used": 6, "limit": 100, "window_s": 60.0}
     assert stats["last_error"] == "GET /customers/{n} -> 404 [E06000]: Customer not found."
