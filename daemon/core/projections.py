@@ -240,6 +240,9 @@ PROJECTIONS: Final[tuple[Projection, ...]] = (
 )
 
 
+Change = tuple[str, str, Row | None, int]
+
+
 class Tables:
     """The in-memory image of every projection table: ``{table: {key: row}}``.
 
@@ -247,15 +250,16 @@ class Tables:
     store writes exactly those rows in the event's transaction.
     """
 
-    __slots__ = ("checkpoint", "rows")
+    __slots__ = ("checkpoint", "row_seq", "rows")
 
     def __init__(self) -> None:
         self.rows: dict[str, dict[str, Row]] = {p.table: {} for p in PROJECTIONS}
+        self.row_seq: dict[str, dict[str, int]] = {p.table: {} for p in PROJECTIONS}
         self.checkpoint = 0
 
-    def apply(self, seq: int, at: str, event: ev.Event) -> list[tuple[str, str, Row | None]]:
-        """Fold one event; return ``(table, key, row before)`` for every row it changed."""
-        changed: list[tuple[str, str, Row | None]] = []
+    def apply(self, seq: int, at: str, event: ev.Event) -> list[Change]:
+        """Fold one event; return ``(table, key, row before, its seq)`` for every row changed."""
+        changed: list[Change] = []
         for projection in PROJECTIONS:
             table = self.rows[projection.table]
             for key in projection.keys(event):
@@ -263,17 +267,21 @@ class Tables:
                 new = projection.fold(old, seq, at, event)
                 if new is not None and new is not old:
                     table[key] = new
-                    changed.append((projection.table, key, old))
+                    seqs = self.row_seq[projection.table]
+                    changed.append((projection.table, key, old, seqs.get(key, 0)))
+                    seqs[key] = seq
         self.checkpoint = seq
         return changed
 
-    def undo(self, changed: list[tuple[str, str, Row | None]], checkpoint: int) -> None:
+    def undo(self, changed: list[Change], checkpoint: int) -> None:
         """Put back rows changed by :meth:`apply` (newest first), after a failed commit."""
-        for table, key, old in reversed(changed):
+        for table, key, old, old_seq in reversed(changed):
             if old is None:
                 self.rows[table].pop(key, None)
+                self.row_seq[table].pop(key, None)
             else:
                 self.rows[table][key] = old
+                self.row_seq[table][key] = old_seq
         self.checkpoint = checkpoint
 
     def customers(self) -> dict[str, DesiredCustomer]:
@@ -297,7 +305,7 @@ class Tables:
 
 
 _row_encoder = msgspec.json.Encoder(order="deterministic")
-_row_decoders: Final = {p.table: msgspec.json.Decoder(p.row_type) for p in PROJECTIONS}
+_row_decoders: Final[dict[str, msgspec.json.Decoder[Row]]] = {p.table: msgspec.json.Decoder(p.row_type) for p in PROJECTIONS}
 
 
 def encode_row(row: Row) -> bytes:

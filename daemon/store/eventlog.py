@@ -15,6 +15,7 @@ Reads go through a second connection, so they never see an uncommitted batch.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,11 +75,11 @@ class _Pending:
         self.done = False
 
 
-_COLUMNS: Final = ("seq, type, schema_version, entity_kind, entity_key, idempotency_key, "
+COLUMNS: Final = ("seq, type, schema_version, entity_kind, entity_key, idempotency_key, "
                    "occurred_at, recorded_at, payload")
 
 
-def _record(row: Sequence[object]) -> Record:
+def to_record(row: Sequence[object]) -> Record:
     seq, type_, version, kind, key, ikey, occurred, recorded, payload = row
     return Record(int(seq), str(type_), int(version), str(kind), str(key),  # type: ignore[call-overload]
                   str(ikey), str(occurred), str(recorded), bytes(payload))  # type: ignore[call-overload]
@@ -155,9 +156,12 @@ class EventLog:
     async def _load(self) -> None:
         for projection in pj.PROJECTIONS:
             rows = self.tables.rows[projection.table]
-            async with self._writer.execute(f"SELECT key, row FROM {projection.table}") as cur:
-                async for key, data in cur:
+            seqs = self.tables.row_seq[projection.table]
+            async with self._writer.execute(
+                    f"SELECT key, seq, row FROM {projection.table}") as cur:  # noqa: S608
+                async for key, seq, data in cur:
                     rows[key] = pj.decode_row(projection.table, data)
+                    seqs[key] = int(seq)
         async with self._writer.execute(
                 "SELECT seq FROM checkpoints WHERE name = 'projections'") as cur:
             row = await cur.fetchone()
@@ -175,7 +179,7 @@ class EventLog:
                 records = await self._read(self._writer, "WHERE seq > ? ORDER BY seq LIMIT ?",
                                            (self.tables.checkpoint, batch))
                 start = self.tables.checkpoint
-                changed: list[tuple[str, str, pj.Row | None]] = []
+                changed: list[pj.Change] = []
                 for record in records:
                     changed += self.tables.apply(record.seq, record.occurred_at, record.event)
                 try:
@@ -226,7 +230,7 @@ class EventLog:
     async def _write(self, batch: list[_Pending]) -> None:
         recorded = iso(self._clock())
         start_seq, start_checkpoint = self.last_seq, self.tables.checkpoint
-        changed: list[tuple[str, str, pj.Row | None]] = []
+        changed: list[pj.Change] = []
         try:
             known = await self._known_keys([p.key for p in batch])
             rows: list[tuple[object, ...]] = []
@@ -248,7 +252,7 @@ class EventLog:
             if rows:
                 await self._writer.execute("BEGIN IMMEDIATE")
                 await self._writer.executemany(
-                    f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                    f"INSERT INTO events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
                 await self._write_rows(changed)
                 await self._writer.execute("COMMIT")
                 self.last_seq = seq
@@ -256,11 +260,14 @@ class EventLog:
             await self._rollback()
             self.tables.undo(changed, start_checkpoint)
             self.last_seq = start_seq
+            error = opening.StoreError(f"the event log refused an append: {exc}")
+            error.__cause__ = exc
             for pending in batch:
                 pending.result = None
-                pending.error = exc if isinstance(exc, Exception) else opening.StoreError(
-                    "append interrupted before commit")
+                pending.error = error
                 pending.done = True
+            if isinstance(exc, sqlite3.Error):
+                raise error from exc
             raise
         for pending in batch:
             pending.done = True
@@ -291,15 +298,16 @@ class EventLog:
                     known[key] = int(seq)
         return known
 
-    async def _write_rows(self, changed: list[tuple[str, str, pj.Row | None]]) -> None:
+    async def _write_rows(self, changed: list[pj.Change]) -> None:
         by_table: dict[str, dict[str, pj.Row]] = {}
-        for table, key, _old in changed:
+        for table, key, _old, _seq in changed:
             by_table.setdefault(table, {})[key] = self.tables.rows[table][key]
         for table, rows in by_table.items():
             await self._writer.executemany(
                 f"INSERT INTO {table} (key, seq, row) VALUES (?, ?, ?) "  # noqa: S608
                 "ON CONFLICT(key) DO UPDATE SET seq = excluded.seq, row = excluded.row",
-                [(key, self.tables.checkpoint, pj.encode_row(row)) for key, row in rows.items()])
+                [(key, self.tables.row_seq[table][key], pj.encode_row(row))
+                 for key, row in rows.items()])
         await self._writer.execute(
             "UPDATE checkpoints SET seq = ? WHERE name = 'projections'", (self.tables.checkpoint,))
 
@@ -336,8 +344,8 @@ class EventLog:
 
     async def _read(self, conn: aiosqlite.Connection, where: str,
                     params: tuple[object, ...]) -> list[Record]:
-        async with conn.execute(f"SELECT {_COLUMNS} FROM events {where}", params) as cur:
-            return [_record(row) for row in await cur.fetchall()]
+        async with conn.execute(f"SELECT {COLUMNS} FROM events {where}", params) as cur:
+            return [to_record(row) for row in await cur.fetchall()]
 
     async def read(self, *, since: int = 0, limit: int = 10_000) -> list[Record]:
         """Committed events with ``seq > since``, oldest first, at most ``limit``."""

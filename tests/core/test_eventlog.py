@@ -1,0 +1,169 @@
+"""The event log's guarantees, on a file and on ``:memory:`` (STYLE.md 3)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from daemon.core import events as ev
+from daemon.store import eventlog, opening
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["file", "memory"])
+async def log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[eventlog.EventLog]:
+    path = tmp_path / "events.db" if request.param == "file" else opening.MEMORY
+    async with await eventlog.EventLog.open(path) as opened:
+        yield opened
+
+
+def customer(n: int, name: str = "Nordlys") -> ev.CustomerUpserted:
+    return ev.CustomerUpserted(moment_id=n, number=str(n), name=name)
+
+
+async def test_duplicate_key_returns_original_seq_and_writes_nothing(
+        log: eventlog.EventLog) -> None:
+    first = await log.append(customer(1), idempotency_key="a")
+    again = await log.append(customer(1, "Other"), idempotency_key="a")
+    assert first == eventlog.Appended(1, True)
+    assert again == eventlog.Appended(1, False)
+    assert await log.count() == 1
+    assert log.tables.customers()["1"].fact.name == "Nordlys"
+
+
+async def test_fifty_tasks_with_overlapping_keys(log: eventlog.EventLog) -> None:
+    results: dict[int, eventlog.Appended] = {}
+
+    async def one(i: int) -> None:
+        results[i] = await log.append(customer(i % 7), idempotency_key=f"k{i % 7}")
+
+    async with anyio.create_task_group() as tg:
+        for i in range(50):
+            tg.start_soon(one, i)
+    records = await log.read()
+    assert [r.seq for r in records] == list(range(1, 8))
+    assert sorted({r.idempotency_key for r in records}) == [f"k{i}" for i in range(7)]
+    by_key = {r.idempotency_key: r.seq for r in records}
+    for i, appended in results.items():
+        assert appended.seq == by_key[f"k{i % 7}"]
+    assert sum(a.new for a in results.values()) == 7
+
+
+async def test_append_many_is_one_transaction(log: eventlog.EventLog) -> None:
+    out = await log.append_many([(customer(1), "x", None), (customer(2), "y", None),
+                                 (customer(3), "x", None)])
+    assert [a.seq for a in out] == [1, 2, 1]
+    assert [a.new for a in out] == [True, True, False]
+
+
+async def test_update_and_delete_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    async with await eventlog.EventLog.open(path) as log:
+        await log.append(customer(1), idempotency_key="a")
+        await log.put_blob(b"%PDF-1.4 x")
+    conn = sqlite3.connect(path)
+    try:
+        for statement in ("UPDATE events SET type = 'x'", "DELETE FROM events",
+                          "UPDATE blobs SET size = 0", "DELETE FROM blobs"):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                conn.execute(statement)
+    finally:
+        conn.close()
+
+
+async def test_blobs_are_stored_once(log: eventlog.EventLog) -> None:
+    a = await log.put_blob(b"%PDF-1.4 same")
+    b = await log.put_blob(b"%PDF-1.4 same")
+    assert a == b and len(a) == 64
+    assert await log.blob_count() == 1
+    assert await log.get_blob(a) == b"%PDF-1.4 same"
+    assert await log.get_blob("0" * 64) is None
+
+
+async def test_reads_by_range_entity_and_follow(log: eventlog.EventLog) -> None:
+    for i in range(1, 6):
+        await log.append(customer(i % 2 + 1, f"v{i}"), idempotency_key=f"k{i}")
+    assert [r.seq for r in await log.read(since=2, limit=2)] == [3, 4]
+    assert [r.seq for r in await log.read_entity("customer", "1")] == [2, 4]
+    seen: list[int] = []
+
+    async def follow() -> None:
+        async for record in log.follow(since=3):
+            seen.append(record.seq)
+            if record.seq == 7:
+                return
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(follow)
+        await anyio.sleep(0.01)
+        await log.append(customer(9), idempotency_key="k6")
+        await log.append(customer(9, "w"), idempotency_key="k7")
+    assert seen == [4, 5, 6, 7]
+    record = (await log.read(since=6))[0]
+    assert isinstance(record.event, ev.CustomerUpserted)
+    assert record.kind == "customer" and record.key == "9" and record.type == "customer_upserted"
+
+
+async def test_listeners_hear_only_new_events(log: eventlog.EventLog) -> None:
+    heard: list[int] = []
+    log.listeners.append(lambda batch: heard.extend(seq for seq, _e in batch))
+    await log.append(customer(1), idempotency_key="a")
+    await log.append(customer(1), idempotency_key="a")
+    assert heard == [1]
+
+
+async def test_second_daemon_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    async with await eventlog.EventLog.open(path) as log:
+        await log.append(customer(1), idempotency_key="a")
+        before = path.stat().st_size, (tmp_path / "events.db-wal").stat().st_size
+        with pytest.raises(opening.AlreadyRunning, match="one daemon per state directory"):
+            await eventlog.EventLog.open(path)
+        assert (path.stat().st_size, (tmp_path / "events.db-wal").stat().st_size) == before
+        assert await log.count() == 1
+
+
+async def test_newer_schema_stops_the_start(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    async with await eventlog.EventLog.open(path):
+        pass
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {opening.SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    with pytest.raises(opening.NewerSchema, match="newer moment-sync"):
+        await eventlog.EventLog.open(path)
+
+
+async def test_schema_is_applied_idempotently_and_state_survives(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    for i in range(3):
+        async with await eventlog.EventLog.open(path) as log:
+            await log.append(customer(i), idempotency_key=f"k{i}")
+            assert log.last_seq == i + 1
+            assert len(log.tables.customers()) == i + 1
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == opening.SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+async def test_failed_commit_changes_nothing_and_the_log_keeps_working(
+        log: eventlog.EventLog) -> None:
+    await log.append(customer(1), idempotency_key="a")
+    # a disk-full stand-in: SQLite refuses one row of the batch at insert time
+    await log._writer.execute(
+        "CREATE TEMP TRIGGER refuse BEFORE INSERT ON main.events WHEN NEW.entity_key = '3' "
+        "BEGIN SELECT RAISE(ABORT, 'refused by test'); END")
+    with pytest.raises(opening.StoreError, match="refused by test"):
+        await log.append_many([(customer(2), "b", None), (customer(3), "c", None)])
+    await log._writer.execute("DROP TRIGGER temp.refuse")
+    assert await log.count() == 1
+    assert set(log.tables.customers()) == {"1"}
+    assert log.last_seq == 1
+    assert (await log.append(customer(2), idempotency_key="b")).seq == 2

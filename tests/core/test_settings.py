@@ -1,0 +1,114 @@
+"""Settings: the DESIGN.md config contract; every bad key or value is named in the message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon import settings as config
+from daemon.core.secrets import Secret
+
+MINIMAL = '[moment]\ncompany = "acme"\n'
+
+
+def test_defaults_are_designs() -> None:
+    s = config.parse(MINIMAL, environ={})
+    assert s.daemon.state_dir == "/var/lib/moment-sync"
+    assert str(s.daemon.listen) == "127.0.0.1:8080"
+    assert (s.moment.poll_interval, s.moment.full_scan_interval) == (300.0, 86400.0)
+    assert s.economic.vat_zones == {"DK": 1, "EU": 2, "ABROAD": 3}
+    assert (s.economic.reconcile_interval, s.economic.full_reconcile_interval) == (600.0, 21600.0)
+    assert s.economic.daily_call_budget == 50000 and s.economic.include_pdf is True
+    assert s.alerts.email_to == "" and s.alerts.smtp_port == 25
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("", "moment: required key is missing"),
+    ('[moment]\napi_url = "https://x"', "moment.company: required key is missing"),
+    (MINIMAL + "colour = 1", "moment.colour: unknown key"),
+    (MINIMAL + "[economic]\njurnal_number = 1", "economic.jurnal_number: unknown key"),
+    (MINIMAL + "[bogus]\nx = 1", "bogus: unknown key"),
+    (MINIMAL + '[economic]\njournal_number = "one"', "economic.journal_number: Expected `int`"),
+    (MINIMAL + "[economic]\njournal_number = 0", "economic.journal_number: must be a positive"),
+    (MINIMAL + 'poll_interval = "5 minutes"', "moment.poll_interval: '5 minutes' is not a dur"),
+    (MINIMAL + "poll_interval = 300", "moment.poll_interval: expected a duration"),
+    (MINIMAL + 'poll_interval = "0s"', "moment.poll_interval: '0s' must be longer than zero"),
+    (MINIMAL + '[daemon]\nlisten = "8080"', "daemon.listen: expected HOST:PORT"),
+    (MINIMAL + '[daemon]\nlisten = "h:99999"', "daemon.listen: expected HOST:PORT with a port"),
+    (MINIMAL + '[daemon]\nlog_format = "xml"', "daemon.log_format: 'xml' must be"),
+    (MINIMAL + '[economic]\nvat_zones = {DK = "one"}', "economic.vat_zones"),
+    (MINIMAL + '[economic]\nvat_zone = "XX"', "economic.vat_zone: 'XX' is not one of"),
+    (MINIMAL + "[economic]\nvat_zones = {}", "economic.vat_zones: must map at least one"),
+    (MINIMAL + '[economic]\ncurrency = "kroner"', "economic.currency: 'kroner' is not"),
+    (MINIMAL + '[economic]\nrest_url = "ftp://x"', "economic.rest_url: 'ftp://x' is not"),
+    (MINIMAL + '[economic]\ninclude_pdf = "yes"', "economic.include_pdf: Expected `bool`"),
+    (MINIMAL + "[alerts]\nsmtp_port = 0", "alerts.smtp_port: must be a port"),
+    ('[moment]\ncompany = "  "', "moment.company: must not be empty"),
+    (MINIMAL + "[moment", "not valid TOML"),
+    ('source = "x"\n' + MINIMAL, "source: unknown key"),
+])
+def test_bad_configurations(text: str, message: str) -> None:
+    with pytest.raises(config.ConfigError) as caught:
+        config.parse(text, environ={})
+    assert message in str(caught.value)
+
+
+def test_environment_overrides() -> None:
+    env = {"MOMENT_SYNC_ECONOMIC_VAT_ZONES": "{DK = 7}", "MOMENT_SYNC_ECONOMIC_VAT_ZONE": "DK",
+           "MOMENT_SYNC_ECONOMIC_JOURNAL_NUMBER": "7", "MOMENT_SYNC_MOMENT_COMPANY": "beta",
+           "MOMENT_SYNC_ECONOMIC_AUTO_BOOK": "false", "MOMENT_SYNC_CONFIG": "/ignored",
+           "MOMENT_SYNC_DAEMON_LISTEN": "127.0.0.1:9000"}
+    s = config.parse(MINIMAL, environ=env)
+    assert s.economic.vat_zones == {"DK": 7} and s.economic.journal_number == 7
+    assert s.moment.company == "beta" and s.economic.auto_book is False
+    assert s.daemon.listen.port == 9000
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"MOMENT_SYNC_NOPE_X": "1"}, "MOMENT_SYNC_NOPE_X: unknown section"),
+    ({"MOMENT_SYNC_ECONOMIC_JOURNALNUMBER": "1"}, "economic.journalnumber: unknown key"),
+    ({"MOMENT_SYNC_ECONOMIC_JOURNAL_NUMBER": "x"}, "economic.journal_number: Expected `int`"),
+])
+def test_bad_environment_overrides(env: dict[str, str], message: str) -> None:
+    with pytest.raises(config.ConfigError) as caught:
+        config.parse(MINIMAL, environ=env)
+    assert message in str(caught.value)
+
+
+def test_config_path_order() -> None:
+    assert config.config_path("a.toml", {"MOMENT_SYNC_CONFIG": "b.toml"}) == Path("a.toml")
+    assert config.config_path(None, {"MOMENT_SYNC_CONFIG": "b.toml"}) == Path("b.toml")
+    assert config.config_path(None, {}) == Path("/etc/moment-sync/config.toml")
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(config.ConfigError, match="no such configuration file"):
+        config.load(tmp_path / "nope.toml")
+
+
+def test_secrets_from_file_or_credentials(tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("s3cret-value \n")
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "economic-app-secret-token").write_text("from-credential\n")
+    s = config.parse(MINIMAL + f'api_key_file = "{tmp_path / "key"}"\n', environ={})
+    key = config.load_secret(s, "moment-api-key", environ={})
+    assert key.reveal() == "s3cret-value"
+    assert repr(key) == str(key) == f"{key}" == "<redacted>"
+    token = config.load_secret(s, "economic-app-secret-token",
+                               environ={"CREDENTIALS_DIRECTORY": str(creds)})
+    assert token.reveal() == "from-credential"
+    with pytest.raises(config.ConfigError, match="economic.agreement_grant_token_file: not set"):
+        config.load_secret(s, "economic-agreement-grant-token", environ={})
+    (tmp_path / "empty").write_text("\n")
+    s2 = config.parse(MINIMAL + f'api_key_file = "{tmp_path / "empty"}"\n', environ={})
+    with pytest.raises(config.ConfigError, match="is empty") as caught:
+        config.load_secret(s2, "moment-api-key", environ={})
+    assert "s3cret" not in str(caught.value)
+
+
+def test_secret_hides_itself() -> None:
+    secret = Secret("abc")
+    assert "abc" not in repr([secret]) and "abc" not in f"{secret!s}{secret!r}"
+    assert secret.equals("abc") and not secret.equals("abd")
