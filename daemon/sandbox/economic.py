@@ -33,7 +33,13 @@ from typing import Any
 
 from aiohttp import web
 
-from daemon.sandbox import economic_admin, economic_journals, economic_legacy, economic_projects
+from daemon.sandbox import (
+    economic_admin,
+    economic_journals,
+    economic_ledger,
+    economic_legacy,
+    economic_projects,
+)
 from daemon.sandbox import economic_replies as replies
 from daemon.sandbox.economic_state import Agreement, seeded
 
@@ -149,6 +155,7 @@ class EconomicSandbox:
         def ctx(_request: web.Request) -> Agreement:
             return self.agreement
 
+        app.add_routes(economic_ledger.routes(ctx))
         app.add_routes(economic_legacy.routes(ctx))
         app.add_routes(economic_projects.routes(ctx, lambda: self.cursor_page_size))
         app.add_routes(economic_journals.routes(ctx, lambda: self.cursor_page_size))

@@ -152,6 +152,8 @@ ANSWERS: list[tuple[str, str, Check]] = [
     ("GET", r"/rest/accounts", _leg("accounts.get")),
     ("GET", r"/rest/accounting-years", _leg("accounting-years.get")),
     ("GET", r"/rest/journals", _leg("journals.get")),
+    ("GET", r"/rest/accounting-years/[^/]+/entries",
+     _leg("accounting-years.accountingYear.entries.get")),
     ("GET", f"{P}/Projects", _oa("Projects", "ProjectCursorResults", False)),
     ("GET", rf"{P}/Projects/\d+", _oa("Projects", "Project", False)),
     ("GET", f"{P}/Projects/count", lambda doc: validate_answer_of(

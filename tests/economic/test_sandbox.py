@@ -158,6 +158,12 @@ async def test_journal_rules(sandbox: EconomicSandbox, http: aiohttp.ClientSessi
                           {"entryNumbers": [1, 2]})
     assert st == 204 and a.draft_entries == {}
     assert sorted(e["voucherNumber"] for e in a.booked_entries.values()) == [1, 1, 2, 2]
+    st, doc, _ = await call(http, "GET", f"/rest/accounting-years/{YEAR}/entries", params={
+        "filter": "customer.customerNumber$eq:1$and:voucherNumber$eq:2"})
+    assert [(e["entryType"], e["amount"]) for e in doc["collection"]] == [
+        ("manualDebtorInvoice", 100.0)]
+    st, doc, _ = await call(http, "GET", f"/rest/accounting-years/{YEAR - 1}/entries")
+    assert st == 200 and doc["collection"] == []
     validate_traffic(sandbox, requests=False)
 
 
