@@ -241,10 +241,14 @@ class Caller:
                 raise err from exc
             except (aiohttp.ClientError, OSError, ValueError) as exc:
                 self._count(endpoint, 0)
-                err = errors.TransportError(f"{type(exc).__name__}: no usable answer",
+                # Exceptions holding request_info carry our request headers, tokens included:
+                # name them, but neither quote nor chain them.
+                leaky = hasattr(exc, "request_info")
+                detail = type(exc).__name__ if leaky else f"{type(exc).__name__}: {exc}"
+                err = errors.TransportError(f"no usable answer ({detail[:300]})",
                                             method=method, path=_path_of(endpoint))
                 self.counters.last_error = str(err)
-                raise err from exc
+                raise err from (None if leaky else exc)
             self.limiter.observe(rate, cost)
         finally:
             self.limiter.release()

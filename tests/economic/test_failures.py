@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aioresponses import aioresponses as _aioresponses
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from daemon.core.secrets import Secret
@@ -74,8 +75,17 @@ async def test_connection_refused_and_timeouts_are_transport_errors(
         with pytest.raises(errors.Timeout):
             await client.get_self()
         m.get(f"{REST}/self", exception=aiohttp.ClientPayloadError("truncated"))
-        with pytest.raises(errors.TransportError):
+        with pytest.raises(errors.TransportError) as ce:
             await client.get_self()
+        assert isinstance(ce.value.__cause__, aiohttp.ClientPayloadError)  # chained
+        info = aiohttp.RequestInfo(URL(f"{REST}/self"), "GET",
+                                   CIMultiDictProxy(CIMultiDict({"X-AppSecretToken": APP})),
+                                   URL(f"{REST}/self"))
+        m.get(f"{REST}/self", exception=aiohttp.ClientResponseError(info, (), status=0))
+        with pytest.raises(errors.TransportError) as re_:
+            await client.get_self()
+        assert re_.value.__cause__ is None and re_.value.__suppress_context__
+        leak_free(re_.value)
 
 
 async def test_gateway_errors_are_retryable_with_trimmed_bodies(client: EconomicClient) -> None:
