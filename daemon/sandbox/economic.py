@@ -71,7 +71,7 @@ class Faults:
     kinds: list[str] = field(default_factory=lambda: list(FAULT_KINDS))
     scheduled: deque[str] = field(default_factory=deque)
     retry_after_s: int = 1
-    timeout_s: float = 30.0
+    timeout_s: float = 35.0  # longer than the client's default 30 s timeout
     seed: int | None = None
 
 
@@ -167,11 +167,9 @@ class EconomicSandbox:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
         await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
         self.host = host
-        self.port = sockets[0].getsockname()[1] if sockets else port
+        bound = [a for a in self._runner.addresses if isinstance(a, tuple)]
+        self.port = int(bound[0][1]) if bound else port
 
     async def stop(self) -> None:
         if self._runner is not None:

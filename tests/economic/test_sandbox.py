@@ -97,10 +97,15 @@ async def test_headers_tokens_and_error_shapes(sandbox: EconomicSandbox, clock: 
                         headers={"Content-Type": "application/x-www-form-urlencoded"}) as r:
         assert r.status == 415
     sandbox.rate_limit.enabled = False
+    st, doc, _ = await call(http, "GET", "/rest/no-such-thing")
+    assert st == 404 and doc["httpStatusCode"] == 404
+    st, doc, _ = await call(http, "DELETE", "/apis/projectsapi/v1.1.0/ProjectGroups")
+    assert st == 405 and doc["status"] == 405
     _, _, h = await call(http, "GET", "/rest/self")
     assert "X-RateLimiting" not in h and h["X-CallCost"] == "1"
     assert [(s.status, s.at - T0) for s in sandbox.served] == [
-        (200, 0), (404, 0), (429, 20), (401, 20), (401, 20), (415, 60), (200, 60)]
+        (200, 0), (404, 0), (429, 20), (401, 20), (401, 20), (415, 60), (404, 60), (405, 60),
+        (200, 60)]
 
 
 async def test_customer_validation(sandbox: EconomicSandbox, http: aiohttp.ClientSession
