@@ -46,9 +46,14 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def sandbox(clock: FakeClock) -> AsyncIterator[EconomicSandbox]:
+async def sandbox(clock: FakeClock, request: pytest.FixtureRequest
+                  ) -> AsyncIterator[EconomicSandbox]:
+    """A sandbox on loopback; when the test is done, every request body the client sent and
+    every answer are validated against the official schemas (a module that sends malformed
+    bodies on purpose sets ``RAW_REQUESTS = True`` to check only the answers)."""
     async with EconomicSandbox.running(clock=clock.now, keep_responses=True) as sb:
         yield sb
+    validate_traffic(sb, requests=not getattr(request.module, "RAW_REQUESTS", False))
 
 
 def make_client(sb: EconomicSandbox, clock: FakeClock, **kw: Any) -> EconomicClient:

@@ -15,6 +15,7 @@ from daemon.sandbox.economic import EconomicSandbox
 from tests.economic.conftest import T0, FakeClock, limited, validate_traffic
 
 pytestmark = pytest.mark.anyio
+RAW_REQUESTS = True  # these tests send malformed bodies on purpose
 YEAR = dt.datetime.now(dt.UTC).year
 J = "/apis/journalsapi/v15.0.0"
 D = "/apis/documentsapi/v4.0.1/AttachedDocuments"
