@@ -112,7 +112,8 @@ class EconomicSandbox:
                  app_secret_token: str | None = None, agreement_grant_token: str | None = None,
                  rate_limit: RateLimit | None = None, faults: Faults | None = None,
                  clock: Callable[[], float] = time.monotonic, cursor_page_size: int = 1000,
-                 record_limit: int = 100_000, keep_responses: bool = False) -> None:
+                 record_limit: int = 100_000, keep_responses: bool = False,
+                 accept_demo_tokens: bool = False) -> None:
         self.agreement = agreement or seeded()
         # Fresh tokens per sandbox unless given, so a client configured for another one fails.
         self.app_secret_token = app_secret_token or "sbx-app-" + secrets.token_hex(12)
@@ -123,6 +124,8 @@ class EconomicSandbox:
         self.cursor_page_size = cursor_page_size
         self.served: deque[Served] = deque(maxlen=record_limit)
         self.keep_responses = keep_responses  # tests validate answers against the specs
+        # Tokens "demo"/"demo": read-only access, as on e-conomic's public demo agreement.
+        self.accept_demo_tokens = accept_demo_tokens
         self.idempotency: dict[tuple[str, str, str], _Cached] = {}
         self._rng = random.Random(self.faults.seed)
         self.host = "127.0.0.1"
@@ -258,8 +261,12 @@ class EconomicSandbox:
                      family: str, method: str, key: str | None, record: Served
                      ) -> web.StreamResponse:
         h = request.headers
-        if h.get("X-AppSecretToken") != self.app_secret_token or \
-                h.get("X-AgreementGrantToken") != self.agreement_grant_token:
+        app, grant = h.get("X-AppSecretToken"), h.get("X-AgreementGrantToken")
+        if self.accept_demo_tokens and app == "demo" and grant == "demo":
+            if method != "GET":  # e-conomic: "you can only use the GET http method"
+                return self._decorate(replies.error_for_family(
+                    family, 401, "The demo agreement only allows GET requests."), 0)
+        elif app != self.app_secret_token or grant != self.agreement_grant_token:
             resp: web.StreamResponse = replies.error_for_family(
                 family, 401, "The request is not authorized: both tokens are required.",
                 "E02250" if family == "rest" and h.get("X-AppSecretToken") else None)

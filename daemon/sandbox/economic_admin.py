@@ -8,7 +8,8 @@ switches, set the rate limit and faults, and read back every API request served.
   ``{method, path, query, status, body, idempotency_key, from_cache}``;
   ``DELETE /admin/requests`` forgets them.
 - ``GET /admin/config``, ``PATCH /admin/config``: ``{"project_module": bool,
-  "attachments": "on"|"unable"|"forbidden", "cursor_page_size": int, "rate_limit": {enabled,
+  "attachments": "on"|"unable"|"forbidden", "cursor_page_size": int,
+  "accept_demo_tokens": bool, "rate_limit": {enabled,
   tokens, window_s, cost_get, cost_write, retry_after}, "faults": {probability, kinds,
   retry_after_s, timeout_s}}`` (PATCH changes only the keys given).
 - ``POST /admin/faults`` ``{"kind": "500"|"503"|"429"|"reset"|"timeout"|"drop", "count": 1}``:
@@ -62,6 +63,7 @@ def routes(sb: EconomicSandbox) -> list[web.RouteDef]:
         return {"project_module": sb.agreement.project_module,
                 "attachments": sb.agreement.attachments,
                 "cursor_page_size": sb.cursor_page_size,
+                "accept_demo_tokens": sb.accept_demo_tokens,
                 "rate_limit": {k: getattr(rl, k) for k in _RATE_KEYS},
                 "faults": {**{k: getattr(f, k) for k in _FAULT_KEYS},
                            "scheduled": list(f.scheduled)}}
@@ -89,6 +91,8 @@ def routes(sb: EconomicSandbox) -> list[web.RouteDef]:
             if body["attachments"] not in ("on", "unable", "forbidden"):
                 return _bad("attachments: one of on, unable, forbidden")
             sb.agreement.attachments = body["attachments"]
+        if "accept_demo_tokens" in body:
+            sb.accept_demo_tokens = bool(body["accept_demo_tokens"])
         if "cursor_page_size" in body:
             sb.cursor_page_size = max(1, int(body["cursor_page_size"]))
         for k, v in (body.get("rate_limit") or {}).items():

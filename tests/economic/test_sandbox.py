@@ -97,6 +97,13 @@ async def test_headers_tokens_and_error_shapes(sandbox: EconomicSandbox, clock: 
     async with http.put("/rest/customers/9", data=b"name=x",
                         headers={"Content-Type": "application/x-www-form-urlencoded"}) as r:
         assert r.status == 415
+    sandbox.accept_demo_tokens = True
+    demo = {"X-AppSecretToken": "demo", "X-AgreementGrantToken": "demo"}
+    async with aiohttp.ClientSession(f"http://{sandbox.host}:{sandbox.port}",
+                                     headers=demo) as d:
+        assert (await call(d, "GET", "/rest/currencies"))[0] == 200
+        assert (await call(d, "DELETE", "/rest/customers/1"))[0] == 401
+    sandbox.accept_demo_tokens = False
     sandbox.rate_limit.enabled = False
     st, doc, _ = await call(http, "GET", "/rest/no-such-thing")
     assert st == 404 and doc["httpStatusCode"] == 404
@@ -105,8 +112,8 @@ async def test_headers_tokens_and_error_shapes(sandbox: EconomicSandbox, clock: 
     _, _, h = await call(http, "GET", "/rest/self")
     assert "X-RateLimiting" not in h and h["X-CallCost"] == "1"
     assert [(s.status, s.at - T0) for s in sandbox.served] == [
-        (200, 0), (404, 0), (429, 20), (401, 20), (401, 20), (415, 60), (404, 60), (405, 60),
-        (200, 60)]
+        (200, 0), (404, 0), (429, 20), (401, 20), (401, 20), (415, 60), (200, 60), (401, 60),
+        (404, 60), (405, 60), (200, 60)]
 
 
 async def test_customer_validation(sandbox: EconomicSandbox, http: aiohttp.ClientSession
