@@ -1,0 +1,338 @@
+"""Hint processing: every committed hint leads to one fetch of the object and its facts.
+
+What it does: watches the log for :class:`~daemon.core.events.HintReceived` (whoever appended
+it), queues the Moment object it names, and a bounded pool of workers fetches each queued
+object's snapshot and hands it to :class:`~daemon.ingest.ingesting.Ingestor`. Moment's
+retryable errors are retried with exponential backoff and jitter (never sooner than
+``Retry-After``); after :attr:`Backoff.max_attempts` the object is parked with a reason. A 404
+records the object as gone.
+
+Guarantees:
+
+* Coalescing: while an object is queued, more hints for it add nothing; while it is being
+  fetched, more hints add exactly one more fetch after this one (the change may have come
+  after the fetch started). Fetches of one object start at least ``refetch_interval_s`` apart
+  (the first at once), so a burst of hints lasting ``T`` seconds costs about
+  ``1 + T / refetch_interval_s`` fetches of that object, however many hints it holds.
+* At most ``concurrency`` Moment requests at a time (fetches and PDF downloads together); an
+  object waiting for its refetch interval or a backoff holds no request slot.
+* Crash safety: a watermark ``W`` (every hint with ``seq <= W`` has been processed to an
+  outcome) is persisted as ``PollCursorAdvanced(kind="hints", cursor=str(W))``; on start, every
+  hint after the watermark is queued again. A hint is processed at least once; processing is
+  idempotent, so twice does no harm.
+* Sleeps go through the injected ``sleep``, jitter through the injected ``jitter``, so tests
+  run on virtual time. No task outlives :meth:`HintProcessor.run`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import anyio
+import anyio.abc
+import structlog
+
+from daemon.core import events as ev
+from daemon.ingest import ingesting, normalizing, pdfs
+from daemon.ingest.ingesting import Outcome
+from daemon.moment import client as moment_client
+from daemon.moment import errors
+from daemon.store import eventlog
+
+_log = structlog.get_logger(__name__)
+
+HINTS_CURSOR: Final = "hints"
+_KINDS: Final = frozenset({"customer", "project", "invoice"})
+_Key = tuple[normalizing.Kind, int]
+
+
+@dataclasses.dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with equal jitter: attempt ``n`` waits between half and all of
+    ``min(cap_s, base_s * 2**(n-1))``, and never less than Moment's ``Retry-After``."""
+
+    base_s: float = 1.0
+    cap_s: float = 60.0
+    max_attempts: int = 6
+
+    def delay(self, attempt: int, retry_after: float | None, jitter: float) -> float:
+        ceiling = min(self.cap_s, self.base_s * 2.0 ** max(0, attempt - 1))
+        wait = ceiling / 2 + ceiling / 2 * min(max(jitter, 0.0), 1.0)
+        return wait if retry_after is None else max(wait, retry_after)
+
+
+class HintProcessor:
+    """Queue, coalesce, fetch and ingest Moment objects named by hints (see module doc).
+
+    Start it with ``await tg.start(processor.run)``; :meth:`submit`, :meth:`process` and
+    :meth:`ingest` are also what the poller and ``resync`` use, so every path produces the same
+    events.
+    """
+
+    def __init__(self, *, log: eventlog.EventLog, client: moment_client.MomentClient,
+                 concurrency: int = 4, backoff: Backoff = Backoff(),
+                 sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+                 jitter: Callable[[], float] = random.random,
+                 checkpoint_interval_s: float = 1.0, refetch_interval_s: float = 1.0,
+                 monotonic: Callable[[], float] = anyio.current_time,
+                 pdf_max_bytes: int = pdfs.MAX_PDF_BYTES) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.log = log
+        self.ingestor = ingesting.Ingestor(log=log, client=client,
+                                           limiter=anyio.CapacityLimiter(concurrency),
+                                           pdf_max_bytes=pdf_max_bytes)
+        self._client = client
+        self._concurrency = concurrency
+        self._backoff = backoff
+        self._sleep = sleep
+        self._jitter = jitter
+        self._checkpoint_interval_s = checkpoint_interval_s
+        self._refetch_interval_s = refetch_interval_s
+        self._monotonic = monotonic
+        self._last_start: dict[_Key, float] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._backlog: list[_Key] = []
+        self._queued: set[_Key] = set()
+        self._inflight: set[_Key] = set()
+        self._again: set[_Key] = set()
+        self._numbers: dict[_Key, str] = {}
+        self._idle = anyio.Event()
+        self._progress = anyio.Event()
+        # hint bookkeeping for the watermark
+        self._waiting_seqs: dict[_Key, list[int]] = {}
+        self._outstanding: set[int] = set()
+        self._max_seen = 0
+        self._persisted = 0
+        self.fetches = 0
+
+    # --- intake ---------------------------------------------------------------------------
+
+    def submit(self, kind: str, moment_id: int, *, number: str = "",
+               hint_seq: int | None = None) -> bool:
+        """Queue one object; False when it coalesced into work already pending."""
+        if kind not in _KINDS:
+            raise ValueError(f"unknown kind {kind!r}")
+        key: _Key = (kind, moment_id)  # type: ignore[assignment]
+        if hint_seq is not None:
+            self._waiting_seqs.setdefault(key, []).append(hint_seq)
+            self._outstanding.add(hint_seq)
+            self._max_seen = max(self._max_seen, hint_seq)
+        if number:
+            self._numbers[key] = number
+        if key in self._queued or key in self._again:
+            return False
+        if key in self._inflight:
+            self._again.add(key)
+            return True
+        self._start(key)
+        return True
+
+    def _start(self, key: _Key) -> None:
+        self._queued.add(key)
+        if self._tg is None:
+            self._backlog.append(key)
+        else:
+            self._tg.start_soon(self._handle, key)
+
+    def _on_commit(self, batch: list[tuple[int, ev.Event]]) -> None:
+        for seq, event in batch:
+            if isinstance(event, ev.HintReceived) and event.kind in _KINDS:
+                self.submit(event.kind, event.moment_id, number=event.number, hint_seq=seq)
+
+    @property
+    def pending(self) -> int:
+        """Objects queued or being fetched."""
+        return len(self._queued) + len(self._inflight)
+
+    @property
+    def watermark(self) -> int:
+        """Every hint with ``seq <=`` this has been processed."""
+        if self._outstanding:
+            return min(self._outstanding) - 1
+        return self._max_seen
+
+    @property
+    def _busy(self) -> bool:
+        return bool(self._queued or self._inflight or self._again)
+
+    async def idle(self) -> None:
+        """Return once nothing is queued or being fetched."""
+        while self._busy:
+            if self._idle.is_set():
+                self._idle = anyio.Event()
+            await self._idle.wait()
+
+    # --- running --------------------------------------------------------------------------
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+                  ) -> None:
+        """Re-queue unprocessed hints, then fetch forever; ``task_status.started()`` once the
+        processor follows the log. On cancellation the watermark reached is persisted."""
+        self.log.listeners.append(self._on_commit)
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                backlog, self._backlog = self._backlog, []
+                for key in backlog:
+                    tg.start_soon(self._handle, key)
+                await self._requeue()
+                tg.start_soon(self._checkpoints)
+                task_status.started()
+        finally:
+            self._tg = None
+            self.log.listeners.remove(self._on_commit)
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self._persist()
+                except Exception as exc:  # the log may already be closed at shutdown
+                    _log.warning("hint watermark not saved", error=type(exc).__name__)
+
+    async def _requeue(self) -> None:
+        row = self.log.tables.daemon().get(f"cursor:{HINTS_CURSOR}")
+        since = int(row.value) if row is not None and row.value.isdigit() else 0
+        self._persisted = self._max_seen = max(self._max_seen, since)
+        until = self.log.last_seq
+        requeued = 0
+        while since < until:
+            records = await self.log.read(since=since, limit=1000)
+            if not records:
+                break
+            for record in records:
+                if record.seq > until:
+                    break
+                if record.type == "hint_received":
+                    event = record.event
+                    assert isinstance(event, ev.HintReceived)
+                    if event.kind in _KINDS:
+                        self.submit(event.kind, event.moment_id, number=event.number,
+                                    hint_seq=record.seq)
+                        requeued += 1
+            since = records[-1].seq
+        if requeued:
+            _log.info("unprocessed hints queued again", hints=requeued, objects=self.pending)
+
+    async def _handle(self, key: _Key) -> None:
+        """Wait out the object's refetch interval, then fetch and ingest it once."""
+        wait = (self._last_start.get(key, float("-inf")) + self._refetch_interval_s
+                - self._monotonic())
+        if wait > 0:
+            await self._sleep(wait)
+        self._queued.discard(key)
+        self._inflight.add(key)
+        self._remember_start(key)
+        taken = self._waiting_seqs.pop(key, [])
+        done = False
+        try:
+            await self._fetch_and_ingest(*key)
+            done = True
+        except Exception:
+            # a bug or a failing log: keep the hints outstanding (they are queued again on the
+            # next start) and go on with the other objects
+            _log.exception("hint processing failed", kind=key[0], moment_id=key[1])
+        finally:
+            self._inflight.discard(key)
+            if done:
+                self._outstanding.difference_update(taken)
+                self._progress.set()
+            if key in self._again:
+                self._again.discard(key)
+                self._start(key)
+            else:
+                self._numbers.pop(key, None)
+            if not self._busy:
+                self._idle.set()
+
+    def _remember_start(self, key: _Key) -> None:
+        now = self._monotonic()
+        if len(self._last_start) > 10_000:
+            horizon = now - self._refetch_interval_s
+            self._last_start = {k: t for k, t in self._last_start.items() if t > horizon}
+        self._last_start[key] = now
+
+    async def _checkpoints(self) -> None:
+        while True:
+            await self._progress.wait()
+            self._progress = anyio.Event()
+            await self._persist()
+            await self._sleep(self._checkpoint_interval_s)
+
+    async def _persist(self) -> None:
+        mark = self.watermark
+        if mark <= self._persisted:
+            return
+        await self.log.append(ev.PollCursorAdvanced(kind=HINTS_CURSOR, cursor=str(mark)),
+                              idempotency_key=f"cursor:{HINTS_CURSOR}:{mark}")
+        self._persisted = mark
+
+    # --- one object -----------------------------------------------------------------------
+
+    async def process(self, kind: str, moment_id: int, *, number: str = "") -> Outcome:
+        """Fetch one object now (in the caller's task, with retries) and record it."""
+        if kind not in _KINDS:
+            raise ValueError(f"unknown kind {kind!r}")
+        if number:
+            self._numbers[(kind, moment_id)] = number  # type: ignore[index]
+        return await self._fetch_and_ingest(kind, moment_id)  # type: ignore[arg-type]
+
+    async def ingest(self, snapshot: normalizing.Snapshot) -> Outcome:
+        """Record a snapshot already fetched (by the poller); when the PDF download fails in a
+        retryable way, the object is queued for the usual retries instead."""
+        try:
+            return await self.ingestor.ingest(snapshot)
+        except errors.RetryableError:
+            self.submit(normalizing.kind_of(snapshot), snapshot.id,
+                        number=normalizing.number_of(snapshot))
+            return Outcome.QUEUED
+
+    async def _fetch(self, kind: normalizing.Kind, moment_id: int) -> normalizing.Snapshot:
+        self.fetches += 1
+        async with self.ingestor.limiter:
+            if kind == "customer":
+                return await self._client.get_customer(moment_id)
+            if kind == "project":
+                return await self._client.get_project(moment_id)
+            return await self._client.get_invoice(moment_id)
+
+    async def _fetch_and_ingest(self, kind: normalizing.Kind, moment_id: int) -> Outcome:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                snapshot = await self._fetch(kind, moment_id)
+                return await self.ingestor.ingest(snapshot)
+            except errors.NotFound:
+                return await self.ingestor.gone(kind, moment_id)
+            except errors.RetryableError as exc:
+                if attempt >= self._backoff.max_attempts:
+                    return await self._park(
+                        kind, moment_id, attempts=attempt, last_error=str(exc),
+                        reason=f"Moment did not answer for {kind} id {moment_id} after "
+                               f"{attempt} attempts (last: {exc}); it is fetched again on "
+                               f"its next hint or poll, or resync it once Moment answers")
+                delay = self._backoff.delay(attempt, exc.retry_after, self._jitter())
+                _log.info("moment fetch retried", kind=kind, moment_id=moment_id,
+                          attempt=attempt, delay_s=round(delay, 3), error=str(exc))
+                await self._sleep(delay)
+            except errors.Unauthorized as exc:
+                return await self._park(
+                    kind, moment_id, attempts=attempt, last_error=str(exc),
+                    reason=f"Moment refused the API key when fetching {kind} id {moment_id} "
+                           f"({exc}); check [moment] api_key_file (or the moment-api-key "
+                           f"credential) and company, then resync it")
+            except errors.TerminalError as exc:
+                return await self._park(
+                    kind, moment_id, attempts=attempt, last_error=str(exc),
+                    reason=f"Moment's answer for {kind} id {moment_id} cannot be used ({exc}); "
+                           f"check the object in Moment, then resync it")
+
+    async def _park(self, kind: normalizing.Kind, moment_id: int, *, reason: str,
+                    attempts: int, last_error: str) -> Outcome:
+        key = (self._numbers.get((kind, moment_id))
+               or self.ingestor.known_key(kind, moment_id, include_gone=True)
+               or f"id:{moment_id}")
+        return await self.ingestor.park(kind, moment_id, key=key, reason=reason,
+                                        attempts=attempts, last_error=last_error)

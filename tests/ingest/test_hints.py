@@ -1,0 +1,153 @@
+"""Webhook hints over loopback become facts: one fetch, one event, only when content changed."""
+
+from __future__ import annotations
+
+import aiohttp
+import anyio
+import pytest
+
+from daemon.core import events as ev
+from daemon.ingest import hinting
+from daemon.ingest.ingesting import Outcome
+from tests.ingest.conftest import Clock, Harness, running
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_hint_becomes_one_event_with_the_fetched_data(harness: Harness) -> None:
+    sb = harness.sandbox
+    customer = sb.add_customer(name="Nordlys Arkitekter ApS", customer_number="10001",
+                               email="bogholderi@nordlys.dk", organization_number="DK12345678",
+                               street="Vestergade 12", postal_code="8000", city="Aarhus")
+    await harness.settle()
+
+    hints = await harness.events(ev.HintReceived)
+    assert hints == [ev.HintReceived(kind="customer", moment_id=customer.id, number="10001",
+                                     event="CREATE_NEW", source="webhook")]
+    facts = await harness.events(ev.CustomerUpserted)
+    assert facts == [ev.CustomerUpserted(
+        moment_id=customer.id, number="10001", name="Nordlys Arkitekter ApS",
+        email="bogholderi@nordlys.dk", organization_number="DK12345678",
+        street="Vestergade 12", postal_code="8000", city="Aarhus", country_code="DK",
+        vat_code="DK", version=1, last_modified="2026-11-20T09:00:00Z")]
+    assert harness.log.tables.customers()["10001"].fact == facts[0]
+    assert sb.count(path_contains=f"/customers/{customer.id}") == 1
+    records = await harness.log.read_entity("customer", "10001")
+    fact_record = next(r for r in records if r.type == "customer_upserted")
+    assert fact_record.idempotency_key == (
+        f"customer:{customer.id}:1:{ev.content_hash(facts[0])}")
+    assert sb.webhook_deliveries[-1].status == 202
+
+
+async def test_a_repeated_hint_for_an_unchanged_object_appends_no_fact(harness: Harness) -> None:
+    sb = harness.sandbox
+    customer = sb.add_customer(name="Havnens Bådeværft")
+    project = sb.add_project(name="Havnebadet", customer_id=customer.id)
+    await harness.settle()
+    before = await harness.log.count()
+    for _ in range(3):
+        await sb.fire("customer", customer.id)
+        await sb.fire("project", project.id)
+        await harness.settle()
+    # an unchanged save bumps Moment's version but not the content: no new fact either
+    sb.change_customer(customer.id, name="Havnens Bådeværft")
+    await harness.settle()
+    after = await harness.log.read(since=before)
+    assert {r.type for r in after} == {"hint_received", "poll_cursor_advanced"}
+    assert len(await harness.events(ev.CustomerUpserted)) == 1
+    assert len(await harness.events(ev.ProjectUpserted)) == 1
+
+
+async def test_a_change_and_its_reversal_are_three_facts(harness: Harness) -> None:
+    sb = harness.sandbox
+    customer = sb.add_customer(name="A/S Alfa", city="Odense")
+    await harness.settle()
+    sb.change_customer(customer.id, city="Vejle")
+    await harness.settle()
+    sb.change_customer(customer.id, city="Odense")
+    await harness.settle()
+    facts = [e for e in await harness.events(ev.CustomerUpserted)
+             if isinstance(e, ev.CustomerUpserted)]
+    assert [(f.city, f.version) for f in facts] == [("Odense", 1), ("Vejle", 2), ("Odense", 3)]
+    assert harness.log.tables.customers()[customer.customer_number].fact.city == "Odense"
+
+
+async def test_a_thousand_hints_for_ten_objects_cost_a_few_fetches_each(clock: Clock) -> None:
+    # real sleeps here: the refetch interval is what collapses a burst spread over time
+    async with running(clock, sleep=anyio.sleep, refetch_interval_s=0.5) as harness:
+        await _thousand_hints(harness)
+
+
+async def _thousand_hints(harness: Harness) -> None:
+    sb = harness.sandbox
+    sb.set_webhook(None)
+    customers = [sb.add_customer(name=f"Kunde {i}") for i in range(10)]
+    sb.clear_requests()
+    body = [f'{{"event": "UPDATE", "customer": {{"id": {c.id}}}}}'.encode() for c in customers]
+    async with aiohttp.ClientSession() as http:
+        async def post(i: int) -> int:
+            async with http.post(harness.url, data=body[i % 10],
+                                 headers={"Content-Type": "application/json"}) as response:
+                return response.status
+
+        statuses: list[int] = []
+
+        async def client(start: int) -> None:
+            for i in range(start, 1000, 20):
+                statuses.append(await post(i))
+
+        async with anyio.create_task_group() as tg:
+            for start in range(20):
+                tg.start_soon(client, start)
+    await harness.processor.idle()
+    assert statuses == [202] * 1000
+    assert len(await harness.events(ev.HintReceived)) == 1000
+    assert len(await harness.events(ev.CustomerUpserted)) == 10
+    for customer in customers:
+        fetches = sb.count(path_contains=f"/customers/{customer.id}")
+        assert 1 <= fetches <= 3, (customer.id, fetches)
+    last_hint = max(r.seq for r in await harness.log.read() if r.type == "hint_received")
+    assert harness.processor.watermark == last_hint
+
+
+async def test_an_object_moment_no_longer_has_is_recorded_gone(harness: Harness) -> None:
+    sb = harness.sandbox
+    customer = sb.add_customer(name="Forsvinder ApS", customer_number="10077")
+    await harness.settle()
+    sb.delete_customer(customer.id)
+    await harness.settle()
+    gone = await harness.events(ev.EntityGone)
+    assert len(gone) == 1 and isinstance(gone[0], ev.EntityGone)
+    assert (gone[0].kind, gone[0].key, gone[0].moment_id) == ("customer", "10077", customer.id)
+    assert harness.log.tables.customers()["10077"].gone
+    # a hint for an id the log never had records nothing
+    assert await harness.processor.process("customer", 999_999) == Outcome.UNKNOWN
+    assert len(await harness.events(ev.EntityGone)) == 1
+
+
+async def test_unprocessed_hints_are_queued_again_on_start(harness: Harness) -> None:
+    sb = harness.sandbox
+    sb.set_webhook(None)
+    customer = sb.add_customer(name="Efter Nedbrud ApS")
+    # a hint committed by a daemon that stopped before processing it
+    await harness.log.append(ev.HintReceived(kind="customer", moment_id=customer.id,
+                                             number=customer.customer_number),
+                             idempotency_key="hint:crashed-before-processing")
+    await harness.processor.idle()
+    assert await harness.events(ev.CustomerUpserted) != []  # the running one took it
+    fresh = hinting.HintProcessor(log=harness.log, client=harness.client,
+                                  sleep=harness.sleeps)
+    harness.log.listeners.remove(harness.processor._on_commit)
+    sb.change_customer(customer.id, name="Efter Nedbrud A/S")
+    await harness.log.append(ev.HintReceived(kind="customer", moment_id=customer.id),
+                             idempotency_key="hint:second")
+    async with anyio.create_task_group() as tg:
+        await tg.start(fresh.run)
+        await fresh.idle()
+        tg.cancel_scope.cancel()
+    harness.log.listeners.append(harness.processor._on_commit)
+    names = [e.name for e in await harness.events(ev.CustomerUpserted)
+             if isinstance(e, ev.CustomerUpserted)]
+    assert names == ["Efter Nedbrud ApS", "Efter Nedbrud A/S"]
+    cursor = harness.log.tables.daemon()["cursor:hints"]
+    assert int(cursor.value) >= harness.log.last_seq - 2
