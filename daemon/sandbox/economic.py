@@ -57,6 +57,8 @@ class RateLimit:
     window_s: int = 60
     cost_get: int = 1
     cost_write: int = 3
+    # Per-endpoint costs: "METHOD /path-prefix" -> tokens; the longest matching prefix wins.
+    costs: dict[str, int] = field(default_factory=dict)
     retry_after: bool = True
     used: int = 0
     window_started_at: float | None = None
@@ -203,8 +205,14 @@ class EconomicSandbox:
                 and path_contains in s.path]
 
     # ------------------------------------------------------------------ pipeline -----------
-    def _cost(self, method: str) -> int:
-        return self.rate_limit.cost_get if method == "GET" else self.rate_limit.cost_write
+    def _cost(self, method: str, path: str) -> int:
+        rl = self.rate_limit
+        best, cost = -1, rl.cost_get if method == "GET" else rl.cost_write
+        for key, value in rl.costs.items():
+            m, _, prefix = key.partition(" ")
+            if m == method and path.startswith(prefix) and len(prefix) > best:
+                best, cost = len(prefix), value
+        return cost
 
     def _rate_header(self) -> str:
         rl = self.rate_limit
@@ -284,7 +292,7 @@ class EconomicSandbox:
             return web.Response(status=500)
         if fault == "timeout":
             await asyncio.sleep(self.faults.timeout_s)
-        cost = self._cost(method)
+        cost = self._cost(method, request.path)
         if self.rate_limit.enabled:
             wait = self._charge(cost)
             if wait is not None:

@@ -10,7 +10,7 @@ switches, set the rate limit and faults, and read back every API request served.
 - ``GET /admin/config``, ``PATCH /admin/config``: ``{"project_module": bool,
   "attachments": "on"|"unable"|"forbidden", "cursor_page_size": int,
   "accept_demo_tokens": bool, "rate_limit": {enabled,
-  tokens, window_s, cost_get, cost_write, retry_after}, "faults": {probability, kinds,
+  tokens, window_s, cost_get, cost_write, costs, retry_after}, "faults": {probability, kinds,
   retry_after_s, timeout_s}}`` (PATCH changes only the keys given).
 - ``POST /admin/faults`` ``{"kind": "500"|"503"|"429"|"reset"|"timeout"|"drop", "count": 1}``:
   the next API requests fail so.
@@ -35,7 +35,7 @@ from daemon.sandbox import economic_replies as replies
 if TYPE_CHECKING:
     from daemon.sandbox.economic import EconomicSandbox
 
-_RATE_KEYS = ("enabled", "tokens", "window_s", "cost_get", "cost_write", "retry_after")
+_RATE_KEYS = ("enabled", "tokens", "window_s", "cost_get", "cost_write", "costs", "retry_after")
 _FAULT_KEYS = ("probability", "kinds", "retry_after_s", "timeout_s")
 
 

@@ -95,6 +95,7 @@ async def test_calls_in_flight_are_bounded(sandbox: EconomicSandbox, clock: Fake
 async def test_counters_track_calls_tokens_and_errors(sandbox: EconomicSandbox,
                                                       clock: FakeClock) -> None:
     sandbox.rate_limit = limited(100, 60, cost_get=2, cost_write=5)
+    sandbox.rate_limit.costs = {"GET /rest/customers/": 7, "GET /rest/c": 99}
     heard: list[tuple[str, str, int | None]] = []
     sandbox.inject("reset", 2)
     async with make_client(sandbox, clock, on_call=lambda *a: heard.append(a)) as client:
@@ -108,8 +109,8 @@ async def test_counters_track_calls_tokens_and_errors(sandbox: EconomicSandbox,
                               "GET /self 200": 2}
     assert heard == [("GET", "/self", None), ("GET", "/self", 200), ("GET", "/self", 200),
                      ("GET", "/customers/{n}", 404)]
-    assert stats["tokens_used"] == 6
-    assert stats["rate_limit"] == {"used": 6, "limit": 100, "window_s": 60.0}
+    assert stats["tokens_used"] == 11  # 2 + 2 + 7: the longest prefix sets the cost
+    assert stats["rate_limit"] == {"used": 11, "limit": 100, "window_s": 60.0}
     assert stats["last_error"] == "GET /customers/{n} -> 404 [E06000]: Customer not found."
     clock.advance(60)  # the window rolls: status shows an empty bucket, not a stale one
     assert client.stats()["rate_limit"] == {"used": 0, "limit": 100, "window_s": 60.0}
