@@ -54,6 +54,30 @@ class CustomerPut(msgspec.Struct, frozen=True):
     created: bool
 
 
+class RateLimitStats(msgspec.Struct, frozen=True):
+    """The bucket mirror: tokens ``used`` of ``limit`` in the current ``window_s`` window."""
+
+    used: int
+    limit: int
+    window_s: float
+
+
+class ClientStats(msgspec.Struct, frozen=True):
+    """A snapshot for ``/status`` and ``/metrics``. ``paused_until`` is a POSIX time while a
+    429 pause is in force; ``calls`` counts calls by ``"METHOD /path-template status"``
+    (status 0: no answer)."""
+
+    rate_limit: RateLimitStats
+    calls_today: int
+    paused_until: float | None
+    in_flight: int
+    rate_limited: int
+    tokens_used: int
+    replayed: int
+    last_error: str | None
+    calls: dict[str, int]
+
+
 _decoders: dict[object, msgspec.json.Decoder[object]] = {}
 
 
@@ -111,17 +135,16 @@ class EconomicClient:
     def counters(self) -> Counters:
         return self._caller.counters
 
-    def stats(self) -> dict[str, object]:
-        """A snapshot for ``/status`` and ``/metrics``."""
+    def stats(self) -> ClientStats:
+        """A snapshot for ``/status`` and ``/metrics`` (the bucket as of now, rolled)."""
         b = ratelimits.rolled(self.limiter.bucket, self.limiter.clock.now())
         c = self.counters
-        return {"rate_limit": {"used": b.used, "limit": b.limit, "window_s": b.window_s},
-                "calls_today": self.limiter.calls_today(),
-                "paused_until": self.limiter.paused_until,
-                "in_flight": self.limiter.in_flight,
-                "rate_limited": c.rate_limited, "tokens_used": c.tokens_used,
-                "replayed": c.replayed, "last_error": c.last_error,
-                "calls": {f"{ep} {st}": n for (ep, st), n in sorted(c.calls.items())}}
+        return ClientStats(
+            rate_limit=RateLimitStats(used=b.used, limit=b.limit, window_s=b.window_s),
+            calls_today=self.limiter.calls_today(), paused_until=self.limiter.paused_until,
+            in_flight=self.limiter.in_flight, rate_limited=c.rate_limited,
+            tokens_used=c.tokens_used, replayed=c.replayed, last_error=c.last_error,
+            calls={f"{ep} {st}": n for (ep, st), n in sorted(c.calls.items())})
 
     # ------------------------------------------------------------ plumbing -----------------
     async def _get(self, kind: type[T] | object, base: Base, path: str, *, endpoint: str,

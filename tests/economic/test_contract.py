@@ -273,4 +273,4 @@ async def test_thousands_of_customers_flow_through(clock: FakeClock) -> None:
         assert all(created) and len(sb.agreement.customers) == 3000
         listed = [c async for c in client.iter_customers(filter=f.eq("city", "odense"))]
         assert len(listed) == 3000
-        assert client.stats()["calls_today"] == 3003
+        assert client.stats().calls_today == 3003

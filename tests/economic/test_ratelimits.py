@@ -10,6 +10,7 @@ import pytest
 
 from daemon.core import ratelimits as rl
 from daemon.economic import errors
+from daemon.economic.client import RateLimitStats
 from daemon.sandbox.economic import EconomicSandbox
 from tests.economic.conftest import T0, FakeClock, limited, make_client
 
@@ -58,9 +59,9 @@ async def test_a_429_pauses_every_call_to_the_agreement(sandbox: EconomicSandbox
         with pytest.raises(errors.RateLimited) as ei:
             await client.get_self()
         assert ei.value.retryable and ei.value.retry_after == 7.0
-        assert client.stats()["paused_until"] == T0 + 7
+        assert client.stats().paused_until == T0 + 7
         await client.currencies()  # another endpoint: still waits for the pause
-        assert client.stats()["paused_until"] is None
+        assert client.stats().paused_until is None
     assert [(s.path, s.status, s.at - T0) for s in sandbox.served] == [
         ("/rest/self", 429, 0.0), ("/rest/currencies", 200, 7.0)]
 
@@ -78,11 +79,11 @@ async def test_daily_budget_keeps_a_reserve_for_invoices(sandbox: EconomicSandbo
             assert [e async for e in client.iter_booked_entries()] == []
         with pytest.raises(errors.BudgetExhausted):
             [e async for e in client.iter_booked_entries()]
-        assert client.stats()["calls_today"] == 5
+        assert client.stats().calls_today == 5
         assert len(sandbox.served) == 5
         clock.advance(rl.seconds_to_next_day(clock.now()))
         await client.get_self()
-        assert client.stats()["calls_today"] == 1
+        assert client.stats().calls_today == 1
 
 
 async def test_calls_in_flight_are_bounded(sandbox: EconomicSandbox, clock: FakeClock) -> None:
@@ -105,15 +106,15 @@ async def test_counters_track_calls_tokens_and_errors(sandbox: EconomicSandbox,
         await client.get_self()
         assert await client.find_customer(9) is None
         stats = client.stats()
-    assert stats["calls"] == {"GET /customers/{n} 404": 1, "GET /self 0": 1,
+    assert stats.calls == {"GET /customers/{n} 404": 1, "GET /self 0": 1,
                               "GET /self 200": 2}
     assert heard == [("GET", "/self", None), ("GET", "/self", 200), ("GET", "/self", 200),
                      ("GET", "/customers/{n}", 404)]
-    assert stats["tokens_used"] == 11  # 2 + 2 + 7: the longest prefix sets the cost
-    assert stats["rate_limit"] == {"used": 11, "limit": 100, "window_s": 60.0}
-    assert stats["last_error"] == "GET /customers/{n} -> 404 [E06000]: Customer not found."
+    assert stats.tokens_used == 11  # 2 + 2 + 7: the longest prefix sets the cost
+    assert stats.rate_limit == RateLimitStats(used=11, limit=100, window_s=60.0)
+    assert stats.last_error == "GET /customers/{n} -> 404 [E06000]: Customer not found."
     clock.advance(60)  # the window rolls: status shows an empty bucket, not a stale one
-    assert client.stats()["rate_limit"] == {"used": 0, "limit": 100, "window_s": 60.0}
+    assert client.stats().rate_limit == RateLimitStats(used=0, limit=100, window_s=60.0)
 
 
 # ---------------------------------------------------------------- pure arithmetic -----------
