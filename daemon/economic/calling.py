@@ -225,7 +225,7 @@ class Caller:
             try:
                 async with self.session().request(
                         method, self.url(base, path), params=params,
-                        data=form() if form is not None else data,
+                        data=form() if form is not None else data, timeout=self._timeout,
                         headers=self._headers(idempotency_key, data is not None)) as resp:
                     body = await resp.read()
                     status = resp.status
