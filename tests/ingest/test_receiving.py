@@ -1,0 +1,177 @@
+"""The webhook receiver refuses every bad request with a 4xx and a message, appending nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import logging
+
+import aiohttp
+import pytest
+
+from daemon.core import events as ev
+from daemon.ingest import receiving
+from tests.ingest.conftest import TOKEN, Harness
+
+pytestmark = pytest.mark.anyio
+
+GOOD = b'{"event": "UPDATE", "customer": {"id": 5, "customerNumber": "10001"}}'
+JSON = "application/json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Bad:
+    name: str
+    body: bytes
+    status: int
+    message: str
+    content_type: str | None = JSON
+    token: str = TOKEN
+    method: str = "POST"
+    chunked: bool = False
+
+
+BAD_REQUESTS = [
+    Bad("wrong token", GOOD, 404, "not found", token="not-the-token"),
+    Bad("token with a suffix", GOOD, 404, "not found", token=TOKEN + "x"),
+    Bad("empty token", GOOD, 404, "Not Found", token=""),
+    Bad("1 MiB body", b"{" + b" " * (1024 * 1024) + b"}", 413, "over the limit"),
+    Bad("1 MiB body, chunked", b"[" + b"1," * (512 * 1024) + b"1]", 413, "over the limit",
+        chunked=True),
+    Bad("text/plain", GOOD, 415, "application/json", content_type="text/plain"),
+    Bad("form body", b"event=UPDATE", 415, "application/json",
+        content_type="application/x-www-form-urlencoded"),
+    Bad("no content type", GOOD, 415, "application/json", content_type=None),
+    Bad("bad JSON", b'{"event": "UPDATE", "customer": {"id": 5}', 400, "not valid JSON"),
+    Bad("empty body", b"", 400, "empty"),
+    Bad("not UTF-8", b'{"event": "\xff"}', 400, "not UTF-8"),
+    Bad("NaN", b'{"event": "UPDATE", "customer": {"id": NaN}}', 400, "NaN"),
+    Bad("a list", b"[1, 2]", 400, "must be an object"),
+    Bad("unknown object kind", b'{"event": "UPDATE", "supplier": {"id": 5}}', 400,
+        "unknown object kind 'supplier'"),
+    Bad("no object", b'{"event": "UPDATE"}', 400, "no object"),
+    Bad("two objects", b'{"event": "U", "customer": {"id": 5}, "project": {"id": 6}}', 400,
+        "more than one object kind"),
+    Bad("number where an object belongs", b'{"event": "UPDATE", "customer": 5}', 400,
+        "customer must be an object, got a number"),
+    Bad("string id", b'{"event": "UPDATE", "invoice": {"id": "5"}}', 400,
+        "invoice.id must be a positive integer"),
+    Bad("negative id", b'{"event": "UPDATE", "project": {"id": -1}}', 400,
+        "project.id must be a positive integer"),
+    Bad("number for customerNumber", b'{"event": "U", "customer": {"id": 5, '
+        b'"customerNumber": 10001}}', 400, "customerNumber must be a string"),
+    Bad("missing event", b'{"customer": {"id": 5}}', 400, "event is missing"),
+    Bad("duplicate key", b'{"event": "U", "event": "V", "customer": {"id": 5}}', 400,
+        "appears twice"),
+    Bad("GET", b"", 405, "Method Not Allowed", method="GET"),
+]
+
+
+async def _send(http: aiohttp.ClientSession, port: int, bad: Bad) -> tuple[int, str]:
+    url = f"http://127.0.0.1:{port}{receiving.PATH_PREFIX}{bad.token}"
+    headers = {} if bad.content_type is None else {"Content-Type": bad.content_type}
+    data: bytes | object = io.BytesIO(bad.body) if len(bad.body) > 65536 else bad.body
+    if bad.chunked:
+        async def stream() -> object:
+            for i in range(0, len(bad.body), 65536):
+                yield bad.body[i:i + 65536]
+        data = stream()
+    elif bad.content_type is None:
+        headers["Content-Type"] = ""
+    async with http.request(bad.method, url, data=data, headers=headers,
+                            skip_auto_headers=["Content-Type"]) as response:
+        return response.status, await response.text()
+
+
+@pytest.mark.parametrize("bad", BAD_REQUESTS, ids=[b.name for b in BAD_REQUESTS])
+async def test_a_bad_request_is_refused_and_appends_nothing(harness: Harness, bad: Bad,
+                                                            caplog: pytest.LogCaptureFixture,
+                                                            capsys: pytest.CaptureFixture[str],
+                                                            ) -> None:
+    caplog.set_level(logging.DEBUG)
+    before = await harness.log.count()
+    async with aiohttp.ClientSession() as http:
+        status, text = await _send(http, harness.receiver.port, bad)
+        assert (status, bad.message in text) == (bad.status, True), text
+        if bad.status not in (405,) and bad.token:
+            assert json.loads(text) == {"status": status, "message": json.loads(text)["message"]}
+        assert await harness.log.count() == before
+        # the receiver goes on accepting good hints on a fresh connection and on this one
+        good = dataclasses.replace(bad, body=GOOD, content_type=JSON, token=TOKEN, method="POST",
+                                   chunked=False)
+        status, text = await _send(http, harness.receiver.port, good)
+        assert status == 202, text
+    assert await harness.log.count() == before + 1
+    assert (await harness.events(ev.HintReceived))[-1] == ev.HintReceived(
+        kind="customer", moment_id=5, number="10001", event="UPDATE")
+    output = capsys.readouterr()
+    for text in (caplog.text, output.out, output.err):
+        assert TOKEN not in text
+
+
+def test_the_table_is_big_enough() -> None:
+    assert len(BAD_REQUESTS) >= 12
+    assert {b.status for b in BAD_REQUESTS} == {400, 404, 405, 413, 415}
+
+
+async def test_checks_run_in_order_token_size_type_body(harness: Harness) -> None:
+    huge_text = b"x" * (receiving.MAX_BODY_BYTES + 1)
+    async with aiohttp.ClientSession() as http:
+        cases = [
+            (Bad("wrong token beats size", huge_text, 404, "", content_type="text/plain",
+                 token="nope"), 404),
+            (Bad("size beats type", huge_text, 413, "", content_type="text/plain"), 413),
+            (Bad("type beats body", b"not json", 415, "", content_type="text/plain"), 415),
+        ]
+        for bad, status in cases:
+            assert (await _send(http, harness.receiver.port, bad))[0] == status, bad.name
+        exactly = b'{"event": "UPDATE", "customer": {"id": 7}, "pad": "'
+        pad = receiving.MAX_BODY_BYTES - len(exactly) - 2
+        at_limit = Bad("at the limit", exactly + b" " * 0 + b"x" * pad + b'"}', 400,
+                       "unknown object kind 'pad'")
+        assert len(at_limit.body) == receiving.MAX_BODY_BYTES
+        status, text = await _send(http, harness.receiver.port, at_limit)
+        assert status == 400 and "unknown object kind 'pad'" in text
+
+
+async def test_202_comes_after_the_hint_is_committed(harness: Harness) -> None:
+    async with aiohttp.ClientSession() as http, http.post(
+            harness.url, data=b'{"event": "CREATE_NEW", "invoice": {"id": 9}}',
+            headers={"Content-Type": "application/json; charset=utf-8"}) as response:
+        assert response.status == 202
+        seq = (await response.json())["seq"]
+    records = await harness.log.read()
+    assert [r.seq for r in records if r.type == "hint_received"] == [seq]
+    hint = next(r for r in records if r.seq == seq)
+    assert hint.event == ev.HintReceived(kind="invoice", moment_id=9, event="CREATE_NEW")
+    assert hint.occurred_at.startswith("2026-11-20T09:00:00")  # the webhook's time
+
+
+async def test_a_failing_log_is_a_503_and_the_receiver_survives(harness: Harness) -> None:
+    class Broken(Exception):
+        pass
+
+    real = harness.log.append
+
+    async def broken(*args: object, **kwargs: object) -> object:
+        raise Broken("disk full")
+
+    harness.log.append = broken  # type: ignore[method-assign,assignment]
+    try:
+        async with aiohttp.ClientSession() as http, http.post(
+                harness.url, data=GOOD, headers={"Content-Type": JSON}) as response:
+            assert response.status == 503
+            assert "could not be recorded" in (await response.json())["message"]
+    finally:
+        harness.log.append = real  # type: ignore[method-assign]
+    async with aiohttp.ClientSession() as http, http.post(
+            harness.url, data=GOOD, headers={"Content-Type": JSON}) as response:
+        assert response.status == 202
+
+
+async def test_an_empty_token_is_refused_at_start(harness: Harness) -> None:
+    from daemon.core import secrets
+
+    with pytest.raises(ValueError, match="webhook token is empty"):
+        receiving.Receiver(log=harness.log, token=secrets.Secret(""))
