@@ -157,11 +157,11 @@ class Poller:
             modified = snapshot.last_modified_date
             latest = modified if latest is None or modified > latest else latest
             outcome = await self._processor.ingest(snapshot)
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            outcomes[str(outcome)] = outcomes.get(str(outcome), 0) + 1
         if full_scan:
             for moment_id in sorted(set(self._processor.ingestor.known_ids(kind)) - seen):
                 outcome = await self._processor.process(kind, moment_id)
-                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+                outcomes[str(outcome)] = outcomes.get(str(outcome), 0) + 1
         new_cursor = await self._advance(kind, latest, full_scan=full_scan, started=started)
         self.last_poll_at[kind] = started
         result = PollResult(kind=kind, full_scan=full_scan, listed=len(seen),

@@ -1,0 +1,221 @@
+"""The poller: changes without a webhook, full scans, cursors with an overlap, resync."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+import anyio
+import pytest
+
+from daemon.core import events as ev
+from daemon.ingest.ingesting import Outcome
+from tests.ingest.conftest import Harness
+
+pytestmark = pytest.mark.anyio
+
+
+def list_queries(harness: Harness, kind: str) -> list[dict[str, str]]:
+    return [dict(urllib.parse.parse_qsl(r.query)) for r in harness.sandbox.requests
+            if r.path.endswith(f"/{kind}")]
+
+
+async def test_the_poller_finds_a_change_that_had_no_webhook(harness: Harness) -> None:
+    sb = harness.sandbox
+    sb.set_webhook(None)
+    customer = sb.add_customer(name="Stille Kunde ApS", customer_number="20001")
+    first = await harness.poller.poll_once("customer")
+    assert (first.listed, first.outcomes, first.cursor) == (
+        1, {"appended": 1}, "2026-11-20T09:00:00Z")
+    harness.clock.advance(600)
+    sb.change_customer(customer.id, email="ny@stille.dk")
+    second = await harness.poller.poll_once("customer")
+    assert second.outcomes == {"appended": 1} and second.cursor == "2026-11-20T09:10:00Z"
+    facts = [e for e in await harness.events(ev.CustomerUpserted)
+             if isinstance(e, ev.CustomerUpserted)]
+    assert [(f.email, f.version) for f in facts] == [("", 1), ("ny@stille.dk", 2)]
+    # the second poll read from the cursor minus the 2-minute overlap
+    queries = list_queries(harness, "customers")
+    assert "lastModifiedDateFrom" not in queries[0]
+    assert queries[1]["lastModifiedDateFrom"] == "2026-11-20T08:58:00Z"
+    # nothing changed: the overlap re-reads the customer, content decides, no new event
+    before = await harness.log.count()
+    third = await harness.poller.poll_once("customer")
+    assert third.outcomes == {"unchanged": 1} and await harness.log.count() == before
+    cursor = harness.log.tables.daemon()["cursor:customer"]
+    assert cursor.value == "2026-11-20T09:10:00Z"
+    assert harness.sandbox.count(path_contains=f"/customers/{customer.id}") == 0
+
+
+async def test_a_draft_is_ignored_and_a_credit_note_is_recorded(harness: Harness) -> None:
+    sb = harness.sandbox
+    sb.set_webhook(None)
+    customer = sb.add_customer(name="Fjordens Café", customer_number="30001")
+    project = sb.add_project(name="Ombygning", customer_id=customer.id, project_number="7")
+    draft = sb.add_invoice(customer_id=customer.id, total_excluding_vat="800.00",
+                           project_id=project.id)
+    result = await harness.poller.poll_once("invoice")
+    assert result.outcomes == {"ignored": 1}
+    assert await harness.events(ev.InvoiceFinalized) == []
+    assert sb.count(path_contains="/pdf") == 0
+
+    invoice = sb.finalize_invoice(draft.id)
+    await harness.poller.poll_once("invoice")
+    harness.clock.advance(60)
+    note = sb.credit_invoice(invoice.id)
+    result = await harness.poller.poll_once("invoice")
+    assert result.outcomes == {"appended": 2}
+
+    facts = [e for e in await harness.events(ev.InvoiceFinalized)
+             if isinstance(e, ev.InvoiceFinalized)]
+    assert [(f.number, f.status, f.is_credit_note) for f in facts] == [
+        (1, "FINALIZED", False), (1, "CREDITED", False), (2, "FINALIZED", True)]
+    original, credited, credit_note = facts
+    assert (original.customer_number, original.project_number) == ("30001", "7")
+    assert (original.total_excluding_vat, original.total_vat, original.total_including_vat) == (
+        "800.00", "200.00", "1000.00")
+    assert credited.pdf_sha256 == original.pdf_sha256 and original.pdf_size > 0
+    assert credit_note.moment_id == note.id and credit_note.credited_invoice_number == 1
+    assert credit_note.total_including_vat == "-1000.00"
+    assert credit_note.pdf_sha256 != original.pdf_sha256
+    assert await harness.log.get_blob(credit_note.pdf_sha256) == sb.invoice_pdf(note.id)
+    keys = [r.idempotency_key for r in await harness.log.read() if r.type == "invoice_finalized"]
+    assert keys == ["invoice:1", "invoice:1:credited", "invoice:2"]
+    assert harness.log.tables.invoices()["1"].fact.status == "CREDITED"
+    # the PDF of invoice 1 was fetched once, not again for the credit
+    assert sb.count(path_contains=f"/invoices/{invoice.id}/pdf") == 1
+
+
+async def test_a_conflicting_invoice_number_is_recorded_and_the_first_kept(
+        harness: Harness) -> None:
+    sb = harness.sandbox
+    sb.set_webhook(None)
+    customer = sb.add_customer(name="Dobbelt A/S")
+    first = sb.add_invoice(customer_id=customer.id, total_excluding_vat="100.00",
+                           finalize=True)
+    await harness.poller.poll_once("invoice")
+    second = sb.add_invoice(customer_id=customer.id, total_excluding_vat="999.00")
+    sb.force_invoice_number(second.id, first.invoice_number or 0)
+    result = await harness.poller.poll_once("invoice")
+    assert result.outcomes == {"unchanged": 1, "conflict": 1}
+    row = harness.log.tables.invoices()[str(first.invoice_number)]
+    assert row.fact.moment_id == first.id and row.fact.total_excluding_vat == "100.00"
+    assert row.conflicts == (second.id,)
+    conflicts = await harness.events(ev.InvoiceConflict)
+    assert len(conflicts) == 1 and isinstance(conflicts[0], ev.InvoiceConflict)
+    assert (conflicts[0].moment_id, conflicts[0].recorded_moment_id) == (second.id, first.id)
+    assert "first is kept" in conflicts[0].detail and "own number" in conflicts[0].detail
+    # seen again (poll overlap, or a hint): recorded once
+    await harness.processor.process("invoice", second.id)
+    assert len(await harness.events(ev.InvoiceConflict)) == 1
+    assert len(await harness.events(ev.InvoiceFinalized)) == 1
+    # the second invoice's PDF was never downloaded
+    assert sb.count(path_contains=f"/invoices/{second.id}/pdf") == 0
+
+
+async def test_two_invoices_racing_for_one_number_keep_exactly_one(harness: Harness) -> None:
+    sb = harness.sandbox
+    sb.set_webhook(None)
+    customer = sb.add_customer(name="Kapløb ApS")
+    a = sb.add_invoice(customer_id=customer.id, total_excluding_vat="1.00")
+    b = sb.add_invoice(customer_id=customer.id, total_excluding_vat="2.00")
+    sb.force_invoice_number(a.id, 50)
+    sb.force_invoice_number(b.id, 50)
+    outcomes: list[Outcome] = []
+
+    async def process(moment_id: int) -> None:
+        outcomes.append(await harness.processor.process("invoice", moment_id))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(process, a.id)
+        tg.start_soon(process, b.id)
+    assert sorted(outcomes) == sorted([Outcome.APPENDED, Outcome.CONFLICT])
+    kept = harness.log.tables.invoices()["50"]
+    conflict = (await harness.events(ev.InvoiceConflict))[0]
+    assert isinstance(conflict, ev.InvoiceConflict)
+    assert {kept.fact.moment_id, conflict.moment_id} == {a.id, b.id}
+    assert conflict.recorded_moment_id == kept.fact.moment_id
+    assert len(await harness.events(ev.InvoiceFinalized)) == 1
+
+
+async def test_a_full_scan_records_objects_moment_no_longer_has(harness: Harness) -> None:
+    sb = harness.sandbox
+    sb.set_webhook(None)
+    keep = sb.add_customer(name="Bliver ApS", customer_number="40001")
+    leave = sb.add_customer(name="Går ApS", customer_number="40002")
+    assert harness.poller.full_scan_due("customer")
+    first = await harness.poller.full_scan("customer")
+    assert first.outcomes == {"appended": 2}
+    assert not harness.poller.full_scan_due("customer")
+    sb.delete_customer(leave.id)
+    harness.clock.advance(60)
+    second = await harness.poller.full_scan("customer")
+    assert second.outcomes == {"unchanged": 1, "gone": 1}
+    gone = [e for e in await harness.events(ev.EntityGone) if isinstance(e, ev.EntityGone)]
+    assert [(e.kind, e.key, e.moment_id) for e in gone] == [("customer", "40002", leave.id)]
+    assert "no longer managed" in gone[0].detail
+    assert harness.log.tables.customers()["40002"].gone
+    assert not harness.log.tables.customers()["40001"].gone
+    assert keep.id not in [e.moment_id for e in gone]
+    # the missing one was confirmed with a 404 before it was called gone
+    assert sb.count(path_contains=f"/customers/{leave.id}") == 1
+    row = harness.log.tables.daemon()["cursor:customer"]
+    assert row.extra["full_scan_at"].startswith("2026-11-20T09:01:00")
+    harness.clock.advance(3600)
+    assert harness.poller.full_scan_due("customer")
+
+
+async def test_run_scans_fully_first_then_polls_and_survives_moment_errors(
+        harness: Harness) -> None:
+    sb = harness.sandbox
+    sb.set_webhook(None)
+    customer = sb.add_customer(name="Løkke ApS")
+    sb.faults.add(500, count=1, path_contains="/projects")
+    rounds = 0
+
+    async def sleep(seconds: float) -> None:
+        nonlocal rounds
+        assert seconds == harness.poller.poll_interval_s
+        rounds += 1
+        harness.clock.advance(seconds)
+        if rounds == 1:
+            sb.change_customer(customer.id, name="Løkke A/S")
+        if rounds == 2:
+            raise _Stop
+
+    harness.poller._sleep = sleep
+    with pytest.raises(_Stop):
+        await harness.poller.run()
+    daemon = harness.log.tables.daemon()
+    assert daemon["cursor:customer"].extra["full_scan_at"].startswith("2026-11-20T09:00:00")
+    # the 500 ended the first round's project scan; the second round scanned projects fully
+    assert daemon["cursor:project"].extra["full_scan_at"].startswith("2026-11-20T09:01:00")
+    assert daemon["cursor:invoice"].extra["full_scan_at"].startswith("2026-11-20T09:00:00")
+    names = [e.name for e in await harness.events(ev.CustomerUpserted)
+             if isinstance(e, ev.CustomerUpserted)]
+    assert names == ["Løkke ApS", "Løkke A/S"]
+    customer_lists = list_queries(harness, "customers")
+    assert len(customer_lists) == 2 and "lastModifiedDateFrom" in customer_lists[1]
+
+
+class _Stop(Exception):
+    pass
+
+
+async def test_resync_finds_the_moment_id_in_the_log_else_by_a_scan(harness: Harness) -> None:
+    sb = harness.sandbox
+    sb.set_webhook(None)
+    known = sb.add_customer(name="Kendt ApS", customer_number="50001")
+    await harness.processor.process("customer", known.id)
+    unknown = sb.add_customer(name="Ukendt ApS", customer_number="50002")
+    sb.change_customer(known.id, city="Ribe")
+    sb.clear_requests()
+
+    assert await harness.poller.resync("customer", "50001") == Outcome.APPENDED
+    assert sb.count(path_contains="/customers") == 1  # straight to the object
+    assert await harness.poller.resync("customer", "50002") == Outcome.APPENDED
+    assert harness.log.tables.customers()["50002"].fact.moment_id == unknown.id
+    assert await harness.poller.resync("customer", "50002") == Outcome.UNCHANGED
+    with pytest.raises(LookupError, match="no customer numbered '99999'"):
+        await harness.poller.resync("customer", "99999")
+    with pytest.raises(ValueError, match="unknown kind"):
+        await harness.poller.resync("supplier", "1")
