@@ -88,7 +88,10 @@ def charge(bucket: Bucket, now: float, cost: int | None = None) -> Bucket:
     """Reserve the tokens of a call about to be sent."""
     b = rolled(bucket, now)
     need = bucket.cost_estimate if cost is None else cost
-    return replace(b, used=b.used + need)
+    # Built directly, not with replace(): this runs before every call.
+    return Bucket(limit=b.limit, window_s=b.window_s, used=b.used + need,
+                  window_started_at=b.window_started_at, last_reported_used=b.last_reported_used,
+                  paused_until=b.paused_until, cost_estimate=b.cost_estimate)
 
 
 def observe(bucket: Bucket, now: float, reading: Reading | None, cost: int | None) -> Bucket:
@@ -167,7 +170,7 @@ def budget_allows(budget: Budget, now: float, *, priority: bool) -> bool:
 def budget_spend(budget: Budget, now: float) -> Budget:
     """Count one call against today."""
     b = budget_today(budget, now)
-    return replace(b, used=b.used + 1)
+    return Budget(daily=b.daily, reserve=b.reserve, day=b.day, used=b.used + 1)
 
 
 def seconds_to_next_day(now: float) -> float:
