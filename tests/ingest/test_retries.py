@@ -1,0 +1,85 @@
+"""Moment's retryable errors: backoff with jitter honouring Retry-After, then parking."""
+
+from __future__ import annotations
+
+import pytest
+
+from daemon.core import events as ev
+from daemon.ingest import hinting
+from daemon.ingest.ingesting import Outcome
+from tests.ingest.conftest import Harness
+
+pytestmark = pytest.mark.anyio
+
+
+def backoffs(harness: Harness) -> list[float]:
+    return [d for d in harness.sleeps.delays if d > 0]
+
+
+async def test_5xx_then_success_is_retried_with_backoff(harness: Harness) -> None:
+    sb = harness.sandbox
+    sb.set_webhook(None)
+    customer = sb.add_customer(name="Ustabil ApS")
+    sb.faults.add(503, count=2, path_contains=f"/customers/{customer.id}")
+    await harness.sandbox.fire("customer", customer.id, url=harness.url)
+    await harness.processor.idle()
+    assert len(await harness.events(ev.CustomerUpserted)) == 1
+    assert sb.count(path_contains=f"/customers/{customer.id}") == 3
+    # jitter 0.5: attempt n waits 3/4 of min(60, 2**(n-1))
+    assert backoffs(harness) == [0.75, 1.5]
+
+
+async def test_429_waits_at_least_retry_after(harness: Harness) -> None:
+    sb = harness.sandbox
+    sb.set_webhook(None)
+    project = sb.add_project(name="Travl", customer_id=sb.add_customer(name="Travl ApS").id)
+    sb.faults.add(429, count=1, retry_after=7, path_contains="/projects/")
+    assert await harness.processor.process("project", project.id) == Outcome.APPENDED
+    assert backoffs(harness) == [7.0]
+
+
+async def test_persistent_failure_parks_with_a_reason_and_recovers(harness: Harness) -> None:
+    sb = harness.sandbox
+    sb.set_webhook(None)
+    customer = sb.add_customer(name="Nede ApS", customer_number="70001")
+    sb.faults.add(500, count=None, path_contains="/customers/")
+    await harness.log.append(ev.HintReceived(kind="customer", moment_id=customer.id,
+                                             number="70001"), idempotency_key="hint:1")
+    await harness.processor.idle()
+    assert sb.count(path_contains=f"/customers/{customer.id}") == 6
+    assert backoffs(harness) == [0.75, 1.5, 3.0, 6.0, 12.0]
+    parked = [e for e in await harness.events(ev.Parked) if isinstance(e, ev.Parked)]
+    assert len(parked) == 1
+    assert (parked[0].kind, parked[0].key, parked[0].attempts) == ("customer", "70001", 6)
+    assert "did not answer" in parked[0].reason and "after 6 attempts" in parked[0].reason
+    assert "500" in parked[0].last_error
+    assert harness.log.tables.state("customer", "70001").parked
+    # the hint was processed to an outcome: the watermark moved past it
+    hint_seq = next(r.seq for r in await harness.log.read() if r.type == "hint_received")
+    assert harness.processor.watermark == hint_seq
+    assert harness.log.tables.daemon()["cursor:hints"].value == str(hint_seq)
+    assert await harness.events(ev.CustomerUpserted) == []
+
+    sb.faults.clear()
+    assert await harness.poller.resync("customer", "70001") == Outcome.APPENDED
+    assert not harness.log.tables.state("customer", "70001").parked
+
+
+async def test_a_wrong_api_key_parks_with_what_to_check(harness: Harness) -> None:
+    sb = harness.sandbox
+    sb.set_webhook(None)
+    customer = sb.add_customer(name="Låst ApS", customer_number="70002")
+    sb.api_key = "rotated"
+    assert await harness.processor.process("customer", customer.id) == Outcome.PARKED
+    parked = (await harness.events(ev.Parked))[0]
+    assert isinstance(parked, ev.Parked) and "api_key_file" in parked.reason
+    assert parked.key == "id:" + str(customer.id)
+    assert backoffs(harness) == []
+
+
+def test_backoff_grows_is_capped_and_jittered() -> None:
+    backoff = hinting.Backoff(base_s=1.0, cap_s=10.0, max_attempts=9)
+    assert [backoff.delay(n, None, 0.0) for n in range(1, 7)] == [0.5, 1, 2, 4, 5, 5]
+    assert [backoff.delay(n, None, 1.0) for n in range(1, 7)] == [1, 2, 4, 8, 10, 10]
+    assert backoff.delay(1, 30.0, 0.5) == 30.0
+    assert backoff.delay(5, 0.1, 0.5) == 7.5
