@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from daemon.core import ratelimits as rl
 from daemon.economic import errors
@@ -154,3 +156,29 @@ def test_budget_resets_each_utc_day() -> None:
     assert not rl.budget_allows(b, T0, priority=False)
     assert rl.budget_allows(b, T0, priority=True)
     assert rl.budget_allows(b, T0 + rl.seconds_to_next_day(T0), priority=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(tokens=st.integers(1, 20), window=st.integers(1, 90), cost=st.integers(1, 5),
+       gaps=st.lists(st.floats(0, 120, allow_nan=False), min_size=1, max_size=60))
+def test_mirror_never_earns_a_429_and_never_waits_past_the_roll(
+        tokens: int, window: int, cost: int, gaps: list[float]) -> None:
+    """The client's arithmetic against the sandbox's own bucket, on one virtual clock: alone
+    on the agreement the client is never refused, and a wait ends exactly when the server's
+    window rolls."""
+    cost = min(cost, tokens)
+    t = [T0]
+    sb = EconomicSandbox(clock=lambda: t[0], rate_limit=limited(tokens, window, cost_get=cost))
+    bucket = rl.Bucket()
+    for gap in gaps:
+        t[0] += gap
+        wait = rl.delay(bucket, t[0])
+        if wait > 0:
+            t[0] += wait
+            server = sb.rate_limit
+            assert server.window_started_at is not None
+            assert t[0] == server.window_started_at + server.window_s
+        bucket = rl.charge(bucket, t[0])
+        assert sb._charge(cost) is None, "the client sent a call the server refused"
+        reading = rl.parse_rate_header(sb._rate_header())
+        bucket = rl.observe(bucket, t[0], reading, cost)
