@@ -1,0 +1,233 @@
+"""The reconciler the app runs: level-triggered loops over one work queue.
+
+Keys are queued (never events): when desired state changes (the log's listeners), by an
+incremental sweep every ``reconcile_interval``, by a full sweep every
+``full_reconcile_interval`` (and once at start), and by an operator (retry, resync, reconcile
+now). The worker takes due keys kind by kind — customers, then projects, then invoices — at
+most ``batch`` of each per pass (the bound on work in flight, with ``max_in_flight`` calls at
+once), so dependencies go first. Every outcome is an event in the log; nothing here keeps
+state the log does not have, except the queue itself, which a restart rebuilds from the log.
+
+Use::
+
+    rec = Reconciler(log=log, client=client, options=opts, reconcile_interval=600.0,
+                     full_reconcile_interval=21600.0, observer=obs, beat=pulse.beat)
+    async with anyio.create_task_group() as tg:
+        await tg.start(rec.run)
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+import anyio
+import anyio.abc
+
+from daemon.core import backoff
+from daemon.core import events as ev
+from daemon.core import mapping as mp
+from daemon.economic import errors
+from daemon.economic.client import EconomicClient
+from daemon.reconcile import planning, statuses, sweeping
+from daemon.reconcile.customers import Customers
+from daemon.reconcile.invoices import Invoices
+from daemon.reconcile.outcomes import Context, NullObserver, Observer, wedged
+from daemon.reconcile.projects import Projects
+from daemon.reconcile.queueing import KINDS, WorkQueue
+from daemon.store.eventlog import EventLog
+
+OVERLAP_S: Final = 120.0
+BATCH: Final = {"customer": 2000, "project": 2000, "invoice": 2000}
+
+
+class Reconciler:
+    def __init__(self, *, log: EventLog, client: EconomicClient, options: mp.Options,
+                 reconcile_interval: float = 600.0, full_reconcile_interval: float = 21600.0,
+                 observer: Observer | None = None, policy: backoff.Policy | None = None,
+                 max_in_flight: int = 8, batch: dict[str, int] | None = None,
+                 rng: random.Random | None = None, beat: Callable[[], None] | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.queue = WorkQueue(now=time.monotonic)  # asyncio's loop clock is monotonic too
+        self.ctx = Context(log=log, client=client, options=options, queue=self.queue,
+                           observer=observer or NullObserver(),
+                           policy=policy or backoff.Policy(), rng=rng or random.Random(),
+                           wall=wall, max_in_flight=max_in_flight)
+        self.controllers: dict[str, Customers | Projects | Invoices] = {
+            "customer": Customers(self.ctx), "project": Projects(self.ctx),
+            "invoice": Invoices(self.ctx)}
+        self.reconcile_interval = reconcile_interval
+        self.full_reconcile_interval = full_reconcile_interval
+        self.batch = {**BATCH, **(batch or {})}
+        self.beat = beat or (lambda: None)
+        self.wall = wall
+        self.last_full_at: float | None = None
+        self.last_incremental_at: float | None = None
+        self.last_error: str | None = None
+        self.busy = False
+        self._retried: list[tuple[str, str]] = []
+        self._full_now = anyio.Event()
+        self._full_done = anyio.Event()
+        log.listeners.append(self._on_events)
+
+    # --- intake ---------------------------------------------------------------------------
+    def _on_events(self, batch: list[tuple[int, ev.Event]]) -> None:
+        """Queue keys when desired state changes or an operator asks (sync, after commit)."""
+        q = self.queue
+        for _seq, e in batch:
+            match e:
+                case ev.CustomerUpserted() | ev.ProjectUpserted() | ev.InvoiceFinalized():
+                    kind, key = ev.entity_of(e)
+                    q.add(kind, key)
+                case ev.EntityGone(kind=kind, key=key):
+                    q.discard(kind, key)
+                case ev.ResyncRequested(kind=kind, key=key):
+                    q.add(kind, key, force=True)
+                case ev.RetryRequested(kind=kind, key=key) | ev.Unparked(kind=kind, key=key):
+                    q.add(kind, key, force=True)
+                    self._retried.append((kind, key))
+                case ev.Applied(kind=kind, key=key) | ev.Parked(kind=kind, key=key):
+                    q.release(kind, key)
+                case _:
+                    pass
+
+    async def _unpark_dependents(self) -> None:
+        """A retried customer or project takes the items parked waiting on it along."""
+        while self._retried:
+            kind, key = self._retried.pop()
+            marker = f"waiting on {kind}:{key}"
+            for st in list(self.ctx.log.tables.states().values()):
+                if st.parked and st.last_error == marker:
+                    await self.ctx.log.append(
+                        ev.Unparked(kind=st.kind, key=st.key, by=f"{kind} {key} retried"),
+                        idempotency_key=f"unparked:{st.kind}:{st.key}:{time.time_ns()}")
+
+    # --- operator -------------------------------------------------------------------------
+    async def retry(self, kind: str, key: str, *, by: str = "operator") -> None:
+        """Un-park ``kind:key`` and reconcile it now (and what waited on it)."""
+        await self.ctx.log.append(ev.RetryRequested(kind=kind, key=key, by=by),
+                                  idempotency_key=f"retry:{kind}:{key}:{time.time_ns()}")
+
+    def resync(self, kind: str, key: str) -> None:
+        """Reconcile ``kind:key`` now (after ingest re-fetched it from Moment)."""
+        self.queue.add(kind, key, force=True)
+
+    async def reconcile_now(self) -> int:
+        """A full sweep now; returns how many keys it queued."""
+        return await self.full_sweep()
+
+    async def plan(self, kind: str | None = None) -> dict[str, Any]:
+        return await planning.plan_report(self.ctx, kind=kind)
+
+    def status(self) -> dict[str, Any]:
+        """``entities`` and ``reconcile`` of ``GET /status``."""
+        return {"entities": statuses.entity_counts(self.ctx.log.tables, self.ctx.options),
+                "reconcile": {
+                    "last_full_at": statuses.iso(self.last_full_at),
+                    "last_incremental_at": statuses.iso(self.last_incremental_at),
+                    "drift_repaired": statuses.drift_repaired(self.ctx.log.tables),
+                    "strays": statuses.strays(self.ctx.log.tables),
+                    "queue": {k: self.queue.depth(k) for k in KINDS},
+                    "waiting": self.queue.waiting(),
+                    "last_error": self.last_error}}
+
+    # --- sweeps ---------------------------------------------------------------------------
+    async def full_sweep(self) -> int:
+        started = self.wall()
+        queued = await sweeping.sweep_customers(self.ctx)
+        queued += await sweeping.sweep_projects(self.ctx)
+        queued += sweeping.queue_invoices(self.ctx)
+        self.last_full_at = self.last_incremental_at = started
+        return queued
+
+    async def incremental_sweep(self) -> int:
+        started = self.wall()
+        since = (self.last_incremental_at or started) - OVERLAP_S
+        queued = await sweeping.sweep_customers(self.ctx, since=since)
+        queued += await sweeping.sweep_projects(self.ctx, since=since)
+        self.last_incremental_at = started
+        return queued
+
+    # --- loops ----------------------------------------------------------------------------
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+                  ) -> None:
+        """Run until cancelled: the worker and the sweep schedule."""
+        for kind, keys in sweeping.out_of_sync(self.ctx).items():
+            self.queue.add_many(kind, keys)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._work)
+            tg.start_soon(self._schedule)
+            task_status.started()
+
+    async def step(self) -> bool:
+        """One pass over the due keys, dependencies first; True when it did something."""
+        await self._unpark_dependents()
+        did = False
+        for kind in KINDS:
+            keys = self.queue.take(kind, self.batch[kind])
+            if keys:
+                did = True
+                await self.controllers[kind].reconcile(keys)
+        return did
+
+    async def _work(self) -> None:
+        while True:
+            if wedged():
+                await anyio.sleep_forever()  # test hook: the watchdog must notice
+            self.beat()
+            self.busy = True
+            try:
+                did = await self.step()
+            finally:
+                self.busy = False
+            if did:
+                continue
+            nxt = self.queue.next_due()
+            wait = 5.0 if nxt is None else min(5.0, max(0.0, nxt - time.monotonic()))
+            await self.queue.wait(wait)
+
+    async def _schedule(self) -> None:
+        next_full = 0.0
+        next_incr = self.reconcile_interval
+        clock = time.monotonic
+        start = clock()
+        retry_s = min(30.0, self.reconcile_interval)
+        while True:
+            now = clock() - start
+            try:
+                if self._full_now.is_set() or now >= next_full:
+                    self._full_now = anyio.Event()
+                    await self.full_sweep()
+                    next_full = now + self.full_reconcile_interval
+                    next_incr = now + self.reconcile_interval
+                    self._full_done.set()
+                    self._full_done = anyio.Event()
+                elif now >= next_incr:
+                    await self.incremental_sweep()
+                    next_incr = now + self.reconcile_interval
+                self.last_error = None
+            except errors.EconomicError as err:  # e-conomic unreachable: try again soon
+                self.last_error = str(err)
+                next_incr = min(next_incr, now + retry_s)
+                next_full = min(next_full, now + retry_s) if self.last_full_at is None \
+                    else next_full
+            now = clock() - start
+            with anyio.move_on_after(max(0.0, min(next_full, next_incr) - now)):
+                await self._full_now.wait()
+
+    def request_full(self) -> None:
+        """Ask the schedule for a full sweep now (``POST /reconcile``)."""
+        self._full_now.set()
+
+    # --- for tests and the demo -----------------------------------------------------------
+    def idle(self) -> bool:
+        return not self.busy and self.queue.empty() and not self._retried
+
+    async def until_idle(self, *, settle: float = 0.05) -> None:
+        """Return once nothing is queued, waiting or in flight (twice in a row)."""
+        calm = 0
+        while calm < 2:
+            calm = calm + 1 if self.idle() else 0
+            await anyio.sleep(settle)
