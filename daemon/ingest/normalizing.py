@@ -34,6 +34,7 @@ from daemon.moment import shapes
 
 MAX_NUMBER: Final = 999_999_999
 _CANONICAL: Final = re.compile(r"[1-9][0-9]{0,8}")
+_ASCII_DIGITS: Final = re.compile(r"[0-9]+")  # str.isdigit() also takes other scripts' digits
 
 Snapshot: TypeAlias = shapes.Customer | shapes.Project | shapes.Invoice
 Fact: TypeAlias = ev.CustomerUpserted | ev.ProjectUpserted | ev.InvoiceFinalized
@@ -67,7 +68,8 @@ def number_problem(kind: str, number: str) -> str | None:
     if _CANONICAL.fullmatch(number) is not None:
         return None
     shown = repr(number) if len(number) <= 40 else repr(number[:40] + "...")
-    if number.strip().isdigit() and number.strip().lstrip("0"):
+    stripped = number.strip()
+    if _ASCII_DIGITS.fullmatch(stripped) is not None and stripped.lstrip("0"):
         if number != number.strip():
             detail = "it has spaces around it"
         elif number.startswith("0"):
