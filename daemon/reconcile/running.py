@@ -68,6 +68,10 @@ class Reconciler:
         self.last_error: str | None = None
         self.busy = False
         self._retried: list[tuple[str, str]] = []
+        # A sweep's reads must not race a pass's writes (a stale read would queue a write
+        # that was just made): sweeps run between passes.
+        self._turn = anyio.Lock()
+        self._first_sweep = anyio.Event()
         self._full_now = anyio.Event()
         self._full_done = anyio.Event()
         log.listeners.append(self._on_events)
@@ -135,20 +139,22 @@ class Reconciler:
 
     # --- sweeps ---------------------------------------------------------------------------
     async def full_sweep(self) -> int:
-        started = self.wall()
-        queued = await sweeping.sweep_customers(self.ctx)
-        queued += await sweeping.sweep_projects(self.ctx)
-        queued += sweeping.queue_invoices(self.ctx)
-        self.last_full_at = self.last_incremental_at = started
-        return queued
+        async with self._turn:
+            started = self.wall()
+            queued = await sweeping.sweep_customers(self.ctx)
+            queued += await sweeping.sweep_projects(self.ctx)
+            queued += sweeping.queue_invoices(self.ctx)
+            self.last_full_at = self.last_incremental_at = started
+            return queued
 
     async def incremental_sweep(self) -> int:
-        started = self.wall()
-        since = (self.last_incremental_at or started) - OVERLAP_S
-        queued = await sweeping.sweep_customers(self.ctx, since=since)
-        queued += await sweeping.sweep_projects(self.ctx, since=since)
-        self.last_incremental_at = started
-        return queued
+        async with self._turn:
+            started = self.wall()
+            since = (self.last_incremental_at or started) - OVERLAP_S
+            queued = await sweeping.sweep_customers(self.ctx, since=since)
+            queued += await sweeping.sweep_projects(self.ctx, since=since)
+            self.last_incremental_at = started
+            return queued
 
     # --- loops ----------------------------------------------------------------------------
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -163,16 +169,20 @@ class Reconciler:
 
     async def step(self) -> bool:
         """One pass over the due keys, dependencies first; True when it did something."""
-        await self._unpark_dependents()
-        did = False
-        for kind in KINDS:
-            keys = self.queue.take(kind, self.batch[kind])
-            if keys:
-                did = True
-                await self.controllers[kind].reconcile(keys)
-        return did
+        async with self._turn:
+            await self._unpark_dependents()
+            did = False
+            for kind in KINDS:
+                keys = self.queue.take(kind, self.batch[kind])
+                if keys:
+                    did = True
+                    await self.controllers[kind].reconcile(keys)
+            return did
 
     async def _work(self) -> None:
+        # the first full sweep reads what a backfill would otherwise read key by key
+        with anyio.move_on_after(30.0):
+            await self._first_sweep.wait()
         while True:
             if wedged():
                 await anyio.sleep_forever()  # test hook: the watchdog must notice
@@ -208,6 +218,7 @@ class Reconciler:
                     await self.incremental_sweep()
                     next_incr = now + self.reconcile_interval
                 self.last_error = None
+                self._first_sweep.set()
             except errors.EconomicError as err:  # e-conomic unreachable: try again soon
                 self.last_error = str(err)
                 next_incr = min(next_incr, now + retry_s)

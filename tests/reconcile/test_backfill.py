@@ -1,0 +1,121 @@
+"""A backfill of 500 customers, 300 projects and 400 invoices converges with the minimal plan:
+the sandbox holds exactly the mapped data, every invoice once, booked, with its PDF, and the
+requests it served are those the plan needs and no more."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from decimal import Decimal
+
+import anyio
+import pytest
+
+from daemon.core import mapping as mp
+from daemon.economic.client import EconomicClient
+from daemon.reconcile import planning
+from daemon.reconcile.running import Reconciler
+from daemon.sandbox.economic import EconomicSandbox
+from daemon.store.eventlog import EventLog
+from tests.reconcile.conftest import (
+    OPTIONS,
+    customer,
+    pdf,
+    project,
+    reconciler,
+    record,
+    record_invoices,
+)
+
+pytestmark = pytest.mark.anyio
+CUSTOMERS, PROJECTS, INVOICES = 500, 300, 400
+
+
+async def converge(rec: Reconciler, seconds: float = 60.0) -> None:
+    with anyio.fail_after(seconds):
+        async with anyio.create_task_group() as tg:
+            await tg.start(rec.run)
+            await rec.until_idle()
+            tg.cancel_scope.cancel()
+
+
+def served(sb: EconomicSandbox) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for s in sb.served:
+        path = s.path
+        for prefix in ("/rest/customers/", "/apis/projectsapi/v1.1.0/Projects/"):
+            if path.startswith(prefix):
+                path = prefix + "{n}"
+        out[f"{s.method} {path}"] += 1
+    return out
+
+
+async def test_backfill_converges_with_minimal_plan(
+        sandbox: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
+    facts = [customer(n, vat_code=("DK", "EU", "ABROAD")[n % 3]) for n in range(1, CUSTOMERS + 1)]
+    facts += [project(n, n) for n in range(1, PROJECTS + 1)]
+    await record(log, facts)
+    await record_invoices(log, [(1000 + n, n % CUSTOMERS + 1, (n % PROJECTS + 1) if n % 4 else None)
+                                for n in range(INVOICES)])
+    rec = reconciler(log, client)
+    await converge(rec)
+    a = sandbox.agreement
+
+    # exactly the mapped data
+    assert sorted(a.customers) == list(range(1, CUSTOMERS + 1))
+    for n in (1, 2, 3, 250, 500):
+        want = mp.map_customer(customer(n, vat_code=("DK", "EU", "ABROAD")[n % 3]), OPTIONS).value
+        assert want is not None
+        got = a.customers[n]
+        assert (got["name"], got["email"], got["corporateIdentificationNumber"], got["address"],
+                got["zip"], got["city"], got["country"], got["vatZone"]["vatZoneNumber"],
+                got["currency"], got["customerGroup"]["customerGroupNumber"],
+                got["paymentTerms"]["paymentTermsNumber"]) == \
+            (want.name, want.email, want.corporate_id, want.address, want.zip, want.city,
+             want.country, want.vat_zone, "DKK", 1, 1)
+    assert sorted(a.projects) == list(range(1, PROJECTS + 1))
+    assert all(p["customerNumber"] == n and p["name"] == f"Projekt {n}"
+               for n, p in a.projects.items())
+
+    # every invoice once, booked, with its PDF on its own voucher
+    assert not a.draft_entries
+    lines = [b for b in a.booked_entries.values() if b.get("customerInvoiceNumber")]
+    numbers = Counter(b["customerInvoiceNumber"] for b in lines)
+    assert sorted(numbers) == [1000 + n for n in range(INVOICES)]
+    assert set(numbers.values()) == {1}
+    for b in lines:
+        n = b["customerInvoiceNumber"] - 1000
+        assert Decimal(str(b["amount"])) == Decimal(f"{(1000 + n) * 1.25:.2f}")
+        assert b["customerNumber"] == n % CUSTOMERS + 1
+        assert b.get("projectNumber") == ((n % PROJECTS + 1) if n % 4 else None)
+    vouchers = {(b["_year"], b["voucherNumber"]): b["customerInvoiceNumber"] for b in lines}
+    assert len(vouchers) == INVOICES  # one voucher per invoice
+    assert len(a.documents) == INVOICES
+    for d in a.documents.values():
+        assert d.content == [pdf(vouchers[(d.accounting_year, d.voucher_number)])]
+
+    # the requests served are the minimal plan
+    calls = served(sandbox)
+    writes = {k: v for k, v in calls.items() if not k.startswith("GET")}
+    assert writes == {"PUT /rest/customers/{n}": CUSTOMERS,
+                      "POST /apis/projectsapi/v1.1.0/Projects": PROJECTS,
+                      "POST /apis/journalsapi/v15.0.0/draft-entries/bulk": 1,
+                      "POST /apis/documentsapi/v4.0.1/AttachedDocuments": INVOICES,
+                      "POST /apis/journalsapi/v15.0.0/journals/1/bookdraftentries": 1}
+    reads = {k: v for k, v in calls.items() if k.startswith("GET")}
+    assert reads == {"GET /rest/customers": 1, "GET /apis/projectsapi/v1.1.0/Projects": 1,
+                     "GET /apis/journalsapi/v15.0.0/draft-entries": 1,
+                     "GET /rest/accounting-years": 1}
+    counts = rec.status()["entities"]
+    assert counts == {"customer": {"desired": 500, "in_sync": 500, "pending": 0, "parked": 0},
+                      "project": {"desired": 300, "in_sync": 300, "pending": 0, "parked": 0},
+                      "invoice": {"desired": 400, "in_sync": 400, "pending": 0, "parked": 0}}
+
+    # a full sweep of N customers reads ceil(N/1000) pages and writes nothing
+    sandbox.served.clear()
+    await rec.full_sweep()
+    await rec.until_idle()
+    assert served(sandbox) == {"GET /rest/customers": math.ceil(CUSTOMERS / 1000),
+                               "GET /apis/projectsapi/v1.1.0/Projects": 1}
+    report = await rec.plan()
+    assert report["pending"] == 0 and planning.exit_code(report) == 0
