@@ -43,7 +43,6 @@ class EntityState(msgspec.Struct, frozen=True, kw_only=True):
 
     kind: str
     key: str
-    desired_seq: int = 0
     applied_hash: str = ""
     applied_seq: int = 0
     economic_number: int | None = None
@@ -80,6 +79,7 @@ Row = DesiredCustomer | DesiredProject | DesiredInvoice | EntityState | DaemonSt
 class Projection(msgspec.Struct, frozen=True):
     table: str
     row_type: type
+    handles: tuple[type, ...]  # the event types it folds; others never reach ``keys``
     keys: Callable[[ev.Event], Iterable[str]]
     fold: Callable[[Row | None, int, str, ev.Event], Row | None]
 
@@ -128,7 +128,6 @@ def fold_invoice(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | N
     return row
 
 
-_FACTS: Final = (ev.CustomerUpserted, ev.ProjectUpserted, ev.InvoiceFinalized)
 _STATE_EVENTS: Final = (
     ev.WriteIntended, ev.Applied, ev.Failed, ev.Parked, ev.Unparked, ev.RetryRequested,
     ev.InvoiceEntryCreated, ev.InvoicePdfAttached, ev.InvoicePdfSkipped, ev.InvoiceBooked,
@@ -137,23 +136,19 @@ _STATE_EVENTS: Final = (
 
 
 def _state_keys(event: ev.Event) -> Iterable[str]:
-    if isinstance(event, _FACTS + _STATE_EVENTS):
-        kind, key = ev.entity_of(event)
-        return (f"{kind}:{key}",)
-    return ()
+    kind, key = ev.entity_of(event)
+    return (f"{kind}:{key}",)
 
 
 def _add_warning(row: EntityState, warning: str) -> tuple[str, ...]:
     return row.warnings if warning in row.warnings else (*row.warnings, warning)
 
 
-def fold_state(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | None:  # noqa: C901
+def fold_state(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | None:
     kind, key = ev.entity_of(event)
     state = row if isinstance(row, EntityState) else EntityState(kind=kind, key=key)
     replace = msgspec.structs.replace
     match event:
-        case ev.CustomerUpserted() | ev.ProjectUpserted() | ev.InvoiceFinalized():
-            return replace(state, desired_seq=seq)
         case ev.WriteIntended(action=action, idempotency_key=ikey):
             return replace(state, intents={**state.intents, action: ikey})
         case ev.Applied():
@@ -229,15 +224,29 @@ def fold_daemon(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | No
 
 
 PROJECTIONS: Final[tuple[Projection, ...]] = (
-    Projection("desired_customers", DesiredCustomer,
+    Projection("desired_customers", DesiredCustomer, (ev.CustomerUpserted, ev.EntityGone),
                _fact_keys("customer", ev.CustomerUpserted), fold_customer),
-    Projection("desired_projects", DesiredProject,
+    Projection("desired_projects", DesiredProject, (ev.ProjectUpserted, ev.EntityGone),
                _fact_keys("project", ev.ProjectUpserted), fold_project),
     Projection("desired_invoices", DesiredInvoice,
+               (ev.InvoiceFinalized, ev.InvoiceConflict, ev.EntityGone),
                _fact_keys("invoice", ev.InvoiceFinalized), fold_invoice),
-    Projection("entity_states", EntityState, _state_keys, fold_state),
-    Projection("daemon_state", DaemonState, _daemon_keys, fold_daemon),
+    Projection("entity_states", EntityState, _STATE_EVENTS, _state_keys, fold_state),
+    Projection("daemon_state", DaemonState,
+               (ev.PollCursorAdvanced, ev.HintReceived, ev.StrayReported, ev.CheckReported),
+               _daemon_keys, fold_daemon),
 )
+
+_BY_TYPE: dict[type, tuple[Projection, ...]] = {}
+
+
+def projections_for(event_type: type) -> tuple[Projection, ...]:
+    """The projections that fold events of this type (computed once per type)."""
+    found = _BY_TYPE.get(event_type)
+    if found is None:
+        found = tuple(p for p in PROJECTIONS if issubclass(event_type, p.handles))
+        _BY_TYPE[event_type] = found
+    return found
 
 
 Change = tuple[str, str, Row | None, int]
@@ -260,7 +269,7 @@ class Tables:
     def apply(self, seq: int, at: str, event: ev.Event) -> list[Change]:
         """Fold one event; return ``(table, key, row before, its seq)`` for every row changed."""
         changed: list[Change] = []
-        for projection in PROJECTIONS:
+        for projection in projections_for(type(event)):
             table = self.rows[projection.table]
             for key in projection.keys(event):
                 old = table.get(key)
@@ -305,7 +314,8 @@ class Tables:
 
 
 _row_encoder = msgspec.json.Encoder(order="deterministic")
-_row_decoders: Final[dict[str, msgspec.json.Decoder[Row]]] = {p.table: msgspec.json.Decoder(p.row_type) for p in PROJECTIONS}
+_row_decoders: Final[dict[str, msgspec.json.Decoder[Row]]] = {
+    p.table: msgspec.json.Decoder(p.row_type) for p in PROJECTIONS}
 
 
 def encode_row(row: Row) -> bytes:

@@ -10,6 +10,8 @@ Invariants:
 - A window we did not see start is assumed to have started when we first saw it (the latest
   possible start), so the estimated roll time is never earlier than the server's.
 - After a 429 nothing is sent before ``paused_until`` (Retry-After, else the window's end).
+- Calls still in flight when a window rolls may land in the next one: their reserved tokens
+  (``pending``) stay counted until their answers arrive.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Bucket:
     last_reported_used: int = 0
     paused_until: float = 0.0
     cost_estimate: int = 1
+    pending: int = 0  # tokens reserved by calls sent and not answered yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +73,7 @@ def rolled(bucket: Bucket, now: float) -> Bucket:
     """The bucket as of ``now``: a window that has ended is emptied."""
     start = bucket.window_started_at
     if start is not None and now >= start + bucket.window_s:
-        return replace(bucket, used=0, window_started_at=None, last_reported_used=0)
+        return replace(bucket, used=bucket.pending, window_started_at=None, last_reported_used=0)
     return bucket
 
 
@@ -91,12 +94,27 @@ def charge(bucket: Bucket, now: float, cost: int | None = None) -> Bucket:
     # Built directly, not with replace(): this runs before every call.
     return Bucket(limit=b.limit, window_s=b.window_s, used=b.used + need,
                   window_started_at=b.window_started_at, last_reported_used=b.last_reported_used,
-                  paused_until=b.paused_until, cost_estimate=b.cost_estimate)
+                  paused_until=b.paused_until, cost_estimate=b.cost_estimate,
+                  pending=b.pending + need)
 
 
-def observe(bucket: Bucket, now: float, reading: Reading | None, cost: int | None) -> Bucket:
-    """Re-synchronise from an answer received at ``now``."""
-    b = rolled(bucket, now)
+def reservation(bucket: Bucket, cost: int | None = None) -> int:
+    """The tokens :func:`charge` reserves for a call of ``cost`` (the estimate when None)."""
+    return bucket.cost_estimate if cost is None else cost
+
+
+def settle(bucket: Bucket, reserved: int) -> Bucket:
+    """A call that reserved ``reserved`` tokens has finished (answered or not)."""
+    if not reserved:
+        return bucket
+    return replace(bucket, pending=max(0, bucket.pending - reserved))
+
+
+def observe(bucket: Bucket, now: float, reading: Reading | None, cost: int | None,
+            reserved: int = 0) -> Bucket:
+    """Re-synchronise from an answer received at ``now`` to a call that reserved ``reserved``
+    tokens. In a new window the calls still in flight count on top of the reported use."""
+    b = settle(rolled(bucket, now), reserved)
     if cost is not None and max(1, cost) != b.cost_estimate:
         b = replace(b, cost_estimate=max(1, cost))
     if reading is None:
@@ -104,8 +122,9 @@ def observe(bucket: Bucket, now: float, reading: Reading | None, cost: int | Non
     new_window = b.window_started_at is None or reading.used < b.last_reported_used
     if new_window:
         # The server's window began at or before now; assuming now keeps our roll time late.
-        return replace(b, limit=reading.limit, window_s=reading.window_s, used=reading.used,
-                       window_started_at=now, last_reported_used=reading.used)
+        return replace(b, limit=reading.limit, window_s=reading.window_s,
+                       used=reading.used + b.pending, window_started_at=now,
+                       last_reported_used=reading.used)
     return replace(b, limit=reading.limit, window_s=reading.window_s,
                    used=max(b.used, reading.used), last_reported_used=reading.used)
 

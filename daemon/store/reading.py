@@ -30,7 +30,7 @@ async def events(path: Path | str, *, since: int = 0, kind: str | None = None,
         while True:
             params[0] = position
             async with conn.execute(
-                    f"SELECT {eventlog.COLUMNS} FROM events {where} "  # noqa: S608
+                    f"SELECT {eventlog.COLUMNS} FROM events {where} "
                     "ORDER BY seq LIMIT ?", (*params, batch)) as cur:
                 rows = [eventlog.to_record(row) for row in await cur.fetchall()]
             for record in rows:
@@ -50,7 +50,7 @@ async def tables(path: Path | str) -> pj.Tables:
         await opening.check_version(conn, str(path))
         for projection in pj.PROJECTIONS:
             async with conn.execute(
-                    f"SELECT key, seq, row FROM {projection.table}") as cur:  # noqa: S608
+                    f"SELECT key, seq, row FROM {projection.table}") as cur:
                 for key, seq, data in await cur.fetchall():
                     result.rows[projection.table][key] = pj.decode_row(projection.table, data)
                     result.row_seq[projection.table][key] = int(seq)

@@ -64,7 +64,7 @@ async def live_rows(path: str) -> tuple[dict[str, dict[str, bytes]], int, int]:
         rows: dict[str, dict[str, bytes]] = {}
         for projection in pj.PROJECTIONS:
             async with conn.execute(
-                    f"SELECT key, seq, row FROM {projection.table}") as cur:  # noqa: S608
+                    f"SELECT key, seq, row FROM {projection.table}") as cur:
                 rows[projection.table] = {
                     k: b"%d " % seq + bytes(v) for k, seq, v in await cur.fetchall()}
         async with conn.execute("SELECT seq FROM checkpoints WHERE name = 'projections'") as cur:
@@ -112,9 +112,9 @@ async def rebuild(path: Path | str) -> int:
             await opening.apply_schema(conn, name)
             await conn.execute("BEGIN IMMEDIATE")
             for projection in pj.PROJECTIONS:
-                await conn.execute(f"DELETE FROM {projection.table}")  # noqa: S608
+                await conn.execute(f"DELETE FROM {projection.table}")
                 await conn.executemany(
-                    f"INSERT INTO {projection.table} (key, seq, row) VALUES (?, ?, ?)",  # noqa: S608
+                    f"INSERT INTO {projection.table} (key, seq, row) VALUES (?, ?, ?)",
                     [(k, tables.row_seq[projection.table][k], pj.encode_row(r))
                      for k, r in tables.rows[projection.table].items()])
             await conn.execute("UPDATE checkpoints SET seq = ? WHERE name = 'projections'",

@@ -99,7 +99,7 @@ def test_secrets_from_file_or_credentials(tmp_path: Path) -> None:
     token = config.load_secret(s, "economic-app-secret-token",
                                environ={"CREDENTIALS_DIRECTORY": str(creds)})
     assert token.reveal() == "from-credential"
-    with pytest.raises(config.ConfigError, match="economic.agreement_grant_token_file: not set"):
+    with pytest.raises(config.ConfigError, match=r"economic\.agreement_grant_token_file: not set"):
         config.load_secret(s, "economic-agreement-grant-token", environ={})
     (tmp_path / "empty").write_text("\n")
     s2 = config.parse(MINIMAL + f'api_key_file = "{tmp_path / "empty"}"\n', environ={})
