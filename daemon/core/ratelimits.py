@@ -11,7 +11,8 @@ Invariants:
   possible start), so the estimated roll time is never earlier than the server's.
 - After a 429 nothing is sent before ``paused_until`` (Retry-After, else the window's end).
 - Calls still in flight when a window rolls may land in the next one: their reserved tokens
-  (``pending``) stay counted until their answers arrive.
+  (``pending``) stay counted until their answers arrive, and their answers, which may report
+  the old window's use, do not set the new window's (``epoch``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Bucket:
     paused_until: float = 0.0
     cost_estimate: int = 1
     pending: int = 0  # tokens reserved by calls sent and not answered yet
+    epoch: int = 0  # windows rolled so far; a call's answer speaks for its epoch only
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +75,8 @@ def rolled(bucket: Bucket, now: float) -> Bucket:
     """The bucket as of ``now``: a window that has ended is emptied."""
     start = bucket.window_started_at
     if start is not None and now >= start + bucket.window_s:
-        return replace(bucket, used=bucket.pending, window_started_at=None, last_reported_used=0)
+        return replace(bucket, used=bucket.pending, window_started_at=None, last_reported_used=0,
+                       epoch=bucket.epoch + 1)
     return bucket
 
 
@@ -95,7 +98,7 @@ def charge(bucket: Bucket, now: float, cost: int | None = None) -> Bucket:
     return Bucket(limit=b.limit, window_s=b.window_s, used=b.used + need,
                   window_started_at=b.window_started_at, last_reported_used=b.last_reported_used,
                   paused_until=b.paused_until, cost_estimate=b.cost_estimate,
-                  pending=b.pending + need)
+                  pending=b.pending + need, epoch=b.epoch)
 
 
 def reservation(bucket: Bucket, cost: int | None = None) -> int:
@@ -111,13 +114,15 @@ def settle(bucket: Bucket, reserved: int) -> Bucket:
 
 
 def observe(bucket: Bucket, now: float, reading: Reading | None, cost: int | None,
-            reserved: int = 0) -> Bucket:
+            reserved: int = 0, epoch: int | None = None) -> Bucket:
     """Re-synchronise from an answer received at ``now`` to a call that reserved ``reserved``
-    tokens. In a new window the calls still in flight count on top of the reported use."""
+    tokens when the bucket was in ``epoch`` (None: the current one). An answer to a call sent
+    before the last roll may report the old window, so it only settles its reservation. In a
+    new window the calls still in flight count on top of the reported use."""
     b = settle(rolled(bucket, now), reserved)
     if cost is not None and max(1, cost) != b.cost_estimate:
         b = replace(b, cost_estimate=max(1, cost))
-    if reading is None:
+    if reading is None or (epoch is not None and epoch != b.epoch):
         return b
     new_window = b.window_started_at is None or reading.used < b.last_reported_used
     if new_window:

@@ -220,7 +220,8 @@ class Caller:
                     params: Mapping[str, str] | None, data: bytes | None,
                     form: Callable[[], aiohttp.FormData] | None, idempotency_key: str | None,
                     priority: bool) -> tuple[int, bytes, float | None, bool]:
-        await self.limiter.acquire(priority=priority)
+        ticket = await self.limiter.acquire(priority=priority)
+        unsettled = ticket[0]
         try:
             try:
                 async with self.session().request(
@@ -249,9 +250,10 @@ class Caller:
                                             method=method, path=_path_of(endpoint))
                 self.counters.last_error = str(err)
                 raise err from (None if leaky else exc)
-            self.limiter.observe(rate, cost)
+            self.limiter.observe(rate, cost, ticket)
+            unsettled = 0
         finally:
-            self.limiter.release()
+            self.limiter.release(unsettled)
         self._count(endpoint, status)
         parsed_cost = ratelimits.parse_cost(cost)
         if parsed_cost:

@@ -67,9 +67,10 @@ class Limiter:
     def calls_today(self) -> int:
         return ratelimits.budget_today(self.budget, self.clock.now()).used
 
-    async def acquire(self, *, priority: bool) -> None:
+    async def acquire(self, *, priority: bool) -> tuple[int, int]:
         """Take a slot for one call: wait for the bucket and any 429 pause, spend the budget,
-        bound the calls in flight. Pair with :meth:`release`. Raises
+        bound the calls in flight. Returns (tokens reserved, bucket epoch) for the call; pair
+        with :meth:`observe` when an answer came and always with :meth:`release`. Raises
         :class:`errors.BudgetExhausted` (with retry_after, holding no slot) when today's
         budget is spent."""
         await self._slots.acquire()
@@ -90,20 +91,27 @@ class Limiter:
             self._slots.release()
             raise
         self.budget = ratelimits.budget_spend(self.budget, now)
-        self.bucket = ratelimits.charge(self.bucket, now)
+        reserved = ratelimits.reservation(self.bucket)
+        self.bucket = ratelimits.charge(self.bucket, now, reserved)
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        return reserved, self.bucket.epoch
 
-    def release(self) -> None:
-        """Give back the slot taken by :meth:`acquire`."""
+    def release(self, unsettled: int = 0) -> None:
+        """Give back the slot taken by :meth:`acquire`; ``unsettled``: the reservation of a
+        call that got no answer (its tokens are no longer expected to land)."""
+        self.bucket = ratelimits.settle(self.bucket, unsettled)
         self.in_flight -= 1
         self._slots.release()
 
-    def observe(self, rate_header: str | None, cost_header: str | None) -> None:
-        """Re-sync the bucket mirror from an answer's headers."""
+    def observe(self, rate_header: str | None, cost_header: str | None,
+                ticket: tuple[int, int]) -> None:
+        """Re-sync the bucket mirror from an answer's headers; ``ticket`` is what
+        :meth:`acquire` returned for the call."""
+        reserved, epoch = ticket
         self.bucket = ratelimits.observe(self.bucket, self.clock.now(),
                                          ratelimits.parse_rate_header(rate_header),
-                                         ratelimits.parse_cost(cost_header))
+                                         ratelimits.parse_cost(cost_header), reserved, epoch)
 
     def throttled(self, retry_after: float | None) -> float:
         """Record a 429; every caller now waits. Returns the seconds until the pause ends."""

@@ -31,6 +31,18 @@ async def test_client_waits_for_the_window_instead_of_a_429(sandbox: EconomicSan
     assert [s.at - T0 for s in sandbox.served][9:12] == [0.0, 60.0, 60.0]
 
 
+async def test_concurrent_callers_share_the_bucket_without_a_429(
+        sandbox: EconomicSandbox, clock: FakeClock) -> None:
+    sandbox.rate_limit = limited(10, 60)
+    async with make_client(sandbox, clock, max_in_flight=4) as client:
+        await client.get_self()  # learn the bucket and the cost first
+        await asyncio.gather(*(client.get_self() for _ in range(34)))
+    assert {s.status for s in sandbox.served} == {200}
+    assert clock.now() == T0 + 180
+    starts = sorted({s.at - T0 for s in sandbox.served})
+    assert starts == [0.0, 60.0, 120.0, 180.0]
+
+
 async def test_429_waits_retry_after_then_succeeds(sandbox: EconomicSandbox,
                                                    clock: FakeClock) -> None:
     sandbox.faults.retry_after_s = 7
@@ -133,12 +145,17 @@ def test_rate_header_parsing() -> None:
 def test_mirror_never_waits_less_than_the_server() -> None:
     b = rl.observe(rl.Bucket(), 100.0, rl.Reading(10, 60.0, 9), 1)
     assert b.window_started_at == 100.0 and rl.delay(b, 100.0) == 0.0
-    b = rl.charge(b, 100.0)
+    b = rl.charge(b, 100.0)  # in flight, reserving 1
     assert rl.delay(b, 130.0) == 30.0  # full: wait for the roll
     assert rl.delay(b, 160.0) == 0.0
+    assert rl.rolled(b, 160.0).used == 1  # the call in flight may land in the new window
+    # Its answer may report the old window: it settles the reservation and nothing more (its
+    # tokens stay counted in the new window: whether they landed there is unknown).
+    stale = rl.observe(b, 161.0, rl.Reading(10, 60.0, 10), 1, reserved=1, epoch=b.epoch)
+    assert (stale.used, stale.pending, stale.window_started_at) == (1, 0, None)
     # An answer reporting less use than before means the server's window rolled.
-    b2 = rl.observe(b, 161.0, rl.Reading(10, 60.0, 1), 1)
-    assert (b2.used, b2.window_started_at) == (1, 161.0)
+    b2 = rl.observe(b, 159.0, rl.Reading(10, 60.0, 1), 1, reserved=1, epoch=b.epoch)
+    assert (b2.used, b2.window_started_at) == (1, 159.0)
 
 
 def test_pause_honours_retry_after_and_the_window() -> None:
@@ -178,7 +195,9 @@ def test_mirror_never_earns_a_429_and_never_waits_past_the_roll(
             server = sb.rate_limit
             assert server.window_started_at is not None
             assert t[0] == server.window_started_at + server.window_s
-        bucket = rl.charge(bucket, t[0])
+        reserved = rl.reservation(bucket)
+        bucket = rl.charge(bucket, t[0], reserved)  # may roll the window: epoch after it
+        epoch = bucket.epoch
         assert sb._charge(cost) is None, "the client sent a call the server refused"
         reading = rl.parse_rate_header(sb._rate_header())
-        bucket = rl.observe(bucket, t[0], reading, cost)
+        bucket = rl.observe(bucket, t[0], reading, cost, reserved, epoch)
