@@ -110,7 +110,11 @@ def settle(bucket: Bucket, reserved: int) -> Bucket:
     """A call that reserved ``reserved`` tokens has finished (answered or not)."""
     if not reserved:
         return bucket
-    return replace(bucket, pending=max(0, bucket.pending - reserved))
+    b = bucket
+    return Bucket(limit=b.limit, window_s=b.window_s, used=b.used,
+                  window_started_at=b.window_started_at, last_reported_used=b.last_reported_used,
+                  paused_until=b.paused_until, cost_estimate=b.cost_estimate,
+                  pending=max(0, b.pending - reserved), epoch=b.epoch)
 
 
 def observe(bucket: Bucket, now: float, reading: Reading | None, cost: int | None,
