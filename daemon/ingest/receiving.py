@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import socket
 import uuid
 from typing import Final
@@ -78,6 +79,9 @@ class Receiver:
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
+        # hint keys: unique per receiver (a random run id) and cheap per hint (a counter)
+        self._run_id = uuid.uuid4().hex
+        self._counter = itertools.count(1)
         self.accepted = 0
         self.refused = 0
 
@@ -175,7 +179,8 @@ class Receiver:
             return _answer(400, str(exc))
         event = hint_event(hint)
         try:
-            appended = await self._log.append(event, idempotency_key=f"hint:{uuid.uuid4().hex}")
+            appended = await self._log.append(
+                event, idempotency_key=f"hint:{self._run_id}:{next(self._counter)}")
         except Exception as exc:
             _log.error("webhook hint not recorded", kind=event.kind, moment_id=event.moment_id,
                        error=type(exc).__name__)
