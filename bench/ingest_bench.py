@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Final
 
@@ -99,8 +99,9 @@ async def run() -> dict[str, float]:
                 }
                 connector = aiohttp.TCPConnector(limit=CLIENTS)
                 async with aiohttp.ClientSession(connector=connector) as session:
-                    load: Callable[[str], Awaitable[tuple[float, list[float]]]] = (
-                        lambda name: _load(session, urls[name]))
+                    def load(name: str) -> Awaitable[tuple[float, list[float]]]:
+                        return _load(session, urls[name])
+
                     await load("floor")  # warm up connections and the log
                     await load("receiver")
                     best = {"receiver": 0.0, "floor": 0.0}
