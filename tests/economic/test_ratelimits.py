@@ -80,6 +80,21 @@ async def test_a_429_pauses_every_call_to_the_agreement(sandbox: EconomicSandbox
         ("/rest/self", 429, 0.0), ("/rest/currencies", 200, 7.0)]
 
 
+async def test_a_429_holds_back_concurrent_callers_too(sandbox: EconomicSandbox,
+                                                       clock: FakeClock) -> None:
+    sandbox.faults.retry_after_s = 7
+    sandbox.inject("429")
+    async with make_client(sandbox, clock, max_in_flight=3) as client:
+        await asyncio.gather(*(client.get_self() for _ in range(9)))
+        assert client.counters.rate_limited == 1
+    served = list(sandbox.served)
+    assert (served[0].status, served[0].at) == (429, T0)
+    # Whatever was already on the wire may finish; nothing new is sent before the pause ends.
+    late = [s for s in served[1:] if s.at > T0]
+    assert len(late) >= 9 - 2 and all(s.at == T0 + 7 and s.status == 200 for s in late)
+    assert sum(s.status == 200 for s in served) == 9
+
+
 async def test_daily_budget_keeps_a_reserve_for_invoices(sandbox: EconomicSandbox,
                                                          clock: FakeClock) -> None:
     async with make_client(sandbox, clock, daily_call_budget=5, invoice_reserve=2) as client:
