@@ -13,6 +13,7 @@ the first time the invoice transfer reaches that named step (see :data:`CRASH_PO
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import signal
@@ -32,6 +33,7 @@ from daemon.store.eventlog import EventLog
 
 CRASH_ENV: Final = "MOMENT_SYNC_TEST_CRASH_AT"
 WEDGE_ENV: Final = "MOMENT_SYNC_TEST_WEDGE"
+_log = logging.getLogger(__name__)
 CRASH_POINTS: Final = (
     "invoice.after_intent",        # transfer intent committed, nothing sent
     "invoice.after_send",          # bulk draft entries created, outcome not recorded
@@ -62,6 +64,31 @@ class Observer(Protocol):
     def pdf_skipped(self, invoice: str, reason: str) -> None: ...
 
     def drift_repaired(self, kind: str, key: str, fields: list[str]) -> None: ...
+
+
+class SafeObserver:
+    """Calls an observer and keeps its failures away from the reconcile loop."""
+
+    def __init__(self, inner: Observer) -> None:
+        self.inner = inner
+
+    def parked(self, kind: str, key: str, reason: str) -> None:
+        try:
+            self.inner.parked(kind, key, reason)
+        except Exception:
+            _log.exception("observer failed on parked %s:%s", kind, key)
+
+    def pdf_skipped(self, invoice: str, reason: str) -> None:
+        try:
+            self.inner.pdf_skipped(invoice, reason)
+        except Exception:
+            _log.exception("observer failed on pdf_skipped %s", invoice)
+
+    def drift_repaired(self, kind: str, key: str, fields: list[str]) -> None:
+        try:
+            self.inner.drift_repaired(kind, key, fields)
+        except Exception:
+            _log.exception("observer failed on drift_repaired %s:%s", kind, key)
 
 
 class NullObserver:

@@ -62,15 +62,16 @@ def desired_of(ctx: Context, key: str) -> tuple[ev.ProjectUpserted, mp.Mapped[mp
 
 
 async def blocked(ctx: Context, kind: str, key: str, dep_kind: str, dep_key: str) -> bool:
-    """True when ``kind:key`` cannot go yet because ``dep_kind:dep_key`` (managed by the
-    daemon) is not in e-conomic: it waits under the dependency, or parks with its reason."""
+    """True when ``kind:key`` cannot go yet because ``dep_kind:dep_key`` is not in e-conomic
+    (not applied, or not even known from Moment yet): it waits under the dependency, or parks
+    with the dependency's reason when that is parked."""
     if not dep_key:
         return False
     tables = ctx.log.tables
     rows = tables.customers() if dep_kind == "customer" else tables.projects()
     row = rows.get(dep_key)
-    if row is None or row.gone:
-        return False  # not managed: e-conomic decides whether it exists
+    if row is not None and row.gone:
+        return False  # no longer managed: e-conomic decides whether it exists
     dep = tables.state(dep_kind, dep_key)
     if dep.parked:
         await ctx.park(kind, key, reason=f"waiting for {dep_kind} {dep_key}, which is parked: "
@@ -79,7 +80,7 @@ async def blocked(ctx: Context, kind: str, key: str, dep_kind: str, dep_key: str
         return True
     if not dep.applied_hash:
         ctx.queue.wait_on((dep_kind, dep_key), (kind, key))
-        if not ctx.queue.queued(dep_kind, dep_key):
+        if row is not None and not ctx.queue.queued(dep_kind, dep_key):
             ctx.queue.add(dep_kind, dep_key)
         return True
     return False

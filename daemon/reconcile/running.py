@@ -34,7 +34,7 @@ from daemon.economic.client import EconomicClient
 from daemon.reconcile import planning, statuses, sweeping
 from daemon.reconcile.customers import Customers
 from daemon.reconcile.invoices import Invoices
-from daemon.reconcile.outcomes import Context, NullObserver, Observer, wedged
+from daemon.reconcile.outcomes import Context, NullObserver, Observer, SafeObserver, wedged
 from daemon.reconcile.projects import Projects
 from daemon.reconcile.queueing import KINDS, WorkQueue
 from daemon.store.eventlog import EventLog
@@ -52,7 +52,7 @@ class Reconciler:
                  wall: Callable[[], float] = time.time) -> None:
         self.queue = WorkQueue(now=time.monotonic)  # asyncio's loop clock is monotonic too
         self.ctx = Context(log=log, client=client, options=options, queue=self.queue,
-                           observer=observer or NullObserver(),
+                           observer=SafeObserver(observer or NullObserver()),
                            policy=policy or backoff.Policy(), rng=rng or random.Random(),
                            wall=wall, max_in_flight=max_in_flight)
         self.controllers: dict[str, Customers | Projects | Invoices] = {
@@ -139,21 +139,37 @@ class Reconciler:
 
     # --- sweeps ---------------------------------------------------------------------------
     async def full_sweep(self) -> int:
-        async with self._turn:
-            started = self.wall()
-            queued = await sweeping.sweep_customers(self.ctx)
-            queued += await sweeping.sweep_projects(self.ctx)
-            queued += sweeping.queue_invoices(self.ctx)
-            self.last_full_at = self.last_incremental_at = started
-            return queued
+        """Read everything, queue what differs; returns how many keys were queued. A kind
+        e-conomic refuses to list (no project module, say) does not stop the others: its
+        keys are queued unread, so its controller parks them with the reason."""
+        return await self._sweep(None)
 
     async def incremental_sweep(self) -> int:
+        return await self._sweep((self.last_incremental_at or self.wall()) - OVERLAP_S)
+
+    async def _sweep(self, since: float | None) -> int:
         async with self._turn:
             started = self.wall()
-            since = (self.last_incremental_at or started) - OVERLAP_S
-            queued = await sweeping.sweep_customers(self.ctx, since=since)
-            queued += await sweeping.sweep_projects(self.ctx, since=since)
+            queued = 0
+            failure: errors.EconomicError | None = None
+            for kind, sweep in (("customer", sweeping.sweep_customers),
+                                ("project", sweeping.sweep_projects)):
+                try:
+                    queued += await sweep(self.ctx, since=since)
+                except errors.EconomicError as err:
+                    failure = err
+                    if not err.retryable:
+                        keys = sweeping.out_of_sync(self.ctx)[kind]
+                        self.queue.add_many(kind, keys)
+                        queued += len(keys)
+            if since is None:
+                queued += sweeping.queue_invoices(self.ctx)
+            self._first_sweep.set()
+            if failure is not None:
+                raise failure
             self.last_incremental_at = started
+            if since is None:
+                self.last_full_at = started
             return queued
 
     # --- loops ----------------------------------------------------------------------------
@@ -218,7 +234,6 @@ class Reconciler:
                     await self.incremental_sweep()
                     next_incr = now + self.reconcile_interval
                 self.last_error = None
-                self._first_sweep.set()
             except errors.EconomicError as err:  # e-conomic unreachable: try again soon
                 self.last_error = str(err)
                 next_incr = min(next_incr, now + retry_s)

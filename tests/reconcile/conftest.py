@@ -5,9 +5,10 @@ facts the way ingest does (a fact event, its PDF in the blob store)."""
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
+import anyio
 import pytest
 
 from daemon.core import events as ev
@@ -89,7 +90,7 @@ def invoice(n: int, customer_number: int, project_number: int | None, *, sha: st
     return ev.InvoiceFinalized(**base)
 
 
-async def record(log: EventLog, facts: list[ev.Event]) -> None:
+async def record(log: EventLog, facts: Sequence[ev.Event]) -> None:
     """Append facts the way ingest does (idempotency key kind:id:content-hash)."""
     items: list[tuple[ev.Event, str, None]] = [
         (f, f"{ev.entity_of(f)[0]}:{ev.entity_of(f)[1]}:{ev.content_hash(f)}", None)
@@ -104,3 +105,10 @@ async def record_invoices(log: EventLog, invoices: list[tuple[int, int, int | No
         sha = await log.put_blob(pdf(n))
         facts.append(invoice(n, c, p, sha=sha))
     await record(log, facts)
+
+
+async def until(predicate: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Poll ``predicate`` (state several tasks change) until true, or fail after ``seconds``."""
+    with anyio.fail_after(seconds):
+        while not predicate():  # noqa: ASYNC110 - no single event marks these states
+            await anyio.sleep(0.02)

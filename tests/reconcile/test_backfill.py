@@ -11,6 +11,7 @@ from decimal import Decimal
 import anyio
 import pytest
 
+from daemon.core import events as ev
 from daemon.core import mapping as mp
 from daemon.economic.client import EconomicClient
 from daemon.reconcile import planning
@@ -52,7 +53,8 @@ def served(sb: EconomicSandbox) -> Counter[str]:
 
 async def test_backfill_converges_with_minimal_plan(
         sandbox: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
-    facts = [customer(n, vat_code=("DK", "EU", "ABROAD")[n % 3]) for n in range(1, CUSTOMERS + 1)]
+    facts: list[ev.Event] = [customer(n, vat_code=("DK", "EU", "ABROAD")[n % 3])
+                             for n in range(1, CUSTOMERS + 1)]
     facts += [project(n, n) for n in range(1, PROJECTS + 1)]
     await record(log, facts)
     await record_invoices(log, [(1000 + n, n % CUSTOMERS + 1, (n % PROJECTS + 1) if n % 4 else None)
