@@ -126,6 +126,9 @@ class EconomicSandbox:
         self.cursor_page_size = cursor_page_size
         self.served: deque[Served] = deque(maxlen=record_limit)
         self.keep_responses = keep_responses  # tests validate answers against the specs
+        # Whether a 4xx answer is replayed for its key like a success (e-conomic does not say;
+        # assuming it does keeps the daemon honest: a refused intent needs a new key).
+        self.idempotency_cache_errors = True
         # Tokens "demo"/"demo": read-only access, as on e-conomic's public demo agreement.
         self.accept_demo_tokens = accept_demo_tokens
         self.idempotency: dict[tuple[str, str, str], _Cached] = {}
@@ -321,8 +324,9 @@ class EconomicSandbox:
             resp = await handler(request)
         except web.HTTPException as exc:
             resp = replies.error_for_family(family, exc.status, exc.reason)
-        if ident is not None and resp.status < 500 and resp.status != 429 and \
-                isinstance(resp, web.Response):
+        cacheable = resp.status < 300 or (self.idempotency_cache_errors and resp.status < 500
+                                          and resp.status != 429)
+        if ident is not None and cacheable and isinstance(resp, web.Response):
             body = resp.body if isinstance(resp.body, bytes) else b""
             self.idempotency[ident] = _Cached(self.clock(), resp.status, body,
                                               resp.content_type if body else "",

@@ -9,7 +9,7 @@ switches, set the rate limit and faults, and read back every API request served.
   ``DELETE /admin/requests`` forgets them.
 - ``GET /admin/config``, ``PATCH /admin/config``: ``{"project_module": bool,
   "attachments": "on"|"unable"|"forbidden", "cursor_page_size": int,
-  "accept_demo_tokens": bool, "rate_limit": {enabled,
+  "accept_demo_tokens": bool, "idempotency_cache_errors": bool, "rate_limit": {enabled,
   tokens, window_s, cost_get, cost_write, costs, retry_after}, "faults": {probability, kinds,
   retry_after_s, timeout_s}}`` (PATCH changes only the keys given).
 - ``POST /admin/faults`` ``{"kind": "500"|"503"|"429"|"reset"|"timeout"|"drop", "count": 1}``:
@@ -64,6 +64,7 @@ def routes(sb: EconomicSandbox) -> list[web.RouteDef]:
                 "attachments": sb.agreement.attachments,
                 "cursor_page_size": sb.cursor_page_size,
                 "accept_demo_tokens": sb.accept_demo_tokens,
+                "idempotency_cache_errors": sb.idempotency_cache_errors,
                 "rate_limit": {k: getattr(rl, k) for k in _RATE_KEYS},
                 "faults": {**{k: getattr(f, k) for k in _FAULT_KEYS},
                            "scheduled": list(f.scheduled)}}
@@ -91,6 +92,8 @@ def routes(sb: EconomicSandbox) -> list[web.RouteDef]:
             if body["attachments"] not in ("on", "unable", "forbidden"):
                 return _bad("attachments: one of on, unable, forbidden")
             sb.agreement.attachments = body["attachments"]
+        if "idempotency_cache_errors" in body:
+            sb.idempotency_cache_errors = bool(body["idempotency_cache_errors"])
         if "accept_demo_tokens" in body:
             sb.accept_demo_tokens = bool(body["accept_demo_tokens"])
         if "cursor_page_size" in body:

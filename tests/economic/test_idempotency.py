@@ -84,3 +84,23 @@ async def test_timeout_is_retryable_and_unknown(sandbox: EconomicSandbox,
             await client.get_self()
         assert ei.value.retryable and isinstance(ei.value, errors.TransportError)
         assert client.counters.calls[("GET /self", 0)] == 1
+
+
+async def test_a_refused_intent_replays_its_refusal_unless_configured_not_to(
+        sandbox: EconomicSandbox, clock: FakeClock) -> None:
+    async with make_client(sandbox, clock) as client:
+        for _ in range(2):  # customer 1 does not exist yet: 400, then the same 400 replayed
+            with pytest.raises(errors.ValidationError):
+                await client.create_project(project("P"), idempotency_key="k-refused")
+        sandbox.agreement.add_customers(1)
+        with pytest.raises(errors.ValidationError):
+            await client.create_project(project("P"), idempotency_key="k-refused")
+        assert await client.create_project(project("P"), idempotency_key="k-new") == 1
+        sandbox.idempotency_cache_errors = False
+        with pytest.raises(errors.ValidationError):
+            await client.create_project(payloads.ProjectWrite(
+                name="Q", projectGroupNumber=1, customerNumber=2), idempotency_key="k-q")
+        sandbox.agreement.add_customers(1, start=2)
+        assert await client.create_project(payloads.ProjectWrite(
+            name="Q", projectGroupNumber=1, customerNumber=2), idempotency_key="k-q") == 2
+    assert [s.from_cache for s in sandbox.served] == [False, True, True, False, False, False]
