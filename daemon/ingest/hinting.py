@@ -86,7 +86,6 @@ class HintProcessor:
                                            limiter=anyio.CapacityLimiter(concurrency),
                                            pdf_max_bytes=pdf_max_bytes)
         self._client = client
-        self._concurrency = concurrency
         self._backoff = backoff
         self._sleep = sleep
         self._jitter = jitter

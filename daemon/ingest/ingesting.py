@@ -20,6 +20,8 @@ Guarantees:
   is recorded as the conflict.
 * Every event written here is durable when the method returns. When the PDF cannot be taken
   the invoice is parked (``Parked`` with ``source="ingest"``) and no fact is written.
+* A customer or project fact under a new number records the same Moment object's entity under
+  its old number as gone (renumbered in Moment): one Moment object is one managed entity.
 * A successful fact (or a confirmed unchanged one) unparks the entity only when ingest parked
   it: reconcile's parking is never lifted here.
 * Moment's retryable errors (from the PDF download) are raised unchanged: the caller retries.
@@ -135,6 +137,7 @@ class Ingestor:
                     return Outcome.UNCHANGED
             appended = await self.log.append(fact, idempotency_key=normalizing.fact_key(fact))
             await self._unpark(kind, fact.number)
+            await self._renumbered(kind, fact.moment_id, fact.number)
             if appended.new:
                 _log.info("moment fact recorded", kind=kind, key=fact.number,
                           moment_id=fact.moment_id, seq=appended.seq)
@@ -201,6 +204,22 @@ class Ingestor:
         return Outcome.CONFLICT
 
     # --- gone, parked ---------------------------------------------------------------------
+
+    async def _renumbered(self, kind: str, moment_id: int, number: str) -> None:
+        """The Moment object now has ``number``: its entity under an old number is gone (it is
+        no longer managed; e-conomic keeps the old record, as for any object gone)."""
+        old = [(key, row.seq) for key, row in self.rows(kind).items()
+               if key != number and not row.gone and row.fact.moment_id == moment_id]
+        for key, seq in old:
+            appended = await self.log.append(
+                ev.EntityGone(kind=kind, key=key, moment_id=moment_id,
+                              detail=f"Moment renumbered this {kind} from {key} to {number}; "
+                                     f"{number} is managed from now on and {key} no longer "
+                                     f"(nothing is deleted in e-conomic)"),
+                idempotency_key=f"gone:{kind}:{moment_id}:{seq}")
+            if appended.new:
+                _log.info("moment object renumbered", kind=kind, key=key, number=number,
+                          moment_id=moment_id, seq=appended.seq)
 
     async def gone(self, kind: str, moment_id: int) -> Outcome:
         """Moment answered 404 for this object: record it gone when the log manages it."""

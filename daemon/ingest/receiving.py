@@ -44,6 +44,18 @@ ROUTE: Final = "/webhooks/moment/{token}"
 PATH_PREFIX: Final = "/webhooks/moment/"
 _READ_CHUNK: Final = 16 * 1024
 _SHUTDOWN_S: Final = 5.0
+_LOGGED_REASON: Final = 200
+
+
+def _reason(response: web.Response) -> str:
+    body = response.body
+    if not isinstance(body, bytes):
+        return ""
+    try:
+        message = msgspec.json.decode(body, type=dict[str, object]).get("message", "")
+    except msgspec.DecodeError:
+        return ""
+    return message if isinstance(message, str) else ""
 
 
 def _answer(status: int, message: str) -> web.Response:
@@ -101,8 +113,8 @@ class Receiver:
                                shutdown_timeout=_SHUTDOWN_S)
         await runner.setup()
         try:
-            family, _, _, _, address = socket.getaddrinfo(
-                self.host, self.port, type=socket.SOCK_STREAM)[0]
+            family, _, _, _, address = (await anyio.getaddrinfo(
+                self.host, self.port, type=socket.SOCK_STREAM))[0]
             sock = socket.socket(family, socket.SOCK_STREAM)
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -151,6 +163,9 @@ class Receiver:
             self.accepted += 1
         else:
             self.refused += 1
+            # never the path: it holds the token (a wrong one may be a typo of the right one)
+            _log.info("webhook request refused", status=response.status,
+                      reason=_reason(response)[:_LOGGED_REASON])
         return response
 
     async def _check_and_record(self, request: web.Request) -> web.Response:

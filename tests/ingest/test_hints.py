@@ -151,3 +151,22 @@ async def test_unprocessed_hints_are_queued_again_on_start(harness: Harness) -> 
     assert names == ["Efter Nedbrud ApS", "Efter Nedbrud A/S"]
     cursor = harness.log.tables.daemon()["cursor:hints"]
     assert int(cursor.value) >= harness.log.last_seq - 2
+
+
+async def test_a_renumbered_customer_leaves_its_old_number_gone(harness: Harness) -> None:
+    sb = harness.sandbox
+    customer = sb.add_customer(name="Omnummereret ApS", customer_number="10500")
+    await harness.settle()
+    sb.change_customer(customer.id, customer_number="10501")
+    await harness.settle()
+    customers = harness.log.tables.customers()
+    assert customers["10500"].gone and not customers["10501"].gone
+    assert customers["10501"].fact.moment_id == customer.id
+    gone = [e for e in await harness.events(ev.EntityGone) if isinstance(e, ev.EntityGone)]
+    assert [(e.key, e.moment_id) for e in gone] == [("10500", customer.id)]
+    assert "renumbered this customer from 10500 to 10501" in gone[0].detail
+    # another customer may take the old number: it is managed again, under the new owner
+    other = sb.add_customer(name="Ny Ejer ApS", customer_number="10500")
+    await harness.settle()
+    assert not customers["10500"].gone and customers["10500"].fact.moment_id == other.id
+    assert len(await harness.events(ev.EntityGone)) == 1
