@@ -186,6 +186,9 @@ class EconomicClient:
                 yield item
             if not page.cursor:
                 return
+            if page.cursor == params.get("cursor"):  # a server bug must not loop forever
+                raise errors.ProtocolError("the cursor did not advance", method="GET",
+                                           path=endpoint.split(" ", 1)[-1], status=200)
             params = {**params, "cursor": page.cursor}
 
     async def _all(self, kind: type[T], path: str) -> list[T]:

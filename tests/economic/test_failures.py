@@ -151,3 +151,13 @@ async def test_writes_need_a_key(client: EconomicClient) -> None:
                                  idempotency_key="")
     with pytest.raises(ValueError, match="500"):
         await client.create_draft_entries([], idempotency_key="k")
+
+
+async def test_a_cursor_that_does_not_advance_stops_the_paging(client: EconomicClient) -> None:
+    url = re.compile(r"https://apis\.test/projectsapi/v1\.1\.0/Projects.*")
+    page = {"items": [{"number": 1, "name": "P", "projectGroupNumber": 1}], "cursor": "1"}
+    with aioresponses() as m:
+        m.get(url, payload=page, repeat=True)
+        with pytest.raises(errors.ProtocolError, match="cursor"):
+            [p async for p in client.iter_projects()]
+        assert sum(len(v) for v in m.requests.values()) == 2
