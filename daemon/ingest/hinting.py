@@ -56,7 +56,7 @@ class Backoff:
 
     base_s: float = 1.0
     cap_s: float = 60.0
-    max_attempts: int = 6
+    max_attempts: int = 8
 
     def delay(self, attempt: int, retry_after: float | None, jitter: float) -> float:
         ceiling = min(self.cap_s, self.base_s * 2.0 ** max(0, attempt - 1))
@@ -76,7 +76,7 @@ class HintProcessor:
                  concurrency: int = 4, backoff: Backoff = Backoff(),
                  sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
                  jitter: Callable[[], float] = random.random,
-                 checkpoint_interval_s: float = 1.0, refetch_interval_s: float = 1.0,
+                 checkpoint_interval_s: float = 10.0, refetch_interval_s: float = 1.0,
                  monotonic: Callable[[], float] = anyio.current_time,
                  pdf_max_bytes: int = pdfs.MAX_PDF_BYTES) -> None:
         if concurrency < 1:
@@ -226,7 +226,7 @@ class HintProcessor:
         taken = self._waiting_seqs.pop(key, [])
         done = False
         try:
-            await self._fetch_and_ingest(*key)
+            await self._fetch_and_ingest(*key, number=self._numbers.get(key, ""))
             done = True
         except Exception:
             # a bug or a failing log: keep the hints outstanding (they are queued again on the
@@ -273,9 +273,8 @@ class HintProcessor:
         """Fetch one object now (in the caller's task, with retries) and record it."""
         if kind not in _KINDS:
             raise ValueError(f"unknown kind {kind!r}")
-        if number:
-            self._numbers[(kind, moment_id)] = number  # type: ignore[index]
-        return await self._fetch_and_ingest(kind, moment_id)  # type: ignore[arg-type]
+        return await self._fetch_and_ingest(kind, moment_id,  # type: ignore[arg-type]
+                                            number=number)
 
     async def ingest(self, snapshot: normalizing.Snapshot) -> Outcome:
         """Record a snapshot already fetched (by the poller); when the PDF download fails in a
@@ -296,7 +295,8 @@ class HintProcessor:
                 return await self._client.get_project(moment_id)
             return await self._client.get_invoice(moment_id)
 
-    async def _fetch_and_ingest(self, kind: normalizing.Kind, moment_id: int) -> Outcome:
+    async def _fetch_and_ingest(self, kind: normalizing.Kind, moment_id: int, *,
+                                number: str) -> Outcome:
         attempt = 0
         while True:
             attempt += 1
@@ -308,7 +308,7 @@ class HintProcessor:
             except errors.RetryableError as exc:
                 if attempt >= self._backoff.max_attempts:
                     return await self._park(
-                        kind, moment_id, attempts=attempt, last_error=str(exc),
+                        kind, moment_id, number=number, attempts=attempt, last_error=str(exc),
                         reason=f"Moment did not answer for {kind} id {moment_id} after "
                                f"{attempt} attempts (last: {exc}); it is fetched again on "
                                f"its next hint or poll, or resync it once Moment answers")
@@ -318,19 +318,19 @@ class HintProcessor:
                 await self._sleep(delay)
             except errors.Unauthorized as exc:
                 return await self._park(
-                    kind, moment_id, attempts=attempt, last_error=str(exc),
+                    kind, moment_id, number=number, attempts=attempt, last_error=str(exc),
                     reason=f"Moment refused the API key when fetching {kind} id {moment_id} "
                            f"({exc}); check [moment] api_key_file (or the moment-api-key "
                            f"credential) and company, then resync it")
             except errors.TerminalError as exc:
                 return await self._park(
-                    kind, moment_id, attempts=attempt, last_error=str(exc),
+                    kind, moment_id, number=number, attempts=attempt, last_error=str(exc),
                     reason=f"Moment's answer for {kind} id {moment_id} cannot be used ({exc}); "
                            f"check the object in Moment, then resync it")
 
-    async def _park(self, kind: normalizing.Kind, moment_id: int, *, reason: str,
+    async def _park(self, kind: normalizing.Kind, moment_id: int, *, number: str, reason: str,
                     attempts: int, last_error: str) -> Outcome:
-        key = (self._numbers.get((kind, moment_id))
+        key = (number
                or self.ingestor.known_key(kind, moment_id, include_gone=True)
                or f"id:{moment_id}")
         return await self.ingestor.park(kind, moment_id, key=key, reason=reason,

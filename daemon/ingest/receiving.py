@@ -14,7 +14,9 @@ that is not a hint, 503 when the log cannot take the hint. Every answer but the 
 Guarantees: a refused request appends nothing; no exception from one request reaches aiohttp
 (an unexpected one is a 500 logged by type only), so nothing a client sends stops the
 receiver; no log line carries the token: aiohttp's access log is off and this module never logs
-the path (the token is part of it). Binds exactly the host and port it is given.
+the path (the token is part of it), and aiohttp's own error log for malformed requests goes
+through a filter that keeps only the message and the exception's type. Binds exactly the host
+and port it is given.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+import logging
 import socket
 import uuid
 from typing import Final
@@ -45,6 +48,25 @@ PATH_PREFIX: Final = "/webhooks/moment/"
 _READ_CHUNK: Final = 16 * 1024
 _SHUTDOWN_S: Final = 5.0
 _LOGGED_REASON: Final = 200
+
+
+class _Scrub(logging.Filter):
+    """aiohttp logs a malformed request with the parser's exception, whose text may quote the
+    request line, and so the token: keep the message and the exception's type, drop the rest."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        text = record.getMessage()
+        record.msg = f"{text}: {type(exc).__name__}" if exc is not None else text
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+        record.stack_info = None
+        return True
+
+
+_server_log = logging.getLogger(f"{__name__}.http")
+_server_log.addFilter(_Scrub())
 
 
 def _reason(response: web.Response) -> str:
@@ -110,7 +132,7 @@ class Receiver:
         if self._runner is not None:
             raise RuntimeError("the receiver is already running")
         runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False,
-                               shutdown_timeout=_SHUTDOWN_S)
+                               shutdown_timeout=_SHUTDOWN_S, logger=_server_log)
         await runner.setup()
         try:
             family, _, _, _, address = (await anyio.getaddrinfo(

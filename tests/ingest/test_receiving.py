@@ -175,3 +175,33 @@ async def test_an_empty_token_is_refused_at_start(harness: Harness) -> None:
 
     with pytest.raises(ValueError, match="webhook token is empty"):
         receiving.Receiver(log=harness.log, token=secrets.Secret(""))
+
+
+@pytest.mark.parametrize("raw", [
+    f"POST /webhooks/moment/{TOKEN} HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n".encode(),
+    f"POST /webhooks/moment/{TOKEN} HTTP/9.9\r\nHost: x\r\n\r\n".encode(),
+    f"POST /webhooks/moment/{TOKEN}\x00 HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+    f"POST /webhooks/moment/{TOKEN} HTTP/1.1\r\nContent-Length: x{TOKEN}\r\n\r\n".encode(),
+], ids=["bad header", "bad version", "NUL in target", "bad content length"])
+async def test_a_malformed_request_is_logged_without_the_token(
+        harness: Harness, raw: bytes, caplog: pytest.LogCaptureFixture,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import anyio
+
+    caplog.set_level(logging.DEBUG)
+    before = await harness.log.count()
+    async with await anyio.connect_tcp("127.0.0.1", harness.receiver.port) as stream:
+        await stream.send(raw)
+        answer = b""
+        with anyio.move_on_after(5):
+            while True:
+                try:
+                    answer += await stream.receive()
+                except anyio.EndOfStream:
+                    break
+    assert answer.split(b" ", 2)[1] == b"400", answer
+    assert await harness.log.count() == before
+    output = capsys.readouterr()
+    for text in (caplog.text, output.out, output.err):
+        assert TOKEN not in text
+    assert "Error handling request" in caplog.text

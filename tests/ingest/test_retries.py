@@ -46,12 +46,12 @@ async def test_persistent_failure_parks_with_a_reason_and_recovers(harness: Harn
     await harness.log.append(ev.HintReceived(kind="customer", moment_id=customer.id,
                                              number="70001"), idempotency_key="hint:1")
     await harness.processor.idle()
-    assert sb.count(path_contains=f"/customers/{customer.id}") == 6
-    assert backoffs(harness) == [0.75, 1.5, 3.0, 6.0, 12.0]
+    assert sb.count(path_contains=f"/customers/{customer.id}") == 8
+    assert backoffs(harness) == [0.75, 1.5, 3.0, 6.0, 12.0, 24.0, 45.0]
     parked = [e for e in await harness.events(ev.Parked) if isinstance(e, ev.Parked)]
     assert len(parked) == 1
-    assert (parked[0].kind, parked[0].key, parked[0].attempts) == ("customer", "70001", 6)
-    assert "did not answer" in parked[0].reason and "after 6 attempts" in parked[0].reason
+    assert (parked[0].kind, parked[0].key, parked[0].attempts) == ("customer", "70001", 8)
+    assert "did not answer" in parked[0].reason and "after 8 attempts" in parked[0].reason
     assert "500" in parked[0].last_error
     assert harness.log.tables.state("customer", "70001").parked
     # the hint was processed to an outcome: the watermark moved past it
