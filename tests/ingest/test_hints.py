@@ -53,7 +53,8 @@ async def test_a_repeated_hint_for_an_unchanged_object_appends_no_fact(harness: 
     sb.change_customer(customer.id, name="Havnens Bådeværft")
     await harness.settle()
     after = await harness.log.read(since=before)
-    assert {r.type for r in after} == {"hint_received", "poll_cursor_advanced"}
+    assert {r.type for r in after} <= {"hint_received", "poll_cursor_advanced"}
+    assert sum(r.type == "hint_received" for r in after) == 7
     assert len(await harness.events(ev.CustomerUpserted)) == 1
     assert len(await harness.events(ev.ProjectUpserted)) == 1
 
@@ -74,7 +75,7 @@ async def test_a_change_and_its_reversal_are_three_facts(harness: Harness) -> No
 
 async def test_a_thousand_hints_for_ten_objects_cost_a_few_fetches_each(clock: Clock) -> None:
     # real sleeps here: the refetch interval is what collapses a burst spread over time
-    async with running(clock, sleep=anyio.sleep, refetch_interval_s=0.5) as harness:
+    async with running(clock, sleep=anyio.sleep, refetch_interval_s=1.0) as harness:
         await _thousand_hints(harness)
 
 
