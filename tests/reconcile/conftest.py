@@ -99,7 +99,8 @@ async def record(log: EventLog, facts: Sequence[ev.Event]) -> None:
         await log.append_many(items[start:start + 1000])
 
 
-async def record_invoices(log: EventLog, invoices: list[tuple[int, int, int | None]]) -> None:
+async def record_invoices(log: EventLog, invoices: Sequence[tuple[int, int, int | None]]
+                          ) -> None:
     facts: list[ev.Event] = []
     for n, c, p in invoices:
         sha = await log.put_blob(pdf(n))
