@@ -142,11 +142,12 @@ def pdf_not_attached(*, invoice: str, reason: str, at: float) -> Alert:
 def drift_repaired(*, kind: str, key: str, fields: list[str], at: float) -> Alert:
     """Someone changed a field Moment owns in e-conomic; the daemon put Moment's value back."""
     what = ", ".join(fields) if fields else "the record"
+    problem = (f"The {kind} was missing in e-conomic (deleted or renumbered there) and was "
+               "created again under Moment's number." if fields == ["missing"] else
+               f"{what} had been changed in e-conomic and was set back to Moment's value.")
     return Alert(
         kind=AlertKind.DRIFT_REPAIRED, severity=Severity.INFO, entity=_entity(kind, key),
-        problem=_clean(
-            f"{what} had been changed in e-conomic and was set back to Moment's value."
-        ),
+        problem=_clean(problem),
         action=(
             "Nothing, unless the change in e-conomic was meant: Moment is the master for "
             "these fields, so make such changes in Moment."

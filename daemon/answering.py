@@ -1,0 +1,151 @@
+"""The daemon's answers to the status socket: :class:`Answers` implements
+:class:`daemon.ops.providing.StatusProvider` over the log, the clients, ingest and the reconciler.
+
+Everything here reads the in-memory projections or asks the running components; the only
+e-conomic call is the live read of one entity in ``GET /entities/{kind}/{key}``. Nothing here
+returns a secret: the clients' stats carry counts and error summaries only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import msgspec
+
+import daemon
+from daemon.core import projections as pj
+from daemon.economic import errors as economic_errors
+from daemon.ops import providing
+
+if TYPE_CHECKING:
+    from daemon.app import Runtime
+    from daemon.economic.client import EconomicClient
+    from daemon.ingest.running import Ingest
+    from daemon.reconcile.running import Reconciler
+    from daemon.store.eventlog import EventLog
+
+
+def iso(posix: float | None) -> str | None:
+    if posix is None:
+        return None
+    return dt.datetime.fromtimestamp(posix, dt.UTC).isoformat(timespec="seconds").replace(
+        "+00:00", "Z")
+
+
+def _iso_dt(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(dt.UTC).isoformat(
+        timespec="seconds").replace("+00:00", "Z")
+
+
+class Answers:
+    def __init__(self, *, runtime: Runtime, log: EventLog, economic: EconomicClient,
+                 ingest: Ingest, reconciler: Reconciler) -> None:
+        self.runtime = runtime
+        self.log = log
+        self.economic = economic
+        self.ingest = ingest
+        self.reconciler = reconciler
+
+    def checks(self) -> list[dict[str, object]]:
+        out: list[dict[str, object]] = []
+        for name, row in sorted(self.log.tables.daemon().items()):
+            if name.startswith("check:"):
+                out.append({"name": name.removeprefix("check:"), "ok": row.value == "ok",
+                            "detail": row.extra.get("detail", ""), "at": row.at})
+        if self.runtime.config_error:
+            out.append({"name": "config", "ok": False, "detail": self.runtime.config_error})
+        return out
+
+    async def state(self) -> str:
+        if self.runtime.state != "running":
+            return self.runtime.state
+        return "degraded" if any(not c["ok"] for c in self.checks()) else "running"
+
+    async def status(self) -> Mapping[str, object]:
+        tables = self.log.tables
+        stats = self.economic.stats()
+        daemon_rows = tables.daemon()
+        cursors = {kind: (row.value if (row := daemon_rows.get(f"cursor:{kind}")) else None)
+                   for kind in ("customer", "project", "invoice")}
+        webhook = daemon_rows.get("last_webhook")
+        polls = [t for t in self.ingest.poller.last_poll_at.values()]
+        reconcile = self.reconciler.status()
+        return {
+            "state": await self.state(), "version": daemon.__version__,
+            "uptime_s": round(self.runtime.uptime_s, 1),
+            "log": {"last_seq": self.log.last_seq, "events": self.log.last_seq},
+            "projections": {"checkpoint": tables.checkpoint,
+                            "lag": self.log.last_seq - tables.checkpoint},
+            "entities": reconcile["entities"],
+            "economic": {"rate_limit": {"used": stats.rate_limit.used,
+                                        "limit": stats.rate_limit.limit,
+                                        "window_s": stats.rate_limit.window_s},
+                         "calls_today": stats.calls_today,
+                         "paused_until": iso(stats.paused_until)
+                         if stats.paused_until and stats.paused_until > time.time() else None,
+                         "last_error": stats.last_error},
+            "moment": {"last_webhook_at": webhook.at if webhook else None,
+                       "last_poll_at": _iso_dt(max(polls)) if polls else None,
+                       "poll_cursor": cursors},
+            "reconcile": reconcile["reconcile"],
+            "checks": self.checks(),
+        }
+
+    async def entity(self, kind: providing.Kind, key: str) -> Mapping[str, object] | None:
+        tables = self.log.tables
+        by_kind: dict[str, Mapping[str, pj.Row]] = {
+            "customer": tables.customers(), "project": tables.projects(),
+            "invoice": tables.invoices()}
+        desired = by_kind[kind].get(key)
+        history = await self.log.read_entity(kind, key)
+        if desired is None and not history:
+            return None
+        state = tables.states().get(f"{kind}:{key}")
+        live: object = None
+        try:
+            if kind == "customer" and key.isdigit():
+                found = await self.economic.find_customer(int(key))
+                live = msgspec.to_builtins(found) if found else "absent in e-conomic"
+            elif kind == "project" and key.isdigit():
+                found_project = await self.economic.find_project(int(key))
+                live = msgspec.to_builtins(found_project) if found_project \
+                    else "absent in e-conomic"
+        except economic_errors.EconomicError as exc:
+            live = f"could not read e-conomic: {exc}"
+        return {
+            "kind": kind, "key": key,
+            "desired": msgspec.to_builtins(desired) if desired else None,
+            "state": msgspec.to_builtins(state) if state else None,
+            "live": live,
+            "history": [{"seq": r.seq, "type": r.type, "occurred_at": r.occurred_at,
+                         "payload": msgspec.json.decode(r.payload)} for r in history[-200:]],
+        }
+
+    async def parked(self) -> Sequence[Mapping[str, object]]:
+        return [{"kind": s.kind, "key": s.key, "reason": s.reason, "attempts": s.attempts,
+                 "last_error": s.last_error, "parked_at": s.parked_at}
+                for s in sorted(self.log.tables.states().values(),
+                                key=lambda s: (s.kind, s.key)) if s.parked]
+
+    async def retry(self, kind: providing.Kind, key: str) -> bool:
+        if not self.log.tables.state(kind, key).parked:
+            return False
+        await self.reconciler.retry(kind, key)
+        return True
+
+    async def resync(self, kind: providing.Kind, key: str) -> bool:
+        try:
+            await self.ingest.resync(kind, key)
+        except LookupError:
+            return False
+        self.reconciler.resync(kind, key)
+        return True
+
+    async def reconcile(self) -> int:
+        return await self.reconciler.reconcile_now()
+
+    async def plan(self, kind: str | None) -> Mapping[str, object]:
+        return await self.reconciler.plan(kind)

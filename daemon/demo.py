@@ -1,0 +1,213 @@
+"""``moment-sync demo`` (what ``make run`` does): both sandboxes with sample data on loopback,
+the real daemon against them, and a live view of what it does.
+
+The script then edits e-conomic the way a person would, through the sandbox's admin surface
+(renames a customer, changes an e-mail, deletes a project, renumbers a customer), and the view
+shows the daemon notice and repair each. Ctrl-C stops everything cleanly (the daemon's own
+shutdown). Nothing leaves 127.0.0.1; the state directory is a temporary one unless
+``--state-dir`` names one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import aiohttp
+import anyio
+import msgspec
+
+from daemon import settings as config
+from daemon import wiring
+from daemon.ops import asking
+from daemon.ops import logging as logsetup
+from daemon.sandbox import economic as economic_sandbox
+from daemon.sandbox import moment as moment_sandbox
+from daemon.store import reading
+
+NOTABLE: Final = {
+    "drift_detected": "noticed drift on",
+    "drift_repaired": "repaired",
+    "stray_reported": "reported a stray next to",
+    "parked": "parked",
+    "unparked": "un-parked",
+    "invoice_pdf_skipped": "could not attach the PDF of",
+    "entity_gone": "Moment no longer has",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _say(text: str) -> None:
+    sys.stdout.write(f"{time.strftime('%H:%M:%S')}  {text}\n")
+    sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def _state_dir(explicit: str | None) -> Iterator[Path]:
+    if explicit:
+        path = Path(explicit)
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+    else:
+        with tempfile.TemporaryDirectory(prefix="moment-sync-demo-", dir="/tmp") as tmp:
+            yield Path(tmp)
+
+
+def write_config(state: Path, esb: economic_sandbox.EconomicSandbox,
+                 msb: moment_sandbox.MomentSandbox, *, listen_port: int) -> config.Settings:
+    secrets = state / "secrets"
+    secrets.mkdir(exist_ok=True, mode=0o700)
+    values = {"economic-app": esb.app_secret_token, "economic-grant": esb.agreement_grant_token,
+              "moment-api-key": msb.api_key, "webhook-token": "demo-webhook-token"}
+    for name, value in values.items():
+        (secrets / name).write_text(value + "\n")
+        (secrets / name).chmod(0o600)
+    text = f"""
+[daemon]
+state_dir = "{state}"
+status_socket = "{state}/status.sock"
+listen = "127.0.0.1:{listen_port}"
+log_format = "console"
+
+[moment]
+api_url = "{msb.api_url}"
+company = "{msb.company}"
+api_key_file = "{secrets / 'moment-api-key'}"
+webhook_token_file = "{secrets / 'webhook-token'}"
+poll_interval = "30s"
+full_scan_interval = "10m"
+
+[economic]
+rest_url = "{esb.rest_url}"
+apis_url = "{esb.apis_url}"
+app_secret_token_file = "{secrets / 'economic-app'}"
+agreement_grant_token_file = "{secrets / 'economic-grant'}"
+reconcile_interval = "5s"
+full_reconcile_interval = "15s"
+"""
+    path = state / "config.toml"
+    path.write_text(text)
+    return config.load(path, environ={})
+
+
+def _line(status: dict[str, Any]) -> str:
+    parts = [status.get("state", "?")]
+    for kind, counts in status.get("entities", {}).items():
+        parts.append(f"{kind}s {counts['in_sync']}/{counts['desired']} in sync"
+                     + (f", {counts['parked']} parked" if counts.get("parked") else ""))
+    economic = status.get("economic", {})
+    rate = economic.get("rate_limit", {})
+    parts.append(f"e-conomic calls today {economic.get('calls_today', 0)}"
+                 f" (bucket {rate.get('used', 0)}/{rate.get('limit', 0)})")
+    parts.append(f"drift repaired {status.get('reconcile', {}).get('drift_repaired', 0)}")
+    return " | ".join(parts)
+
+
+async def _status(client: asking.StatusClient) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = msgspec.json.decode(await client.status())
+    except asking.AskError:
+        return None
+    return data
+
+
+def _in_sync(status: dict[str, Any] | None) -> bool:
+    if status is None or status.get("state") not in ("running", "degraded"):
+        return False
+    return all(c["pending"] == 0 and c["desired"] > 0 for c in status["entities"].values())
+
+
+async def view(settings: config.Settings, admin_url: str, stop: anyio.Event) -> None:
+    """Print the daemon's progress and notable events; play the person editing e-conomic."""
+    client = asking.StatusClient(Path(settings.daemon.status_socket), timeout=5)
+    seen = 0
+    last_line = ""
+    edited = False
+    edited_at = 0.0
+    announced = False
+    while not stop.is_set():
+        status = await _status(client)
+        if status is not None:
+            line = _line(status)
+            if line != last_line:
+                _say(line)
+                last_line = line
+        async for record in reading.events(settings.db_path, since=seen):
+            seen = record.seq
+            verb = NOTABLE.get(record.type)
+            if verb:
+                detail = msgspec.json.decode(record.payload)
+                extra = detail.get("reason") or detail.get("detail") or detail.get("note") or \
+                    ", ".join(detail.get("fields", []))
+                _say(f"  → {verb} {record.kind} {record.key}" + (f": {extra}" if extra else ""))
+        if not edited and _in_sync(status):
+            _say("everything is in e-conomic. Now a person edits e-conomic by hand:")
+            await _edit_like_a_person(admin_url, settings)
+            edited, edited_at = True, time.monotonic()
+        elif edited and not announced and _in_sync(status) and time.monotonic() - edited_at > 20:
+            _say("repaired: e-conomic matches Moment again. The daemon keeps running; "
+                 "try `moment-sync status -c " + settings.source + "` in another shell. "
+                 "Ctrl-C stops it.")
+            announced = True
+        with anyio.move_on_after(1.0):
+            await stop.wait()
+
+
+async def _edit_like_a_person(admin_url: str, settings: config.Settings) -> None:
+    tables = await reading.tables(settings.db_path)
+    customers = sorted(tables.customers(), key=int)
+    projects = sorted(tables.projects(), key=int)
+    async with aiohttp.ClientSession() as http:
+        if customers:
+            n = customers[0]
+            await http.patch(f"{admin_url}/customers/{n}", json={"name": "Renamed by hand"})
+            _say(f"  ✎ renamed customer {n} in e-conomic")
+        if len(customers) > 1:
+            n = customers[1]
+            await http.patch(f"{admin_url}/customers/{n}", json={"email": "typo@example.org"})
+            _say(f"  ✎ changed the e-mail of customer {n} in e-conomic")
+        if projects:
+            n = projects[0]
+            await http.delete(f"{admin_url}/projects/{n}")
+            _say(f"  ✎ deleted project {n} in e-conomic")
+        if len(customers) > 2:
+            n = customers[2]
+            await http.post(f"{admin_url}/customers/{n}/renumber", json={"to": 900000 + int(n)})
+            _say(f"  ✎ renumbered customer {n} to {900000 + int(n)} in e-conomic")
+
+
+async def run(args: argparse.Namespace) -> int:
+    logsetup.configure("console", level=30)  # warnings and errors only: the view is the output
+    with _state_dir(args.state_dir) as state:
+        async with economic_sandbox.EconomicSandbox.running() as esb, \
+                moment_sandbox.MomentSandbox.running(company="demo") as msb:
+            summary = msb.populate(customers=args.customers, projects=args.projects,
+                                   invoices=args.invoices, seed=1)
+            listen_port = _free_port()
+            settings = write_config(state, esb, msb, listen_port=listen_port)
+            msb.set_webhook(f"http://127.0.0.1:{listen_port}/webhooks/moment/demo-webhook-token")
+            _say(f"Moment sandbox: {summary.customers} customers, {summary.projects} projects, "
+                 f"{summary.invoices} invoices ({summary.drafts} drafts, "
+                 f"{summary.credit_notes} credit notes) at {msb.api_url}")
+            _say(f"e-conomic sandbox at {esb.rest_url}; state in {state}")
+            stop = anyio.Event()
+            code = 0
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(view, settings, esb.admin_url, stop)
+                code = await wiring.run(settings)
+                stop.set()
+            _say("stopped cleanly")
+            return code

@@ -1,0 +1,165 @@
+"""Preflight: ``moment-sync check``, and the same checks at start and on each full sweep.
+
+Each check asks e-conomic one question and answers PASS or FAIL with advice an operator can act
+on (DESIGN.md, command table). Checks never write to e-conomic. A check that cannot be asked
+because e-conomic refuses the tokens fails as ``tokens``; the others are then skipped as failed
+("not checked"), since every answer would be the same refusal. A transport problem fails the
+check it happened in with the reason, and the remaining checks still run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import msgspec
+
+from daemon import settings as config
+from daemon.economic import client as economic_client
+from daemon.economic import errors
+from daemon.ops import alerts
+
+
+class Check(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    ok: bool
+    detail: str = ""
+    advice: str = ""
+
+
+ORDER: Final = ("tokens", "project_module", "customer_group", "payment_terms", "currency",
+                "project_group", "journal", "default_account", "vat_zones",
+                "invoice_vat_code", "accounting_year")
+
+
+def _fail(name: str, detail: str) -> Check:
+    return Check(name=name, ok=False, detail=detail,
+                 advice=alerts.CHECK_ADVICE.get(name, ""))
+
+
+def _pass(name: str, detail: str) -> Check:
+    return Check(name=name, ok=True, detail=detail)
+
+
+async def run_checks(client: economic_client.EconomicClient, settings: config.Settings, *,
+                     today: dt.date | None = None) -> list[Check]:
+    """Every check in :data:`ORDER`; one result each."""
+    e = settings.economic
+    day = today or dt.datetime.now(dt.UTC).date()
+    results: list[Check] = []
+
+    try:
+        me = await client.get_self()
+        company = me.company.name if me.company and me.company.name else "?"
+        results.append(_pass("tokens", f"agreement {me.agreementNumber} ({company})"))
+    except errors.EconomicError as exc:
+        results.append(_fail("tokens", f"e-conomic refused the tokens: {exc}"
+                             if isinstance(exc, errors.Unauthorized | errors.Forbidden)
+                             else f"could not reach e-conomic: {exc}"))
+        results += [_fail(name, "not checked: the tokens check failed") for name in ORDER[1:]]
+        return results
+
+    async def ask(name: str, question: Callable[[], Awaitable[Check]]) -> None:
+        try:
+            results.append(await question())
+        except errors.EconomicError as exc:
+            results.append(_fail(name, f"e-conomic could not answer: {exc}"))
+
+    async def project_module() -> Check:
+        if await client.has_project_module():
+            return _pass("project_module", "the Projects module is active")
+        return _fail("project_module", "the agreement has no Projects module: projects, and "
+                     "invoices on a project, are parked until it is activated")
+
+    async def customer_group() -> Check:
+        groups = {g.customerGroupNumber for g in await client.customer_groups()}
+        if e.customer_group in groups:
+            return _pass("customer_group", f"customer group {e.customer_group} exists")
+        return _fail("customer_group", f"customer group {e.customer_group} does not exist")
+
+    async def payment_terms() -> Check:
+        terms = {t.paymentTermsNumber for t in await client.payment_terms()}
+        if e.payment_terms in terms:
+            return _pass("payment_terms", f"payment terms {e.payment_terms} exist")
+        return _fail("payment_terms", f"payment terms {e.payment_terms} do not exist")
+
+    async def currency() -> Check:
+        codes = {c.code for c in await client.currencies()}
+        if e.currency in codes:
+            return _pass("currency", f"currency {e.currency} is offered")
+        return _fail("currency", f"currency {e.currency} is not offered by e-conomic")
+
+    async def project_group() -> Check:
+        try:
+            groups = {g.number for g in await client.project_groups()}
+        except errors.MissingModule:
+            return _fail("project_group", "not checked: the Projects module is not active")
+        if e.project_group in groups:
+            return _pass("project_group", f"project group {e.project_group} exists")
+        return _fail("project_group", f"project group {e.project_group} does not exist")
+
+    async def journal() -> Check:
+        journals = {j.journalNumber: j for j in await client.journals()}
+        if e.journal_number in journals:
+            name = journals[e.journal_number].name or ""
+            return _pass("journal", f"journal {e.journal_number} exists ({name})")
+        return _fail("journal", f"journal {e.journal_number} does not exist")
+
+    async def default_account() -> Check:
+        accounts = {a.accountNumber: a for a in await client.accounts()}
+        account = accounts.get(e.default_account)
+        if account is None:
+            return _fail("default_account", f"account {e.default_account} does not exist")
+        if account.barred or account.blockDirectEntries:
+            return _fail("default_account", f"account {e.default_account} is barred or blocks "
+                         "direct entries")
+        return _pass("default_account", f"account {e.default_account} exists ({account.name})")
+
+    async def vat_zones() -> Check:
+        zones = {z.vatZoneNumber for z in await client.vat_zones()}
+        missing = sorted(f"{code} = {zone}" for code, zone in e.vat_zones.items()
+                         if zone not in zones)
+        if missing:
+            return _fail("vat_zones", f"no such VAT zone in e-conomic: {', '.join(missing)}")
+        return _pass("vat_zones", f"{len(e.vat_zones)} VAT zones exist")
+
+    async def invoice_vat_code() -> Check:
+        if not e.invoice_vat_code:
+            return _pass("invoice_vat_code", "not set: invoice entries carry no VAT code")
+        codes = {v.vatCode: v for v in await client.vat_accounts()}
+        found = codes.get(e.invoice_vat_code)
+        if found is None or found.barred:
+            return _fail("invoice_vat_code", f"VAT code {e.invoice_vat_code!r} "
+                         f"{'is barred' if found else 'does not exist'}")
+        return _pass("invoice_vat_code", f"VAT code {e.invoice_vat_code} exists")
+
+    async def accounting_year() -> Check:
+        year = await client.accounting_year_for(day)
+        if year is None:
+            return _fail("accounting_year", f"no accounting year covers {day.isoformat()}")
+        if year.closed:
+            return _fail("accounting_year", f"accounting year {year.year} is closed")
+        return _pass("accounting_year", f"accounting year {year.year} covers {day.isoformat()}")
+
+    for name, question in (("project_module", project_module),
+                           ("customer_group", customer_group), ("payment_terms", payment_terms),
+                           ("currency", currency), ("project_group", project_group),
+                           ("journal", journal), ("default_account", default_account),
+                           ("vat_zones", vat_zones), ("invoice_vat_code", invoice_vat_code),
+                           ("accounting_year", accounting_year)):
+        await ask(name, question)
+    return results
+
+
+def render(checks: list[Check]) -> str:
+    """One line per check, PASS or FAIL, with advice under each failure."""
+    lines = []
+    for check in checks:
+        lines.append(f"{'PASS' if check.ok else 'FAIL'}  {check.name:<17} {check.detail}")
+        if not check.ok and check.advice:
+            lines.append(f"      {'':<17} → {check.advice}")
+    failed = sum(not c.ok for c in checks)
+    lines.append(f"{failed} of {len(checks)} checks failed" if failed
+                 else f"all {len(checks)} checks passed")
+    return "\n".join(lines)
