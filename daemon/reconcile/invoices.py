@@ -215,7 +215,7 @@ class Invoices:
 
     async def _send_batch(self, batch: list[Item]) -> None:
         ctx = self.ctx
-        if not batch:
+        if not batch or ctx.stopping:
             return
         first = batch[0]
         # one key for the call, recorded with each invoice's intent before it is sent
@@ -280,7 +280,8 @@ class Invoices:
 
         async def one(i: Item) -> None:
             async with limiter:
-                await self.attach(i)
+                if not self.ctx.stopping:
+                    await self.attach(i)
 
         async with anyio.create_task_group() as tg:
             for i in items:
@@ -340,7 +341,7 @@ class Invoices:
 
     async def _book_batch(self, batch: list[Item]) -> None:
         ctx = self.ctx
-        if not batch:
+        if not batch or ctx.stopping:
             return
         first = batch[0]
         ikey = await ctx.new_intent(KIND, first.key, "book", first.hash)

@@ -113,6 +113,7 @@ class Context:
     rng: random.Random = field(default_factory=random.Random)
     wall: Callable[[], float] = time.time
     max_in_flight: int = 8
+    stopping: bool = False  # set on shutdown: start no new write, finish the ones in flight
 
     # --- intents ------------------------------------------------------------------------
     def open_intent(self, kind: str, key: str, action: str) -> str | None:

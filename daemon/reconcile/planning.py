@@ -15,13 +15,17 @@ pending (the command answers 1 itself when this raises).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from daemon.core import mapping as mp
 from daemon.core import plans
 from daemon.economic import payloads
+from daemon.economic.client import EconomicClient
 from daemon.reconcile import customers, projects, statuses
 from daemon.reconcile.outcomes import Context
+from daemon.reconcile.queueing import WorkQueue
+from daemon.store.eventlog import EventLog
 
 KINDS = ("customer", "project", "invoice")
 
@@ -131,6 +135,13 @@ async def plan_report(ctx: Context, *, kind: str | None = None) -> dict[str, Any
                          if (s["kind"], s["number"]) not in known
                          and kind in (None, s["kind"])]
     return report
+
+
+async def plan(log: EventLog, client: EconomicClient, options: mp.Options, *,
+               kind: str | None = None) -> dict[str, Any]:
+    """The report without a running daemon (``moment-sync plan`` when none runs)."""
+    ctx = Context(log=log, client=client, options=options, queue=WorkQueue(now=time.monotonic))
+    return await plan_report(ctx, kind=kind)
 
 
 def exit_code(report: dict[str, Any]) -> int:

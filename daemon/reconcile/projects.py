@@ -129,6 +129,8 @@ class Projects:
 
         async def one(key: str) -> None:
             async with limiter:
+                if ctx.stopping:
+                    return  # shutting down: the restart queues it again from the log
                 await self.apply(key, todo[key], live.get(key))
 
         async with anyio.create_task_group() as tg:

@@ -37,10 +37,23 @@ from daemon.reconcile.invoices import Invoices
 from daemon.reconcile.outcomes import Context, NullObserver, Observer, SafeObserver, wedged
 from daemon.reconcile.projects import Projects
 from daemon.reconcile.queueing import KINDS, WorkQueue
+from daemon.settings import EconomicSettings
 from daemon.store.eventlog import EventLog
 
 OVERLAP_S: Final = 120.0
 BATCH: Final = {"customer": 2000, "project": 2000, "invoice": 2000}
+
+
+def options_from(economic: EconomicSettings) -> mp.Options:
+    """The mapping options of the ``[economic]`` settings."""
+    return mp.Options(customer_group=economic.customer_group,
+                      project_group=economic.project_group,
+                      payment_terms=economic.payment_terms, currency=economic.currency,
+                      vat_zone=economic.vat_zone, vat_zones=dict(economic.vat_zones),
+                      journal_number=economic.journal_number,
+                      invoice_vat_code=economic.invoice_vat_code,
+                      default_account=economic.default_account,
+                      include_pdf=economic.include_pdf, auto_book=economic.auto_book)
 
 
 class Reconciler:
@@ -203,6 +216,8 @@ class Reconciler:
             if wedged():
                 await anyio.sleep_forever()  # test hook: the watchdog must notice
             self.beat()
+            if self.ctx.stopping:
+                await anyio.sleep_forever()  # stopped: the task group is about to cancel us
             self.busy = True
             try:
                 did = await self.step()
@@ -246,6 +261,17 @@ class Reconciler:
     def request_full(self) -> None:
         """Ask the schedule for a full sweep now (``POST /reconcile``)."""
         self._full_now.set()
+
+    async def stop(self, *, grace: float = 10.0) -> bool:
+        """Shutdown, step one: start no new write, and wait up to ``grace`` seconds for the
+        calls in flight to finish and their outcomes to be recorded. Returns True when the
+        pass ended in time; then cancel the task group. Whatever is left unfinished is
+        found again from the log on the next start (open intents are looked up first)."""
+        self.ctx.stopping = True
+        with anyio.move_on_after(grace):
+            while self.busy:  # noqa: ASYNC110 - the pass ends when its last call returns
+                await anyio.sleep(0.02)
+        return not self.busy
 
     # --- for tests and the demo -----------------------------------------------------------
     def idle(self) -> bool:

@@ -6,9 +6,18 @@ import anyio
 import pytest
 
 from daemon.economic.client import EconomicClient
+from daemon.reconcile import planning
 from daemon.sandbox.economic import EconomicSandbox
 from daemon.store.eventlog import EventLog
-from tests.reconcile.conftest import customer, project, reconciler, record, record_invoices
+from tests.reconcile.conftest import (
+    OPTIONS,
+    customer,
+    project,
+    reconciler,
+    record,
+    record_invoices,
+    until,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -34,3 +43,44 @@ async def test_small_flow_converges(sandbox: EconomicSandbox, client: EconomicCl
     counts = rec.status()["entities"]
     assert counts["invoice"] == {"desired": 4, "in_sync": 4, "pending": 0, "parked": 0}
     assert counts["customer"]["in_sync"] == 5
+
+
+async def test_stop_finishes_calls_in_flight_records_them_and_starts_no_more(
+        sandbox: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
+    await record(log, [customer(n) for n in range(1, 401)])
+    rec = reconciler(log, client)
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            await tg.start(rec.run)
+            await until(lambda: len(sandbox.agreement.customers) >= 50)
+            assert await rec.stop(grace=5.0)
+            tg.cancel_scope.cancel()
+    puts = len(sandbox.requests(method="PUT"))
+    await anyio.sleep(0.2)
+    assert puts == len(sandbox.requests(method="PUT")) < 400
+    states = [log.tables.state("customer", str(n)) for n in range(1, 401)]
+    assert sum(1 for s in states if s.applied_hash) == puts  # every outcome recorded
+    assert all(log.tables.state("customer", str(n)).applied_hash
+               for n in sandbox.agreement.customers)
+    rec2 = reconciler(log, client)
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            await tg.start(rec2.run)
+            await until(lambda: rec2.status()["entities"]["customer"]["in_sync"] == 400)
+            tg.cancel_scope.cancel()
+    assert len(sandbox.requests(method="PUT")) == 400
+
+
+async def test_plan_without_a_daemon_counts_pending_changes_only(
+        sandbox: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
+    sandbox.agreement.add_customer(99, "Only in e-conomic")
+    await record(log, [customer(1), customer(2, vat_code="MARS"), project(3, 1)])
+    report = await planning.plan(log, client, OPTIONS)
+    assert planning.exit_code(report) == 2 and report["pending"] == 2
+    assert [(a["key"], a["action"]) for a in report["kinds"]["customer"]["actions"]] == \
+        [("1", "create")]
+    assert [p["key"] for p in report["problems"]] == ["2"]
+    assert report["economic_only"] == [{"kind": "customer", "number": 99}]
+    assert list(sandbox.agreement.customers) == [99]  # read-only
+    only = await planning.plan(log, client, OPTIONS, kind="project")
+    assert list(only["kinds"]) == ["project"] and only["pending"] == 1
