@@ -95,8 +95,10 @@ async def record_checks(log: eventlog.EventLog, results: list[preflight.Check],
 
 async def checking(log: eventlog.EventLog, economic: economic_client.EconomicClient,
                    settings: Callable[[], config.Settings], alerter: alerting.Alerter,
-                   *, beat: Callable[[], None], every: Callable[[], float]) -> None:
-    """Preflight at start and then once per full reconcile interval."""
+                   *, beat: Callable[[], None], every: Callable[[], float],
+                   idle_beat_s: float = 1.0) -> None:
+    """Preflight at start and then once per full reconcile interval; beats at least every
+    ``idle_beat_s`` seconds while it waits."""
     while True:
         try:
             await record_checks(log, await preflight.run_checks(economic, settings()), alerter)
@@ -105,7 +107,7 @@ async def checking(log: eventlog.EventLog, economic: economic_client.EconomicCli
         beat()
         with anyio.move_on_after(every()):
             while True:
-                await anyio.sleep(1.0)
+                await anyio.sleep(idle_beat_s)
                 beat()
 
 
@@ -165,7 +167,8 @@ async def run(settings: config.Settings) -> int:
             log=log, client=economic, options=options(settings),
             reconcile_interval=settings.economic.reconcile_interval,
             full_reconcile_interval=settings.economic.full_reconcile_interval,
-            observer=Observer(alerter, meter), beat=reconcile_pulse.beat)
+            observer=Observer(alerter, meter), beat=reconcile_pulse.beat,
+            idle_beat_s=watchdog.beat_every)
         answers = answering.Answers(runtime=runtime, log=log, economic=economic, ingest=ingest,
                                     reconciler=reconciler)
         server = statusserver.StatusServer(answers, meter)
@@ -187,7 +190,8 @@ async def run(settings: config.Settings) -> int:
                 tg.start_soon(measuring, log, economic, reconciler, meter)
                 tg.start_soon(lambda: checking(
                     log, economic, lambda: current[0], alerter, beat=check_pulse.beat,
-                    every=lambda: current[0].economic.full_reconcile_interval))
+                    every=lambda: current[0].economic.full_reconcile_interval,
+                    idle_beat_s=watchdog.beat_every))
                 await app.supervise(runtime, notifier, [], on_reload=reload)
                 tg.cancel_scope.cancel()
         except Exception as exc:

@@ -62,7 +62,7 @@ class Reconciler:
                  observer: Observer | None = None, policy: backoff.Policy | None = None,
                  max_in_flight: int = 8, batch: dict[str, int] | None = None,
                  rng: random.Random | None = None, beat: Callable[[], None] | None = None,
-                 wall: Callable[[], float] = time.time) -> None:
+                 idle_beat_s: float = 5.0, wall: Callable[[], float] = time.time) -> None:
         self.queue = WorkQueue(now=time.monotonic)  # asyncio's loop clock is monotonic too
         self.ctx = Context(log=log, client=client, options=options, queue=self.queue,
                            observer=SafeObserver(observer or NullObserver()),
@@ -75,6 +75,8 @@ class Reconciler:
         self.full_reconcile_interval = full_reconcile_interval
         self.batch = {**BATCH, **(batch or {})}
         self.beat = beat or (lambda: None)
+        # how long an idle worker may wait between beats (the watchdog's beat_every)
+        self.idle_beat_s = idle_beat_s
         self.wall = wall
         self.last_full_at: float | None = None
         self.last_incremental_at: float | None = None
@@ -211,7 +213,10 @@ class Reconciler:
     async def _work(self) -> None:
         # the first full sweep reads what a backfill would otherwise read key by key
         with anyio.move_on_after(30.0):
-            await self._first_sweep.wait()
+            while not self._first_sweep.is_set():
+                self.beat()  # waiting for the first sweep is idle waiting, not a wedge
+                with anyio.move_on_after(self.idle_beat_s):
+                    await self._first_sweep.wait()
         while True:
             if wedged():
                 await anyio.sleep_forever()  # test hook: the watchdog must notice
@@ -226,7 +231,8 @@ class Reconciler:
             if did:
                 continue
             nxt = self.queue.next_due()
-            wait = 5.0 if nxt is None else min(5.0, max(0.0, nxt - time.monotonic()))
+            idle = self.idle_beat_s
+            wait = idle if nxt is None else min(idle, max(0.0, nxt - time.monotonic()))
             await self.queue.wait(wait)
 
     async def _schedule(self) -> None:
