@@ -10,6 +10,7 @@ pending), 130 on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -211,6 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = anyio.run(args.func, args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `moment-sync events | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (config.ConfigError, opening.StoreError, asking.AskError, CommandError,
             commands.CommandError, economic_errors.EconomicError,
             moment_errors.MomentError) as exc:

@@ -40,7 +40,13 @@ NOTABLE: Final = {
     "unparked": "un-parked",
     "invoice_pdf_skipped": "could not attach the PDF of",
     "entity_gone": "Moment no longer has",
+    "customer_upserted": "heard from Moment about",
+    "invoice_booked": "booked",
 }
+
+
+# during the backfill these would be one line per object: shown only for the live changes
+BACKFILL_NOISE: Final = frozenset({"customer_upserted", "invoice_booked"})
 
 
 def _free_port() -> int:
@@ -130,7 +136,20 @@ def _in_sync(status: dict[str, Any] | None) -> bool:
     return all(c["pending"] == 0 and c["desired"] > 0 for c in status["entities"].values())
 
 
-async def view(settings: config.Settings, admin_url: str, stop: anyio.Event) -> None:
+def _work_in_moment(msb: moment_sandbox.MomentSandbox) -> None:
+    """Changes in Moment reach the daemon as webhook hints, as they would in production."""
+    customer = min(msb.customers.values(), key=lambda c: c.id)
+    msb.change_customer(customer.id, city="Skagen")
+    _say(f"  ✎ moved customer {customer.customer_number} to Skagen in Moment (webhook)")
+    draft = next((i for i in sorted(msb.invoices.values(), key=lambda i: i.id)
+                  if i.status == "DRAFT"), None)
+    if draft is not None:
+        final = msb.finalize_invoice(draft.id)
+        _say(f"  ✎ finalized invoice {final.invoice_number} in Moment (webhook)")
+
+
+async def view(settings: config.Settings, admin_url: str, msb: moment_sandbox.MomentSandbox,
+               stop: anyio.Event) -> None:
     """Print the daemon's progress and notable events; play the person editing e-conomic."""
     client = asking.StatusClient(Path(settings.daemon.status_socket), timeout=5)
     seen = 0
@@ -140,15 +159,18 @@ async def view(settings: config.Settings, admin_url: str, stop: anyio.Event) -> 
     announced = False
     while not stop.is_set():
         status = await _status(client)
-        if status is not None:
-            line = _line(status)
-            if line != last_line:
-                _say(line)
-                last_line = line
+        if status is None:  # not started yet (or stopping): nothing to read
+            with anyio.move_on_after(0.5):
+                await stop.wait()
+            continue
+        line = _line(status)
+        if line != last_line:
+            _say(line)
+            last_line = line
         async for record in reading.events(settings.db_path, since=seen):
             seen = record.seq
             verb = NOTABLE.get(record.type)
-            if verb:
+            if verb and (announced or record.type not in BACKFILL_NOISE):
                 detail = msgspec.json.decode(record.payload)
                 extra = detail.get("reason") or detail.get("detail") or detail.get("note") or \
                     ", ".join(detail.get("fields", []))
@@ -158,10 +180,11 @@ async def view(settings: config.Settings, admin_url: str, stop: anyio.Event) -> 
             await _edit_like_a_person(admin_url, settings)
             edited, edited_at = True, time.monotonic()
         elif edited and not announced and _in_sync(status) and time.monotonic() - edited_at > 20:
-            _say("repaired: e-conomic matches Moment again. The daemon keeps running; "
-                 "try `moment-sync status -c " + settings.source + "` in another shell. "
-                 "Ctrl-C stops it.")
+            _say("repaired: e-conomic matches Moment again. Now someone works in Moment:")
+            _work_in_moment(msb)
             announced = True
+            _say("The daemon keeps running; try `moment-sync status -c " + settings.source
+                 + "` in another shell. Ctrl-C stops it.")
         with anyio.move_on_after(1.0):
             await stop.wait()
 
@@ -206,7 +229,7 @@ async def run(args: argparse.Namespace) -> int:
             stop = anyio.Event()
             code = 0
             async with anyio.create_task_group() as tg:
-                tg.start_soon(view, settings, esb.admin_url, stop)
+                tg.start_soon(view, settings, esb.admin_url, msb, stop)
                 code = await wiring.run(settings)
                 stop.set()
             _say("stopped cleanly")
