@@ -1,0 +1,345 @@
+"""The real daemon as a subprocess (``python -m daemon run``) against both sandboxes.
+
+One daemon serves the whole module, under a fake ``NOTIFY_SOCKET`` with ``WATCHDOG_USEC`` 2 s.
+Tests run in file order: first those that need it running (sd_notify, the status socket, the
+read-only commands, SIGHUP), then SIGTERM, then those that need it stopped (``status`` without a
+daemon, ``replay --verify``).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.daemon import harness
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
+
+EVENT_KEYS = {"seq", "type", "kind", "key", "idempotency_key", "occurred_at", "recorded_at",
+              "payload"}
+
+
+class Started:
+    """The module's daemon, and what the test saw the instant ``READY=1`` arrived."""
+
+    def __init__(self, daemon: harness.Daemon, healthz: harness.Reply,
+                 status: harness.Reply) -> None:
+        self.daemon = daemon
+        self.healthz_at_ready = healthz
+        self.status_at_ready = status
+
+    @property
+    def setup(self) -> harness.Setup:
+        return self.daemon.setup
+
+
+@pytest.fixture(scope="module")
+def started(sandboxes: harness.Sandboxes) -> Iterator[Started]:
+    setup = harness.write_config(sandboxes, prefix="ms-run-")
+    daemon = harness.Daemon(setup).start()
+    try:
+        daemon.wait_for("READY=1")
+        # the very next thing: the socket must already answer
+        healthz = daemon.ask("GET", "/healthz")
+        status = daemon.ask("GET", "/status")
+        yield Started(daemon, healthz, status)
+    finally:
+        daemon.close()
+
+
+def in_sync(daemon: harness.Daemon) -> dict[str, Any]:
+    """Wait until every kind is desired, in sync and nothing is pending; the status then."""
+    seen: list[dict[str, Any]] = []
+
+    def converged() -> bool:
+        status: dict[str, Any] = daemon.ask("GET", "/status").json()
+        seen[:] = [status]
+        return all(c["desired"] > 0 and c["in_sync"] == c["desired"] and c["pending"] == 0
+                   for c in status["entities"].values())
+
+    harness.wait_until(converged, timeout=30, what="the daemon to bring e-conomic in sync")
+    return seen[0]
+
+
+def events_json(setup: harness.Setup, *args: str) -> list[dict[str, Any]]:
+    done = harness.cli("events", "--json", "-c", str(setup.config), *args)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+# --- sd_notify -----------------------------------------------------------------------------
+
+
+def test_ready_comes_only_once_the_status_socket_answers(started: Started) -> None:
+    assert started.healthz_at_ready.status == 200
+    assert started.healthz_at_ready.json() == {"state": "running"}
+    assert started.status_at_ready.status == 200
+    assert started.status_at_ready.json()["state"] in ("running", "degraded")
+
+
+def test_watchdog_pings_arrive_while_the_daemon_is_healthy(started: Started) -> None:
+    # WATCHDOG_USEC 2 s: a ping every second while every component beats
+    pings = [m for m in started.daemon.drain(3.5) if "WATCHDOG=1" in m.split("\n")]
+    assert len(pings) >= 2, started.daemon.tail()
+
+
+# --- the status socket ---------------------------------------------------------------------
+
+
+def test_status_has_the_documented_shape(started: Started) -> None:
+    status = in_sync(started.daemon)
+    assert status["state"] == "running"
+    assert isinstance(status["version"], str) and status["version"]
+    assert isinstance(status["uptime_s"], float | int) and status["uptime_s"] >= 0
+    assert isinstance(status["log"]["last_seq"], int) and status["log"]["last_seq"] > 0
+    assert isinstance(status["log"]["events"], int)
+    assert isinstance(status["projections"]["checkpoint"], int)
+    assert status["projections"]["lag"] == 0
+    assert set(status["entities"]) == {"customer", "project", "invoice"}
+    for counts in status["entities"].values():
+        assert {"desired", "in_sync", "pending", "parked"} <= set(counts)
+        assert all(isinstance(counts[k], int) for k in ("desired", "in_sync", "pending",
+                                                          "parked"))
+    economic = status["economic"]
+    assert {"used", "limit", "window_s"} <= set(economic["rate_limit"])
+    assert economic["rate_limit"]["limit"] > 0
+    assert isinstance(economic["calls_today"], int) and economic["calls_today"] > 0
+    assert economic["paused_until"] is None and economic["last_error"] is None
+    moment = status["moment"]
+    assert {"last_webhook_at", "last_poll_at", "poll_cursor"} <= set(moment)
+    assert set(moment["poll_cursor"]) == {"customer", "project", "invoice"}
+    assert isinstance(moment["last_poll_at"], str)
+    reconcile = status["reconcile"]
+    assert {"last_full_at", "last_incremental_at", "drift_repaired", "strays"} <= set(reconcile)
+    assert isinstance(reconcile["last_full_at"], str)
+    assert isinstance(reconcile["drift_repaired"], int)
+    assert isinstance(reconcile["strays"], list)
+    checks = {c["name"]: c for c in status["checks"]}
+    assert {"tokens", "project_module", "journal", "accounting_year"} <= set(checks)
+    assert all(c["ok"] is True and isinstance(c["detail"], str) for c in checks.values())
+
+
+def test_healthz_answers_200_while_running(started: Started) -> None:
+    reply = started.daemon.ask("GET", "/healthz")
+    assert (reply.status, reply.json()) == (200, {"state": "running"})
+
+
+def test_entity_answer_has_desired_state_live_and_history(started: Started) -> None:
+    in_sync(started.daemon)
+    reply = started.daemon.ask("GET", "/entities/customer/10001")
+    assert reply.status == 200
+    entity = reply.json()
+    assert {"desired", "state", "live", "history"} <= set(entity)
+    desired = entity["desired"]["fact"]
+    assert desired["number"] == "10001" and desired["name"]
+    assert entity["state"]["economic_number"] == 10001
+    assert entity["state"]["parked"] is False
+    assert isinstance(entity["live"], dict)
+    assert entity["live"]["customerNumber"] == 10001
+    assert entity["live"]["name"] == desired["name"]
+    types = [h["type"] for h in entity["history"]]
+    assert "customer_upserted" in types and "applied" in types, types
+    seqs = [h["seq"] for h in entity["history"]]
+    assert seqs == sorted(seqs)
+
+
+def test_an_unknown_entity_is_404(started: Started) -> None:
+    assert started.daemon.ask("GET", "/entities/customer/99999").status == 404
+
+
+def test_post_reconcile_answers_202_with_the_count_queued(started: Started) -> None:
+    reply = started.daemon.ask("POST", "/reconcile")
+    assert reply.status == 202
+    body = reply.json()
+    assert set(body) == {"queued"} and isinstance(body["queued"], int) and body["queued"] >= 0
+
+
+def test_retrying_an_item_that_is_not_parked_is_404(started: Started) -> None:
+    in_sync(started.daemon)
+    reply = started.daemon.ask("POST", "/parked/customer/10001/retry")
+    assert reply.status == 404
+    assert "error" in reply.json()
+
+
+def test_metrics_parse_and_have_the_documented_families(started: Started) -> None:
+    reply = started.daemon.ask("GET", "/metrics")
+    assert reply.status == 200
+    assert reply.content_type.startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(reply.body.decode())}
+    expected = {
+        "moment_sync_events_appended": "counter",
+        "moment_sync_projection_lag_events": "gauge",
+        "moment_sync_queue_depth": "gauge",
+        "moment_sync_parked_items": "gauge",
+        "moment_sync_economic_calls": "counter",
+        "moment_sync_economic_rate_limited": "counter",
+        "moment_sync_economic_rate_limit_used": "gauge",
+        "moment_sync_economic_calls_today": "gauge",
+        "moment_sync_drift_repaired": "counter",
+        "moment_sync_last_successful_reconcile_timestamp_seconds": "gauge",
+    }
+    for name, kind in expected.items():
+        assert name in families, f"{name} missing from /metrics"
+        assert families[name].type == kind, name
+    appended = sum(s.value for s in families["moment_sync_events_appended"].samples
+                   if s.name.endswith("_total"))
+    assert appended > 0
+    calls = [s for s in families["moment_sync_economic_calls"].samples
+             if s.name.endswith("_total")]
+    assert any(s.labels["status"] == "200" for s in calls)
+    # numbers are folded out of endpoint labels
+    assert all(not any(part.isdigit() for part in s.labels["endpoint"].split("/"))
+               for s in calls)
+
+
+# --- commands beside the running daemon ----------------------------------------------------
+
+
+def test_status_command_human_and_json(started: Started) -> None:
+    config = str(started.setup.config)
+    human = harness.cli("status", "-c", config)
+    assert human.returncode == 0, human.stderr
+    assert "RUNNING" in human.stdout.splitlines()[0]
+    assert "customer" in human.stdout and "Checks" in human.stdout
+    as_json = harness.cli("status", "--json", "-c", config)
+    assert as_json.returncode == 0, as_json.stderr
+    status = msgspec.json.decode(as_json.stdout)
+    assert status["state"] == "running"
+    assert set(status) >= {"state", "version", "uptime_s", "log", "projections", "entities",
+                           "economic", "moment", "reconcile", "checks"}
+
+
+def test_events_json_lines_have_exactly_the_contract_keys(started: Started) -> None:
+    in_sync(started.daemon)
+    events = events_json(started.setup)
+    assert events
+    for event in events:
+        assert set(event) == EVENT_KEYS, event
+        assert isinstance(event["seq"], int)
+        assert isinstance(event["payload"], dict)
+    seqs = [e["seq"] for e in events]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert len({e["idempotency_key"] for e in events}) == len(events)
+
+
+def test_events_since_gives_later_events_only(started: Started) -> None:
+    everything = events_json(started.setup)
+    middle = everything[len(everything) // 2]["seq"]
+    later = events_json(started.setup, "--since", str(middle))
+    assert later and all(e["seq"] > middle for e in later)
+    assert [e["seq"] for e in later] == [e["seq"] for e in everything if e["seq"] > middle][
+        :len(later)]
+
+
+def test_events_entity_filters_one_entity(started: Started) -> None:
+    events = events_json(started.setup, "--entity", "customer:10002")
+    assert events
+    assert all((e["kind"], e["key"]) == ("customer", "10002") for e in events)
+    assert "customer_upserted" in [e["type"] for e in events]
+    bad = harness.cli("events", "--entity", "nonsense", "-c", str(started.setup.config))
+    assert bad.returncode == 1 and "KIND:KEY" in bad.stderr
+
+
+def test_events_human_view(started: Started) -> None:
+    done = harness.cli("events", "-c", str(started.setup.config))
+    assert done.returncode == 0, done.stderr
+    assert "customer_upserted" in done.stdout and "customer:10001" in done.stdout
+
+
+def test_a_parked_item_is_listed_with_its_reason(started: Started,
+                                                 sandboxes: harness.Sandboxes) -> None:
+    record = sandboxes.call(lambda: sandboxes.moment.add_customer(
+        name="Unknown VAT ApS", vat_code="NOWHERE"))
+    key = record.customer_number
+
+    def parked() -> bool:
+        items: list[dict[str, Any]] = started.daemon.ask("GET", "/parked").json()
+        return any((i["kind"], i["key"]) == ("customer", key) for i in items)
+
+    harness.wait_until(parked, timeout=20, what=f"customer {key} to be parked")
+    items = started.daemon.ask("GET", "/parked").json()
+    item = next(i for i in items if i["key"] == key)
+    assert set(item) == {"kind", "key", "reason", "attempts", "last_error", "parked_at"}
+    assert "NOWHERE" in item["reason"]
+    listed = harness.cli("parked", "-c", str(started.setup.config))
+    assert listed.returncode == 0, listed.stderr
+    assert key in listed.stdout and "NOWHERE" in listed.stdout
+    status = harness.cli("status", "-c", str(started.setup.config))
+    assert key in status.stdout
+    # a parked item can be retried (it parks again: its VAT code is still unknown)
+    assert started.daemon.ask("POST", f"/parked/customer/{key}/retry").status in (200, 202)
+
+
+# --- SIGHUP --------------------------------------------------------------------------------
+
+
+def config_check(daemon: harness.Daemon) -> dict[str, Any] | None:
+    status: dict[str, Any] = daemon.ask("GET", "/status").json()
+    return next((c for c in status["checks"] if c["name"] == "config"), None)
+
+
+def test_sighup_with_a_broken_config_keeps_running_and_reports_it(started: Started) -> None:
+    config = started.setup.config
+    good = config.read_text()
+    config.write_text(good.replace("[daemon]\n", "[daemon]\nbogus_key = 1\n", 1))
+    try:
+        started.daemon.signal(signal.SIGHUP)
+        harness.wait_until(lambda: config_check(started.daemon) is not None, timeout=10,
+                           what="a failed config check after SIGHUP")
+        check = config_check(started.daemon)
+        assert check is not None and check["ok"] is False
+        assert "bogus_key" in check["detail"]
+        assert started.daemon.proc is not None and started.daemon.proc.poll() is None
+        reply = started.daemon.ask("GET", "/healthz")
+        assert reply.status == 200 and reply.json()["state"] == "degraded"
+    finally:
+        config.write_text(good)
+    started.daemon.signal(signal.SIGHUP)
+    harness.wait_until(lambda: config_check(started.daemon) is None, timeout=10,
+                       what="the config check to disappear after the fixed reload")
+    assert started.daemon.ask("GET", "/status").json()["state"] == "running"
+
+
+# --- SIGTERM, then the stopped daemon's state ----------------------------------------------
+
+
+def test_sigterm_sends_stopping_exits_0_and_removes_the_socket(started: Started) -> None:
+    started.daemon.signal(signal.SIGTERM)
+    started.daemon.wait_for("STOPPING=1", timeout=20)
+    assert started.daemon.wait(30) == 0, started.daemon.tail()
+    assert not started.setup.socket.exists()
+    assert b"Traceback" not in started.daemon.output()
+
+
+def test_status_without_a_daemon_exits_1_saying_so(started: Started) -> None:
+    assert started.daemon.proc is not None and started.daemon.proc.poll() is not None
+    done = harness.cli("status", "-c", str(started.setup.config))
+    assert done.returncode == 1
+    assert "not running" in done.stderr
+    assert done.stdout == ""
+
+
+def test_replay_verify_passes_on_the_log_and_fails_on_a_tampered_projection(
+        started: Started) -> None:
+    assert started.daemon.proc is not None and started.daemon.proc.poll() is not None
+    config = str(started.setup.config)
+    healthy = harness.cli("replay", "--verify", "-c", config)
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    assert "OK" in healthy.stdout
+    with sqlite3.connect(started.setup.db) as db:
+        (row,) = db.execute("SELECT row FROM desired_customers WHERE key = '10001'").fetchone()
+        doc = json.loads(row)
+        doc["name"] = "Tampered by hand"
+        db.execute("UPDATE desired_customers SET row = ? WHERE key = '10001'",
+                   (json.dumps(doc).encode(),))
+    db.close()
+    tampered = harness.cli("replay", "--verify", "-c", config)
+    assert tampered.returncode == 1, tampered.stdout
+    assert "MISMATCH" in tampered.stdout and "10001" in tampered.stdout
