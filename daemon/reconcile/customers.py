@@ -106,8 +106,8 @@ class Customers:
                 found = await fetch(ctx, [todo[k].value.number for k in unread  # type: ignore[union-attr]
                                           ])
             except errors.EconomicError as err:
+                await ctx.refused_many(KIND, unread, "put", err)
                 for key in unread:
-                    await ctx.refused(KIND, key, "put", err)
                     del todo[key]
             else:
                 for key in unread:

@@ -113,9 +113,8 @@ class Invoices:
             await self._attach([i for i in items if self._step(i) == "attach"])
             await self._book([i for i in items if self._step(i) == "book"])
         except errors.EconomicError as err:  # a lookup failed: the pass's items back off
-            for i in items:
-                if self._step(i) != "later":
-                    await ctx.refused(KIND, i.key, "read", err)
+            await ctx.refused_many(KIND, [i.key for i in items if self._step(i) != "later"],
+                                   "read", err)
             return
         done: list[tuple[ev.Event, str, None]] = []
         for i in items:
@@ -233,8 +232,7 @@ class Invoices:
             await self._split(batch, err)
             return
         except errors.EconomicError as err:
-            for i in batch:
-                await ctx.refused(KIND, i.key, "transfer", err)
+            await ctx.refused_many(KIND, [i.key for i in batch], "transfer", err)
             return
         crash_point("invoice.after_send")
         j = ctx.options.journal_number
@@ -244,8 +242,7 @@ class Invoices:
             vouchers = {d.entryNumber: d async for d in ctx.client.iter_draft_entries(filter=flt)}
             years = [await self.year_of(i.entry.date) for i in batch]
         except errors.EconomicError as err:  # created, numbers unknown: looked up next time
-            for i in batch:
-                await ctx.fail(KIND, i.key, "transfer", err)
+            await ctx.refused_many(KIND, [i.key for i in batch], "transfer", err, retry=True)
             return
         out: list[tuple[ev.Event, str, None]] = []
         for i, n, year in zip(batch, numbers, years, strict=True):
@@ -368,8 +365,7 @@ class Invoices:
                 await self._book_batch(left[half:])
             return
         except errors.EconomicError as err:
-            for i in batch:
-                await ctx.refused(KIND, i.key, "book", err)
+            await ctx.refused_many(KIND, [i.key for i in batch], "book", err)
             return
         crash_point("invoice.after_book_send")
         await ctx.log.append_many([

@@ -19,9 +19,11 @@ import random
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
+
+import anyio
 
 from daemon.core import backoff
 from daemon.core import events as ev
@@ -184,6 +186,15 @@ class Context:
         await self.park(kind, key, reason=explain(kind, key, action, err),
                         attempts=self.log.tables.state(kind, key).attempts + 1,
                         last_error=str(err))
+
+
+    async def refused_many(self, kind: str, keys: Sequence[str], action: str,
+                           err: errors.EconomicError, *, retry: bool = False) -> None:
+        """:meth:`refused` (or :meth:`fail` with ``retry``) for many items at once: their
+        outcomes commit together (the log groups concurrent appends into one transaction)."""
+        async with anyio.create_task_group() as tg:
+            for key in keys:
+                tg.start_soon(self.fail if retry else self.refused, kind, key, action, err)
 
 
 _ACTIONS: Final = {"put": "writing the customer", "create": "creating the project",

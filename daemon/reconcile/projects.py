@@ -119,8 +119,8 @@ class Projects:
                 found = await fetch(ctx, [todo[k].value.number for k in unread  # type: ignore[union-attr]
                                           ])
             except errors.EconomicError as err:
+                await ctx.refused_many(KIND, unread, "update", err)
                 for key in unread:
-                    await ctx.refused(KIND, key, "update", err)
                     del todo[key]
             else:
                 for key in unread:
