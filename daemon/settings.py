@@ -23,6 +23,9 @@ from daemon.core.secrets import Secret
 
 DEFAULT_CONFIG_PATH: Final = Path("/etc/moment-sync/config.toml")
 ENV_PREFIX: Final = "MOMENT_SYNC_"
+#: Test hooks (``MOMENT_SYNC_TEST_WEDGE``, ``MOMENT_SYNC_TEST_CRASH_AT``: see
+#: :mod:`daemon.reconcile.outcomes`) share the prefix but are not overrides.
+TEST_HOOK_PREFIX: Final = "MOMENT_SYNC_TEST_"
 _DURATION = re.compile(r"^([0-9]+)([smhd])$")
 _UNIT_S: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -185,7 +188,8 @@ def _env_value(text: str) -> Any:
 
 def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
     for name, value in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX) or name == "MOMENT_SYNC_CONFIG":
+        if not name.startswith(ENV_PREFIX) or name == "MOMENT_SYNC_CONFIG" \
+                or name.startswith(TEST_HOOK_PREFIX):
             continue
         rest = name[len(ENV_PREFIX):].lower()
         section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
