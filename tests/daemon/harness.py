@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.client
+import json
 import os
 import signal
 import socket
@@ -24,6 +25,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -248,6 +251,25 @@ def ask(path: Path, method: str, target: str, *, timeout: float = 15.0) -> Reply
         return Reply(response.status, response.read(), response.getheader("Content-Type") or "")
     finally:
         conn.close()
+
+
+def fetch(method: str, url: str, *, body: object = None,
+         headers: Mapping[str, str] | None = None, timeout: float = 10.0) -> Reply:
+    """One HTTP request to a loopback URL (a sandbox's admin surface, the webhook receiver);
+    an error status is an answer, not an exception."""
+    if not url.startswith("http://127.0.0.1:"):
+        raise ValueError(f"loopback http only, not {url!r}")
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(  # noqa: S310 - loopback http, checked above
+        url, method=method, data=data, headers={
+            **({"Content-Type": "application/json"} if data is not None else {}),
+            **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
+            return Reply(answer.status, answer.read(), answer.headers.get("Content-Type", ""))
+    except urllib.error.HTTPError as error:
+        with error:
+            return Reply(error.code, error.read(), error.headers.get("Content-Type", ""))
 
 
 # --- subprocesses --------------------------------------------------------------------------
