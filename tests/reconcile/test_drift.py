@@ -15,6 +15,7 @@ from daemon.sandbox.economic import EconomicSandbox
 from daemon.store.eventlog import EventLog
 from tests.reconcile.conftest import (
     customer,
+    invoice,
     project,
     reconciler,
     record,
@@ -187,3 +188,28 @@ async def test_pdf_the_agreement_cannot_store_is_a_warning_and_the_entry_is_book
     assert any("PDF not attached" in w for w in st.warnings)
     assert [i for i, _r in obs.skipped] == ["11"]
     assert rec.status()["entities"]["invoice"]["in_sync"] == 1
+
+
+async def test_a_booked_invoice_that_changed_in_moment_is_reported_never_edited(
+        sandbox: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
+    await record(log, [customer(1)])
+    await record_invoices(log, [(21, 1, None)])
+    rec = reconciler(log, client)
+    async with anyio.create_task_group() as tg:
+        await tg.start(rec.run)
+        await settle(rec)
+        assert log.tables.state("invoice", "21").booked
+        sandbox.served.clear()
+        changed = invoice(21, 1, None, sha=log.tables.invoices()["21"].fact.pdf_sha256,
+                          total_including_vat="999.00")
+        await record(log, [changed])
+        await until(lambda: any("credit note" in w
+                                for w in log.tables.state("invoice", "21").warnings))
+        await settle(rec)
+        tg.cancel_scope.cancel()
+    assert [s for s in sandbox.served if s.method != "GET"] == []
+    events = [r.event for r in await log.read_entity("invoice", "21")]
+    assert sum(isinstance(e, ev.BookedMismatch) for e in events) == 1
+    report = await rec.plan(kind="invoice")
+    assert planning.exit_code(report) == 0
+    assert [p["key"] for p in report["problems"]] == ["21"]
