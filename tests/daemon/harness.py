@@ -272,6 +272,20 @@ def fetch(method: str, url: str, *, body: object = None,
             return Reply(error.code, error.read(), error.headers.get("Content-Type", ""))
 
 
+def in_sync(daemon: Daemon) -> dict[str, Any]:
+    """Wait until every kind is desired, in sync and nothing is pending; the status then."""
+    seen: list[dict[str, Any]] = []
+
+    def converged() -> bool:
+        status: dict[str, Any] = daemon.ask("GET", "/status").json()
+        seen[:] = [status]
+        return all(c["desired"] > 0 and c["in_sync"] == c["desired"] and c["pending"] == 0
+                   for c in status["entities"].values())
+
+    wait_until(converged, timeout=30, what="the daemon to bring e-conomic in sync")
+    return seen[0]
+
+
 # --- subprocesses --------------------------------------------------------------------------
 
 

@@ -54,20 +54,6 @@ def started(sandboxes: harness.Sandboxes) -> Iterator[Started]:
         daemon.close()
 
 
-def in_sync(daemon: harness.Daemon) -> dict[str, Any]:
-    """Wait until every kind is desired, in sync and nothing is pending; the status then."""
-    seen: list[dict[str, Any]] = []
-
-    def converged() -> bool:
-        status: dict[str, Any] = daemon.ask("GET", "/status").json()
-        seen[:] = [status]
-        return all(c["desired"] > 0 and c["in_sync"] == c["desired"] and c["pending"] == 0
-                   for c in status["entities"].values())
-
-    harness.wait_until(converged, timeout=30, what="the daemon to bring e-conomic in sync")
-    return seen[0]
-
-
 def events_json(setup: harness.Setup, *args: str) -> list[dict[str, Any]]:
     done = harness.cli("events", "--json", "-c", str(setup.config), *args)
     assert done.returncode == 0, done.stderr
@@ -94,7 +80,7 @@ def test_watchdog_pings_arrive_while_the_daemon_is_healthy(started: Started) -> 
 
 
 def test_status_has_the_documented_shape(started: Started) -> None:
-    status = in_sync(started.daemon)
+    status = harness.in_sync(started.daemon)
     assert status["state"] == "running"
     assert isinstance(status["version"], str) and status["version"]
     assert isinstance(status["uptime_s"], float | int) and status["uptime_s"] >= 0
@@ -132,7 +118,7 @@ def test_healthz_answers_200_while_running(started: Started) -> None:
 
 
 def test_entity_answer_has_desired_state_live_and_history(started: Started) -> None:
-    in_sync(started.daemon)
+    harness.in_sync(started.daemon)
     reply = started.daemon.ask("GET", "/entities/customer/10001")
     assert reply.status == 200
     entity = reply.json()
@@ -162,7 +148,7 @@ def test_post_reconcile_answers_202_with_the_count_queued(started: Started) -> N
 
 
 def test_retrying_an_item_that_is_not_parked_is_404(started: Started) -> None:
-    in_sync(started.daemon)
+    harness.in_sync(started.daemon)
     reply = started.daemon.ask("POST", "/parked/customer/10001/retry")
     assert reply.status == 404
     assert "error" in reply.json()
@@ -217,7 +203,7 @@ def test_status_command_human_and_json(started: Started) -> None:
 
 
 def test_events_json_lines_have_exactly_the_contract_keys(started: Started) -> None:
-    in_sync(started.daemon)
+    harness.in_sync(started.daemon)
     events = events_json(started.setup)
     assert events
     for event in events:
