@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from daemon.core.backoff import Policy
+from daemon.reconcile.running import Reconciler
 from daemon.sandbox.economic import EconomicSandbox, Faults, RateLimit
 from daemon.store.eventlog import EventLog
 from tests.reconcile.conftest import (
@@ -77,7 +78,8 @@ async def test_a_dropped_bulk_answer_is_looked_up_not_sent_again(log: EventLog) 
                 sb.served.clear()
                 sb.inject("drop")  # the bulk call is the next request: committed, answer lost
                 await record_invoices(log, [(31, 1, 1), (32, 1, None)])
-                await until(lambda: log.tables.state("invoice", "32").applied_hash != "")
+                await until(lambda: all(log.tables.state("invoice", k).applied_hash
+                                        for k in ("31", "32")))
                 tg.cancel_scope.cancel()
         calls = [f"{s.method} {s.path.rsplit('/', 1)[-1]}" for s in sb.served]
     assert calls.count("POST bulk") == 1
@@ -88,3 +90,39 @@ async def test_a_dropped_bulk_answer_is_looked_up_not_sent_again(log: EventLog) 
     assert sorted(lines) == [31, 32] and len(sb.agreement.documents) == 2
     created = [r.event for r in await log.read_entity("invoice", "31")]
     assert any(getattr(e, "found_by_lookup", False) for e in created)
+
+
+async def test_a_retry_reuses_the_intent_key_and_a_bound_parks_with_the_last_error(
+        log: EventLog) -> None:
+    async with EconomicSandbox.running(rate_limit=RateLimit(enabled=False)) as sb:
+        async with make_client(sb, timeout_s=5.0) as client:
+            await record(log, [customer(1)])
+            rec = reconciler(log, client, policy=Policy(base_s=0.01, cap_s=0.05,
+                                                        max_attempts=3))
+            await rec.full_sweep()
+            await drain(rec)
+            live = await client.get_customer(1)
+            sb.served.clear()
+            await record(log, [customer(1, name="Renamed in Moment")])
+            rec.queue.add("customer", "1", hint=live)  # so the PUT is the next request
+            sb.inject("503")  # it fails: not applied
+            await drain(rec)
+            puts = [s for s in sb.served if s.method == "PUT"]
+            assert [s.status for s in puts] == [503, 200]
+            assert len({s.idempotency_key for s in puts}) == 1  # the same intent, resent
+            assert sb.agreement.customers[1]["name"] == "Renamed in Moment"
+            sb.faults.probability, sb.faults.kinds = 1.0, ["500"]
+            await record(log, [customer(1, name="Renamed again")])
+            await drain(rec)
+    st = log.tables.state("customer", "1")
+    assert st.parked and st.attempts == 3 and "kept failing" in st.reason
+    assert "500" in st.last_error
+    failed = [r.event for r in await log.read_entity("customer", "1") if r.type == "failed"]
+    assert [getattr(e, "attempt", 0) for e in failed][-2:] == [1, 2]
+
+
+async def drain(rec: Reconciler) -> None:
+    """Run passes until nothing is queued (backoffs included)."""
+    with anyio.fail_after(10):
+        while await rec.step() or not rec.queue.empty():  # noqa: ASYNC110 - backoffs come due
+            await anyio.sleep(0.01)
