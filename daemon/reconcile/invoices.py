@@ -22,6 +22,7 @@ instant ends, after a restart, with each invoice in e-conomic exactly once.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Final
@@ -216,14 +217,9 @@ class Invoices:
         ctx = self.ctx
         if not batch or ctx.stopping:
             return
-        first = batch[0]
-        # one key for the call, recorded with each invoice's intent before it is sent
-        ikey = await ctx.new_intent(KIND, first.key, "transfer", first.hash)
-        rest = [(ev.WriteIntended(kind=KIND, key=i.key, action="transfer", idempotency_key=ikey,
-                                  content_hash=i.hash), f"intent:{ikey}:{i.key}", None)
-                for i in batch[1:]]
-        if rest:
-            await ctx.log.append_many(rest)
+        # one key for the call, recorded with each invoice's intent (one transaction) before
+        # it is sent
+        ikey = await self._intents(batch, "transfer")
         crash_point("invoice.after_intent")
         try:
             numbers = await ctx.client.create_draft_entries(
@@ -255,6 +251,16 @@ class Invoices:
                         f"entry:{i.key}:{year}:{d.voucherNumber}", None))
         await ctx.log.append_many(out)
         crash_point("invoice.after_entry")
+
+    async def _intents(self, batch: Sequence[Item], action: str) -> str:
+        """One fresh idempotency key for a batch call, committed as each item's intent."""
+        first = batch[0]
+        ikey = f"{KIND}:{first.key}:{action}:{first.hash}:{uuid.uuid4().hex[:12]}"
+        await self.ctx.log.append_many([
+            (ev.WriteIntended(kind=KIND, key=i.key, action=action, idempotency_key=ikey,
+                              content_hash=i.hash), f"intent:{ikey}:{i.key}", None)
+            for i in batch])
+        return ikey
 
     async def _split(self, batch: list[Item], err: errors.ValidationError) -> None:
         """All-or-nothing refusal: park the invoices e-conomic named, send the rest again."""
@@ -340,13 +346,7 @@ class Invoices:
         ctx = self.ctx
         if not batch or ctx.stopping:
             return
-        first = batch[0]
-        ikey = await ctx.new_intent(KIND, first.key, "book", first.hash)
-        if len(batch) > 1:
-            await ctx.log.append_many([
-                (ev.WriteIntended(kind=KIND, key=i.key, action="book", idempotency_key=ikey,
-                                  content_hash=i.hash), f"intent:{ikey}:{i.key}", None)
-                for i in batch[1:]])
+        ikey = await self._intents(batch, "book")
         crash_point("invoice.after_book_intent")
         states = [ctx.log.tables.state(KIND, i.key) for i in batch]
         try:
