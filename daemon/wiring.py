@@ -192,7 +192,15 @@ async def run(settings: config.Settings) -> int:
                     log, economic, lambda: current[0], alerter, beat=check_pulse.beat,
                     every=lambda: current[0].economic.full_reconcile_interval,
                     idle_beat_s=watchdog.beat_every))
-                await app.supervise(runtime, notifier, [], on_reload=reload)
+
+                async def finish_in_flight() -> None:
+                    """Stop intake, then let the reconcile pass in flight record its outcome."""
+                    await ingest.receiver.stop()
+                    while reconciler.busy:
+                        await anyio.sleep(0.05)
+
+                await app.supervise(runtime, notifier, [], on_reload=reload,
+                                    on_stopping=finish_in_flight)
                 tg.cancel_scope.cancel()
         except Exception as exc:
             _log.exception("the daemon stopped on an error", error=str(exc))
