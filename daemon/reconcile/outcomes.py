@@ -13,6 +13,7 @@ the first time the invoice transfer reaches that named step (see :data:`CRASH_PO
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -139,8 +140,10 @@ class Context:
         return ikey
 
     # --- failures -----------------------------------------------------------------------
-    async def fail(self, kind: str, key: str, action: str, err: errors.EconomicError) -> None:
-        """A retryable failure: back off, or park once the attempts are spent."""
+    async def fail(self, kind: str, key: str, action: str, err: errors.EconomicError, *,
+                   draw: float | None = None) -> None:
+        """A retryable failure: back off, or park once the attempts are spent. Items of one
+        batch call share ``draw``, so they come due together and go in one call again."""
         state = self.log.tables.state(kind, key)
         attempt = state.attempts + 1
         if backoff.exhausted(self.policy, attempt):
@@ -149,7 +152,8 @@ class Context:
                                               "again when retried", attempts=attempt,
                             last_error=str(err))
             return
-        wait = backoff.delay(self.policy, attempt, self.rng.random(), err.retry_after)
+        wait = backoff.delay(self.policy, attempt, self.rng.random() if draw is None else draw,
+                             err.retry_after)
         await self.log.append(
             ev.Failed(kind=kind, key=key, action=action, error=str(err), retryable=True,
                       attempt=attempt, retry_at=self.wall() + wait),
@@ -171,13 +175,13 @@ class Context:
         self.observer.parked(kind, key, reason)
         self.queue.release(kind, key)
 
-    async def refused(self, kind: str, key: str, action: str,
-                      err: errors.EconomicError) -> None:
+    async def refused(self, kind: str, key: str, action: str, err: errors.EconomicError, *,
+                      draw: float | None = None) -> None:
         """Route an error: retryable → :meth:`fail`; terminal → park with an explanation and
         a fresh intent key, so the retry after the fix is not answered from e-conomic's
         idempotency cache with the old refusal."""
         if err.retryable:
-            await self.fail(kind, key, action, err)
+            await self.fail(kind, key, action, err, draw=draw)
             return
         open_key = self.open_intent(kind, key, action)
         if open_key is not None:
@@ -192,9 +196,15 @@ class Context:
                            err: errors.EconomicError, *, retry: bool = False) -> None:
         """:meth:`refused` (or :meth:`fail` with ``retry``) for many items at once: their
         outcomes commit together (the log groups concurrent appends into one transaction)."""
+        draw = self.rng.random()
         async with anyio.create_task_group() as tg:
             for key in keys:
-                tg.start_soon(self.fail if retry else self.refused, kind, key, action, err)
+                if retry:
+                    tg.start_soon(functools.partial(self.fail, kind, key, action, err,
+                                                    draw=draw))
+                else:
+                    tg.start_soon(functools.partial(self.refused, kind, key, action, err,
+                                                    draw=draw))
 
 
 _ACTIONS: Final = {"put": "writing the customer", "create": "creating the project",
