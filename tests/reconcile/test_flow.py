@@ -7,11 +7,13 @@ import pytest
 
 from daemon.economic.client import EconomicClient
 from daemon.reconcile import planning
-from daemon.sandbox.economic import EconomicSandbox
+from daemon.sandbox.economic import EconomicSandbox, RateLimit
 from daemon.store.eventlog import EventLog
+from tests.economic.conftest import validate_traffic
 from tests.reconcile.conftest import (
     OPTIONS,
     customer,
+    make_client,
     project,
     reconciler,
     record,
@@ -22,17 +24,22 @@ from tests.reconcile.conftest import (
 pytestmark = pytest.mark.anyio
 
 
-async def test_small_flow_converges(sandbox: EconomicSandbox, client: EconomicClient,
-                                    log: EventLog) -> None:
+async def test_small_flow_converges_with_requests_valid_by_the_official_specs(
+        log: EventLog) -> None:
     await record(log, [customer(n) for n in range(1, 6)] + [project(n, n) for n in range(1, 4)])
     await record_invoices(log, [(n, n, n) for n in range(1, 4)] + [(9, 5, None)])
-    rec = reconciler(log, client)
-    with anyio.fail_after(20):
-        async with anyio.create_task_group() as tg:
-            await tg.start(rec.run)
-            await anyio.sleep(0.2)
-            await rec.until_idle()
-            tg.cancel_scope.cancel()
+    async with EconomicSandbox.running(rate_limit=RateLimit(enabled=False),
+                                       keep_responses=True) as sandbox, \
+            make_client(sandbox, timeout_s=5.0) as client:
+        rec = reconciler(log, client)
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                await tg.start(rec.run)
+                await anyio.sleep(0.2)
+                await rec.until_idle()
+                tg.cancel_scope.cancel()
+        # every body sent and every answer, checked against e-conomic's own schemas
+        assert validate_traffic(sandbox) >= 20
     a = sandbox.agreement
     assert sorted(a.customers) == [1, 2, 3, 4, 5]
     assert sorted(a.projects) == [1, 2, 3]
