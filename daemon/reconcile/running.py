@@ -83,6 +83,7 @@ class Reconciler:
         self.last_error: str | None = None
         self.busy = False
         self._retried: list[tuple[str, str]] = []
+        self._changed: list[tuple[str, str]] = []
         # A sweep's reads must not race a pass's writes (a stale read would queue a write
         # that was just made): sweeps run between passes.
         self._turn = anyio.Lock()
@@ -100,6 +101,8 @@ class Reconciler:
                 case ev.CustomerUpserted() | ev.ProjectUpserted() | ev.InvoiceFinalized():
                     kind, key = ev.entity_of(e)
                     q.add(kind, key)
+                    if self.ctx.log.tables.state(kind, key).parked:
+                        self._changed.append((kind, key))  # fixed in Moment, perhaps
                 case ev.EntityGone(kind=kind, key=key):
                     q.discard(kind, key)
                 case ev.ResyncRequested(kind=kind, key=key):
@@ -112,8 +115,21 @@ class Reconciler:
                 case _:
                     pass
 
+    async def _unpark(self, items: list[tuple[str, str]], by: str) -> None:
+        """Un-park the parked ones among ``items`` (one transaction); the listener queues them
+        and takes what waited on them along."""
+        states = self.ctx.log.tables
+        events = [(ev.Unparked(kind=kind, key=key, by=by),
+                   f"unparked:{kind}:{key}:{time.time_ns()}", None)
+                  for kind, key in dict.fromkeys(items) if states.state(kind, key).parked]
+        if events:
+            await self.ctx.log.append_many(events)
+
     async def _unpark_dependents(self) -> None:
-        """A retried customer or project takes the items parked waiting on it along."""
+        """A parked item whose Moment data changed is tried again; a retried customer or
+        project takes the items parked waiting on it along."""
+        changed, self._changed = self._changed, []
+        await self._unpark(changed, "changed in Moment")
         while self._retried:
             kind, key = self._retried.pop()
             marker = f"waiting on {kind}:{key}"
@@ -134,8 +150,18 @@ class Reconciler:
         self.queue.add(kind, key, force=True)
 
     async def reconcile_now(self) -> int:
-        """A full sweep now; returns how many keys it queued."""
-        return await self.full_sweep()
+        """A full sweep now; returns how many keys it queued. When e-conomic fails the sweep
+        (refused tokens, 5xx, a timeout), the keys the log knows to be out of sync are queued
+        instead, so their controllers record the error per item, and the error is kept in
+        ``last_error`` for ``/status``; it is not raised (``POST /reconcile`` answered 500)."""
+        try:
+            return await self.full_sweep()
+        except errors.EconomicError as err:
+            self.last_error = str(err)
+            keys = sweeping.out_of_sync(self.ctx)
+            for kind, kind_keys in keys.items():
+                self.queue.add_many(kind, kind_keys)
+            return sum(len(kind_keys) for kind_keys in keys.values())
 
     async def plan(self, kind: str | None = None) -> dict[str, Any]:
         return await planning.plan_report(self.ctx, kind=kind)
@@ -178,6 +204,11 @@ class Reconciler:
                         self.queue.add_many(kind, keys)
                         queued += len(keys)
             if since is None:
+                # a full reconcile tries parked items again (their cause may be fixed now)
+                parked = [(st.kind, st.key) for st in self.ctx.log.tables.states().values()
+                          if st.parked]
+                await self._unpark(parked, "full reconcile")
+                queued += len(parked)
                 queued += sweeping.queue_invoices(self.ctx)
             self._first_sweep.set()
             if failure is not None:
@@ -281,7 +312,8 @@ class Reconciler:
 
     # --- for tests and the demo -----------------------------------------------------------
     def idle(self) -> bool:
-        return not self.busy and self.queue.empty() and not self._retried
+        return (not self.busy and self.queue.empty() and not self._retried
+                and not self._changed)
 
     async def until_idle(self, *, settle: float = 0.05) -> None:
         """Return once nothing is queued, waiting or in flight (twice in a row)."""
