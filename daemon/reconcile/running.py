@@ -89,7 +89,6 @@ class Reconciler:
         self._turn = anyio.Lock()
         self._first_sweep = anyio.Event()
         self._full_now = anyio.Event()
-        self._full_done = anyio.Event()
         log.listeners.append(self._on_events)
 
     # --- intake ---------------------------------------------------------------------------
@@ -189,30 +188,40 @@ class Reconciler:
         return await self._sweep((self.last_incremental_at or self.wall()) - OVERLAP_S)
 
     async def _sweep(self, since: float | None) -> int:
+        """One sweep. A kind e-conomic refuses to list for good (no project module) is noted
+        in ``last_error`` and its keys are queued unread, so its controller parks them with
+        the reason; the sweep still counts as done. A retryable failure raises after the
+        other kinds were swept, and the schedule tries again soon."""
         async with self._turn:
             started = self.wall()
             queued = 0
-            failure: errors.EconomicError | None = None
+            retry: errors.EconomicError | None = None
+            refused: errors.EconomicError | None = None
             for kind, sweep in (("customer", sweeping.sweep_customers),
                                 ("project", sweeping.sweep_projects)):
                 try:
                     queued += await sweep(self.ctx, since=since)
                 except errors.EconomicError as err:
-                    failure = err
-                    if not err.retryable:
-                        keys = sweeping.out_of_sync(self.ctx)[kind]
-                        self.queue.add_many(kind, keys)
-                        queued += len(keys)
+                    if err.retryable:
+                        retry = err
+                        continue
+                    refused = err
+                    keys = sweeping.out_of_sync(self.ctx)[kind]
+                    self.queue.add_many(kind, keys)
+                    queued += len(keys)
             if since is None:
-                # a full reconcile tries parked items again (their cause may be fixed now)
-                parked = [(st.kind, st.key) for st in self.ctx.log.tables.states().values()
-                          if st.parked]
-                await self._unpark(parked, "full reconcile")
-                queued += len(parked)
+                if retry is None:
+                    # a full reconcile tries parked items again (their cause may be fixed)
+                    parked = [(st.kind, st.key) for st in self.ctx.log.tables.states().values()
+                              if st.parked]
+                    await self._unpark(parked, "full reconcile")
+                    queued += len(parked)
                 queued += sweeping.queue_invoices(self.ctx)
             self._first_sweep.set()
-            if failure is not None:
-                raise failure
+            failure = retry or refused
+            self.last_error = str(failure) if failure is not None else None
+            if retry is not None:
+                raise retry
             self.last_incremental_at = started
             if since is None:
                 self.last_full_at = started
@@ -274,23 +283,20 @@ class Reconciler:
         retry_s = min(30.0, self.reconcile_interval)
         while True:
             now = clock() - start
+            full = self._full_now.is_set() or now >= next_full
             try:
-                if self._full_now.is_set() or now >= next_full:
+                if full:
                     self._full_now = anyio.Event()
                     await self.full_sweep()
                     next_full = now + self.full_reconcile_interval
                     next_incr = now + self.reconcile_interval
-                    self._full_done.set()
-                    self._full_done = anyio.Event()
                 elif now >= next_incr:
                     await self.incremental_sweep()
                     next_incr = now + self.reconcile_interval
-                self.last_error = None
-            except errors.EconomicError as err:  # e-conomic unreachable: try again soon
-                self.last_error = str(err)
-                next_incr = min(next_incr, now + retry_s)
-                next_full = min(next_full, now + retry_s) if self.last_full_at is None \
-                    else next_full
+            except errors.EconomicError:  # e-conomic unreachable: try again soon
+                next_incr = now + retry_s
+                if full:
+                    next_full = now + retry_s
             now = clock() - start
             with anyio.move_on_after(max(0.0, min(next_full, next_incr) - now)):
                 await self._full_now.wait()

@@ -213,3 +213,28 @@ async def test_a_booked_invoice_that_changed_in_moment_is_reported_never_edited(
     report = await rec.plan(kind="invoice")
     assert planning.exit_code(report) == 0
     assert [p["key"] for p in report["problems"]] == ["21"]
+
+
+async def test_a_parked_item_fixed_in_moment_goes_through_and_a_full_reconcile_retries(
+        sandbox: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
+    sandbox.agreement.project_module = False
+    await record(log, [customer(1, vat_code="MARS"), customer(2), project(3, 2)])
+    rec = reconciler(log, client, reconcile_interval=0.2)
+    async with anyio.create_task_group() as tg:
+        await tg.start(rec.run)
+        await settle(rec)
+        assert log.tables.state("customer", "1").parked
+        assert log.tables.state("project", "3").parked
+        before = len(sandbox.requests(path_contains="/Projects"))
+        await anyio.sleep(1.0)  # five sweep intervals: a refused listing is not hammered
+        assert len(sandbox.requests(path_contains="/Projects")) - before <= 6
+        await record(log, [customer(1, vat_code="EU")])  # fixed in Moment
+        await until(lambda: 1 in sandbox.agreement.customers)
+        assert sandbox.agreement.customers[1]["vatZone"]["vatZoneNumber"] == 2
+        sandbox.agreement.project_module = True  # fixed in e-conomic
+        assert await rec.reconcile_now() >= 1
+        await until(lambda: 3 in sandbox.agreement.projects)
+        tg.cancel_scope.cancel()
+    assert not log.tables.state("project", "3").parked
+    unparked = [r.event for r in await log.read_entity("project", "3") if r.type == "unparked"]
+    assert [getattr(e, "by", "") for e in unparked] == ["full reconcile"]
