@@ -13,6 +13,7 @@ from tests.economic.conftest import validate_traffic
 from tests.reconcile.conftest import (
     OPTIONS,
     customer,
+    invoice,
     make_client,
     project,
     reconciler,
@@ -91,3 +92,26 @@ async def test_plan_without_a_daemon_counts_pending_changes_only(
     assert list(sandbox.agreement.customers) == [99]  # read-only
     only = await planning.plan(log, client, OPTIONS, kind="project")
     assert list(only["kinds"]) == ["project"] and only["pending"] == 1
+
+
+async def test_an_invalid_invoice_is_split_out_of_its_batch_and_parked(
+        sandbox: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
+    await record(log, [customer(1)])
+    facts = [invoice(n, 1, None, sha=await log.put_blob(b"%PDF-1.4\n%%EOF\n" + bytes([n])))
+             for n in range(41, 46)]
+    facts[2] = invoice(43, 1, None, sha=facts[2].pdf_sha256, financial_account="9999")
+    await record(log, facts)
+    rec = reconciler(log, client)
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            await tg.start(rec.run)
+            await until(lambda: rec.status()["entities"]["invoice"]["in_sync"] == 4)
+            await rec.until_idle()
+            tg.cancel_scope.cancel()
+    st = log.tables.state("invoice", "43")
+    assert st.parked and "contraAccountNumber" in st.reason and "9999" in st.reason
+    booked = sorted(b["customerInvoiceNumber"] for b in sandbox.agreement.booked_entries.values()
+                    if b.get("customerInvoiceNumber"))
+    assert booked == [41, 42, 44, 45]
+    bulks = sandbox.requests(method="POST", path_contains="/draft-entries/bulk")
+    assert [s.status for s in bulks] == [400, 201]  # refused whole, then sent without it
