@@ -88,24 +88,32 @@ async def record_checks(log: eventlog.EventLog, results: list[preflight.Check],
                          idempotency_key=f"check:{check.name}:{log.last_seq}")
         if not check.ok:
             at = time.time()
-            alerter.alert(alerts.tokens_rejected(detail=check.detail, at=at)
-                          if check.name == "tokens" else
+            # a tokens check that failed on a 5xx or a timeout is not a refusal of the tokens
+            refused = check.name == "tokens" and check.detail.startswith("e-conomic refused")
+            alerter.alert(alerts.tokens_rejected(detail=check.detail, at=at) if refused else
                           alerts.check_failed(name=check.name, detail=check.detail, at=at))
 
 
 async def checking(log: eventlog.EventLog, economic: economic_client.EconomicClient,
                    settings: Callable[[], config.Settings], alerter: alerting.Alerter,
                    *, beat: Callable[[], None], every: Callable[[], float],
+                   again: Callable[[], float] | None = None,
                    idle_beat_s: float = 1.0) -> None:
-    """Preflight at start and then once per full reconcile interval; beats at least every
-    ``idle_beat_s`` seconds while it waits."""
+    """Preflight at start and then once per full reconcile interval, or after ``again``
+    seconds (the incremental interval) while a check fails, so that a transient failure or a
+    problem fixed in e-conomic does not stay reported until the next full interval; beats at
+    least every ``idle_beat_s`` seconds while it waits."""
     while True:
+        failing = True
         try:
-            await record_checks(log, await preflight.run_checks(economic, settings()), alerter)
+            results = await preflight.run_checks(economic, settings())
+            await record_checks(log, results, alerter)
+            failing = not all(check.ok for check in results)
         except economic_errors.EconomicError as exc:
             _log.warning("preflight could not run", error=str(exc))
         beat()
-        with anyio.move_on_after(every()):
+        wait = min(every(), again()) if failing and again is not None else every()
+        with anyio.move_on_after(wait):
             while True:
                 await anyio.sleep(idle_beat_s)
                 beat()
@@ -191,6 +199,7 @@ async def run(settings: config.Settings) -> int:
                 tg.start_soon(lambda: checking(
                     log, economic, lambda: current[0], alerter, beat=check_pulse.beat,
                     every=lambda: current[0].economic.full_reconcile_interval,
+                    again=lambda: current[0].economic.reconcile_interval,
                     idle_beat_s=watchdog.beat_every))
 
                 async def finish_in_flight() -> None:
