@@ -310,7 +310,9 @@ class Daemon:
     """``python -m daemon run -c CONFIG`` under a fake ``NOTIFY_SOCKET``."""
 
     def __init__(self, setup: Setup, *, watchdog_usec: int | None = 2_000_000,
-                 env: Mapping[str, str] | None = None) -> None:
+                 watchdog_pid: str | None = None, env: Mapping[str, str] | None = None) -> None:
+        """``watchdog_pid``: ``None`` leaves ``WATCHDOG_PID`` unset, ``"self"`` sets it to the
+        daemon's own pid (as systemd does), anything else is set as given."""
         self.setup = setup
         self.notify_path = setup.root / "notify.sock"
         self.stdout_path = setup.root / "daemon.stdout"
@@ -319,6 +321,9 @@ class Daemon:
         extra = {"NOTIFY_SOCKET": str(self.notify_path), **(env or {})}
         if watchdog_usec is not None:
             extra["WATCHDOG_USEC"] = str(watchdog_usec)
+        if watchdog_pid is not None and watchdog_pid != "self":
+            extra["WATCHDOG_PID"] = watchdog_pid
+        self._own_pid = watchdog_pid == "self"
         self._env = clean_environ(**extra)
         self._sock: socket.socket | None = None
         self.proc: subprocess.Popen[bytes] | None = None
@@ -330,9 +335,11 @@ class Daemon:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             self._sock.bind(str(self.notify_path))
         with self.stdout_path.open("ab") as out, self.stderr_path.open("ab") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "daemon", "run", "-c", str(self.setup.config)],
-                cwd=REPO, env=self._env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+            command = [sys.executable, "-m", "daemon", "run", "-c", str(self.setup.config)]
+            if self._own_pid:  # the shell's pid is the daemon's once it execs
+                command = ["/bin/sh", "-c", 'WATCHDOG_PID=$$ exec "$0" "$@"', *command]
+            self.proc = subprocess.Popen(command, cwd=REPO, env=self._env, stdout=out,
+                                         stderr=err, stdin=subprocess.DEVNULL)
         return self
 
     @property

@@ -1,6 +1,7 @@
 """The real daemon as a subprocess (``python -m daemon run``) against both sandboxes.
 
-One daemon serves the whole module, under a fake ``NOTIFY_SOCKET`` with ``WATCHDOG_USEC`` 2 s.
+One daemon serves the whole module, under a fake ``NOTIFY_SOCKET`` with ``WATCHDOG_USEC`` 2 s
+and ``WATCHDOG_PID`` its own pid, as systemd sets them.
 Tests run in file order: first those that need it running (sd_notify, the status socket, the
 read-only commands, SIGHUP), then SIGTERM, then those that need it stopped (``status`` without a
 daemon, ``replay --verify``).
@@ -43,7 +44,7 @@ class Started:
 @pytest.fixture(scope="module")
 def started(sandboxes: harness.Sandboxes) -> Iterator[Started]:
     setup = harness.write_config(sandboxes, prefix="ms-run-")
-    daemon = harness.Daemon(setup).start()
+    daemon = harness.Daemon(setup, watchdog_pid="self").start()
     try:
         daemon.wait_for("READY=1")
         # the very next thing: the socket must already answer

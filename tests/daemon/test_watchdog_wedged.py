@@ -37,3 +37,14 @@ def test_without_the_wedge_the_same_window_has_pings(sandboxes: harness.Sandboxe
         later = daemon.drain(3.0)
         assert len([m for m in later if "WATCHDOG=1" in m.split("\n")]) >= 2, later
         assert daemon.stop() == 0
+
+
+def test_no_pings_when_watchdog_pid_names_another_process(
+        sandboxes: harness.Sandboxes) -> None:
+    """sd_watchdog_enabled(3): ``WATCHDOG_PID`` of another process means the watchdog is not
+    ours; READY still comes."""
+    setup = harness.write_config(sandboxes, prefix="ms-otherpid-")
+    with harness.running(setup, watchdog_pid="1") as daemon:
+        got = daemon.drain(2.5)
+        assert not [m for m in got if "WATCHDOG=1" in m.split("\n")], got
+        assert daemon.stop() == 0
