@@ -17,9 +17,8 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import anyio
 import structlog

@@ -57,7 +57,7 @@ async def cmd_events(args: argparse.Namespace) -> int:
     kind = key = None
     if args.entity:
         kind, sep, key = args.entity.partition(":")
-        if not sep or kind not in ev.KINDS and kind != "daemon" or not key:
+        if not sep or (kind not in ev.KINDS and kind != "daemon") or not key:
             raise CommandError(f"--entity {args.entity!r}: use KIND:KEY, KIND one of "
                                f"{', '.join(ev.KINDS)} (for example customer:10001)")
     out = sys.stdout.buffer
