@@ -23,7 +23,7 @@ def test_sigterm_lets_the_write_in_flight_finish_and_records_it(
         harness.in_sync(daemon)
 
         def slow_next_calls() -> int:
-            sandboxes.economic.faults.timeout_s = 2.0  # a slow answer, well inside 30 s
+            sandboxes.economic.faults.timeout_s = 1.0  # a slow answer, well inside 30 s
             sandboxes.economic.inject("timeout", 2)    # the read, then the write
             return len(sandboxes.economic.served)
         mark = sandboxes.call(slow_next_calls)
