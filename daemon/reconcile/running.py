@@ -41,6 +41,11 @@ from daemon.settings import EconomicSettings
 from daemon.store.eventlog import EventLog
 
 OVERLAP_S: Final = 120.0
+#: Outcomes the controllers record: each is progress, so it beats the watchdog pulse (a pass
+#: over thousands of writes outlasts any freshness window; a wedged pass records none).
+PROGRESS: Final = (ev.WriteIntended, ev.Applied, ev.Failed, ev.Parked, ev.DriftRepaired,
+                   ev.InvoiceEntryCreated, ev.InvoicePdfAttached, ev.InvoicePdfSkipped,
+                   ev.InvoiceBooked)
 BATCH: Final = {"customer": 2000, "project": 2000, "invoice": 2000}
 
 
@@ -93,8 +98,11 @@ class Reconciler:
 
     # --- intake ---------------------------------------------------------------------------
     def _on_events(self, batch: list[tuple[int, ev.Event]]) -> None:
-        """Queue keys when desired state changes or an operator asks (sync, after commit)."""
+        """Queue keys when desired state changes or an operator asks (sync, after commit);
+        beat the pulse when a controller recorded progress."""
         q = self.queue
+        if any(isinstance(e, PROGRESS) for _seq, e in batch):
+            self.beat()
         for _seq, e in batch:
             match e:
                 case ev.CustomerUpserted() | ev.ProjectUpserted() | ev.InvoiceFinalized():
