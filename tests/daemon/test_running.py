@@ -10,10 +10,14 @@ daemon, ``replay --verify``).
 from __future__ import annotations
 
 import json
+import os
 import signal
+import socket
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -188,6 +192,49 @@ def test_metrics_parse_and_have_the_documented_families(started: Started) -> Non
     # numbers are folded out of endpoint labels
     assert all(not any(part.isdigit() for part in s.labels["endpoint"].split("/"))
                for s in calls)
+
+
+def test_the_status_socket_is_mode_0660(started: Started) -> None:
+    mode = started.setup.socket.stat().st_mode
+    assert stat.S_ISSOCK(mode)
+    assert stat.S_IMODE(mode) == 0o660
+
+
+def raw_unix(path: Path, data: bytes) -> bytes:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(10)
+        conn.connect(str(path))
+        conn.sendall(data)
+        chunks = []
+        while chunk := conn.recv(4096):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_garbage_sending_client_gets_a_4xx_and_disturbs_nobody(started: Started) -> None:
+    answer = raw_unix(started.setup.socket, b"\x00\x01\x02 garbage \xff\r\n\r\n")
+    status_line = answer.split(b"\r\n", 1)[0].split()
+    assert status_line[0] in (b"HTTP/1.0", b"HTTP/1.1") and status_line[1].startswith(b"4"), \
+        answer[:80]
+    assert started.daemon.ask("GET", "/healthz").status == 200
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_a_thousand_connect_disconnect_cycles_leak_no_descriptors(started: Started) -> None:
+    pid = started.daemon.pid
+    started.daemon.ask("GET", "/healthz")
+    before = open_fds(pid)
+    for i in range(1000):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.connect(str(started.setup.socket))
+            if i % 10 == 0:  # some send half a request before leaving
+                conn.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n")
+    harness.wait_until(lambda: open_fds(pid) <= before + 2, timeout=10,
+                       what=f"the daemon's descriptors back to {before} (now {open_fds(pid)})")
+    assert started.daemon.ask("GET", "/healthz").status == 200
 
 
 # --- commands beside the running daemon ----------------------------------------------------
