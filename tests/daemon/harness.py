@@ -49,9 +49,15 @@ def free_port() -> int:
         return port
 
 
+#: Directories made by :func:`short_dir`, removed when the test session ends (conftest.py).
+MADE_DIRS: list[Path] = []
+
+
 def short_dir(prefix: str) -> Path:
     """A fresh directory under /tmp: AF_UNIX paths must stay under 108 bytes."""
-    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    MADE_DIRS.append(path)
+    return path
 
 
 def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str,
