@@ -204,7 +204,7 @@ def artefacts() -> Iterator[Artefacts]:
             retried = harness.cli("parked", "--retry", "customer", refused,
                                   "-c", str(setup.config))
             art.commands["parked --retry"] = (retried.stdout + retried.stderr).encode()
-            harness.wait_until(lambda: unpark_all(daemon), timeout=30,
+            harness.wait_until(lambda: unpark_all(daemon), timeout=30, every=0.5,
                                what="nothing parked after the tokens came back")
             wrong = harness.write_config(sb, prefix="ms-canary-wrong-",
                                          economic_grant=CANARIES["wrong-grant"],
