@@ -315,6 +315,16 @@ def test_a_parked_item_is_listed_with_its_reason(started: Started,
     assert started.daemon.ask("POST", f"/parked/customer/{key}/retry").status in (200, 202)
 
 
+def test_resync_through_the_running_daemon(started: Started) -> None:
+    config = str(started.setup.config)
+    done = harness.cli("resync", "customer", "10003", "-c", config)
+    assert done.returncode == 0, done.stderr
+    assert "customer 10003" in done.stdout
+    unknown = harness.cli("resync", "customer", "88888", "-c", config)
+    assert unknown.returncode == 1
+    assert "88888" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
 # --- SIGHUP --------------------------------------------------------------------------------
 
 

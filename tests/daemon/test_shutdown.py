@@ -4,6 +4,7 @@ grace period), records its outcome, and only then exits 0 (DESIGN.md, Shutdown).
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
 
@@ -44,3 +45,12 @@ def test_sigterm_lets_the_write_in_flight_finish_and_records_it(
     # the rename's intent, then its outcome, recorded before the daemon exited
     last_intent = max(i for i, t in enumerate(types) if t == "write_intended")
     assert "applied" in types[last_intent:], types
+
+
+def test_sigint_stops_like_sigterm(sandboxes: harness.Sandboxes) -> None:
+    setup = harness.write_config(sandboxes, prefix="ms-int-")
+    with harness.running(setup) as daemon:
+        daemon.signal(signal.SIGINT)
+        daemon.wait_for("STOPPING=1", timeout=20)
+        assert daemon.wait(30) == 0, daemon.tail()
+        assert not setup.socket.exists()
