@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import anyio
+import anyio.abc
 import structlog
 
 from daemon import settings as config
@@ -70,8 +71,10 @@ async def open_log(settings: config.Settings, notifier: notifying.Notifier
                                         progress=_catch_up_progress(notifier))
 
 
-async def _signals(runtime: Runtime, on_reload: Callable[[config.Settings], None]) -> None:
+async def _signals(runtime: Runtime, on_reload: Callable[[config.Settings], None], *,
+                   task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        task_status.started()  # the handlers are in place: READY may go out
         async for signum in signals:
             if signum == signal.SIGHUP:
                 try:
@@ -100,7 +103,10 @@ async def supervise(runtime: Runtime, notifier: notifying.Notifier, loops: list[
     whatever still runs is cancelled.
     """
     async with anyio.create_task_group() as tg:
-        tg.start_soon(_signals, runtime, on_reload)
+        # started, not start_soon: a SIGTERM, SIGINT or SIGHUP right after READY=1 must meet
+        # our handlers, not Python's defaults (which kill the process or raise
+        # KeyboardInterrupt)
+        await tg.start(_signals, runtime, on_reload)
         for loop in loops:
             tg.start_soon(loop)
         runtime.state = "running"
