@@ -205,8 +205,7 @@ async def run(settings: config.Settings) -> int:
                 async def finish_in_flight() -> None:
                     """Stop intake, then let the reconcile pass in flight record its outcome."""
                     await ingest.receiver.stop()
-                    while reconciler.busy:  # noqa: ASYNC110 - a flag the worker flips
-                        await anyio.sleep(0.05)
+                    await reconciler.stop(grace=app.SHUTDOWN_GRACE_S)
 
                 await app.supervise(runtime, notifier, [], on_reload=reload,
                                     on_stopping=finish_in_flight)

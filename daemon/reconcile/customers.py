@@ -153,7 +153,9 @@ class Customers:
         drift: list[str] = []
         if action.name == "recreate":
             drift = ["missing"]
-        elif action.name == "update" and state.applied_hash:
+        elif action.name == "update" and state.applied_hash == content:
+            # what we last applied is still what Moment wants: e-conomic was edited (drift);
+            # otherwise Moment changed and this is an ordinary update
             drift = list(action.fields)
         if drift:
             out.append(ev.DriftRepaired(kind=KIND, key=key, fields=tuple(drift),
