@@ -16,13 +16,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-import anyio
 import msgspec
 
 from daemon.core import events as ev
 from daemon.core import mapping as mp
 from daemon.core import plans
 from daemon.economic import errors, filters, payloads
+from daemon.reconcile import batching
 from daemon.reconcile.outcomes import Context
 
 KIND = "customer"
@@ -93,36 +93,8 @@ class Customers:
                 await ctx.park(KIND, key, reason=m.problem)
                 continue
             todo[key] = m
-        live: dict[str, payloads.Customer | None] = {}
-        unread: list[str] = []
-        for key in todo:
-            has, rec = ctx.queue.hint(KIND, key)
-            if has and (rec is None or isinstance(rec, payloads.Customer)):
-                live[key] = rec
-            else:
-                unread.append(key)
-        if unread:
-            try:
-                found = await fetch(ctx, [todo[k].value.number for k in unread  # type: ignore[union-attr]
-                                          ])
-            except errors.EconomicError as err:
-                await ctx.refused_many(KIND, unread, "put", err)
-                for key in unread:
-                    del todo[key]
-            else:
-                for key in unread:
-                    live[key] = found.get(todo[key].value.number)  # type: ignore[union-attr]
-        limiter = anyio.Semaphore(ctx.max_in_flight)
-
-        async def one(key: str) -> None:
-            async with limiter:
-                if ctx.stopping:
-                    return  # shutting down: the restart queues it again from the log
-                await self.apply(key, todo[key], live.get(key))
-
-        async with anyio.create_task_group() as tg:
-            for key in todo:
-                tg.start_soon(one, key)
+        live = await batching.read_live(ctx, KIND, todo, payloads.Customer, fetch, "put")
+        await batching.apply_all(ctx, todo, live, self.apply)
 
     async def apply(self, key: str, m: mp.Mapped[mp.CustomerFields],
                     live: payloads.Customer | None) -> None:
