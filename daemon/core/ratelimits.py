@@ -4,15 +4,18 @@ Pure functions of data and a time value; no I/O, no sleeping. The shell (``daemo
 reads the clock, asks :func:`delay` how long to wait, charges the call before sending it and
 feeds every answer's ``X-RateLimiting``/``X-CallCost`` back through :func:`observe`.
 
+The bucket holds ``limit`` tokens and drains continuously at ``limit / window_s`` tokens a
+second (REFERENCE.md section 7: a cost-based token bucket); a call fits when the tokens in the
+bucket plus its cost do not exceed ``limit``.
+
 Invariants:
-- ``used`` never drops below what the server last reported inside the same window, so the
-  mirror can only be more cautious than the server, never less.
-- A window we did not see start is assumed to have started when we first saw it (the latest
-  possible start), so the estimated roll time is never earlier than the server's.
-- After a 429 nothing is sent before ``paused_until`` (Retry-After, else the window's end).
-- Calls still in flight when a window rolls may land in the next one: their reserved tokens
-  (``pending``) stay counted until their answers arrive, and their answers, which may report
-  the old window's use, do not set the new window's (``epoch``).
+- The mirror charges a call when it is sent, before the server can, and drains at the
+  server's rate, so alone on the agreement it never holds fewer tokens than the server.
+- An answer's reading only ever raises the mirror: to what the server reported plus the calls
+  still in flight (which it may not have counted yet). A stale or reordered answer therefore
+  makes the client more cautious, never less.
+- After a 429 nothing is sent before ``paused_until`` (Retry-After, else until a full bucket
+  has drained enough for the next call).
 """
 
 from __future__ import annotations
@@ -24,21 +27,23 @@ from typing import Final
 
 _HEADER: Final = re.compile(r"token-limit-(\d+)-per-(\d+)-seconds\s*:\s*(\d+)\s*/\s*(\d+)")
 DAY_S: Final = 86_400.0
+# Float slack, in tokens: waiting exactly the computed time must not leave a call 1e-13
+# tokens short and waiting again.
+EPSILON: Final = 1e-6
 
 
 @dataclass(frozen=True, slots=True)
 class Bucket:
-    """What we know of the agreement's bucket. ``window_started_at`` is None until first seen."""
+    """What we know of the agreement's bucket: ``used`` tokens in it as of ``at`` (None until
+    the first call), draining at ``limit / window_s`` a second."""
 
     limit: int = 10_000
     window_s: float = 60.0
-    used: int = 0
-    window_started_at: float | None = None
-    last_reported_used: int = 0
+    used: float = 0.0
+    at: float | None = None
     paused_until: float = 0.0
     cost_estimate: int = 1
     pending: int = 0  # tokens reserved by calls sent and not answered yet
-    epoch: int = 0  # windows rolled so far; a call's answer speaks for its epoch only
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +56,17 @@ class Reading:
 
 
 def parse_rate_header(value: str | None) -> Reading | None:
-    """The reading in an ``X-RateLimiting`` value, or None when absent or unparseable."""
+    """The reading in an ``X-RateLimiting`` value, or None when absent, unparseable or empty
+    (a zero limit or window describes no bucket we could pace to)."""
     if not value:
         return None
     m = _HEADER.search(value)
     if m is None:
         return None
-    return Reading(limit=int(m.group(1)), window_s=float(m.group(2)), used=int(m.group(3)))
+    limit, window = int(m.group(1)), float(m.group(2))
+    if limit <= 0 or window <= 0:
+        return None
+    return Reading(limit=limit, window_s=window, used=int(m.group(3)))
 
 
 def parse_cost(value: str | None) -> int | None:
@@ -71,34 +80,46 @@ def parse_cost(value: str | None) -> int | None:
     return cost if cost >= 0 else None
 
 
-def rolled(bucket: Bucket, now: float) -> Bucket:
-    """The bucket as of ``now``: a window that has ended is emptied."""
-    start = bucket.window_started_at
-    if start is not None and now >= start + bucket.window_s:
-        return replace(bucket, used=bucket.pending, window_started_at=None, last_reported_used=0,
-                       epoch=bucket.epoch + 1)
-    return bucket
+def rate(bucket: Bucket) -> float:
+    """Tokens the bucket drains per second."""
+    return bucket.limit / bucket.window_s
+
+
+def level(bucket: Bucket, now: float) -> float:
+    """Tokens in the bucket at ``now``."""
+    if bucket.at is None or now <= bucket.at:
+        return bucket.used
+    return max(0.0, bucket.used - (now - bucket.at) * rate(bucket))
+
+
+def drained(bucket: Bucket, now: float) -> Bucket:
+    """The bucket as of ``now``."""
+    return replace(bucket, used=level(bucket, now), at=now)
+
+
+def _need(bucket: Bucket, cost: int | None) -> int:
+    # A call costing more than the whole bucket is paced as if it cost the whole bucket:
+    # otherwise it could never be sent.
+    return min(bucket.cost_estimate if cost is None else cost, bucket.limit)
 
 
 def delay(bucket: Bucket, now: float, cost: int | None = None) -> float:
     """Seconds to wait before a call of ``cost`` tokens may be sent (0.0 means now)."""
     wait = max(0.0, bucket.paused_until - now)
-    b = rolled(bucket, now)
-    need = bucket.cost_estimate if cost is None else cost
-    if b.window_started_at is not None and b.used + need > b.limit:
-        wait = max(wait, b.window_started_at + b.window_s - now)
+    excess = level(bucket, now) + _need(bucket, cost) - bucket.limit
+    if excess > EPSILON:
+        wait = max(wait, excess / rate(bucket))
     return wait
 
 
 def charge(bucket: Bucket, now: float, cost: int | None = None) -> Bucket:
     """Reserve the tokens of a call about to be sent."""
-    b = rolled(bucket, now)
     need = bucket.cost_estimate if cost is None else cost
+    b = bucket
     # Built directly, not with replace(): this runs before every call.
-    return Bucket(limit=b.limit, window_s=b.window_s, used=b.used + need,
-                  window_started_at=b.window_started_at, last_reported_used=b.last_reported_used,
+    return Bucket(limit=b.limit, window_s=b.window_s, used=level(b, now) + need, at=now,
                   paused_until=b.paused_until, cost_estimate=b.cost_estimate,
-                  pending=b.pending + need, epoch=b.epoch)
+                  pending=b.pending + need)
 
 
 def reservation(bucket: Bucket, cost: int | None = None) -> int:
@@ -111,47 +132,38 @@ def settle(bucket: Bucket, reserved: int) -> Bucket:
     if not reserved:
         return bucket
     b = bucket
-    return Bucket(limit=b.limit, window_s=b.window_s, used=b.used,
-                  window_started_at=b.window_started_at, last_reported_used=b.last_reported_used,
+    return Bucket(limit=b.limit, window_s=b.window_s, used=b.used, at=b.at,
                   paused_until=b.paused_until, cost_estimate=b.cost_estimate,
-                  pending=max(0, b.pending - reserved), epoch=b.epoch)
+                  pending=max(0, b.pending - reserved))
 
 
 def observe(bucket: Bucket, now: float, reading: Reading | None, cost: int | None,
-            reserved: int = 0, epoch: int | None = None) -> Bucket:
+            reserved: int = 0) -> Bucket:
     """Re-synchronise from an answer received at ``now`` to a call that reserved ``reserved``
-    tokens when the bucket was in ``epoch`` (None: the current one). An answer to a call sent
-    before the last roll may report the old window, so it only settles its reservation. In a
-    new window the calls still in flight count on top of the reported use."""
-    b = settle(rolled(bucket, now), reserved)
+    tokens. The server counted its use at some moment between sending and now, perhaps before
+    calls still in flight arrived: those count on top of what it reported."""
+    b = settle(drained(bucket, now), reserved)
     if cost is not None and max(1, cost) != b.cost_estimate:
         b = replace(b, cost_estimate=max(1, cost))
-    if reading is None or (epoch is not None and epoch != b.epoch):
+    if reading is None:
         return b
-    new_window = b.window_started_at is None or reading.used < b.last_reported_used
-    if new_window:
-        # The server's window began at or before now; assuming now keeps our roll time late.
-        return replace(b, limit=reading.limit, window_s=reading.window_s,
-                       used=reading.used + b.pending, window_started_at=now,
-                       last_reported_used=reading.used)
-    return replace(b, limit=reading.limit, window_s=reading.window_s,
-                   used=max(b.used, reading.used), last_reported_used=reading.used)
+    if (reading.limit, reading.window_s) != (b.limit, b.window_s):
+        b = replace(b, limit=reading.limit, window_s=reading.window_s)
+    floor = reading.used + b.pending
+    return replace(b, used=floor) if floor > b.used else b
 
 
-def pause(bucket: Bucket, now: float, retry_after: float | None) -> Bucket:
-    """After a 429: pause until Retry-After, else until the window rolls; never less."""
-    b = rolled(bucket, now)
+def pause(bucket: Bucket, now: float, retry_after: float | None, cost: int | None = None
+          ) -> Bucket:
+    """After a 429: pause until Retry-After; without one, take the bucket to be full and pause
+    until it has drained enough for the next call. Never shortens a pause in force."""
+    b = drained(bucket, now)
     if retry_after is not None and retry_after > 0:
         until = now + retry_after
-    elif b.window_started_at is not None:
-        until = b.window_started_at + b.window_s
     else:
-        until = now + b.window_s
-    until = max(until, b.paused_until)
-    # Mirror a full bucket whose window rolls exactly when the pause ends, so the next call
-    # neither goes early nor waits longer than the server asked.
-    return replace(b, paused_until=until, used=max(b.used, b.limit),
-                   window_started_at=until - b.window_s, last_reported_used=b.limit)
+        b = replace(b, used=max(b.used, float(b.limit)))
+        until = now + _need(b, cost) / rate(b)
+    return replace(b, paused_until=max(until, b.paused_until))
 
 
 def parse_retry_after(value: str | None) -> float | None:

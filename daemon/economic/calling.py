@@ -221,7 +221,7 @@ class Caller:
                     form: Callable[[], aiohttp.FormData] | None, idempotency_key: str | None,
                     priority: bool) -> tuple[int, bytes, float | None, bool]:
         ticket = await self.limiter.acquire(priority=priority)
-        unsettled = ticket[0]
+        unsettled = ticket
         try:
             try:
                 async with self.session().request(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import math
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Generic, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -55,7 +56,8 @@ class CustomerPut(msgspec.Struct, frozen=True):
 
 
 class RateLimitStats(msgspec.Struct, frozen=True):
-    """The bucket mirror: tokens ``used`` of ``limit`` in the current ``window_s`` window."""
+    """The bucket mirror: tokens ``used`` of ``limit`` now; it drains ``limit`` per
+    ``window_s`` seconds."""
 
     used: int
     limit: int
@@ -136,11 +138,12 @@ class EconomicClient:
         return self._caller.counters
 
     def stats(self) -> ClientStats:
-        """A snapshot for ``/status`` and ``/metrics`` (the bucket as of now, rolled)."""
-        b = ratelimits.rolled(self.limiter.bucket, self.limiter.clock.now())
+        """A snapshot for ``/status`` and ``/metrics`` (the bucket as of now, drained)."""
+        b = self.limiter.bucket
+        used = math.ceil(ratelimits.level(b, self.limiter.clock.now()) - ratelimits.EPSILON)
         c = self.counters
         return ClientStats(
-            rate_limit=RateLimitStats(used=b.used, limit=b.limit, window_s=b.window_s),
+            rate_limit=RateLimitStats(used=used, limit=b.limit, window_s=b.window_s),
             calls_today=self.limiter.calls_today(), paused_until=self.limiter.paused_until,
             in_flight=self.limiter.in_flight, rate_limited=c.rate_limited,
             tokens_used=c.tokens_used, replayed=c.replayed, last_error=c.last_error,

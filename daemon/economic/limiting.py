@@ -3,8 +3,9 @@
 One :class:`Limiter` per agreement, shared by every call the client makes. Before a call it
 waits (through the injected :class:`Clock`) until the bucket mirror has room and no 429 pause
 is in force, checks the daily budget and takes an in-flight slot; after the answer it re-syncs
-the mirror from the headers. A 429 pauses every caller until Retry-After (else the window's
-end) has passed. The arithmetic is :mod:`daemon.core.ratelimits`; this module only waits.
+the mirror from the headers. A 429 pauses every caller until Retry-After has passed (without
+one, until a full bucket has drained enough for the next call). The arithmetic is
+:mod:`daemon.core.ratelimits`; this module only waits.
 
 Invariants: nothing is sent while ``paused_until`` is in the future; no more than
 ``max_in_flight`` calls are open; non-priority calls never spend the invoice reserve.
@@ -67,9 +68,9 @@ class Limiter:
     def calls_today(self) -> int:
         return ratelimits.budget_today(self.budget, self.clock.now()).used
 
-    async def acquire(self, *, priority: bool) -> tuple[int, int]:
+    async def acquire(self, *, priority: bool) -> int:
         """Take a slot for one call: wait for the bucket and any 429 pause, spend the budget,
-        bound the calls in flight. Returns (tokens reserved, bucket epoch) for the call; pair
+        bound the calls in flight. Returns the tokens reserved for the call (its ticket); pair
         with :meth:`observe` when an answer came and always with :meth:`release`. Raises
         :class:`errors.BudgetExhausted` (with retry_after, holding no slot) when today's
         budget is spent."""
@@ -95,7 +96,7 @@ class Limiter:
         self.bucket = ratelimits.charge(self.bucket, now, reserved)
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-        return reserved, self.bucket.epoch
+        return reserved
 
     def release(self, unsettled: int = 0) -> None:
         """Give back the slot taken by :meth:`acquire`; ``unsettled``: the reservation of a
@@ -105,13 +106,12 @@ class Limiter:
         self._slots.release()
 
     def observe(self, rate_header: str | None, cost_header: str | None,
-                ticket: tuple[int, int]) -> None:
+                ticket: int) -> None:
         """Re-sync the bucket mirror from an answer's headers; ``ticket`` is what
         :meth:`acquire` returned for the call."""
-        reserved, epoch = ticket
         self.bucket = ratelimits.observe(self.bucket, self.clock.now(),
                                          ratelimits.parse_rate_header(rate_header),
-                                         ratelimits.parse_cost(cost_header), reserved, epoch)
+                                         ratelimits.parse_cost(cost_header), ticket)
 
     def throttled(self, retry_after: float | None) -> float:
         """Record a 429; every caller now waits. Returns the seconds until the pause ends."""

@@ -49,8 +49,9 @@ IDEMPOTENCY_TTL_S = 3600.0
 
 @dataclass
 class RateLimit:
-    """The agreement's bucket: ``tokens`` per fixed window of ``window_s`` seconds starting at
-    the first call after the previous window ended. Off: no 429 and no ``X-RateLimiting``."""
+    """The agreement's token bucket: it holds ``tokens`` and drains continuously at
+    ``tokens / window_s`` a second; a call fits when its cost fits on top of ``level``.
+    Off: no 429 and no ``X-RateLimiting``."""
 
     enabled: bool = True
     tokens: int = 10_000
@@ -60,8 +61,24 @@ class RateLimit:
     # Per-endpoint costs: "METHOD /path-prefix" -> tokens; the longest matching prefix wins.
     costs: dict[str, int] = field(default_factory=dict)
     retry_after: bool = True
-    used: int = 0
-    window_started_at: float | None = None
+    level: float = 0.0
+    updated_at: float | None = None
+
+    def drain(self, now: float) -> None:
+        """Bring ``level`` up to ``now``."""
+        if self.updated_at is not None and now > self.updated_at:
+            self.level = max(0.0, self.level - (now - self.updated_at) * self.tokens
+                             / self.window_s)
+        self.updated_at = now if self.updated_at is None else max(now, self.updated_at)
+
+    def fill(self, used: float, now: float) -> None:
+        """Set the tokens in the bucket at ``now``, as another app of the agreement would."""
+        self.level, self.updated_at = used, now
+
+    @property
+    def used(self) -> int:
+        """The ``used`` of ``X-RateLimiting``: tokens in the bucket, rounded up."""
+        return math.ceil(self.level - 1e-9)
 
 
 @dataclass
@@ -219,17 +236,17 @@ class EconomicSandbox:
 
     def _rate_header(self) -> str:
         rl = self.rate_limit
+        rl.drain(self.clock())
         return f"token-limit-{rl.tokens}-per-{rl.window_s}-seconds: {rl.used}/{rl.tokens}"
 
     def _charge(self, cost: int) -> float | None:
-        """Charge the bucket; seconds until the window rolls when it cannot take ``cost``."""
+        """Charge the bucket; the seconds until it has room when it cannot take ``cost``."""
         rl = self.rate_limit
-        now = self.clock()
-        if rl.window_started_at is None or now >= rl.window_started_at + rl.window_s:
-            rl.window_started_at, rl.used = now, 0
-        if rl.used + cost > rl.tokens:
-            return rl.window_started_at + rl.window_s - now
-        rl.used += cost
+        rl.drain(self.clock())
+        excess = rl.level + min(cost, rl.tokens) - rl.tokens
+        if excess > 1e-6:  # float slack: a client that waited exactly is not refused
+            return excess * rl.window_s / rl.tokens
+        rl.level += cost
         return None
 
     def _next_fault(self) -> str | None:

@@ -98,9 +98,13 @@ def routes(sb: EconomicSandbox) -> list[web.RouteDef]:
             sb.accept_demo_tokens = bool(body["accept_demo_tokens"])
         if "cursor_page_size" in body:
             sb.cursor_page_size = max(1, int(body["cursor_page_size"]))
-        for k, v in (body.get("rate_limit") or {}).items():
+        rate = body.get("rate_limit") or {}
+        for k, v in rate.items():
             if k not in _RATE_KEYS:
                 return _bad(f"rate_limit.{k}: unknown")
+            if k in ("tokens", "window_s") and (type(v) is not int or v < 1):
+                return _bad(f"rate_limit.{k}: a positive integer")
+        for k, v in rate.items():
             setattr(sb.rate_limit, k, v)
         for k, v in (body.get("faults") or {}).items():
             if k not in _FAULT_KEYS:

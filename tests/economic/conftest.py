@@ -22,7 +22,9 @@ T0 = 1_780_000_000.0  # a POSIX time well inside a UTC day (2026-05-28T20:26:40Z
 
 
 class FakeClock:
-    """Virtual time: ``sleep`` advances ``now`` at once and yields to other tasks."""
+    """Virtual time: ``sleep`` yields to other tasks, then moves ``now`` to its deadline
+    (never back). Tasks that go to sleep at the same moment for the same time wake together,
+    as they would in real time, instead of each adding its wait to the clock."""
 
     def __init__(self, start: float = T0) -> None:
         self.t = start
@@ -33,8 +35,9 @@ class FakeClock:
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
-        self.t += max(0.0, seconds)
+        deadline = self.t + max(0.0, seconds)
         await asyncio.sleep(0)
+        self.t = max(self.t, deadline)
 
     def advance(self, seconds: float) -> None:
         self.t += seconds

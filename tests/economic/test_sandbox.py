@@ -84,9 +84,9 @@ async def test_headers_tokens_and_error_shapes(sandbox: EconomicSandbox, clock: 
     assert h["X-RequestId"]
     st, doc, h = await call(http, "GET", "/rest/customers/9")
     assert st == 404 and h["X-RateLimiting"].endswith("2/3") and doc["errorCode"] == "E06000"
-    clock.advance(20)
+    clock.advance(5)  # 3 tokens per 60 s: 0.25 drained, 1.75 in the bucket; 2 fit in 15 s
     st, doc, h = await call(http, "PUT", "/rest/customers/9", {"name": "x"})
-    assert st == 429 and h["Retry-After"] == "40"
+    assert st == 429 and h["Retry-After"] == "15" and h["X-RateLimiting"].endswith("2/3")
     async with aiohttp.ClientSession(f"http://{sandbox.host}:{sandbox.port}") as anon:
         st, doc, _ = await call(anon, "GET", "/rest/self")
         assert st == 401 and doc["httpStatusCode"] == 401
@@ -112,8 +112,8 @@ async def test_headers_tokens_and_error_shapes(sandbox: EconomicSandbox, clock: 
     _, _, h = await call(http, "GET", "/rest/self")
     assert "X-RateLimiting" not in h and h["X-CallCost"] == "1"
     assert [(s.status, s.at - T0) for s in sandbox.served] == [
-        (200, 0), (404, 0), (429, 20), (401, 20), (401, 20), (415, 60), (200, 60), (401, 60),
-        (404, 60), (405, 60), (200, 60)]
+        (200, 0), (404, 0), (429, 5), (401, 5), (401, 5), (415, 45), (200, 45), (401, 45),
+        (404, 45), (405, 45), (200, 45)]
 
 
 async def test_customer_validation(sandbox: EconomicSandbox, http: aiohttp.ClientSession
