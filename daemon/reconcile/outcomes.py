@@ -117,6 +117,9 @@ class Context:
     wall: Callable[[], float] = time.time
     max_in_flight: int = 8
     stopping: bool = False  # set on shutdown: start no new write, finish the ones in flight
+    # The reconcile loop's watchdog pulse: beaten for progress inside long passes (a sweep's
+    # pages), not only between them.
+    beat: Callable[[], None] = field(default=lambda: None)
 
     # --- intents ------------------------------------------------------------------------
     def open_intent(self, kind: str, key: str, action: str) -> str | None:

@@ -72,14 +72,15 @@ class Reconciler:
         self.ctx = Context(log=log, client=client, options=options, queue=self.queue,
                            observer=SafeObserver(observer or NullObserver()),
                            policy=policy or backoff.Policy(), rng=rng or random.Random(),
-                           wall=wall, max_in_flight=max_in_flight)
+                           wall=wall, max_in_flight=max_in_flight,
+                           beat=beat or (lambda: None))
         self.controllers: dict[str, Customers | Projects | Invoices] = {
             "customer": Customers(self.ctx), "project": Projects(self.ctx),
             "invoice": Invoices(self.ctx)}
         self.reconcile_interval = reconcile_interval
         self.full_reconcile_interval = full_reconcile_interval
         self.batch = {**BATCH, **(batch or {})}
-        self.beat = beat or (lambda: None)
+        self.beat = self.ctx.beat
         # how long an idle worker may wait between beats (the watchdog's beat_every)
         self.idle_beat_s = idle_beat_s
         self.wall = wall

@@ -33,12 +33,16 @@ async def _record_in_sync(ctx: Context, events: Iterable[ev.Event]) -> None:
     batch = [(e, f"in-sync:{uuid.uuid4().hex}", None) for e in events]
     for start in range(0, len(batch), 2000):
         await ctx.log.append_many(batch[start:start + 2000])
+        ctx.beat()
 
 
 async def sweep_customers(ctx: Context, *, since: float | None = None) -> int:
     """Queue the customers that differ; returns how many were queued."""
     flt = filters.gt("lastUpdated", _stamp(since)) if since is not None else None
-    live = {c.customerNumber: c async for c in ctx.client.iter_customers(filter=flt)}
+    live: dict[int, payloads.Customer] = {}
+    async for c in ctx.client.iter_customers(filter=flt):
+        live[c.customerNumber] = c
+        ctx.beat()  # a sweep of many pages outlasts the watchdog's window: each read is progress
     tables = ctx.log.tables
     queued = 0
     in_sync: list[ev.Event] = []
@@ -82,8 +86,10 @@ async def sweep_customers(ctx: Context, *, since: float | None = None) -> int:
 
 async def sweep_projects(ctx: Context, *, since: float | None = None) -> int:
     flt = filters.gt("lastUpdated", _stamp(since)) if since is not None else None
-    live: dict[int, payloads.Project] = {
-        p.number: p async for p in ctx.client.iter_projects(filter=flt)}
+    live: dict[int, payloads.Project] = {}
+    async for p in ctx.client.iter_projects(filter=flt):
+        live[p.number] = p
+        ctx.beat()
     tables = ctx.log.tables
     queued = 0
     in_sync: list[ev.Event] = []

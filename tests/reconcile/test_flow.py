@@ -115,3 +115,17 @@ async def test_an_invalid_invoice_is_split_out_of_its_batch_and_parked(
     assert booked == [41, 42, 44, 45]
     bulks = sandbox.requests(method="POST", path_contains="/draft-entries/bulk")
     assert [s.status for s in bulks] == [400, 201]  # refused whole, then sent without it
+
+
+async def test_a_full_sweep_beats_the_watchdog_while_its_pages_arrive(
+        sandbox: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
+    """Tens of thousands of customers take longer to read than the watchdog's window: every
+    page read is progress, so the reconcile pulse beats during the sweep, not only after."""
+    sandbox.agreement.add_customers(2500)  # three pages of 1,000
+    await record(log, [customer(n) for n in range(1, 2501)])
+    pages_read: list[int] = []
+    rec = reconciler(log, client, beat=lambda: pages_read.append(
+        sum(1 for s in sandbox.served if s.path == "/rest/customers")))
+    await rec.full_sweep()
+    assert sum(1 for s in sandbox.served if s.path == "/rest/customers") == 3
+    assert {1, 2, 3} <= set(pages_read)
