@@ -15,7 +15,7 @@ Invariants:
   still in flight (which it may not have counted yet). A stale or reordered answer therefore
   makes the client more cautious, never less.
 - After a 429 nothing is sent before ``paused_until`` (Retry-After, else until a full bucket
-  has drained enough for the next call).
+  has drained enough for the next call, within [1 s, one window]).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ DAY_S: Final = 86_400.0
 # Float slack, in tokens: waiting exactly the computed time must not leave a call 1e-13
 # tokens short and waiting again.
 EPSILON: Final = 1e-6
+MIN_PAUSE_S: Final = 1.0  # the shortest pause after a 429 that named no Retry-After
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,13 +157,15 @@ def observe(bucket: Bucket, now: float, reading: Reading | None, cost: int | Non
 def pause(bucket: Bucket, now: float, retry_after: float | None, cost: int | None = None
           ) -> Bucket:
     """After a 429: pause until Retry-After; without one, take the bucket to be full and pause
-    until it has drained enough for the next call. Never shortens a pause in force."""
+    until it has drained enough for the next call, but at least a second (the refusal may
+    come from a limit the mirror does not see) and at most a window. Never shortens a pause in
+    force."""
     b = drained(bucket, now)
     if retry_after is not None and retry_after > 0:
         until = now + retry_after
     else:
         b = replace(b, used=max(b.used, float(b.limit)))
-        until = now + _need(b, cost) / rate(b)
+        until = now + min(b.window_s, max(MIN_PAUSE_S, _need(b, cost) / rate(b)))
     return replace(b, paused_until=max(until, b.paused_until))
 
 

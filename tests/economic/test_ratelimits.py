@@ -197,6 +197,8 @@ def test_pause_honours_retry_after_and_the_drain() -> None:
     full = rl.pause(b, 5.0, None)  # no Retry-After: full, until one call's tokens drain
     assert full.paused_until == pytest.approx(11.0) and rl.level(full, 5.0) == 10
     assert rl.delay(full, 11.0) == 0.0
+    big = rl.observe(rl.Bucket(), 0.0, rl.Reading(10_000, 60.0, 1), 1)
+    assert rl.pause(big, 5.0, None).paused_until == 6.0  # a token's 6 ms: at least a second
     assert rl.pause(p, 6.0, 1.0).paused_until == 12.0  # never shortens a pause
 
 
