@@ -143,15 +143,18 @@ def observe(bucket: Bucket, now: float, reading: Reading | None, cost: int | Non
     """Re-synchronise from an answer received at ``now`` to a call that reserved ``reserved``
     tokens. The server counted its use at some moment between sending and now, perhaps before
     calls still in flight arrived: those count on top of what it reported."""
-    b = settle(drained(bucket, now), reserved)
-    if cost is not None and max(1, cost) != b.cost_estimate:
-        b = replace(b, cost_estimate=max(1, cost))
-    if reading is None:
-        return b
-    if (reading.limit, reading.window_s) != (b.limit, b.window_s):
-        b = replace(b, limit=reading.limit, window_s=reading.window_s)
-    floor = reading.used + b.pending
-    return replace(b, used=floor) if floor > b.used else b
+    b = bucket
+    used = level(b, now)
+    pending = max(0, b.pending - reserved) if reserved else b.pending
+    limit, window_s = b.limit, b.window_s
+    if reading is not None:
+        limit, window_s = reading.limit, reading.window_s
+        used = max(used, float(reading.used + pending))
+    # Built directly, not with replace(): this runs after every call.
+    return Bucket(limit=limit, window_s=window_s, used=used, at=now,
+                  paused_until=b.paused_until,
+                  cost_estimate=b.cost_estimate if cost is None else max(1, cost),
+                  pending=pending)
 
 
 def pause(bucket: Bucket, now: float, retry_after: float | None, cost: int | None = None

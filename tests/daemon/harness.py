@@ -7,16 +7,13 @@
 - :func:`write_config` writes a config with short intervals and four secret files.
 - :class:`Daemon` is ``python -m daemon run -c CONFIG`` with its stdout and stderr in files and a
   fake ``NOTIFY_SOCKET`` (a datagram socket bound by the test) whose messages it collects.
-- :func:`ask` speaks HTTP/1.1 to the status socket with the standard library only (no product
-  code between the test and the socket); :func:`cli` runs ``python -m daemon ARGS``.
+- :func:`cli` runs ``python -m daemon ARGS``; talking HTTP is :mod:`tests.daemon.speaking`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.client
-import json
 import os
 import signal
 import socket
@@ -25,18 +22,15 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import msgspec
-
 from daemon.sandbox import economic as economic_sandbox
 from daemon.sandbox import moment as moment_sandbox
+from tests.daemon.speaking import Reply, ask
 
 REPO = Path(__file__).resolve().parent.parent.parent
 T = TypeVar("T")
@@ -220,62 +214,6 @@ def write_config(sb: Sandboxes, *, prefix: str = "ms-", webhook_token: str | Non
 
 
 # --- the status socket ---------------------------------------------------------------------
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = str(path)
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
-@dataclass
-class Reply:
-    status: int
-    body: bytes
-    content_type: str
-
-    def json(self) -> Any:
-        return msgspec.json.decode(self.body)
-
-
-def ask(path: Path, method: str, target: str, *, timeout: float = 15.0) -> Reply:
-    """One HTTP/1.1 request over the Unix socket at ``path``."""
-    conn = _UnixConnection(path, timeout)
-    try:
-        conn.request(method, target)
-        response = conn.getresponse()
-        return Reply(response.status, response.read(), response.getheader("Content-Type") or "")
-    finally:
-        conn.close()
-
-
-def fetch(method: str, url: str, *, body: object = None,
-         headers: Mapping[str, str] | None = None, timeout: float = 10.0) -> Reply:
-    """One HTTP request to a loopback URL (a sandbox's admin surface, the webhook receiver);
-    an error status is an answer, not an exception."""
-    if not url.startswith("http://127.0.0.1:"):
-        raise ValueError(f"loopback http only, not {url!r}")
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(  # noqa: S310 - loopback http, checked above
-        url, method=method, data=data, headers={
-            **({"Content-Type": "application/json"} if data is not None else {}),
-            **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
-            return Reply(answer.status, answer.read(), answer.headers.get("Content-Type", ""))
-    except urllib.error.HTTPError as error:
-        with error:
-            return Reply(error.code, error.read(), error.headers.get("Content-Type", ""))
 
 
 def in_sync(daemon: Daemon) -> dict[str, Any]:

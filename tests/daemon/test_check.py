@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 
 from daemon.ops import preflight
-from tests.daemon import harness
+from tests.daemon import harness, speaking
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 
 def set_project_module(sb: harness.Sandboxes, on: bool) -> None:
-    reply = harness.fetch("PATCH", f"{sb.economic.admin_url}/config", body={"project_module": on})
+    reply = speaking.fetch("PATCH", f"{sb.economic.admin_url}/config", body={"project_module": on})
     assert reply.status == 200 and reply.json()["project_module"] is on
 
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.daemon import harness
+from tests.daemon import harness, speaking
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -69,7 +69,7 @@ def test_sandbox_prints_one_json_object_first() -> None:
             assert doc[key].startswith("http://127.0.0.1:"), doc[key]
         assert all(isinstance(v, str) and v for v in doc.values())
         # and they answer, with the tokens printed
-        reply = harness.fetch("GET", doc["rest_url"] + "/self", headers={
+        reply = speaking.fetch("GET", doc["rest_url"] + "/self", headers={
             "X-AppSecretToken": doc["app_secret_token"],
             "X-AgreementGrantToken": doc["agreement_grant_token"]})
         assert reply.status == 200, reply.body

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.daemon import harness
+from tests.daemon import harness, speaking
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -52,7 +52,7 @@ def test_plan_without_the_daemon_in_sync_exits_0(converged: harness.Setup,
 
 def test_plan_with_a_customer_renamed_in_economic_exits_2_and_writes_nothing(
         converged: harness.Setup, sandboxes: harness.Sandboxes) -> None:
-    reply = harness.fetch("PATCH", f"{sandboxes.economic.admin_url}/customers/10001",
+    reply = speaking.fetch("PATCH", f"{sandboxes.economic.admin_url}/customers/10001",
                           body={"name": "Renamed by hand"})
     assert reply.status == 200
     before = event_count(converged)

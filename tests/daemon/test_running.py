@@ -24,7 +24,7 @@ import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.daemon import harness
+from tests.daemon import harness, speaking
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -35,8 +35,8 @@ EVENT_KEYS = {"seq", "type", "kind", "key", "idempotency_key", "occurred_at", "r
 class Started:
     """The module's daemon, and what the test saw the instant ``READY=1`` arrived."""
 
-    def __init__(self, daemon: harness.Daemon, healthz: harness.Reply,
-                 status: harness.Reply) -> None:
+    def __init__(self, daemon: harness.Daemon, healthz: speaking.Reply,
+                 status: speaking.Reply) -> None:
         self.daemon = daemon
         self.ready_at = time.monotonic()
         self.healthz_at_ready = healthz

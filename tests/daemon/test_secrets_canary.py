@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.daemon import harness
+from tests.daemon import harness, speaking
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(110)]
 
@@ -111,12 +111,12 @@ def webhooks(setup: harness.Setup, sb: harness.Sandboxes, art: Artefacts) -> Non
     hint = sb.call(lambda: sb.moment.hint("customer", 1001, "UPDATE"))
     good, bad = setup.webhook_url(), setup.webhook_url(CANARIES["bad-webhook-token"])
     codes = {
-        "good": harness.fetch("POST", good, body=hint).status,
-        "bad": harness.fetch("POST", bad, body=hint).status,
-        "good_garbage": harness.fetch("POST", good, body=["not", "a", "hint"]).status,
-        "good_text": harness.fetch("POST", good, body=None,
+        "good": speaking.fetch("POST", good, body=hint).status,
+        "bad": speaking.fetch("POST", bad, body=hint).status,
+        "good_garbage": speaking.fetch("POST", good, body=["not", "a", "hint"]).status,
+        "good_text": speaking.fetch("POST", good, body=None,
                                    headers={"Content-Type": "text/plain"}).status,
-        "bad_query": harness.fetch("POST", bad + "?token=" + CANARIES["webhook-token"],
+        "bad_query": speaking.fetch("POST", bad + "?token=" + CANARIES["webhook-token"],
                                    body=hint).status,
     }
     art.facts["webhooks"] = codes
