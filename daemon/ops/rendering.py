@@ -67,8 +67,9 @@ def render_status(report: StatusReport, parked: Sequence[ParkedItem] = ()) -> st
     rate = economic.rate_limit
     share = f" ({rate.used / rate.limit:.0%})" if rate.limit else ""
     lines.append(
-        f"e-conomic  rate limit {_number(rate.used)}/{_number(rate.limit)} per "
-        f"{_number(rate.window_s)}s{share}; {economic.calls_today} calls today"
+        f"e-conomic  rate limit bucket {_number(rate.used)}/{_number(rate.limit)}{share}, "
+        f"drains {_number(rate.limit)} per {_number(rate.window_s)}s; "
+        f"{economic.calls_today} calls today"
     )
     if economic.paused_until:
         lines.append(f"{_INDENT}PAUSED until {economic.paused_until} (rate limited)")

@@ -15,7 +15,7 @@ Entities   kind      desired  in sync  pending  parked
            customer       40       40        0       0
            project        25       24        0       1
            invoice        30       30        0       0
-e-conomic  rate limit 120/10000 per 60s (1%); 1450 calls today
+e-conomic  rate limit bucket 120/10000 (1%), drains 10000 per 60s; 1450 calls today
 Moment     last webhook 2026-11-20T09:20:02Z, last poll 2026-11-20T09:25:00Z
 Reconcile  last full 2026-11-20T06:00:00Z, last incremental 2026-11-20T09:20:00Z; drift repaired 3
            stray customer 1050 in e-conomic: same organization number as customer 10001
