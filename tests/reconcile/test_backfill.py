@@ -121,3 +121,28 @@ async def test_backfill_converges_with_minimal_plan(
                                "GET /apis/projectsapi/v1.1.0/Projects": 1}
     report = await rec.plan()
     assert report["pending"] == 0 and planning.exit_code(report) == 0
+
+
+async def test_history_recorded_while_stopped_costs_only_its_latest_state(
+        sandbox: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
+    """Controller off, then on: the controllers are level-triggered, so three versions of an
+    object recorded while the daemon was down cost one write, of the last version, and an
+    object created and gone in the meantime costs nothing."""
+    facts: list[ev.Event] = []
+    for v in range(3):
+        facts += [customer(n, name=f"Kunde {n} v{v}") for n in range(1, 21)]
+        facts += [project(n, n, name=f"Projekt {n} v{v}") for n in range(1, 11)]
+    gone_customer, gone_project = customer(21), project(11, 21)
+    await record(log, [*facts, gone_customer, gone_project])
+    await record(log, [
+        ev.EntityGone(kind=kind, key=key, moment_id=f.moment_id)
+        for f in (gone_customer, gone_project) for kind, key in [ev.entity_of(f)]])
+    await converge(reconciler(log, client))
+    a = sandbox.agreement
+    assert {n: c["name"] for n, c in a.customers.items()} == {
+        n: f"Kunde {n} v2" for n in range(1, 21)}
+    assert {n: p["name"] for n, p in a.projects.items()} == {
+        n: f"Projekt {n} v2" for n in range(1, 11)}
+    writes = {k: v for k, v in served(sandbox).items() if not k.startswith("GET")}
+    assert writes == {"PUT /rest/customers/{n}": 20,
+                      "POST /apis/projectsapi/v1.1.0/Projects": 10}
