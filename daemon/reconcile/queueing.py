@@ -9,7 +9,8 @@ Invariants:
 - an item waiting on a dependency is not in the queue at all: it sits under that dependency
   and is queued again when the dependency is released (applied or parked);
 - a read the caller already made (a live record, or ``None`` for "known absent") may travel
-  with the key as a hint, so a sweep that listed e-conomic never reads the same record twice.
+  with the key as a hint, so a sweep that listed e-conomic need not read the same record
+  twice (the sweep gives customers only "known absent": their write has no version check).
 """
 
 from __future__ import annotations

@@ -70,7 +70,13 @@ async def sweep_customers(ctx: Context, *, since: float | None = None) -> int:
             applied_before=bool(state.applied_hash) or state.economic_number is not None)
         content = mp.fields_hash(m.value)
         if action.writes:
-            ctx.queue.add(customers.KIND, key, hint=rec)
+            if rec is None:
+                ctx.queue.add(customers.KIND, key, hint=None)  # known absent: created as is
+            else:
+                # No hint: the legacy PUT replaces the whole record and carries no version, so
+                # the pass merges into a fresh read, not this one, or an edit a person made
+                # in between would be lost.
+                ctx.queue.add(customers.KIND, key)
             queued += 1
         elif state.applied_hash != content or state.intents.get("put"):
             in_sync.append(ev.Applied(kind=customers.KIND, key=key, action="put",

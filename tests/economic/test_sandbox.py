@@ -232,6 +232,10 @@ async def test_admin_edits_like_a_person(sandbox: EconomicSandbox,
         "project_module": False, "rate_limit": {"tokens": 50}, "faults": {"probability": 0}})
     assert cfg["project_module"] is False and cfg["rate_limit"]["tokens"] == 50
     assert (await call(http, "PATCH", "/admin/config", {"rate_limit": {"nope": 1}}))[0] == 400
+    st, doc, _ = await call(http, "PATCH", "/admin/config",
+                            {"rate_limit": {"retry_after": False, "window_s": 0}})
+    assert st == 400 and sandbox.rate_limit.window_s == 60  # refused whole: nothing set
+    assert sandbox.rate_limit.retry_after is True
     await call(http, "POST", "/admin/faults", {"kind": "503", "count": 1})
     assert (await call(http, "GET", "/rest/customers/2"))[0] == 503
     st, doc, _ = await call(http, "GET", "/rest/customers/2")

@@ -105,9 +105,17 @@ async def test_incremental_sweep_sees_an_edit(
         await until(lambda: sandbox.agreement.customers[2].get("city") == "Aarhus")
         await settle(rec)
         tg.cancel_scope.cancel()
-    reads = [s for s in sandbox.served if s.method == "GET" and s.path == "/rest/customers"]
-    assert reads and all("lastUpdated" in s.query for s in reads)
-    assert [s.path for s in sandbox.served if s.method != "GET"] == ["/rest/customers/2"]
+    served = list(sandbox.served)
+    reads = [s for s in served if s.method == "GET" and s.path == "/rest/customers"]
+    # the sweeps list only what changed since the last one ...
+    assert any("lastUpdated" in s.query for s in reads)
+    # ... and the repair merges into a fresh read of the one drifted customer, just before its
+    # PUT (which replaces the whole record), not into the sweep's older copy
+    fresh = [s for s in reads if "lastUpdated" not in s.query]
+    assert [s.query for s in fresh] == ["skippages=0&pagesize=1000&filter=customerNumber$in:[2]"]
+    writes = [s for s in served if s.method != "GET"]
+    assert [s.path for s in writes] == ["/rest/customers/2"]
+    assert served.index(fresh[0]) < served.index(writes[0])
 
 
 async def test_invoice_waits_for_its_customer_then_goes_through(
