@@ -83,6 +83,8 @@ class InvoiceFinalized(Event, frozen=True, kw_only=True, tag="invoice_finalized"
     invoice_date: str = ""
     due_date: str = ""
     currency: str = ""
+    #: Moment's DKK per 100 units of ``currency``; empty when Moment gave none.
+    exchange_rate: str = ""
     total_excluding_vat: str = "0"
     total_vat: str = "0"
     total_including_vat: str = "0"

@@ -106,6 +106,8 @@ class Invoice(_Resource, frozen=True, kw_only=True):
     invoice_date: dt.date | None = None
     due_date: dt.date | None = None
     currency: str
+    #: DKK per 100 units of ``currency``; set by Moment when the currency is not DKK.
+    exchange_rate: Money | None = None
     total_excluding_vat: Money
     total_vat: Money
     total_including_vat: Money

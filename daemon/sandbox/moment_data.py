@@ -229,6 +229,7 @@ class MomentData:
                     project_id: int | None = None, description: str | None = None,
                     invoice_date: dt.date | None = None, due_date: dt.date | None = None,
                     currency: str = "DKK", financial_account_number: str | None = "1010",
+                    exchange_rate: decimal.Decimal | str | None = None,
                     finalize: bool = False) -> InvoiceRecord:
         """A new draft (finalized at once when ``finalize``); VAT defaults to 25 %."""
         fields: Json = {"customer_id": customer_id, "project_id": project_id,
@@ -237,6 +238,8 @@ class MomentData:
                         "financial_account_number": financial_account_number}
         if total_vat is not None:
             fields["total_vat"] = total_vat
+        if exchange_rate is not None:
+            fields["exchange_rate"] = exchange_rate
         if invoice_date is not None:
             fields["invoice_date"] = invoice_date
         if due_date is not None:
@@ -273,7 +276,8 @@ class MomentData:
             customer_id=customer.id, customer_number=customer.customer_number,
             project_id=None if project is None else project.id,
             project_number=None if project is None else project.project_number,
-            finalized=None, last_modified=stamp)
+            finalized=None, last_modified=stamp,
+            exchange_rate=_opt_decimal(values.get("exchange_rate")))
         self.invoices[record.id] = record
         self._notify("invoice", record.id, "CREATE_NEW")
         return record
@@ -394,6 +398,7 @@ class MomentData:
             "creditedInvoiceNumber": record.credited_invoice_number,
             "description": record.description, "invoiceDate": record.invoice_date.isoformat(),
             "dueDate": record.due_date.isoformat(), "currency": record.currency,
+            "exchangeRate": None if record.exchange_rate is None else str(record.exchange_rate),
             "totalExcludingVat": str(record.total_excluding_vat),
             "totalVat": str(record.total_vat),
             "totalIncludingVat": str(record.total_including_vat),
@@ -478,3 +483,8 @@ class MomentData:
 
 def _opt_str(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def _opt_decimal(value: object) -> decimal.Decimal | None:
+    assert value is None or isinstance(value, decimal.Decimal)
+    return value

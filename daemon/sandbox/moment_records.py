@@ -70,6 +70,10 @@ def _money(name: str, value: object) -> decimal.Decimal:
     return amount.quantize(CENT, rounding=decimal.ROUND_HALF_UP)
 
 
+def _optional_money(name: str, value: object) -> decimal.Decimal | None:
+    return None if value is None else _money(name, value)
+
+
 def _date(name: str, value: object) -> dt.date:
     if isinstance(value, dt.datetime):
         raise SandboxError(f"{name} must be a date, not a datetime")
@@ -106,7 +110,8 @@ PROJECT_FIELDS: Final[Mapping[str, Check]] = {
 INVOICE_FIELDS: Final[Mapping[str, Check]] = {
     "customer_id": positive_int, "project_id": _optional_positive_int,
     "description": _optional_text, "invoice_date": _date, "due_date": _date,
-    "currency": _text, "total_excluding_vat": _money, "total_vat": _money,
+    "currency": _text, "exchange_rate": _optional_money, "total_excluding_vat": _money,
+    "total_vat": _money,
     "financial_account_number": _optional_text,
 }
 
@@ -188,6 +193,8 @@ class InvoiceRecord:
     finalized: dt.datetime | None
     last_modified: dt.datetime
     version: int = 1
+    #: DKK per 100 units of ``currency`` (Moment sets it when the currency is not DKK).
+    exchange_rate: decimal.Decimal | None = None
 
     @property
     def total_including_vat(self) -> decimal.Decimal:

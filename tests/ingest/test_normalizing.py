@@ -11,6 +11,7 @@ from daemon.core import events as ev
 from daemon.ingest import normalizing
 from daemon.ingest.ingesting import Outcome
 from daemon.moment import shapes
+from daemon.sandbox import moment_data
 from tests.ingest.conftest import Harness
 
 STAMP = dt.datetime(2026, 11, 20, 9, 14, tzinfo=dt.UTC)
@@ -128,3 +129,20 @@ async def test_an_older_snapshot_never_replaces_a_newer_fact(harness: Harness) -
     assert await harness.processor.process("customer", made.id) == Outcome.APPENDED
     assert await harness.processor.ingest(old) == Outcome.STALE
     assert harness.log.tables.customers()["80001"].fact.name == "Ny"
+
+
+def test_a_foreign_currency_invoice_keeps_moments_exchange_rate() -> None:
+    """API.md: ``exchangeRate`` (DKK per 100 units) comes with an invoice not in DKK; the fact
+    keeps it as Moment wrote it, and an invoice without one records none."""
+    data = moment_data.MomentData(now=lambda: STAMP)
+    cust = data.add_customer(name="Nordlys")
+    eur = data.add_invoice(customer_id=cust.id, total_excluding_vat="100.00", currency="EUR",
+                           exchange_rate="745.60", finalize=True)
+    dkk = data.add_invoice(customer_id=cust.id, total_excluding_vat="100.00", finalize=True)
+    facts = []
+    for record in (eur, dkk):
+        served = msgspec.json.encode(data.render("invoice", record.id))
+        invoice = msgspec.json.decode(served, type=shapes.Invoice)
+        facts.append(normalizing.invoice_fact(invoice, pdf_sha256="", pdf_size=0))
+    assert [(f.currency, f.exchange_rate) for f in facts
+            if isinstance(f, ev.InvoiceFinalized)] == [("EUR", "745.60"), ("DKK", "")]
