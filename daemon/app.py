@@ -110,11 +110,11 @@ async def supervise(runtime: Runtime, notifier: notifying.Notifier, loops: list[
         for loop in loops:
             tg.start_soon(loop)
         runtime.state = "running"
-        notifier.ready("running")
+        await notifier.ready("running")
         _log.info("running")
         await runtime.stop.wait()
         runtime.state = "stopping"
-        notifier.stopping("stopping")
+        await notifier.stopping("stopping")
         if on_stopping is not None:
             with anyio.CancelScope(shield=True), anyio.move_on_after(grace):
                 await on_stopping()

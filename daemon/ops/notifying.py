@@ -1,10 +1,15 @@
 """Telling systemd how the daemon is doing: sd_notify(3) without a library, and a watchdog that
 pings only while the daemon makes progress.
 
-:class:`Notifier` guarantees: one datagram per call to ``$NOTIFY_SOCKET`` (``@`` means the
+:class:`Notifier` guarantees: one datagram per message to ``$NOTIFY_SOCKET`` (``@`` means the
 abstract namespace); every method is a no-op returning ``False`` when ``NOTIFY_SOCKET`` is unset;
 a failure to send is logged and returned as ``False``, never raised (systemd being away must not
-stop the daemon); a ``STATUS=`` text never carries a newline (it would start a new field).
+stop the daemon); a ``STATUS=`` text never carries a newline (it would start a new field). A
+send never blocks the event loop. A state change (``READY=1``, ``STOPPING=1``) that meets a full
+queue (``EAGAIN``: a busy systemd has not read its socket yet) is tried again for up to
+:data:`STATE_RETRY_DELAYS` seconds in all, awaiting between tries, since losing it leaves systemd
+waiting for READY until its start timeout; libsystemd's sd_notify blocks instead. Progress
+messages (``STATUS``, ``EXTEND_TIMEOUT_USEC``, ``WATCHDOG``) are tried once: the next one follows.
 
 :class:`Watchdog` guarantees: ``WATCHDOG=1`` is sent only when every registered component has
 beaten within ``freshness`` seconds of now, by the injected clock. A wedged component therefore
@@ -30,6 +35,11 @@ Clock = Callable[[], float]
 #: How often an idle component beats when systemd set no watchdog.
 DEFAULT_IDLE_BEAT: Final = 5.0
 
+#: The waits between tries of a state message that met a full queue: 1.95 s in all.
+STATE_RETRY_DELAYS: Final = (0.01, 0.02, 0.05, 0.1, 0.27, 0.5, 1.0)
+
+Sleep = Callable[[float], Awaitable[None]]
+
 
 def _address(value: str) -> str | bytes | None:
     if value.startswith("@"):
@@ -40,34 +50,60 @@ def _address(value: str) -> str | bytes | None:
 
 
 class Notifier:
-    """Sends sd_notify messages to ``$NOTIFY_SOCKET`` of ``environ`` (``os.environ`` by default)."""
+    """Sends sd_notify messages to ``$NOTIFY_SOCKET`` of ``environ`` (``os.environ`` by default);
+    ``sleep`` is how a state message waits between tries."""
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, environ: Mapping[str, str] | None = None, *,
+                 sleep: Sleep = anyio.sleep) -> None:
         env = os.environ if environ is None else environ
         self._address = _address(env.get("NOTIFY_SOCKET", ""))
+        self._sleep = sleep
 
     @property
     def enabled(self) -> bool:
         return self._address is not None
 
-    def send(self, *fields: str) -> bool:
-        """Send ``KEY=VALUE`` fields as one datagram; ``True`` if it left."""
-        if self._address is None:
-            return False
-        message = "\n".join(fields).encode()
+    def _try(self, message: bytes) -> OSError | None:
+        assert self._address is not None
         try:
             # a socket per message, as libsystemd does: nothing to keep open or to leak
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
                 sock.sendto(message, socket.MSG_DONTWAIT, self._address)
         except OSError as exc:
-            _log.warning("sd_notify failed", fields=[f.split("=", 1)[0] for f in fields],
-                         error=exc.strerror or type(exc).__name__)
+            return exc
+        return None
+
+    def _failed(self, fields: tuple[str, ...], exc: OSError, *, tries: int = 1) -> bool:
+        _log.warning("sd_notify failed", fields=[f.split("=", 1)[0] for f in fields],
+                     error=exc.strerror or type(exc).__name__, tries=tries)
+        return False
+
+    def send(self, *fields: str) -> bool:
+        """Send ``KEY=VALUE`` fields as one datagram, trying once; ``True`` if it left."""
+        if self._address is None:
             return False
+        error = self._try("\n".join(fields).encode())
+        return True if error is None else self._failed(fields, error)
+
+    async def deliver(self, *fields: str) -> bool:
+        """Send like :meth:`send`, but while the queue is full (``EAGAIN``) try again after
+        each of :data:`STATE_RETRY_DELAYS`, awaiting in between; ``True`` if it left."""
+        if self._address is None:
+            return False
+        message = "\n".join(fields).encode()
+        delays = iter(STATE_RETRY_DELAYS)
+        tries = 1
+        while (error := self._try(message)) is not None:
+            delay = next(delays, None)
+            if not isinstance(error, BlockingIOError) or delay is None:
+                return self._failed(fields, error, tries=tries)
+            await self._sleep(delay)
+            tries += 1
         return True
 
-    def ready(self, status: str | None = None) -> bool:
+    async def ready(self, status: str | None = None) -> bool:
         """``READY=1``: the log is open, projections caught up and the status socket bound."""
-        return self.send("READY=1", *(() if status is None else (_status(status),)))
+        return await self.deliver("READY=1", *(() if status is None else (_status(status),)))
 
     def status(self, text: str) -> bool:
         """``STATUS=<text>``: shown by ``systemctl status``."""
@@ -83,9 +119,9 @@ class Notifier:
         """``WATCHDOG=1``: call through :class:`Watchdog`, which gates it on progress."""
         return self.send("WATCHDOG=1")
 
-    def stopping(self, status: str | None = None) -> bool:
+    async def stopping(self, status: str | None = None) -> bool:
         """``STOPPING=1``: shutdown has begun."""
-        return self.send("STOPPING=1", *(() if status is None else (_status(status),)))
+        return await self.deliver("STOPPING=1", *(() if status is None else (_status(status),)))
 
 
 def _status(text: str) -> str:

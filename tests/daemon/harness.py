@@ -6,7 +6,8 @@
   (the sandboxes' state is only ever touched from there).
 - :func:`write_config` writes a config with short intervals and four secret files.
 - :class:`Daemon` is ``python -m daemon run -c CONFIG`` with its stdout and stderr in files and a
-  fake ``NOTIFY_SOCKET`` (a datagram socket bound by the test) whose messages it collects.
+  fake ``NOTIFY_SOCKET`` (a datagram socket bound by the test) that a reader thread drains as
+  messages arrive, so the daemon never meets a full queue.
 - :func:`cli` runs ``python -m daemon ARGS``; talking HTTP is :mod:`tests.daemon.speaking`.
 """
 
@@ -270,6 +271,10 @@ class Daemon:
         self._own_pid = watchdog_pid == "self"
         self._env = clean_environ(**extra)
         self._sock: socket.socket | None = None
+        self._reader: threading.Thread | None = None
+        self._closing = threading.Event()
+        self._arrived = threading.Condition()
+        self._next = 0  # index in :attr:`messages` of the next one :meth:`receive` returns
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Daemon:
@@ -278,6 +283,11 @@ class Daemon:
                 self.notify_path.unlink()
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             self._sock.bind(str(self.notify_path))
+            self._sock.settimeout(0.1)  # how soon the reader notices close()
+            self._closing.clear()
+            self._reader = threading.Thread(target=self._read, args=(self._sock,),
+                                            name="notify-reader", daemon=True)
+            self._reader.start()
         with self.stdout_path.open("ab") as out, self.stderr_path.open("ab") as err:
             command = [sys.executable, "-m", "daemon", "run", "-c", str(self.setup.config)]
             if self._own_pid:  # the shell's pid is the daemon's once it execs
@@ -291,17 +301,32 @@ class Daemon:
         assert self.proc is not None
         return self.proc.pid
 
+    def _read(self, sock: socket.socket) -> None:
+        """Collect every notify datagram as it arrives, as systemd does: a reader that only
+        reads while a test waits lets the socket's queue (``net.unix.max_dgram_qlen``, 10)
+        fill, and the daemon's nonblocking sends then fail."""
+        while not self._closing.is_set():
+            try:
+                data = sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:  # closed under us
+                return
+            with self._arrived:
+                self.messages.append((time.monotonic(), data.decode()))
+                self._arrived.notify_all()
+
     def receive(self, timeout: float) -> str | None:
-        """The next notify datagram within ``timeout`` seconds (kept in :attr:`messages`)."""
+        """The next notify datagram not yet returned, waiting up to ``timeout`` seconds for
+        one (all of them are kept in :attr:`messages`)."""
         assert self._sock is not None
-        self._sock.settimeout(max(timeout, 0.001))
-        try:
-            data = self._sock.recv(4096)
-        except TimeoutError:
-            return None
-        text = data.decode()
-        self.messages.append((time.monotonic(), text))
-        return text
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: self._next < len(self.messages),
+                                          timeout=max(timeout, 0.0)):
+                return None
+            text = self.messages[self._next][1]
+            self._next += 1
+            return text
 
     def wait_for(self, field_: str, *, timeout: float = 30.0) -> str:
         """Read notify datagrams until one carries the line ``field_`` (``READY=1``, ...)."""
@@ -362,6 +387,9 @@ class Daemon:
             self.proc.kill()
             self.proc.wait()
         if self._sock is not None:
+            self._closing.set()
+            if self._reader is not None:
+                self._reader.join(timeout=5)
             self._sock.close()
             self._sock = None
 

@@ -53,15 +53,16 @@ class FakeClock:
         return self.now
 
 
-def test_every_message_arrives_as_one_datagram(listener: tuple[Listener, str]) -> None:
+@pytest.mark.anyio
+async def test_every_message_arrives_as_one_datagram(listener: tuple[Listener, str]) -> None:
     bound, path = listener
     notifier = notifying.Notifier({"NOTIFY_SOCKET": path})
     assert notifier.enabled
     assert notifier.status("catching up: 10 of\n200 events")
     assert notifier.extend_timeout(30_000_000)
-    assert notifier.ready("running")
+    assert await notifier.ready("running")
     assert notifier.watchdog()
-    assert notifier.stopping()
+    assert await notifier.stopping()
     assert bound.messages() == [
         "STATUS=catching up: 10 of 200 events",
         "EXTEND_TIMEOUT_USEC=30000000",
@@ -71,31 +72,104 @@ def test_every_message_arrives_as_one_datagram(listener: tuple[Listener, str]) -
     ]
 
 
-def test_abstract_namespace_address() -> None:
+@pytest.mark.anyio
+async def test_abstract_namespace_address() -> None:
     name = f"ms-notify-test-{os.getpid()}"
     bound = Listener(b"\0" + name.encode())
     try:
-        assert notifying.Notifier({"NOTIFY_SOCKET": "@" + name}).ready()
+        assert await notifying.Notifier({"NOTIFY_SOCKET": "@" + name}).ready()
         assert bound.messages() == ["READY=1"]
     finally:
         bound.sock.close()
 
 
-def test_no_notify_socket_means_no_ops() -> None:
+@pytest.mark.anyio
+async def test_no_notify_socket_means_no_ops() -> None:
     notifier = notifying.Notifier({})
     assert not notifier.enabled
-    assert not notifier.ready()
+    assert not await notifier.ready()
     assert not notifier.watchdog()
-    assert not notifier.stopping()
+    assert not await notifier.stopping()
     assert not notifying.Notifier({"NOTIFY_SOCKET": "relative/path"}).enabled
 
 
-def test_a_vanished_notify_socket_is_logged_not_raised(tmp_path: Path) -> None:
-    notifier = notifying.Notifier({"NOTIFY_SOCKET": str(tmp_path / "gone.sock")})
+@pytest.mark.anyio
+async def test_a_vanished_notify_socket_is_logged_not_raised(tmp_path: Path) -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    notifier = notifying.Notifier({"NOTIFY_SOCKET": str(tmp_path / "gone.sock")}, sleep=sleep)
     with capture_logs() as logs:
-        assert not notifier.ready()
+        assert not await notifier.ready()
     assert logs[0]["event"] == "sd_notify failed"
     assert logs[0]["fields"] == ["READY"]
+    assert slept == []  # only a full queue is worth another try
+
+
+def fill(path: str) -> int:
+    """Send to ``path`` until its queue is full (``net.unix.max_dgram_qlen``); how many went."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        for sent in range(100_000):
+            try:
+                sock.sendto(b"STATUS=filler", socket.MSG_DONTWAIT, path)
+            except BlockingIOError:
+                return sent
+    raise AssertionError("the queue never filled")
+
+
+@pytest.mark.anyio
+async def test_a_state_message_waits_for_room_in_a_full_queue(
+        listener: tuple[Listener, str]) -> None:
+    """A busy systemd that has not read its socket yet: READY=1 and STOPPING=1 must still
+    arrive (the daemon's own harness once lost STOPPING=1 this way), without blocking the loop;
+    a progress message is tried once."""
+    bound, path = listener
+    slept: list[float] = []
+    drained: list[str] = []
+
+    async def systemd_reads_on_the_third_wait(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 3:
+            drained.extend(bound.messages())
+
+    notifier = notifying.Notifier({"NOTIFY_SOCKET": path}, sleep=systemd_reads_on_the_third_wait)
+    filled = fill(path)
+    assert filled > 0
+    with capture_logs() as logs:
+        assert not notifier.status("progress")  # tried once: the next one follows
+        assert await notifier.ready("running")
+    assert slept == list(notifying.STATE_RETRY_DELAYS[:3])
+    assert drained == ["STATUS=filler"] * filled
+    assert bound.messages() == ["READY=1\nSTATUS=running"]
+    assert [log["fields"] for log in logs] == [["STATUS"]]
+    fill(path)
+    slept.clear()
+    drained.clear()
+    assert await notifier.stopping()
+    assert bound.messages()[-1] == "STOPPING=1"
+
+
+@pytest.mark.anyio
+async def test_a_state_message_gives_up_after_the_last_wait(
+        listener: tuple[Listener, str]) -> None:
+    bound, path = listener
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    notifier = notifying.Notifier({"NOTIFY_SOCKET": path}, sleep=sleep)
+    fill(path)
+    with capture_logs() as logs:
+        assert not await notifier.stopping()
+    assert slept == list(notifying.STATE_RETRY_DELAYS)
+    assert sum(slept) == pytest.approx(1.95)
+    assert logs == [{"event": "sd_notify failed", "log_level": "warning",
+                     "fields": ["STOPPING"], "error": "Resource temporarily unavailable",
+                     "tries": len(notifying.STATE_RETRY_DELAYS) + 1}]
+    assert "STOPPING=1" not in bound.messages()
 
 
 @pytest.mark.parametrize(
