@@ -331,6 +331,13 @@ def decode_hint(body: bytes) -> Hint:
                         f"column {exc.colno}") from None
     except RecursionError:
         raise HintError("body is not valid JSON for a hint: nested too deeply") from None
+    except HintError:
+        raise
+    except ValueError:
+        # Python refuses to convert an integer of more than 4,300 digits (CVE-2020-10735);
+        # no hint needs one, and it must be a 400, not an error inside the receiver
+        raise HintError("body is not valid JSON for a hint: a number in it is too long") \
+            from None
     top = _object(data, "body")
     if "event" not in top:
         raise HintError("event is missing")

@@ -65,6 +65,8 @@ BAD_REQUESTS = [
     Bad("duplicate key", b'{"event": "U", "event": "V", "customer": {"id": 5}}', 400,
         "appears twice"),
     Bad("GET", b"", 405, "Method Not Allowed", method="GET"),
+    Bad("an id of 4,301 digits", b'{"event": "U", "customer": {"id": ' + b"7" * 4301 + b"}}",
+        400, "a number in it is too long"),
 ]
 
 

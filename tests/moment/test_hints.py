@@ -121,6 +121,10 @@ BAD_BODIES: list[tuple[str, bytes, str]] = [
     ("nested project bad id", body({"event": "X", "invoice": {"id": 3, "project": {
         "id": "2"}}}), "invoice.project.id must be a positive integer"),
     ("nested too deeply", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    ("id of 4,300+ digits", b'{"event": "X", "customer": {"id": ' + b"9" * 4301 + b"}}",
+     "a number in it is too long"),
+    ("unknown field of 5,000 digits", b'{"event": "X", "invoice": {"id": 3, "x": '
+     + b"1" * 5000 + b"}}", "a number in it is too long"),
 ]
 
 
