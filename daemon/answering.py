@@ -89,7 +89,8 @@ class Answers:
                          "last_error": stats.last_error},
             "moment": {"last_webhook_at": webhook.at if webhook else None,
                        "last_poll_at": _iso_dt(max(polls)) if polls else None,
-                       "poll_cursor": cursors},
+                       "poll_cursor": cursors,
+                       "clock_skew_s": round(self.ingest.poller.clock_skew_s, 1)},
             "reconcile": reconcile["reconcile"],
             "checks": self.checks(),
         }

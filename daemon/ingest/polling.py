@@ -6,8 +6,13 @@ What it does, per kind (customers, then projects, then invoices, so dependencies
   kind's cursor minus :attr:`Poller.overlap_s` (clock skew, and objects saved while a page was
   being read), hands each to the hint processor's :meth:`~daemon.ingest.hinting.HintProcessor.
   ingest` (the same path as a hint, so the same events), and moves the cursor to the latest
-  ``lastModifiedDate`` seen. The cursor is Moment's own time, so the daemon's clock never skews
-  it; it is persisted as ``PollCursorAdvanced(kind, cursor)`` only when it moved.
+  ``lastModifiedDate`` seen that is not after the host's clock minus :data:`CURSOR_MARGIN_S`
+  (DESIGN.md, Bounds): one object that Moment dated in the future must not freeze the cursor
+  until real time catches up, and an object of the last minute moves it on the next round
+  (so a quiet Moment costs no cursor writes). A persisted cursor beyond that bound (from
+  before it existed) is read as the bound. The cursor is persisted as
+  ``PollCursorAdvanced(kind, cursor)`` only when it moved. How far Moment's dates run ahead
+  of the host's clock is :attr:`Poller.clock_skew_s`, shown in ``/status``.
 * :meth:`Poller.full_scan` lists every object, and fetches each managed object the list did not
   show: a 404 records it gone (a paging race never does), an answer records it as usual. It
   persists ``PollCursorAdvanced(kind, cursor, full_scan=True)``.
@@ -44,6 +49,8 @@ _log = structlog.get_logger(__name__)
 
 KINDS: Final[tuple[normalizing.Kind, ...]] = ("customer", "project", "invoice")
 DEFAULT_OVERLAP_S: Final = 120.0
+#: The poll cursor never passes the host's clock minus this (DESIGN.md, Bounds).
+CURSOR_MARGIN_S: Final = 60.0
 
 
 def _utc_now() -> dt.datetime:
@@ -91,6 +98,14 @@ class Poller:
         self._clock = clock
         self._sleep = sleep
         self.last_poll_at: dict[str, dt.datetime] = {}
+        #: per kind, how far the latest round's newest ``lastModifiedDate`` ran ahead of the
+        #: host's clock (0 when it did not)
+        self.skew_s: dict[str, float] = {}
+
+    @property
+    def clock_skew_s(self) -> float:
+        """How far Moment's ``lastModifiedDate`` values run ahead of the host's clock."""
+        return max(self.skew_s.values(), default=0.0)
 
     # --- cursors --------------------------------------------------------------------------
 
@@ -108,15 +123,21 @@ class Poller:
         last = self.last_full_scan(kind)
         return last is None or (self._clock() - last).total_seconds() >= self.full_scan_interval_s
 
+    @staticmethod
+    def _bound(moment: dt.datetime | None, started: dt.datetime) -> dt.datetime | None:
+        bound = started - dt.timedelta(seconds=CURSOR_MARGIN_S)
+        return moment if moment is None or moment <= bound else bound
+
     async def _advance(self, kind: str, latest: dt.datetime | None, *, full_scan: bool,
                        started: dt.datetime) -> str:
-        previous = self.cursor(kind)
+        persisted = self.cursor(kind)
+        previous = self._bound(persisted, started)
         if latest is None or (previous is not None and latest < previous):
             latest = previous
         cursor = "" if latest is None else _iso(latest)
         if full_scan:
             key = f"cursor:{kind}:full:{_iso(started)}"
-        elif latest is None or latest == previous:
+        elif latest is None or latest == persisted:
             return cursor
         else:
             key = f"cursor:{kind}:{cursor}"
@@ -147,23 +168,34 @@ class Poller:
 
     async def _round(self, kind: str, *, full_scan: bool) -> PollResult:
         started = self._clock()
-        cursor = None if full_scan else self.cursor(kind)
+        cursor = None if full_scan else self._bound(self.cursor(kind), started)
         modified_from = None if cursor is None else cursor - dt.timedelta(seconds=self.overlap_s)
         outcomes: dict[str, int] = {}
         seen: set[int] = set()
-        latest: dt.datetime | None = None
+        latest: dt.datetime | None = None  # the newest date at or before the bound
+        newest: dt.datetime | None = None
+        bound = started - dt.timedelta(seconds=CURSOR_MARGIN_S)
         async for snapshot in self._list(kind, modified_from):
             seen.add(snapshot.id)
             modified = snapshot.last_modified_date
-            latest = modified if latest is None or modified > latest else latest
+            newest = modified if newest is None or modified > newest else newest
+            if modified <= bound and (latest is None or modified > latest):
+                latest = modified
             outcome = await self._processor.ingest(snapshot)
             outcomes[str(outcome)] = outcomes.get(str(outcome), 0) + 1
         if full_scan:
             for moment_id in sorted(set(self._processor.ingestor.known_ids(kind)) - seen):
                 outcome = await self._processor.process(kind, moment_id)
                 outcomes[str(outcome)] = outcomes.get(str(outcome), 0) + 1
+        if latest is None and newest is not None and self.cursor(kind) is None:
+            latest = min(newest, bound)  # a first cursor, so the next round is incremental
         new_cursor = await self._advance(kind, latest, full_scan=full_scan, started=started)
         self.last_poll_at[kind] = started
+        skew = 0.0 if newest is None else max(0.0, (newest - started).total_seconds())
+        self.skew_s[kind] = skew
+        if skew > CURSOR_MARGIN_S:
+            _log.warning("moment dates run ahead of the host's clock; the poll cursor is held "
+                         "at the host's clock", kind=kind, skew_s=round(skew, 1))
         result = PollResult(kind=kind, full_scan=full_scan, listed=len(seen),
                             outcomes=outcomes, cursor=new_cursor)
         _log.info("moment polled", kind=kind, full_scan=full_scan, listed=len(seen),

@@ -15,6 +15,8 @@ from daemon.ops.statuses import ParkedItem, StatusReport
 
 _KINDS: Final = ("customer", "project", "invoice")
 _INDENT: Final = " " * 11
+#: a skew this large is shown: the poll cursor is then held at the host's clock minus 60 s
+_SKEW_SHOWN_S: Final = 60.0
 
 
 def _duration(seconds: float) -> str:
@@ -81,6 +83,9 @@ def render_status(report: StatusReport, parked: Sequence[ParkedItem] = ()) -> st
         f"Moment     last webhook {_or_never(moment.last_webhook_at)}, "
         f"last poll {_or_never(moment.last_poll_at)}"
     )
+    if moment.clock_skew_s >= _SKEW_SHOWN_S:
+        lines.append(f"{_INDENT}Moment's dates run {_number(moment.clock_skew_s)}s ahead of "
+                     "this host's clock (the poll cursor is held at the host's clock)")
 
     rec = report.reconcile
     lines.append(

@@ -49,6 +49,7 @@ class Moment(msgspec.Struct, frozen=True):
     last_webhook_at: str | None = None
     last_poll_at: str | None = None
     poll_cursor: dict[str, str | None] = msgspec.field(default_factory=dict)
+    clock_skew_s: float = 0.0
 
 
 class Stray(msgspec.Struct, frozen=True):

@@ -108,7 +108,8 @@ def test_status_has_the_documented_shape(started: Started) -> None:
     assert isinstance(economic["calls_today"], int) and economic["calls_today"] > 0
     assert economic["paused_until"] is None and economic["last_error"] is None
     moment = status["moment"]
-    assert {"last_webhook_at", "last_poll_at", "poll_cursor"} <= set(moment)
+    assert {"last_webhook_at", "last_poll_at", "poll_cursor", "clock_skew_s"} <= set(moment)
+    assert isinstance(moment["clock_skew_s"], float)
     assert set(moment["poll_cursor"]) == {"customer", "project", "invoice"}
     assert isinstance(moment["last_poll_at"], str)
     reconcile = status["reconcile"]

@@ -23,11 +23,13 @@ async def test_the_poller_finds_a_change_that_had_no_webhook(harness: Harness) -
     sb = harness.sandbox
     sb.set_webhook(None)
     customer = sb.add_customer(name="Stille Kunde ApS", customer_number="20001")
+    harness.clock.advance(60)  # the cursor never passes the host's clock minus 60 s
     first = await harness.poller.poll_once("customer")
     assert (first.listed, first.outcomes, first.cursor) == (
         1, {"appended": 1}, "2026-11-20T09:00:00Z")
-    harness.clock.advance(600)
+    harness.clock.advance(540)
     sb.change_customer(customer.id, email="ny@stille.dk")
+    harness.clock.advance(60)
     second = await harness.poller.poll_once("customer")
     assert second.outcomes == {"appended": 1} and second.cursor == "2026-11-20T09:10:00Z"
     facts = [e for e in await harness.events(ev.CustomerUpserted)
@@ -219,3 +221,42 @@ async def test_resync_finds_the_moment_id_in_the_log_else_by_a_scan(harness: Har
         await harness.poller.resync("customer", "99999")
     with pytest.raises(ValueError, match="unknown kind"):
         await harness.poller.resync("supplier", "1")
+
+
+async def test_a_future_dated_object_does_not_freeze_the_cursor(harness: Harness) -> None:
+    """One object Moment dated a day ahead: the cursor stops at the host's clock minus 60 s,
+    so a change made after it is still found; the skew is what ``/status`` shows."""
+    sb = harness.sandbox
+    sb.set_webhook(None)
+    ahead = sb.add_customer(name="Fremtid ApS", customer_number="20010")
+    harness.clock.advance(86_400)  # Moment's clock a day ahead while it saves this change
+    sb.change_customer(ahead.id, email="i-morgen@fremtid.dk")
+    harness.clock.advance(-86_400 + 600)  # the host's clock: 09:10
+    first = await harness.poller.poll_once("customer")
+    assert first.outcomes == {"appended": 1}
+    assert first.cursor == "2026-11-20T09:09:00Z"
+    assert harness.poller.clock_skew_s == 86_400 - 600
+    harness.clock.advance(300)
+    later = sb.add_customer(name="Senere ApS", customer_number="20011")
+    harness.clock.advance(300)  # 09:20
+    second = await harness.poller.poll_once("customer")
+    assert second.cursor == "2026-11-20T09:15:00Z"
+    numbers = [e.number for e in await harness.events(ev.CustomerUpserted)
+               if isinstance(e, ev.CustomerUpserted)]
+    assert numbers == ["20010", "20011"] and later.id != ahead.id
+    queries = list_queries(harness, "customers")
+    assert queries[1]["lastModifiedDateFrom"] == "2026-11-20T09:07:00Z"
+
+
+async def test_a_persisted_cursor_in_the_future_is_read_as_the_host_clock(
+        harness: Harness) -> None:
+    await harness.log.append(ev.PollCursorAdvanced(kind="project",
+                                                   cursor="2027-01-01T00:00:00Z"),
+                             idempotency_key="cursor:project:2027-01-01T00:00:00Z")
+    harness.sandbox.set_webhook(None)
+    result = await harness.poller.poll_once("project")
+    assert result.cursor == "2026-11-20T08:59:00Z"
+    assert harness.log.tables.daemon()["cursor:project"].value == "2026-11-20T08:59:00Z"
+    assert list_queries(harness, "projects")[0]["lastModifiedDateFrom"] == \
+        "2026-11-20T08:57:00Z"
+    assert harness.poller.clock_skew_s == 0.0

@@ -49,8 +49,11 @@ def test_status_view_shows_catch_up_pause_errors_and_passing_checks() -> None:
                                 last_error="HTTP 503 from POST /draft-entries")
     document["entities"]["project"]["parked"] = 0
     document["reconcile"]["strays"] = []
+    document["moment"]["clock_skew_s"] = 3600.0
     view = rendering.render_status(statuses.decode_status(msgspec.json.encode(document)))
     lines = view.splitlines()
+    assert ("           Moment's dates run 3600s ahead of this host's clock (the poll cursor "
+            "is held at the host's clock)") in lines
     assert lines[0] == "moment-sync 0.1.0: DEGRADED, up 1d 1h"
     assert lines[1].endswith("projections at 5000, lag 120 (catching up)")
     assert "           PAUSED until 2026-11-20T09:30:00Z (rate limited)" in lines
