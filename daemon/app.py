@@ -1,43 +1,66 @@
-"""Wiring: ``moment-sync run`` opens the log, starts every loop in one root task group, and
-shuts down in a defined order.
+"""The composition root: every part of the daemon is built here, run in one root task group,
+and stopped in a defined order. ``moment-sync run`` is :func:`run`; the commands that work
+without a running daemon build their clients and reconciler with the same factories.
 
-Start order: logging; the event log (lock, schema, projections caught up, with
-``EXTEND_TIMEOUT_USEC`` while that takes long); secrets; clients; the status socket; the loops;
-then ``READY=1`` — so READY means the socket already answers.
+Start order: logging (the caller's); secrets (all four, before anything opens, so a missing one
+stops the start at once); the event log (lock, schema, projections caught up, with
+``EXTEND_TIMEOUT_USEC`` while that takes long); clients; the status socket; the loops; signal
+handlers; then ``READY=1`` — so READY means the socket already answers and a signal meets our
+handlers.
 
 Shutdown order (STYLE.md 13) on SIGTERM or SIGINT: ``STOPPING=1`` and state ``stopping``; the
-webhook receiver stops taking hints; loops get ``[shutdown] grace`` seconds to finish the call in
-flight and record its outcome; then they are cancelled; the status socket closes; alerts are
-flushed; the log closes last. SIGHUP reloads the configuration: a file that does not validate is
-refused, the running configuration stays, and ``/status`` shows a failed ``config`` check.
+webhook receiver stops taking hints; the reconciler gets ``SHUTDOWN_GRACE_S`` seconds to finish
+the calls in flight and record their outcomes (shielded); then every loop is cancelled; the
+status socket closes; alerts are flushed; the log closes last. SIGHUP reloads the
+configuration: a file that does not validate is refused, the running configuration stays, and
+``/status`` shows a failed ``config`` check.
+
+:func:`run` returns the process exit code: 0 after a clean stop, 1 when the start fails (the
+message says why; nothing is left half-started: the log is closed and the lock released).
+Nothing here decides what to sync or how: that is ingest's and reconcile's.
 """
 
 from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import anyio
 import anyio.abc
 import structlog
 
 from daemon import settings as config
-from daemon.ops import notifying
-from daemon.store import eventlog
+from daemon.core import events as ev
+from daemon.core import secrets as core_secrets
+from daemon.economic import client as economic_client
+from daemon.ingest import hinting, polling
+from daemon.ingest import running as ingest_running
+from daemon.moment import client as moment_client
+from daemon.ops import (
+    alerting,
+    answering,
+    metrics,
+    notifying,
+    observing,
+    preflight,
+    statusserver,
+)
+from daemon.ops import logging as logsetup
+from daemon.reconcile import running as reconcile_running
+from daemon.store import eventlog, opening
 
 _log = structlog.get_logger("daemon")
 
 SHUTDOWN_GRACE_S: Final = 20.0
 EXTEND_EVERY_EVENTS: Final = 50_000
 
-Loop = Callable[[], Coroutine[Any, Any, None]]
-
 
 class Runtime:
-    """Shared, mutable facts about the running daemon that the status socket reports."""
+    """Shared, mutable facts about the running daemon that the status socket reports
+    (:class:`daemon.ops.answering.Lifecycle`)."""
 
     def __init__(self, settings: config.Settings) -> None:
         self.settings = settings
@@ -49,6 +72,74 @@ class Runtime:
     @property
     def uptime_s(self) -> float:
         return time.monotonic() - self.started
+
+
+# --- factories: the one place each client and component is built ---------------------------
+
+
+class Secrets:
+    """Reads each secret once, when first asked for, and registers it with the log's scrubber
+    (:func:`daemon.ops.logging.register_secret`), so no log line carries it. Raises
+    :class:`daemon.settings.ConfigError` naming the setting, never the value."""
+
+    def __init__(self, settings: config.Settings) -> None:
+        self._settings = settings
+        self._read: dict[str, core_secrets.Secret] = {}
+
+    def __getitem__(self, name: str) -> core_secrets.Secret:
+        if name not in self._read:
+            secret = config.load_secret(self._settings, name)
+            logsetup.register_secret(secret)
+            self._read[name] = secret
+        return self._read[name]
+
+    def read_all(self) -> None:
+        """Read every secret of :data:`daemon.settings.SECRETS` now (the daemon needs all)."""
+        for name in config.SECRETS:
+            self[name]
+
+
+def economic(settings: config.Settings, secrets: Secrets, *,
+             on_call: Callable[[str, str, int | None], None] | None = None,
+             ) -> economic_client.EconomicClient:
+    """The e-conomic client of ``[economic]``: its URLs, tokens and daily call budget."""
+    return economic_client.EconomicClient(
+        rest_url=settings.economic.rest_url, apis_url=settings.economic.apis_url,
+        app_secret_token=secrets["economic-app-secret-token"],
+        agreement_grant_token=secrets["economic-agreement-grant-token"],
+        daily_call_budget=settings.economic.daily_call_budget, on_call=on_call)
+
+
+def moment(settings: config.Settings, secrets: Secrets) -> moment_client.MomentClient:
+    """The Moment client of ``[moment]``."""
+    return moment_client.MomentClient(api_url=settings.moment.api_url,
+                                      company=settings.moment.company,
+                                      api_key=secrets["moment-api-key"])
+
+
+def reconciler(settings: config.Settings, *, log: eventlog.EventLog,
+               client: economic_client.EconomicClient,
+               observer: observing.Observer | None = None,
+               watchdog: notifying.Watchdog | None = None) -> reconcile_running.Reconciler:
+    """The reconciler of ``[economic]``; with a ``watchdog``, its ``reconcile`` pulse."""
+    pulse = watchdog.pulse("reconcile") if watchdog is not None else None
+    return reconcile_running.Reconciler(
+        log=log, client=client, options=config.mapping_options(settings),
+        reconcile_interval=settings.economic.reconcile_interval,
+        full_reconcile_interval=settings.economic.full_reconcile_interval,
+        observer=observer, beat=None if pulse is None else pulse.beat,
+        idle_beat_s=notifying.DEFAULT_IDLE_BEAT if watchdog is None else watchdog.beat_every)
+
+
+def poller(settings: config.Settings, *, log: eventlog.EventLog,
+           client: moment_client.MomentClient) -> polling.Poller:
+    """A poller of ``[moment]`` with its own hint processor, for a command that fetches from
+    Moment without the daemon (the daemon's poller is part of
+    :class:`~daemon.ingest.running.Ingest`)."""
+    return polling.Poller(log=log, client=client,
+                          processor=hinting.HintProcessor(log=log, client=client),
+                          poll_interval_s=settings.moment.poll_interval,
+                          full_scan_interval_s=settings.moment.full_scan_interval)
 
 
 def _catch_up_progress(notifier: notifying.Notifier) -> Callable[[int, int], None]:
@@ -69,6 +160,9 @@ async def open_log(settings: config.Settings, notifier: notifying.Notifier
     notifier.status("opening the event log")
     return await eventlog.EventLog.open(settings.db_path,
                                         progress=_catch_up_progress(notifier))
+
+
+# --- supervision ------------------------------------------------------------------------------
 
 
 async def _signals(runtime: Runtime, on_reload: Callable[[config.Settings], None], *,
@@ -93,22 +187,18 @@ async def _signals(runtime: Runtime, on_reload: Callable[[config.Settings], None
                 return
 
 
-async def supervise(runtime: Runtime, notifier: notifying.Notifier, loops: list[Loop],
-                    *, grace: float = SHUTDOWN_GRACE_S,
+async def supervise(runtime: Runtime, notifier: notifying.Notifier, *,
+                    grace: float = SHUTDOWN_GRACE_S,
                     on_reload: Callable[[config.Settings], None] = lambda _s: None,
                     on_stopping: Callable[[], Awaitable[None]] | None = None) -> None:
-    """Run ``loops`` in one task group until a stop signal, then stop them in order.
-
-    Each loop watches ``runtime.stop`` to finish its work in flight; after ``grace`` seconds
-    whatever still runs is cancelled.
-    """
+    """Install the signal handlers, say READY, and wait for a stop signal; then say STOPPING
+    and give ``on_stopping`` up to ``grace`` seconds (shielded) to finish the work in flight.
+    The caller cancels what still runs."""
     async with anyio.create_task_group() as tg:
         # started, not start_soon: a SIGTERM, SIGINT or SIGHUP right after READY=1 must meet
         # our handlers, not Python's defaults (which kill the process or raise
         # KeyboardInterrupt)
         await tg.start(_signals, runtime, on_reload)
-        for loop in loops:
-            tg.start_soon(loop)
         runtime.state = "running"
         await notifier.ready("running")
         _log.info("running")
@@ -119,3 +209,74 @@ async def supervise(runtime: Runtime, notifier: notifying.Notifier, loops: list[
             with anyio.CancelScope(shield=True), anyio.move_on_after(grace):
                 await on_stopping()
         tg.cancel_scope.cancel()
+
+
+async def run(settings: config.Settings) -> int:
+    """``moment-sync run``: build everything, run until a stop signal, stop in order."""
+    notifier = notifying.Notifier()
+    runtime = Runtime(settings)
+    secrets = Secrets(settings)
+    try:
+        secrets.read_all()
+        log = await open_log(settings, notifier)
+    except (config.ConfigError, opening.StoreError) as exc:
+        _log.error("cannot start", error=str(exc))
+        return 1
+    meter = metrics.Metrics()
+
+    def count(batch: list[tuple[int, ev.Event]]) -> None:
+        for _seq, event in batch:
+            meter.event_appended(ev.type_name(event))
+
+    log.listeners.append(count)
+    alerter = alerting.Alerter(settings.alerts, label=settings.moment.company)
+    watchdog = notifying.Watchdog.from_environment(notifier)
+    async with log, economic(settings, secrets, on_call=meter.economic_call) as economic_api, \
+            moment(settings, secrets) as moment_api:
+        ingest = ingest_running.Ingest(settings=settings, log=log, client=moment_api,
+                                       webhook_token=secrets["moment-webhook-token"])
+        reconcile = reconciler(settings, log=log, client=economic_api,
+                               observer=observing.Observer(alerter, meter), watchdog=watchdog)
+        answers = answering.Answers(runtime=runtime, log=log, economic=economic_api,
+                                    ingest=ingest, reconciler=reconcile)
+        server = statusserver.StatusServer(answers, meter)
+        current = [settings]
+
+        def reload(fresh: config.Settings) -> None:
+            current[0] = fresh
+            alerter.reconfigure(fresh.alerts)
+            reconcile.ctx.options = config.mapping_options(fresh)
+
+        check_pulse = watchdog.pulse("preflight")
+        try:
+            await server.start(Path(settings.daemon.status_socket))
+            async with anyio.create_task_group() as tg:
+                await tg.start(ingest.run)
+                await tg.start(reconcile.run)
+                tg.start_soon(alerter.run)
+                tg.start_soon(watchdog.run)
+                tg.start_soon(observing.measuring, log, economic_api, reconcile, meter)
+                tg.start_soon(lambda: preflight.checking(
+                    log, economic_api, lambda: current[0], alerter, beat=check_pulse.beat,
+                    every=lambda: current[0].economic.full_reconcile_interval,
+                    again=lambda: current[0].economic.reconcile_interval,
+                    idle_beat_s=watchdog.beat_every))
+
+                async def finish_in_flight() -> None:
+                    """Stop intake, then let the reconcile pass in flight record its outcome."""
+                    await ingest.receiver.stop()
+                    await reconcile.stop(grace=SHUTDOWN_GRACE_S)
+
+                await supervise(runtime, notifier, on_reload=reload,
+                                on_stopping=finish_in_flight)
+                tg.cancel_scope.cancel()
+        except Exception as exc:
+            _log.exception("the daemon stopped on an error", error=str(exc))
+            return 1
+        finally:
+            with anyio.CancelScope(shield=True):
+                await server.stop()
+                with anyio.move_on_after(10):
+                    await alerter.flush(force=True)
+    _log.info("stopped")
+    return 0

@@ -1,34 +1,40 @@
-"""Commands that talk to e-conomic or Moment: ``check``, ``plan``, ``resync`` and ``demo``.
+"""Every ``moment-sync`` command (DESIGN.md, Command line): ``cmd_<name>(args) -> exit code``.
 
+The parser in :mod:`daemon.cli` calls them. ``run`` and the direct paths of ``plan`` and
+``resync`` build what they need with the factories of :mod:`daemon.app`. Commands that only read
+the log or ask the socket (``status``, ``events``, ``parked``, ``replay``) never read secrets.
 ``plan`` and ``resync`` go through the running daemon's socket when it runs, and work directly
 on the log otherwise (taking the state directory's lock, so never beside a running daemon).
-``plan`` is read-only either way: it appends nothing and writes nothing to e-conomic.
+``plan`` is read-only either way: it appends nothing and writes nothing to e-conomic. A command
+that cannot do its job raises :class:`CommandError` with a sentence for the operator.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import anyio
 import msgspec
 
+from daemon import app
 from daemon import settings as config
-from daemon import wiring
 from daemon.core import events as ev
-from daemon.economic import client as economic_client
-from daemon.ingest import hinting, polling
-from daemon.moment import client as moment_client
-from daemon.ops import asking, preflight
-from daemon.reconcile import running as reconcile_running
-from daemon.store import eventlog
+from daemon.ops import asking, preflight, rendering, statuses
+from daemon.ops import logging as logsetup
+from daemon.reconcile import planning
+from daemon.store import eventlog, reading, replaying
 
 
 class CommandError(Exception):
     """A command cannot do its job; the message is for the operator."""
+
+
+def _settings(args: argparse.Namespace) -> config.Settings:
+    return config.load(config.config_path(args.config))
 
 
 def _print(text: str) -> None:
@@ -36,25 +42,144 @@ def _print(text: str) -> None:
     sys.stdout.flush()
 
 
-@asynccontextmanager
-async def economic(settings: config.Settings) -> AsyncIterator[economic_client.EconomicClient]:
-    async with economic_client.EconomicClient(
-            rest_url=settings.economic.rest_url, apis_url=settings.economic.apis_url,
-            app_secret_token=config.load_secret(settings, "economic-app-secret-token"),
-            agreement_grant_token=config.load_secret(settings, "economic-agreement-grant-token"),
-            daily_call_budget=settings.economic.daily_call_budget) as client:
-        yield client
+def _client(settings: config.Settings) -> asking.StatusClient:
+    return asking.StatusClient(Path(settings.daemon.status_socket))
+
+
+# --- the daemon, and the demo around it --------------------------------------------------------
+
+
+async def cmd_run(args: argparse.Namespace) -> int:
+    """``moment-sync run``: the daemon in the foreground."""
+    settings = _settings(args)
+    logsetup.configure(settings.daemon.log_format)
+    return await app.run(settings)
+
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    from daemon import demo  # the sandboxes load only for the demo
+
+    return await demo.run(args)
+
+
+async def cmd_sandbox(args: argparse.Namespace) -> int:
+    from daemon.sandbox import economic as economic_sandbox
+    from daemon.sandbox import moment as moment_sandbox
+
+    async with economic_sandbox.EconomicSandbox.running(port=args.economic_port) as esb, \
+            moment_sandbox.MomentSandbox.running(port=args.moment_port) as msb:
+        line = {**esb.describe(), "moment_api_url": msb.api_url,
+                "moment_company": msb.company, "moment_api_key": msb.api_key}
+        _print(msgspec.json.encode(line).decode())
+        await anyio.sleep_forever()
+    return 0
+
+
+# --- commands that read the log --------------------------------------------------------------
+
+
+def _record_json(record: eventlog.Record) -> bytes:
+    return msgspec.json.encode({
+        "seq": record.seq, "type": record.type, "kind": record.kind, "key": record.key,
+        "idempotency_key": record.idempotency_key, "occurred_at": record.occurred_at,
+        "recorded_at": record.recorded_at, "payload": msgspec.Raw(record.payload)})
+
+
+async def cmd_events(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    kind = key = None
+    if args.entity:
+        kind, sep, key = args.entity.partition(":")
+        if not sep or (kind not in ev.KINDS and kind != "daemon") or not key:
+            raise CommandError(f"--entity {args.entity!r}: use KIND:KEY, KIND one of "
+                               f"{', '.join(ev.KINDS)} (for example customer:10001)")
+    out = sys.stdout.buffer
+    async for record in reading.events(settings.db_path, since=args.since, kind=kind, key=key):
+        if args.json:
+            out.write(_record_json(record) + b"\n")
+        else:
+            out.write(f"{record.seq:>8}  {record.occurred_at}  {record.type:<22} "
+                      f"{record.kind}:{record.key}\n".encode())
+    out.flush()
+    return 0
+
+
+async def cmd_replay(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.verify:
+        result = await replaying.replay_verify(settings.db_path)
+        for diff in result.differences[:20]:
+            _print(f"DIFF {diff.table} {diff.key}\n  live:     {diff.live}\n"
+                   f"  replayed: {diff.replayed}")
+        if result.live_checkpoint != result.last_seq:
+            _print(f"checkpoint {result.live_checkpoint} is behind the log ({result.last_seq}): "
+                   "the daemon catches up on its next start")
+        verdict = "OK" if result.ok else f"MISMATCH ({len(result.differences)} rows differ)"
+        _print(f"replayed {result.events} events into {result.rows} rows: {verdict}")
+        return 0 if result.ok else 1
+    count = await replaying.rebuild(settings.db_path)
+    _print(f"rebuilt the projections from {count} events")
+    return 0
+
+
+# --- commands that ask the running daemon ----------------------------------------------------
+
+
+async def cmd_status(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    client = _client(settings)
+    raw = await client.status()
+    if args.json:
+        sys.stdout.buffer.write(raw + b"\n")
+        return 0
+    parked = statuses.decode_parked(await client.parked())
+    _print(rendering.render_status(statuses.decode_status(raw), parked))
+    return 0
+
+
+async def cmd_parked(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.retry:
+        kind, key = args.retry
+        if kind not in ev.KINDS:
+            raise CommandError(f"{kind!r} is not a kind: use one of {', '.join(ev.KINDS)}")
+        try:
+            await _client(settings).retry(kind, key)
+            _print(f"{kind} {key}: un-parked and queued")
+            return 0
+        except asking.DaemonNotRunning:
+            return await _retry_directly(settings, kind, key)
+    try:
+        items = statuses.decode_parked(await _client(settings).parked())
+    except asking.DaemonNotRunning:
+        tables = await reading.tables(settings.db_path)
+        items = [statuses.ParkedItem(kind=s.kind, key=s.key, reason=s.reason,
+                                     attempts=s.attempts, last_error=s.last_error,
+                                     parked_at=s.parked_at)
+                 for s in tables.states().values() if s.parked]
+    _print(rendering.render_parked(items))
+    return 0
+
+
+async def _retry_directly(settings: config.Settings, kind: str, key: str) -> int:
+    async with await eventlog.EventLog.open(settings.db_path) as log:
+        if not log.tables.state(kind, key).parked:
+            raise CommandError(f"{kind} {key} is not parked")
+        await log.append(ev.RetryRequested(kind=kind, key=key),
+                         idempotency_key=f"retry:{kind}:{key}:{log.last_seq}")
+    _print(f"{kind} {key}: un-parked; the daemon retries it when it next starts")
+    return 0
+
+
+# --- commands that talk to e-conomic or Moment -----------------------------------------------
 
 
 async def cmd_check(args: argparse.Namespace) -> int:
-    settings = config.load(config.config_path(args.config))
-    async with economic(settings) as client:
+    settings = _settings(args)
+    async with app.economic(settings, app.Secrets(settings)) as client:
         checks = await preflight.run_checks(client, settings)
     _print(preflight.render(checks))
     return 0 if all(c.ok for c in checks) else 1
-
-
-# --- plan ------------------------------------------------------------------------------------
 
 
 def render_plan(report: Mapping[str, Any]) -> str:
@@ -81,16 +206,14 @@ def render_plan(report: Mapping[str, Any]) -> str:
 
 async def _plan_directly(settings: config.Settings, kind: str | None) -> dict[str, Any]:
     async with await eventlog.EventLog.open(settings.db_path) as log, \
-            economic(settings) as client:
-        reconciler = reconcile_running.Reconciler(log=log, client=client,
-                                                  options=wiring.options(settings))
-        return await reconciler.plan(kind)
+            app.economic(settings, app.Secrets(settings)) as client:
+        return await app.reconciler(settings, log=log, client=client).plan(kind)
 
 
 async def cmd_plan(args: argparse.Namespace) -> int:
-    settings = config.load(config.config_path(args.config))
+    settings = _settings(args)
     try:
-        raw = await asking.StatusClient(Path(settings.daemon.status_socket)).plan(args.kind)
+        raw = await _client(settings).plan(args.kind)
         report: dict[str, Any] = msgspec.json.decode(raw)
     except asking.DaemonNotRunning:
         report = await _plan_directly(settings, args.kind)
@@ -98,30 +221,21 @@ async def cmd_plan(args: argparse.Namespace) -> int:
         _print(msgspec.json.encode(report).decode())
     else:
         _print(render_plan(report))
-    return 2 if int(report.get("pending", 0)) > 0 else 0
-
-
-# --- resync ----------------------------------------------------------------------------------
+    return planning.exit_code(report)
 
 
 async def _resync_directly(settings: config.Settings, kind: str, key: str) -> str:
+    secrets = app.Secrets(settings)
     async with await eventlog.EventLog.open(settings.db_path) as log, \
-            moment_client.MomentClient(
-                api_url=settings.moment.api_url, company=settings.moment.company,
-                api_key=config.load_secret(settings, "moment-api-key")) as moment, \
-            economic(settings) as client:
+            app.moment(settings, secrets) as moment, \
+            app.economic(settings, secrets) as client:
         await log.append(ev.ResyncRequested(kind=kind, key=key),
                          idempotency_key=f"resync:{kind}:{key}:{log.last_seq}")
-        processor = hinting.HintProcessor(log=log, client=moment)
-        poller = polling.Poller(log=log, client=moment, processor=processor,
-                                poll_interval_s=settings.moment.poll_interval,
-                                full_scan_interval_s=settings.moment.full_scan_interval)
         try:
-            outcome = await poller.resync(kind, key)
+            outcome = await app.poller(settings, log=log, client=moment).resync(kind, key)
         except LookupError as exc:
             raise CommandError(str(exc)) from None
-        reconciler = reconcile_running.Reconciler(log=log, client=client,
-                                                  options=wiring.options(settings))
+        reconciler = app.reconciler(settings, log=log, client=client)
         reconciler.resync(kind, key)
         await reconciler.step()
         state = log.tables.state(kind, key)
@@ -131,16 +245,10 @@ async def _resync_directly(settings: config.Settings, kind: str, key: str) -> st
 
 
 async def cmd_resync(args: argparse.Namespace) -> int:
-    settings = config.load(config.config_path(args.config))
+    settings = _settings(args)
     try:
-        await asking.StatusClient(Path(settings.daemon.status_socket)).resync(args.kind, args.key)
+        await _client(settings).resync(args.kind, args.key)
         _print(f"{args.kind} {args.key}: re-fetched from Moment and queued for reconcile")
     except asking.DaemonNotRunning:
         _print(await _resync_directly(settings, args.kind, args.key))
     return 0
-
-
-async def cmd_demo(args: argparse.Namespace) -> int:
-    from daemon import demo
-
-    return await demo.run(args)

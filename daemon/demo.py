@@ -24,8 +24,8 @@ import aiohttp
 import anyio
 import msgspec
 
+from daemon import app
 from daemon import settings as config
-from daemon import wiring
 from daemon.ops import asking
 from daemon.ops import logging as logsetup
 from daemon.sandbox import economic as economic_sandbox
@@ -230,7 +230,7 @@ async def run(args: argparse.Namespace) -> int:
             code = 0
             async with anyio.create_task_group() as tg:
                 tg.start_soon(view, settings, esb.admin_url, msb, stop)
-                code = await wiring.run(settings)
+                code = await app.run(settings)
                 stop.set()
             _say("stopped cleanly")
             return code

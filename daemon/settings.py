@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import msgspec
 
+from daemon.core import mapping as mp
 from daemon.core.secrets import Secret
 
 DEFAULT_CONFIG_PATH: Final = Path("/etc/moment-sync/config.toml")
@@ -159,6 +160,16 @@ SECRETS: Final = {
     "economic-app-secret-token": ("economic", "app_secret_token_file"),
     "economic-agreement-grant-token": ("economic", "agreement_grant_token_file"),
 }
+
+
+def mapping_options(settings: Settings) -> mp.Options:
+    """What the mapping needs of ``[economic]``: groups, terms, VAT, journal, PDF and booking."""
+    e = settings.economic
+    return mp.Options(customer_group=e.customer_group, project_group=e.project_group,
+                      payment_terms=e.payment_terms, currency=e.currency, vat_zone=e.vat_zone,
+                      vat_zones=dict(e.vat_zones), journal_number=e.journal_number,
+                      invoice_vat_code=e.invoice_vat_code, default_account=e.default_account,
+                      include_pdf=e.include_pdf, auto_book=e.auto_book)
 
 
 def config_path(explicit: str | None, environ: Mapping[str, str] | None = None) -> Path:

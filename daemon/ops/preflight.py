@@ -1,5 +1,9 @@
 """Preflight: ``moment-sync check``, and the same checks at start and on each full sweep.
 
+:func:`run_checks` asks; :func:`checking` is the daemon's loop that runs them and
+:func:`record_checks` records a changed verdict in the log (a ``CheckReported``, shown in
+``/status``) and alerts on a check that newly fails.
+
 Each check asks e-conomic one question and answers PASS or FAIL with advice an operator can act
 on (DESIGN.md, command table). Checks never write to e-conomic. A check that cannot be asked
 because e-conomic refuses the tokens fails as ``tokens``; the others are then skipped as failed
@@ -10,15 +14,22 @@ check it happened in with the reason, and the remaining checks still run.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Final, Protocol
 
+import anyio
 import msgspec
+import structlog
 
 from daemon import settings as config
+from daemon.core import events as ev
 from daemon.economic import client as economic_client
 from daemon.economic import errors
 from daemon.ops import alerts
+from daemon.store import eventlog
+
+_log = structlog.get_logger(__name__)
 
 
 class Check(msgspec.Struct, frozen=True, kw_only=True):
@@ -163,3 +174,54 @@ def render(checks: list[Check]) -> str:
     lines.append(f"{failed} of {len(checks)} checks failed" if failed
                  else f"all {len(checks)} checks passed")
     return "\n".join(lines)
+
+
+class Alerting(Protocol):
+    """Where a newly failed check is reported (:class:`daemon.ops.alerting.Alerter` is one)."""
+
+    def alert(self, alert: alerts.Alert) -> None: ...
+
+
+async def record_checks(log: eventlog.EventLog, results: list[Check],
+                        alerter: Alerting) -> None:
+    """Append a ``CheckReported`` for each check whose verdict or detail changed; alert on a
+    check that newly fails."""
+    rows = log.tables.daemon()
+    for check in results:
+        row = rows.get(f"check:{check.name}")
+        verdict = "ok" if check.ok else "failed"
+        if row is not None and row.value == verdict and row.extra.get("detail") == check.detail:
+            continue
+        await log.append(ev.CheckReported(name=check.name, ok=check.ok, detail=check.detail),
+                         idempotency_key=f"check:{check.name}:{log.last_seq}")
+        if not check.ok:
+            at = time.time()
+            # a tokens check that failed on a 5xx or a timeout is not a refusal of the tokens
+            refused = check.name == "tokens" and check.detail.startswith("e-conomic refused")
+            alerter.alert(alerts.tokens_rejected(detail=check.detail, at=at) if refused else
+                          alerts.check_failed(name=check.name, detail=check.detail, at=at))
+
+
+async def checking(log: eventlog.EventLog, economic: economic_client.EconomicClient,
+                   settings: Callable[[], config.Settings], alerter: Alerting,
+                   *, beat: Callable[[], None], every: Callable[[], float],
+                   again: Callable[[], float] | None = None,
+                   idle_beat_s: float = 1.0) -> None:
+    """Preflight at start and then once per full reconcile interval, or after ``again``
+    seconds (the incremental interval) while a check fails, so that a transient failure or a
+    problem fixed in e-conomic does not stay reported until the next full interval; beats at
+    least every ``idle_beat_s`` seconds while it waits."""
+    while True:
+        failing = True
+        try:
+            results = await run_checks(economic, settings())
+            await record_checks(log, results, alerter)
+            failing = not all(check.ok for check in results)
+        except errors.EconomicError as exc:
+            _log.warning("preflight could not run", error=str(exc))
+        beat()
+        wait = min(every(), again()) if failing and again is not None else every()
+        with anyio.move_on_after(wait):
+            while True:
+                await anyio.sleep(idle_beat_s)
+                beat()

@@ -37,7 +37,6 @@ from daemon.reconcile.invoices import Invoices
 from daemon.reconcile.outcomes import Context, NullObserver, Observer, SafeObserver, wedged
 from daemon.reconcile.projects import Projects
 from daemon.reconcile.queueing import KINDS, WorkQueue
-from daemon.settings import EconomicSettings
 from daemon.store.eventlog import EventLog
 
 OVERLAP_S: Final = 120.0
@@ -47,18 +46,6 @@ PROGRESS: Final = (ev.WriteIntended, ev.Applied, ev.Failed, ev.Parked, ev.DriftR
                    ev.InvoiceEntryCreated, ev.InvoicePdfAttached, ev.InvoicePdfSkipped,
                    ev.InvoiceBooked)
 BATCH: Final = {"customer": 2000, "project": 2000, "invoice": 2000}
-
-
-def options_from(economic: EconomicSettings) -> mp.Options:
-    """The mapping options of the ``[economic]`` settings."""
-    return mp.Options(customer_group=economic.customer_group,
-                      project_group=economic.project_group,
-                      payment_terms=economic.payment_terms, currency=economic.currency,
-                      vat_zone=economic.vat_zone, vat_zones=dict(economic.vat_zones),
-                      journal_number=economic.journal_number,
-                      invoice_vat_code=economic.invoice_vat_code,
-                      default_account=economic.default_account,
-                      include_pdf=economic.include_pdf, auto_book=economic.auto_book)
 
 
 class Reconciler:

@@ -1,15 +1,13 @@
-"""How the daemon records preflight verdicts (``wiring.record_checks``): one event per change,
+"""How the daemon records preflight verdicts (``preflight.record_checks``): one event per change,
 and the alert a person gets says what actually happened."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
 
 import pytest
 
-from daemon import wiring
-from daemon.ops import alerting, alerts, preflight
+from daemon.ops import alerts, preflight
 from daemon.store import eventlog
 
 
@@ -29,12 +27,12 @@ def fail(name: str, detail: str) -> preflight.Check:
 async def test_a_tokens_check_failed_by_a_5xx_is_not_called_a_refusal(tmp_path: Path) -> None:
     recorder = Recorder()
     async with await eventlog.EventLog.open(tmp_path / "events.db") as log:
-        await wiring.record_checks(
+        await preflight.record_checks(
             log, [fail("tokens", "could not reach e-conomic: GET /self -> 500")],
-            cast(alerting.Alerter, recorder))
-        await wiring.record_checks(
+            recorder)
+        await preflight.record_checks(
             log, [fail("tokens", "e-conomic refused the tokens: GET /self -> 401")],
-            cast(alerting.Alerter, recorder))
+            recorder)
     assert [a.kind for a in recorder.alerts] == [alerts.AlertKind.CHECK_FAILED,
                                                  alerts.AlertKind.TOKENS_REJECTED]
 
@@ -44,12 +42,12 @@ async def test_an_unchanged_verdict_is_recorded_and_alerted_once(tmp_path: Path)
     recorder = Recorder()
     async with await eventlog.EventLog.open(tmp_path / "events.db") as log:
         for _ in range(3):
-            await wiring.record_checks(log, [fail("journal", "journal 1 does not exist")],
-                                       cast(alerting.Alerter, recorder))
+            await preflight.record_checks(log, [fail("journal", "journal 1 does not exist")],
+                                       recorder)
         seq = log.last_seq
-        await wiring.record_checks(log, [preflight.Check(name="journal", ok=True,
+        await preflight.record_checks(log, [preflight.Check(name="journal", ok=True,
                                                          detail="journal 1 exists")],
-                                   cast(alerting.Alerter, recorder))
+                                   recorder)
         assert log.last_seq == seq + 1
         assert log.tables.daemon()["check:journal"].value == "ok"
     assert len(recorder.alerts) == 1

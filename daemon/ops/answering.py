@@ -1,6 +1,10 @@
 """The daemon's answers to the status socket: :class:`Answers` implements
 :class:`daemon.ops.providing.StatusProvider` over the log, the clients, ingest and the reconciler.
 
+The port (:mod:`~daemon.ops.providing`), the server (:mod:`~daemon.ops.statusserver`) and these
+answers are the three parts of one conversation; the composition root (:mod:`daemon.app`) only
+builds :class:`Answers` and hands it to the server.
+
 Everything here reads the in-memory projections or asks the running components; the only
 e-conomic call is the live read of one entity in ``GET /entities/{kind}/{key}``. Nothing here
 returns a secret: the clients' stats carry counts and error summaries only.
@@ -11,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
@@ -21,11 +25,23 @@ from daemon.economic import errors as economic_errors
 from daemon.ops import providing
 
 if TYPE_CHECKING:
-    from daemon.app import Runtime
     from daemon.economic.client import EconomicClient
     from daemon.ingest.running import Ingest
     from daemon.reconcile.running import Reconciler
     from daemon.store.eventlog import EventLog
+
+
+class Lifecycle(Protocol):
+    """What the answers need to know of the daemon's own state (:class:`daemon.app.Runtime`)."""
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def config_error(self) -> str: ...
+
+    @property
+    def uptime_s(self) -> float: ...
 
 
 def iso(posix: float | None) -> str | None:
@@ -41,7 +57,7 @@ def _iso_dt(moment: dt.datetime | None) -> str | None:
 
 
 class Answers:
-    def __init__(self, *, runtime: Runtime, log: EventLog, economic: EconomicClient,
+    def __init__(self, *, runtime: Lifecycle, log: EventLog, economic: EconomicClient,
                  ingest: Ingest, reconciler: Reconciler) -> None:
         self.runtime = runtime
         self.log = log

@@ -1,0 +1,60 @@
+"""Watching the running daemon: reconcile outcomes become alerts and metrics, and the gauges are
+refreshed every few seconds.
+
+:class:`Observer` implements the reconciler's observer port; it only queues alerts and bumps
+counters, so it never blocks and never raises into the reconciler (which wraps it in a
+``SafeObserver`` as well). :func:`measuring` only reads: the log's projections, the client's
+stats and the work queue; it never calls e-conomic.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Final
+
+import anyio
+
+from daemon.core import events as ev
+from daemon.economic import client as economic_client
+from daemon.ops import alerting, alerts, metrics
+from daemon.reconcile import running as reconcile_running
+from daemon.store import eventlog
+
+METRICS_EVERY_S: Final = 5.0
+
+
+class Observer:
+    """Turns reconcile outcomes into alerts and metrics."""
+
+    def __init__(self, alerter: alerting.Alerter, meter: metrics.Metrics) -> None:
+        self.alerter = alerter
+        self.meter = meter
+
+    def parked(self, kind: str, key: str, reason: str) -> None:
+        self.alerter.alert(alerts.item_parked(kind=kind, key=key, reason=reason, at=time.time()))
+
+    def pdf_skipped(self, invoice: str, reason: str) -> None:
+        self.alerter.alert(alerts.pdf_not_attached(invoice=invoice, reason=reason,
+                                                   at=time.time()))
+
+    def drift_repaired(self, kind: str, key: str, fields: list[str]) -> None:
+        self.meter.drift_repaired(kind)
+        self.alerter.alert(alerts.drift_repaired(kind=kind, key=key, fields=fields,
+                                                 at=time.time()))
+
+
+async def measuring(log: eventlog.EventLog, economic: economic_client.EconomicClient,
+                    reconciler: reconcile_running.Reconciler, meter: metrics.Metrics) -> None:
+    """Refresh the gauges every few seconds (counters are bumped where things happen)."""
+    while True:
+        meter.set_projection_lag(log.last_seq - log.tables.checkpoint)
+        stats = economic.stats()
+        meter.set_rate_limit(stats.rate_limit.used, stats.rate_limit.limit)
+        meter.set_calls_today(stats.calls_today)
+        for kind in ev.KINDS:
+            meter.set_queue_depth(kind, reconciler.queue.depth(kind))
+            meter.set_parked(kind, sum(1 for s in log.tables.states().values()
+                                       if s.kind == kind and s.parked))
+        if reconciler.last_full_at is not None:
+            meter.reconcile_succeeded(reconciler.last_full_at)
+        await anyio.sleep(METRICS_EVERY_S)
