@@ -21,16 +21,35 @@ switches, set the rate limit and faults, and read back every API request served.
 - ``PATCH /admin/projects/{n}`` (e.g. ``{"isClosed": true}``);
   ``POST /admin/projects/{n}/renumber`` ``{"to": M}``; ``DELETE /admin/projects/{n}``.
 - ``DELETE /admin/idempotency``: forget cached answers.
+
+Bookings a person makes in e-conomic's journal, booked at once on the next voucher of journal 1
+(rows as :mod:`economic_books` describes; answered 201 ``{"voucherNumber", "entries"}``):
+
+- ``POST /admin/supplier-invoices`` ``{"amount": "1450.00" (incl. VAT), "date": "YYYY-MM-DD",
+  "accountNumber": 2750, "vatCode": <the account's>, "projectNumber": n, "text": "...",
+  "supplierNumber": 1, "supplierInvoiceNumber": "...", "currency": "DKK"}``: cost, VAT and
+  creditor rows (type 3); only the cost row carries ``projectNumber``.
+- ``POST /admin/finance-vouchers``: the same without the supplier, paid from
+  ``contraAccountNumber`` (default the bank, 5820): cost, VAT and bank rows (type 5).
+- ``POST /admin/customer-payments`` ``{"customerNumber", "customerInvoiceNumber", "amount",
+  "date", "accountNumber": 5820}``: the invoice's customer-row ``remainder`` goes toward 0.
+- ``POST /admin/settlements`` ``{"customerNumber", "customerInvoiceNumber",
+  "creditNoteNumber"}``: a credit note settles an invoice (200, the two customer rows).
+
+A refused request answers 400 ``{"error": "..."}`` and changes nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from aiohttp import web
 
+from daemon.sandbox import economic_books
 from daemon.sandbox import economic_replies as replies
+from daemon.sandbox.economic_state import Record
 
 if TYPE_CHECKING:
     from daemon.sandbox.economic import EconomicSandbox
@@ -184,6 +203,22 @@ def routes(sb: EconomicSandbox) -> list[web.RouteDef]:
             return replies.json({"error": "no such project"}, 404)
         return web.Response(status=204)
 
+    def booking(act: Callable[[dict[str, Any]], list[Record]], status: int = 201
+                ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def run(request: web.Request) -> web.Response:
+            body = await _body(request)
+            if body is None:
+                return _bad("body must be a JSON object")
+            try:
+                rows = act(body)
+            except economic_books.BookingError as exc:
+                return _bad(str(exc))
+            out: dict[str, Any] = {"entries": [replies.public(r) for r in rows]}
+            if status == 201:  # a new voucher; a settlement posts nothing
+                out = {"voucherNumber": rows[0]["voucherNumber"], **out}
+            return replies.json(out, status)
+        return run
+
     async def clear_idempotency(_r: web.Request) -> web.Response:
         sb.idempotency.clear()
         return web.Response(status=204)
@@ -203,4 +238,12 @@ def routes(sb: EconomicSandbox) -> list[web.RouteDef]:
         web.post("/admin/projects/{n}/renumber", renumber_project),
         web.delete("/admin/projects/{n}", delete_project),
         web.delete("/admin/idempotency", clear_idempotency),
+        web.post("/admin/supplier-invoices", booking(
+            lambda b: economic_books.book_cost(sb.agreement, "supplierInvoice", b))),
+        web.post("/admin/finance-vouchers", booking(
+            lambda b: economic_books.book_cost(sb.agreement, "financeVoucher", b))),
+        web.post("/admin/customer-payments", booking(
+            lambda b: economic_books.pay(sb.agreement, b))),
+        web.post("/admin/settlements", booking(
+            lambda b: economic_books.settle(sb.agreement, b), 200)),
     ]

@@ -1,23 +1,22 @@
 """journalsapi v15.0.0, bookedEntriesapi v4.0.0 and documentsapi v4.0.1 routes of the fake.
 
-Draft entries are validated as REFERENCE.md section 10 item 18 says (required fields, journal,
-currency, accounting year of the date, voucher number within the journal's bounds or the next
-free one, customer, accounts, project with the module switch, numeric ``customerInvoiceNumber``);
-``/bulk`` is all-or-nothing. Booking moves draft entries into booked entries (a manual customer
-invoice becomes a line on the customer's group account carrying the customer and invoice number,
-and a contra line). Attached documents: multipart, 9 MiB, PDF/JPEG/PNG by content, one document
-per voucher with ``onConflict`` 0 (merge) or 1 (fail), and the agreement's attachment switch.
+Draft entries are validated by :mod:`economic_entries` (REFERENCE.md section 10 item 18), get
+the journal's next free voucher number when they name none, and ``/bulk`` is all-or-nothing.
+Booking moves draft entries into booked entries, posting the rows :mod:`economic_books`
+describes (customer, revenue and VAT rows for a manual customer invoice). Attached documents:
+multipart, 9 MiB, PDF/JPEG/PNG by content, one document per voucher with ``onConflict`` 0
+(merge) or 1 (fail), and the agreement's attachment switch.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
+from daemon.sandbox import economic_books, economic_entries
 from daemon.sandbox import economic_replies as replies
 from daemon.sandbox.economic_filters import OPS, Field
 from daemon.sandbox.economic_state import Agreement, Document, Record
@@ -47,108 +46,6 @@ Ctx = Callable[[web.Request], Agreement]
 Err = tuple[str, str, str]
 
 
-def _is_num(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _day(v: Any) -> str | None:
-    if not isinstance(v, str):
-        return None
-    try:
-        dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return v[:10]
-
-
-def validate_entry(a: Agreement, e: Any, at: str = "") -> tuple[Record | None, list[Err]]:
-    """One draft entry to store (without entry/voucher number when absent), or its errors."""
-    errs: list[Err] = []
-
-    def err(prop: str, code: str, msg: str) -> None:
-        errs.append((at + prop, code, msg))
-
-    if not isinstance(e, dict):
-        err("", "InvalidRequestBody", "An entry must be a JSON object.")
-        return None, errs
-    for prop in ("amount", "currency", "date", "entryTypeNumber", "journalNumber"):
-        if e.get(prop) is None:
-            err(prop, "InvalidValue", f"The {prop} field is required.")
-    if errs:
-        return None, errs
-    if not _is_num(e["amount"]):
-        err("amount", "InvalidValue", "The amount field must be a number.")
-    if e["entryTypeNumber"] not in (2, 3, 4, 5, 10):
-        err("entryTypeNumber", "JournalEntryTypeNotCorrect",
-            "Entry type must be 2, 3, 4, 5 or 10.")
-    journal = a.journals.get(e["journalNumber"]) if isinstance(e["journalNumber"], int) else None
-    if journal is None:
-        err("journalNumber", "JournalDoesNotExist", "The journal does not exist.")
-    if not isinstance(e["currency"], str) or e["currency"].upper() not in a.currencies:
-        err("currency", "JournalEntryCurrencyNotFound", "The currency does not exist.")
-    day = _day(e["date"])
-    year = a.year_for(day) if day else None
-    if day is None:
-        err("date", "InvalidValue", "The date field is not a valid date-time.")
-    elif year is None:
-        err("date", "JournalEntryDateAccountingYearDoesNotExist",
-            "No accounting year covers the entry's date.")
-    elif year.get("closed"):
-        err("date", "JournalEntryDateAccountingYearClosed", "The accounting year is closed.")
-    if e.get("dueDate") is not None and _day(e["dueDate"]) is None:
-        err("dueDate", "InvalidValue", "The dueDate field is not a valid date-time.")
-    v = e.get("voucherNumber")
-    if v is not None and journal is not None:
-        b = journal["settings"]["voucherNumbers"]
-        lo, hi = b["minimumVoucherNumber"], b["maximumVoucherNumber"]
-        if not isinstance(v, int) or not lo <= v <= hi:
-            err("voucherNumber", "JournalEntryVoucherNumberNotWithinBoundaries",
-                "The voucher number is not within the journal's voucher number range.")
-    cust = e.get("customerNumber")
-    if cust is not None and cust not in a.customers:
-        err("customerNumber", "JournalEntryCustomerNotFound", "The customer does not exist.")
-    if e["entryTypeNumber"] == 10 and cust is None and e.get("accountNumber") is None:
-        err("customerNumber", "JournalEntryCustomerAndAccountNotSet",
-            "A customer or an account is required.")
-    for prop, code in (("accountNumber", "JournalEntryAccountNotFound"),
-                       ("contraAccountNumber", "JournalEntryContraAccountNotFound")):
-        if e.get(prop) is not None and e[prop] not in a.accounts:
-            err(prop, code, f"Account {e[prop]} does not exist.")
-    for prop in ("vatCode", "contraVatCode"):
-        if e.get(prop) is not None and e[prop] not in a.vat_accounts:
-            err(prop, "JournalEntryVatCodeNotFound", f"VAT code {e[prop]} does not exist.")
-    text = e.get("text")
-    if text is not None and (not isinstance(text, str) or len(text) > 250):
-        err("text", "JournalEntryTextTooLong", "The text can be at most 250 characters.")
-    inv = e.get("customerInvoiceNumber")
-    if inv is not None:
-        if not isinstance(inv, str) or not inv.isdigit():
-            err("customerInvoiceNumber", "Customer_Invoice_Is_Not_Numeric",
-                "The customer invoice number must be numeric.")
-        elif int(inv) > 999_999_999:
-            err("customerInvoiceNumber", "Customer_invoice_too_big",
-                "The customer invoice number is too big.")
-    proj = e.get("projectNumber")
-    if proj is not None:
-        p = a.projects.get(proj)
-        if not a.project_module:
-            err("projectNumber", "JournalEntryProjectIdSetWithoutModuleAccess",
-                "Projects need the project module.")
-        elif p is None:
-            err("projectNumber", "JournalEntryProjectNotFound", "The project does not exist.")
-        elif p.get("isClosed"):
-            err("projectNumber", "JournalEntryProjectSetIsClosed", "The project is closed.")
-        elif p.get("isMainProject"):
-            err("projectNumber", "JournalEntryProjectSetIsMainProject",
-                "Entries cannot be made on a main project.")
-    if errs:
-        return None, errs
-    keep = {k: v for k, v in e.items() if k not in ("entryNumber", "objectVersion")
-            and v is not None}
-    keep["_year"] = year["year"] if year else None
-    return keep, errs
-
-
 def _insert(a: Agreement, rec: Record) -> int | None:
     """Store a validated entry; None when the journal has no voucher number left."""
     if rec.get("voucherNumber") is None:
@@ -162,40 +59,6 @@ def _insert(a: Agreement, rec: Record) -> int | None:
     rec["objectVersion"] = a.version()
     a.draft_entries[n] = rec
     return n
-
-
-def _book(a: Agreement, d: Record) -> None:
-    base = {"currencyCode": d["currency"], "date": d["date"], "voucherNumber": d["voucherNumber"],
-            "type": d["entryTypeNumber"], "_year": d["_year"], "_journal": d["journalNumber"]}
-    for k in ("dueDate", "text", "projectNumber"):
-        if d.get(k) is not None:
-            base[k] = d[k]
-    amount = float(d["amount"])
-    lines: list[Record] = []
-    cust = d.get("customerNumber")
-    if cust is not None:
-        group = a.customers[cust]["customerGroup"]["customerGroupNumber"] \
-            if cust in a.customers else 1
-        debtor = a.customer_groups.get(group, {}).get("account", {}).get("accountNumber", 5600)
-        line = {**base, "accountNumber": d.get("accountNumber", debtor), "amount": amount,
-                "amountInBaseCurrency": amount, "customerNumber": cust, "remainder": amount}
-        if d.get("customerInvoiceNumber"):
-            line["customerInvoiceNumber"] = int(d["customerInvoiceNumber"])
-        lines.append(line)
-    elif d.get("accountNumber") is not None:
-        lines.append({**base, "accountNumber": d["accountNumber"], "amount": amount,
-                      "amountInBaseCurrency": amount})
-    if d.get("contraAccountNumber") is not None:
-        contra = {**base, "accountNumber": d["contraAccountNumber"], "amount": -amount,
-                  "amountInBaseCurrency": -amount}
-        if d.get("contraVatCode"):
-            contra["vatAccountNumber"] = d["contraVatCode"]
-        lines.append(contra)
-    for line in lines:
-        line["entryNumber"] = a.next_booked
-        line["objectVersion"] = a.version()
-        a.booked_entries[a.next_booked] = line
-        a.next_booked += 1
 
 
 def _sniff(data: bytes) -> str | None:
@@ -229,7 +92,7 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
     async def post_draft(request: web.Request) -> web.Response:
         a = ctx(request)
         body = await body_of(request)
-        rec, errs = validate_entry(a, body)
+        rec, errs = economic_entries.validate(a, body)
         if rec is None:
             return replies.invalid(errs)
         n = _insert(a, rec)
@@ -251,7 +114,7 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
         recs: list[Record] = []
         errs: list[Err] = []
         for i, e in enumerate(entries):
-            rec, more = validate_entry(a, e, f"entries[{i}].")
+            rec, more = economic_entries.validate(a, e, f"entries[{i}].")
             errs += more
             if rec is not None:
                 recs.append(rec)
@@ -294,7 +157,7 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
             return replies.invalid([("entryNumbers", "JournalEntryDoesNotExist",
                                      f"Draft entries {missing} do not exist in journal {j}.")])
         for n in dict.fromkeys(nums):
-            _book(a, a.draft_entries.pop(n))
+            economic_books.book(a, a.draft_entries.pop(n))
         return web.Response(status=204)
 
     async def list_booked(request: web.Request) -> web.Response:

@@ -5,6 +5,7 @@ the same records bookedEntriesapi serves, so both views always agree."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal
 
 from aiohttp import web
 
@@ -13,6 +14,7 @@ from daemon.sandbox.economic_filters import Field
 from daemon.sandbox.economic_legacy import base_url, page
 from daemon.sandbox.economic_state import Agreement, Record
 
+CENT = Decimal("0.01")
 # e-conomic's legacy names for the journalsapi entry types the sandbox books.
 ENTRY_TYPES = {2: "customerPayment", 3: "supplierInvoice", 4: "supplierPayment",
                5: "financeVoucher", 10: "manualDebtorInvoice"}
@@ -21,6 +23,7 @@ FILTERABLE = {"account.accountNumber": Field("int"), "amount": Field("float"),
               "date": Field("date"), "dueDate": Field("date"), "entryNumber": Field("int"),
               "text": Field("str"), "entryType": Field("str"),
               "customer.customerNumber": Field("int"), "project.projectNumber": Field("int"),
+              "supplier.supplierNumber": Field("int"), "vatAccount.vatCode": Field("str"),
               "voucherNumber": Field("int"), "remainder": Field("float")}
 
 
@@ -48,9 +51,15 @@ def legacy_entry(e: Record, base: str, year: str) -> Record:
     if e.get("vatAccountNumber"):
         out["vatAccount"] = {"vatCode": e["vatAccountNumber"],
                              "self": f"{base}/vat-accounts/{e['vatAccountNumber']}"}
+    if e.get("supplierNumber") is not None:
+        out["supplier"] = {"supplierNumber": e["supplierNumber"],
+                           "self": f"{base}/suppliers/{e['supplierNumber']}"}
+    if e.get("supplierInvoiceNumber") is not None:
+        out["supplierInvoiceNumber"] = e["supplierInvoiceNumber"]
     if e.get("remainder") is not None:
         out["remainder"] = e["remainder"]
-        out["remainderInBaseCurrency"] = e["remainder"]
+        out["remainderInBaseCurrency"] = (e["remainder"] * e["_rate"] / 100).quantize(
+            CENT, rounding=ROUND_HALF_UP)
     return out
 
 

@@ -15,7 +15,8 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-_enc = msgspec.json.Encoder()
+# Money is held as Decimal and written as a JSON number with its two decimals (12500.00).
+_enc = msgspec.json.Encoder(decimal_format="number")
 # Where the middleware leaves the request's log record, for a handler to refine its body.
 SERVED: web.RequestKey[Any] = web.RequestKey("economic_served", object)
 TYPES = {400: "https://tools.ietf.org/html/rfc9110#section-15.5.1",

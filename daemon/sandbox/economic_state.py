@@ -2,10 +2,13 @@
 
 One :class:`Agreement` holds everything both API families serve (they share one data store).
 It starts as DESIGN.md's "Sandboxes" section says: customer group 1, payment terms 1, DKK,
-VAT zones 1-4, project group 1 (external), journal 1, accounting years last/this/next, a chart
-of accounts with 1010 and the usual VAT codes. Records are stored without links; the routes add
-``self`` and friends when they answer. Every write stamps ``lastUpdated`` (and, for OpenAPI
-records, a fresh ``objectVersion``). Imports nothing from the client it stands in for.
+VAT zones 1-4, project group 1 (external), journal 1, accounting years last/this/next, supplier
+1 in supplier group 1, and :data:`CHART`: revenue 1010 booking with ``U25``, 1020 without a VAT
+code, cost accounts booking with ``I25``, and :data:`VAT_CODES`, the usual Danish VAT codes.
+Records are stored without links; the routes add ``self`` and friends when they answer. Every
+write stamps ``lastUpdated`` (and, for OpenAPI records, a fresh ``objectVersion``). Keys that
+start with ``_`` are the sandbox's own and never served. Imports nothing from the client it
+stands in for.
 """
 
 from __future__ import annotations
@@ -16,6 +19,32 @@ from dataclasses import dataclass, field
 from typing import Any
 
 Record = dict[str, Any]
+
+# e-conomic's VAT types (legacy ``/vat-types``, as a real agreement answers them).
+VAT_TYPES = {1: "Outgoing Sales Domestic", 2: "Ingoing Purchase Domestic", 3: "Reversed charge"}
+# The usual Danish VAT codes: (code, name, rate %, VAT account, reverse-charge contra, type).
+VAT_CODES: tuple[tuple[str, str, float, int, int | None, int], ...] = (
+    ("U25", "Salgsmoms 25 %", 25.0, 7250, None, 1),
+    ("UEUV", "Salg af varer til EU", 0.0, 7250, None, 1),
+    ("UEUY", "Salg af ydelser til EU", 0.0, 7250, None, 1),
+    ("I25", "Købsmoms 25 %", 25.0, 7260, None, 2),
+    ("IEUV", "Køb af varer i EU", 25.0, 7260, 7270, 3),
+    ("IEUY", "Køb af ydelser i EU", 25.0, 7260, 7270, 3))
+DEBTORS, BANK, CREDITORS = 5600, 5820, 6800
+# The chart of accounts: (number, name, type, debitCredit, the VAT code it books with).
+CHART: tuple[tuple[int, str, str, str, str | None], ...] = (
+    (1010, "Salg af varer/ydelser m/moms", "profitAndLoss", "credit", "U25"),
+    (1020, "Salg af varer/ydelser u/moms", "profitAndLoss", "credit", None),
+    (1030, "Salg af ydelser til EU", "profitAndLoss", "credit", "UEUY"),
+    (2750, "Rejseudgifter", "profitAndLoss", "debit", "I25"),
+    (2800, "Kontorartikler", "profitAndLoss", "debit", "I25"),
+    (2850, "Køb af ydelser i EU", "profitAndLoss", "debit", "IEUY"),
+    (DEBTORS, "Debitorer", "status", "debit", None),
+    (BANK, "Bank", "status", "debit", None),
+    (CREDITORS, "Leverandører", "status", "credit", None),
+    (7250, "Salgsmoms", "status", "credit", None),
+    (7260, "Købsmoms", "status", "debit", None),
+    (7270, "Moms af køb i udlandet", "status", "credit", None))
 
 
 def stamp() -> str:
@@ -56,6 +85,8 @@ class Agreement:
     journals: dict[int, Record] = field(default_factory=dict)
     projects: dict[int, Record] = field(default_factory=dict)
     project_groups: dict[int, Record] = field(default_factory=dict)
+    suppliers: dict[int, Record] = field(default_factory=dict)
+    supplier_groups: dict[int, Record] = field(default_factory=dict)
     draft_entries: dict[int, Record] = field(default_factory=dict)
     booked_entries: dict[int, Record] = field(default_factory=dict)
     documents: dict[int, Document] = field(default_factory=dict)
@@ -188,35 +219,35 @@ def seeded(today: dt.date | None = None) -> Agreement:
         a.accounting_years[str(y)] = {"year": str(y), "fromDate": f"{y}-01-01",
                                       "toDate": f"{y}-12-31"}
     a.customer_groups[1] = {"customerGroupNumber": 1, "name": "Domestic customers",
-                            "account": {"accountNumber": 5600}}
+                            "account": {"accountNumber": DEBTORS}}
     a.payment_terms[1] = {"paymentTermsNumber": 1, "name": "Net 14 days", "daysOfCredit": 14,
                           "paymentTermsType": "net"}
-    a.currencies["DKK"] = {"code": "DKK", "name": "Danish krone", "isoNumber": "208"}
-    a.currencies["EUR"] = {"code": "EUR", "name": "Euro", "isoNumber": "978"}
+    # ``_rate``: e-conomic's own rate (base currency per 100 units), used when an entry in
+    # that currency carries no exchangeRate; private, never served.
+    a.currencies["DKK"] = {"code": "DKK", "name": "Danish krone", "isoNumber": "208",
+                           "_rate": 100.0}
+    a.currencies["EUR"] = {"code": "EUR", "name": "Euro", "isoNumber": "978", "_rate": 746.0}
     for n, name, cust in ((1, "Domestic", True), (2, "EU", True), (3, "Abroad", True),
                           (4, "Domestic exempt", True)):
         a.vat_zones[n] = {"vatZoneNumber": n, "name": name, "enabledForCustomer": cust,
                           "enabledForSupplier": True}
-    for code, name, rate, acc, typ in (("U25", "Sales VAT 25%", 25.0, 7250, 2),
-                                       ("I25", "Purchase VAT 25%", 25.0, 7260, 1),
-                                       ("UEUV", "EU sales of services", 0.0, 7250, 2),
-                                       ("REP", "Representation", 25.0, 7260, 1)):
-        a.vat_accounts[code] = {"vatCode": code, "name": name, "ratePercentage": rate,
-                                "account": {"accountNumber": acc},
-                                "vatType": {"vatTypeNumber": typ,
-                                            "name": "Sales VAT" if typ == 2 else "Purchase VAT"}}
-    for num, name, kind, vat in ((1010, "Sales of services", "profitAndLoss", "U25"),
-                                 (1020, "Sales abroad", "profitAndLoss", None),
-                                 (2750, "Purchases", "profitAndLoss", "I25"),
-                                 (5600, "Trade debtors", "status", None),
-                                 (5820, "Bank", "status", None),
-                                 (7250, "Sales VAT", "status", None),
-                                 (7260, "Purchase VAT", "status", None)):
-        rec: Record = {"accountNumber": num, "name": name, "accountType": kind,
-                       "debitCredit": "credit" if num < 2000 else "debit"}
-        if vat:
-            rec["vatAccount"] = {"vatCode": vat}
+    for code, name, rate, acc, contra, typ in VAT_CODES:
+        vat: Record = {"vatCode": code, "name": name, "ratePercentage": rate,
+                       "account": {"accountNumber": acc},
+                       "vatType": {"vatTypeNumber": typ, "name": VAT_TYPES[typ]}}
+        if contra is not None:
+            vat["contraAccount"] = {"accountNumber": contra}
+        a.vat_accounts[code] = vat
+    for num, title, kind, side, books_with in CHART:
+        rec: Record = {"accountNumber": num, "name": title, "accountType": kind,
+                       "debitCredit": side}
+        if books_with:
+            rec["vatAccount"] = {"vatCode": books_with}
         a.accounts[num] = rec
+    a.supplier_groups[1] = {"supplierGroupNumber": 1, "name": "Leverandører",
+                            "account": {"accountNumber": CREDITORS}}
+    a.suppliers[1] = {"supplierNumber": 1, "name": "Sandbox Leverandør ApS", "currency": "DKK",
+                      "supplierGroup": {"supplierGroupNumber": 1}}
     a.journals[1] = {"journalNumber": 1, "name": "Daily journal",
                      "settings": {"voucherNumbers": {"minimumVoucherNumber": 1,
                                                      "maximumVoucherNumber": 999_999}}}
