@@ -18,7 +18,9 @@ Guarantees:
   auth (user ``apikey``) is required for every API request (401 otherwise), an unknown company
   or id is 404, bad paging or filter values are 400 with a message.
 * Every API request is recorded in :attr:`MomentSandbox.requests` (method, path, query,
-  status), including ones answered by an injected fault or a 401; admin requests are not.
+  status), including ones answered by an injected fault or a 401; admin requests are not. A
+  ``drop`` fault's request is served (its effect kept, its status recorded) and then the
+  connection is cut, so the client never learns the outcome.
 * Every create, change or delete made while the sandbox runs with a webhook URL set sends one
   thin hint, as Moment does: no signature, no retries; deliveries happen one at a time in a
   task owned by the sandbox, and each outcome is kept in :attr:`webhook_deliveries`.
@@ -295,13 +297,15 @@ class MomentSandbox(moment_data.MomentData):
         response: web.StreamResponse
         try:
             fault = self.faults.pick(request.method, request.path)
-            if fault is not None:
+            if fault is not None and not fault.drop:
                 response = moment_api.fault_response(fault)
             elif not moment_api.authorized(request, self.api_key):
                 response = moment_api.error(401, "missing or wrong API key",
                                             headers={"WWW-Authenticate": 'Basic realm="Moment"'})
             else:
                 response = await handler(request)
+                if fault is not None and request.transport is not None:
+                    request.transport.abort()  # committed; the answer never arrives
             status = response.status
             return response
         except web.HTTPException as exc:

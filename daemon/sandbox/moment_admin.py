@@ -22,7 +22,9 @@ camelCase (a customer's ``address`` is an object with ``street``, ``postalCode``
 | ``POST /admin/sample`` | ``{"customers": N, "projects": M, "invoices": K, "seed": S}`` |
 
 A fault is ``{"status": 429, "count": 1, "probability": 1.0, "retryAfter": 2,
-"pathContains": "/invoices", "method": "GET"}`` (all but ``status`` optional).
+"pathContains": "/invoices", "method": "GET"}`` (all but ``status`` optional), or
+``{"drop": true, "pathContains": "/projectExpenses", "method": "POST"}``: commit-then-drop,
+the request is served and the connection cut before the answer.
 A refused operation answers 400 (404 for an unknown id) with ``{"status", "message"}`` and
 changes nothing.
 """
@@ -196,8 +198,10 @@ def routes(sandbox: MomentSandbox, root: str) -> list[web.RouteDef]:
 
     async def add_fault(request: web.Request) -> web.StreamResponse:
         body = await _body(request)
-        status = body.get("status")
-        if isinstance(status, bool) or not isinstance(status, int):
+        status, drop = body.get("status"), body.get("drop", False)
+        if not isinstance(drop, bool):
+            raise moment_records.SandboxError("drop must be true or false")
+        if status is not None and (isinstance(status, bool) or not isinstance(status, int)):
             raise moment_records.SandboxError("status must be an integer")
         count, probability = body.get("count", 1), body.get("probability", 1.0)
         retry_after = body.get("retryAfter")
@@ -215,7 +219,7 @@ def routes(sandbox: MomentSandbox, root: str) -> list[web.RouteDef]:
         fault = sandbox.faults.add(
             status, count=count, probability=float(probability), retry_after=retry_after,
             path_contains=path_contains if isinstance(path_contains, str) else None,
-            method=method if isinstance(method, str) else None)
+            method=method if isinstance(method, str) else None, drop=drop)
         return json_response(fault.to_json(), status=201)
 
     async def clear_faults(request: web.Request) -> web.StreamResponse:

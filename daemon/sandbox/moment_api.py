@@ -10,8 +10,13 @@ Routes under ``{root}/companies/{company}``:
 * ``GET /customers|projects|invoices/{id}`` — the object, or 404.
 * ``GET /invoices/{id}/pdf`` — ``application/pdf`` of a finalized or credited invoice; 409 for
   a draft, 404 for an unknown id.
-* ``POST /projectExpenses`` (201, 400 on a bad body, 409 for a known ``externalId``) and
-  ``GET /projectExpenses?externalId=...`` (a page).
+* ``POST /projectExpenses`` (201 with the expense and its ``id``; 400 for a bad body, an
+  amount that does not parse or an unknown project; a repeated ``externalId`` is not refused)
+  and ``GET /projectExpenses?externalId=...&project.projectNumber=...`` (a page, either filter
+  optional).
+* ``GET /invoices/{id}/paymentStatus`` (never paid: ``paidAmount`` "0.00") and ``PUT`` of the
+  same shape (200 with the status; idempotent; 400 for a negative or malformed body, 409 for a
+  draft).
 
 Errors answer ``{"status": N, "message": "..."}``. Authentication and faults are applied by
 the sandbox's middleware before these handlers run; the handlers never raise to aiohttp.
@@ -52,6 +57,7 @@ def error(status: int, message: str, *,
 
 
 def fault_response(fault: moment_faults.Fault) -> web.Response:
+    assert fault.status is not None, "a drop fault is served, not answered"
     headers = {}
     if fault.retry_after is not None:
         headers["Retry-After"] = str(fault.retry_after)
@@ -181,19 +187,42 @@ def routes(sandbox: MomentSandbox, root: str) -> list[web.RouteDef]:
         try:
             record = sandbox.add_expense(body)
         except moment_records.SandboxError as exc:
-            status = 409 if "exists" in str(exc) else 400
-            return error(status, str(exc))
+            return error(400, str(exc))
         return json_response(record.body, status=201)
 
     async def find_expenses(request: web.Request) -> web.Response:
         if not company_ok(request):
             return error(404, f"no company {request.match_info['company']!r}")
-        wanted = request.query.get("externalId")
-        ids = [i for i, e in sorted(sandbox.expenses.items())
-               if wanted is None or e.body.get("externalId") == wanted]
+        ids = sandbox.find_expenses(external_id=request.query.get("externalId"),
+                                    project_number=request.query.get("project.projectNumber"))
         try:
             return _page(sandbox, request.query, ids, lambda i: sandbox.expenses[i].body)
         except BadQuery as exc:
+            return error(400, str(exc))
+
+    async def get_payment(request: web.Request) -> web.Response:
+        if not company_ok(request):
+            return error(404, f"no company {request.match_info['company']!r}")
+        moment_id = object_id(request)
+        if moment_id is None or moment_id not in sandbox.invoices:
+            return error(404, f"no invoice with id {request.match_info['id']!r}")
+        return json_response(sandbox.payment_status(moment_id))
+
+    async def put_payment(request: web.Request) -> web.Response:
+        if not company_ok(request):
+            return error(404, f"no company {request.match_info['company']!r}")
+        moment_id = object_id(request)
+        if moment_id is None or moment_id not in sandbox.invoices:
+            return error(404, f"no invoice with id {request.match_info['id']!r}")
+        try:
+            body = json.loads(await request.read())
+        except (ValueError, UnicodeDecodeError):
+            return error(400, "body is not JSON")
+        if sandbox.invoices[moment_id].status == "DRAFT":
+            return error(409, f"invoice {moment_id} is a draft: it cannot be paid")
+        try:
+            return json_response(sandbox.set_payment_status(moment_id, body))
+        except moment_records.SandboxError as exc:
             return error(400, str(exc))
 
     kinds = "{kind:customers|projects|invoices}"
@@ -201,6 +230,8 @@ def routes(sandbox: MomentSandbox, root: str) -> list[web.RouteDef]:
         web.get(f"{base}/{kinds}", list_objects),
         web.get(f"{base}/{kinds}/{{id}}", get_object),
         web.get(f"{base}/invoices/{{id}}/pdf", get_pdf),
+        web.get(f"{base}/invoices/{{id}}/paymentStatus", get_payment),
+        web.put(f"{base}/invoices/{{id}}/paymentStatus", put_payment),
         web.post(f"{base}/projectExpenses", post_expense),
         web.get(f"{base}/projectExpenses", find_expenses),
     ]

@@ -1,4 +1,5 @@
-"""The Moment sandbox's company data: customers, projects, invoices, project expenses.
+"""The Moment sandbox's company data: customers, projects, invoices, project expenses and
+invoices' payment status.
 
 An in-memory model of one Moment company, with the operations a person performs in Moment
 (create, edit, finalize, credit, delete) and the reads the API serves. It renders objects in
@@ -17,6 +18,8 @@ Invariants:
   drafts can be edited; crediting a finalized invoice marks it ``CREDITED`` and creates a
   finalized credit note of its own with negated totals and ``creditedInvoiceNumber`` set.
 * money is held as :class:`~decimal.Decimal` with two places and rendered as a string.
+* an invoice's payment status is its own resource: setting it changes neither the invoice's
+  version nor its ``lastModifiedDate`` and sends no hint.
 * a failed operation raises :class:`SandboxError` and leaves the data as it was.
 * after each successful mutation every listener gets the webhook hint for it (event
   ``CREATE_NEW`` for a new object and for a finalized invoice, as Moment documents; ``UPDATE``
@@ -43,10 +46,12 @@ from daemon.sandbox.moment_records import (
     InvoiceRecord,
     Json,
     Kind,
+    PaymentStatus,
     ProjectRecord,
     SandboxError,
     UnknownObject,
     checked,
+    payment_status,
     positive_int,
     render_timestamp,
     utc_now,
@@ -339,7 +344,7 @@ class MomentData:
             invoice_date=stamp.date(), due_date=stamp.date(),
             total_excluding_vat=decimal.Decimal(0) - original.total_excluding_vat,
             total_vat=decimal.Decimal(0) - original.total_vat,
-            finalized=None, last_modified=stamp, version=1)
+            finalized=None, last_modified=stamp, version=1, payment=PaymentStatus())
         self.invoices[note.id] = note
         self._finalize(note, self._next_invoice_number, event_for_new=True)
         original.status = "CREDITED"
@@ -357,11 +362,9 @@ class MomentData:
     # expenses ----------------------------------------------------------------------------
 
     def add_expense(self, body: Json) -> ExpenseRecord:
-        """Store a project expense posted to the API (validated by the caller's shape check:
-        ``externalId`` unique, ``project.projectNumber`` an existing project)."""
-        external_id = body.get("externalId")
-        if any(e.body.get("externalId") == external_id for e in self.expenses.values()):
-            raise SandboxError(f"an expense with externalId {external_id!r} exists")
+        """Store a project expense posted to the API (its shape checked by the caller) on an
+        existing project. A repeated ``externalId`` is stored again, as Moment does: only a
+        lookup by ``externalId`` before writing keeps an expense single."""
         project = body.get("project")
         number = project.get("projectNumber") if isinstance(project, dict) else None
         if not isinstance(number, str) or number not in self._project_numbers:
@@ -370,6 +373,28 @@ class MomentData:
         record.body["id"] = record.id
         self.expenses[record.id] = record
         return record
+
+    def find_expenses(self, *, external_id: str | None = None,
+                      project_number: str | None = None) -> list[int]:
+        """Ids of the expenses with that ``externalId`` and project number (None: any)."""
+        return [i for i, e in sorted(self.expenses.items())
+                if (external_id is None or e.body.get("externalId") == external_id)
+                and (project_number is None or _project_number(e.body) == project_number)]
+
+    # payment status ----------------------------------------------------------------------
+
+    def payment_status(self, invoice_id: int) -> Json:
+        """The invoice's payment status as the API shows it (never paid by default)."""
+        return self._invoice(invoice_id).payment.to_json()
+
+    def set_payment_status(self, invoice_id: int, body: object) -> Json:
+        """Set it from a ``PUT`` body; the same body twice is one state. A draft has no
+        payment status (:class:`SandboxError`); a bad body changes nothing."""
+        record = self._invoice(invoice_id)
+        if record.status == "DRAFT":
+            raise SandboxError(f"invoice {invoice_id} is a draft: it cannot be paid")
+        record.payment = payment_status(body)
+        return record.payment.to_json()
 
     # internals ---------------------------------------------------------------------------
 
@@ -479,6 +504,11 @@ class MomentData:
         hint = self.hint(kind, moment_id, event)
         for listener in list(self.listeners):
             listener(hint)
+
+
+def _project_number(body: Json) -> object:
+    project = body.get("project")
+    return project.get("projectNumber") if isinstance(project, dict) else None
 
 
 def _opt_str(value: object) -> str | None:

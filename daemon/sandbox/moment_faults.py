@@ -1,6 +1,8 @@
-"""Programmable faults for the Moment sandbox: 429 with ``Retry-After`` and 5xx on demand.
+"""Programmable faults for the Moment sandbox: 429 with ``Retry-After``, 5xx, and
+commit-then-drop on demand.
 
-A :class:`Fault` answers a matching API request with its status instead of serving it, with a
+A :class:`Fault` answers a matching API request with its status instead of serving it (or, a
+``drop`` fault, serves it, keeps its effect, and cuts the connection before the answer), with a
 given probability, for at most ``count`` requests (``None``: until cleared). Randomness comes
 from a seeded generator, so a run with the same seed and the same requests fails the same
 requests. Faults never apply to the admin surface. No I/O.
@@ -18,18 +20,24 @@ FAULT_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 @dataclasses.dataclass
 class Fault:
     """Answer ``status`` (with ``Retry-After: retry_after`` when set) to requests
-    whose method matches (None: any) and whose path contains ``path_contains`` (None: any)."""
+    whose method matches (None: any) and whose path contains ``path_contains`` (None: any);
+    with ``drop`` (and no ``status``), serve the request and then cut the connection."""
 
-    status: int
+    status: int | None
     count: int | None = 1
     probability: float = 1.0
     retry_after: int | None = None
     path_contains: str | None = None
     method: str | None = None
     hits: int = 0
+    drop: bool = False
 
     def __post_init__(self) -> None:
-        if self.status not in FAULT_STATUSES:
+        if self.drop:
+            if self.status is not None or self.retry_after is not None:
+                raise ValueError("a drop fault has no status and no retry_after: the request "
+                                 "is served and the answer never arrives")
+        elif self.status not in FAULT_STATUSES:
             raise ValueError(f"status must be one of {sorted(FAULT_STATUSES)}, got {self.status}")
         if self.count is not None and self.count < 1:
             raise ValueError("count must be at least 1, or None for no limit")
@@ -57,11 +65,12 @@ class FaultInjector:
         self._random = random.Random(seed)
         self.faults: list[Fault] = []
 
-    def add(self, status: int, *, count: int | None = 1, probability: float = 1.0,
+    def add(self, status: int | None, *, count: int | None = 1, probability: float = 1.0,
             retry_after: int | None = None, path_contains: str | None = None,
-            method: str | None = None) -> Fault:
+            method: str | None = None, drop: bool = False) -> Fault:
         fault = Fault(status=status, count=count, probability=probability,
-                      retry_after=retry_after, path_contains=path_contains, method=method)
+                      retry_after=retry_after, path_contains=path_contains, method=method,
+                      drop=drop)
         self.faults.append(fault)
         return fault
 

@@ -173,6 +173,43 @@ class ProjectRecord:
 
 
 @dataclasses.dataclass
+class PaymentStatus:
+    """An invoice's payment status as ``moment/API.md`` shows it; the default is never paid."""
+
+    paid_amount: decimal.Decimal = decimal.Decimal("0.00")
+    fully_paid: bool = False
+    paid_date: dt.date | None = None
+    external_id: str | None = None
+
+    def to_json(self) -> Json:
+        return {"paidAmount": str(self.paid_amount), "fullyPaid": self.fully_paid,
+                "paidDate": None if self.paid_date is None else self.paid_date.isoformat(),
+                "externalId": self.external_id}
+
+
+def payment_status(body: object) -> PaymentStatus:
+    """A ``PUT .../paymentStatus`` body as a :class:`PaymentStatus`; :class:`SandboxError`
+    naming the field when it is not one (``paidAmount`` a decimal string, never negative)."""
+    if not isinstance(body, dict):
+        raise SandboxError("body must be a JSON object")
+    unknown = set(body) - {"paidAmount", "fullyPaid", "paidDate", "externalId"}
+    if unknown:
+        raise SandboxError(f"paymentStatus has no field {sorted(unknown)[0]!r}")
+    if not isinstance(body.get("paidAmount"), str):
+        raise SandboxError("paidAmount must be a decimal string")
+    paid = _money("paidAmount", body["paidAmount"])
+    if paid < 0:
+        raise SandboxError(f"paidAmount must not be negative, got {body['paidAmount']!r}")
+    fully = body.get("fullyPaid")
+    if not isinstance(fully, bool):
+        raise SandboxError("fullyPaid must be true or false")
+    day = body.get("paidDate")
+    return PaymentStatus(paid_amount=paid, fully_paid=fully,
+                         paid_date=None if day is None else _date("paidDate", day),
+                         external_id=_optional_text("externalId", body.get("externalId")))
+
+
+@dataclasses.dataclass
 class InvoiceRecord:
     id: int
     status: Literal["DRAFT", "FINALIZED", "CREDITED"]
@@ -195,6 +232,8 @@ class InvoiceRecord:
     version: int = 1
     #: DKK per 100 units of ``currency`` (Moment sets it when the currency is not DKK).
     exchange_rate: decimal.Decimal | None = None
+    #: Set through ``PUT .../paymentStatus`` (by the daemon, from e-conomic).
+    payment: PaymentStatus = dataclasses.field(default_factory=PaymentStatus)
 
     @property
     def total_including_vat(self) -> decimal.Decimal:
