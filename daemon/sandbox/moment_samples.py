@@ -2,8 +2,11 @@
 
 :func:`populate` adds N customers, M projects and K invoices to a :class:`MomentData`. The
 same seed on an empty company with the same clock gives the same objects, ids and numbers.
-Invoices are a realistic mix: mostly finalized, some drafts (never facts), and a few credited
-ones, each with its own credit note (credit notes are counted in K).
+Invoices are a realistic mix whose VAT matches the account they are booked on (the e-conomic
+sandbox's chart: 1010 books with 25 % VAT, 1020 with none): first :data:`SPECIALS` (an exempt
+invoice on 1020, a EUR invoice with an exchange rate, and an invoice with its credit note),
+then mostly finalized 25 % invoices on 1010, some drafts (never facts), and a few credited ones,
+each with its own credit note (credit notes are counted in K).
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ _STREETS: Final = ("Vestergade", "Søndergade", "Havnegade", "Skolevej", "Kirkev
 _WORK: Final = ("Havnebadet", "Skolen", "Rådhuset", "Biblioteket", "Boligblok", "Broen",
                 "Idrætshallen", "Kontorhuset")
 _PHASES: Final = ("fase 1", "fase 2", "projektering", "udbud", "tilsyn", "forprojekt")
+#: The invoices every sample company starts with (as far as K allows), in this order.
+SPECIALS: Final = ("exempt on 1020", "EUR at 745.60", "credited", "credit note")
+EXEMPT_ACCOUNT: Final = "1020"
+EUR_RATE: Final = "745.60"
 _MONTHS: Final = ("januar", "februar", "marts", "april", "maj", "juni", "juli", "august",
                   "september", "oktober", "november", "december")
 
@@ -67,7 +74,8 @@ def populate(data: moment_data.MomentData, *, customers: int, projects: int, inv
         project = data.add_project(name=f"{rng.choice(_WORK)}, {rng.choice(_PHASES)}",
                                    customer_id=rng.choice(customer_ids))
         project_ids.append(project.id)
-    made = drafts = notes = 0
+    made, notes = _specials(data, customer_ids, budget=invoices)
+    drafts = 0
     while made < invoices:
         if project_ids and rng.random() < 0.8:
             chosen = data.projects[rng.choice(project_ids)]
@@ -94,3 +102,29 @@ def populate(data: moment_data.MomentData, *, customers: int, projects: int, inv
             notes += 1
     return SampleSummary(customers=customers, projects=projects, invoices=made, drafts=drafts,
                          credit_notes=notes)
+
+
+def _specials(data: moment_data.MomentData, customer_ids: list[int], *,
+              budget: int) -> tuple[int, int]:
+    """Finalize the first of :data:`SPECIALS` that fit in ``budget`` invoices; returns how
+    many invoices and how many credit notes were made."""
+    if budget < 1:
+        return 0, 0
+    first = customer_ids[0]
+    day = dt.date(2026, 1, 15)
+    due = day + dt.timedelta(days=14)
+    data.add_invoice(customer_id=first, description="Undervisning, momsfri",
+                     total_excluding_vat="4000.00", total_vat="0.00", invoice_date=day,
+                     due_date=due, financial_account_number=EXEMPT_ACCOUNT, finalize=True)
+    if budget < 2:
+        return 1, 0
+    data.add_invoice(customer_id=customer_ids[-1], description="Rådgivning, betalt i euro",
+                     total_excluding_vat="1200.00", currency="EUR", exchange_rate=EUR_RATE,
+                     invoice_date=day, due_date=due, finalize=True)
+    if budget < 4:  # an invoice and its credit note come together
+        return 2, 0
+    credited = data.add_invoice(customer_id=first, description="Rådgivning januar",
+                                total_excluding_vat="2000.00", invoice_date=day,
+                                due_date=due, finalize=True)
+    data.credit_invoice(credited.id)
+    return 4, 1
