@@ -245,7 +245,7 @@ async def run(settings: config.Settings) -> int:
         def reload(fresh: config.Settings) -> None:
             current[0] = fresh
             alerter.reconfigure(fresh.alerts)
-            reconcile.ctx.options = config.mapping_options(fresh)
+            reconcile.options = config.mapping_options(fresh)
 
         check_pulse = watchdog.pulse("preflight")
         try:

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import anyio
 import msgspec
@@ -23,6 +21,7 @@ import msgspec
 from daemon import app
 from daemon import settings as config
 from daemon.core import events as ev
+from daemon.core import plans
 from daemon.ops import asking, preflight, rendering, statuses
 from daemon.ops import logging as logsetup
 from daemon.reconcile import planning
@@ -182,41 +181,42 @@ async def cmd_check(args: argparse.Namespace) -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
-def render_plan(report: Mapping[str, Any]) -> str:
+def render_plan(report: plans.PlanReport) -> str:
     lines: list[str] = []
-    for kind, section in report.get("kinds", {}).items():
-        lines.append(f"{kind}: {section['desired']} managed, {section['pending']} to change")
-        for action in section.get("actions", [])[:50]:
-            detail = action.get("detail") or ", ".join(action.get("fields", []))
-            lines.append(f"  {action.get('action', '?'):<12} {kind} {action.get('key')}"
+    for kind, section in report.kinds.items():
+        lines.append(f"{kind}: {section.desired} managed, {section.pending} to change")
+        for action in section.actions[:50]:
+            detail = action.detail or ", ".join(action.fields)
+            lines.append(f"  {action.action:<12} {kind} {action.key}"
                          + (f"  ({detail})" if detail else ""))
-        if len(section.get("actions", [])) > 50:
-            lines.append(f"  … and {len(section['actions']) - 50} more")
-    for item in report.get("parked", []):
-        lines.append(f"parked   {item['kind']} {item['key']}: {item['reason']}")
-    for item in report.get("problems", []):
-        lines.append(f"problem  {item['kind']} {item['key']}: {item['reason']}")
-    for stray in report.get("strays", []):
-        lines.append(f"stray    {stray.get('kind', 'customer')} {stray.get('number')}: "
-                     f"{stray.get('note', '')} (reported, never deleted)")
-    pending = int(report.get("pending", 0))
-    lines.append("in sync" if pending == 0 else f"{pending} changes pending")
+        if len(section.actions) > 50:
+            lines.append(f"  … and {len(section.actions) - 50} more")
+    for item in report.parked:
+        lines.append(f"parked   {item.kind} {item.key}: {item.reason}")
+    for item in report.problems:
+        lines.append(f"problem  {item.kind} {item.key}: {item.reason}")
+    for stray in report.strays:
+        lines.append(f"stray    {stray.kind} {stray.number}: {stray.note} "
+                     "(reported, never deleted)")
+    lines.append("in sync" if report.pending == 0 else f"{report.pending} changes pending")
     return "\n".join(lines)
 
 
-async def _plan_directly(settings: config.Settings, kind: str | None) -> dict[str, Any]:
+async def _plan_directly(settings: config.Settings, kind: str | None) -> plans.PlanReport:
     async with await eventlog.EventLog.open(settings.db_path) as log, \
             app.economic(settings, app.Secrets(settings)) as client:
-        return await app.reconciler(settings, log=log, client=client).plan(kind)
+        return await planning.plan(log, client, config.mapping_options(settings), kind=kind)
 
 
 async def cmd_plan(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
         raw = await _client(settings).plan(args.kind)
-        report: dict[str, Any] = msgspec.json.decode(raw)
+        report = plans.decode_plan(raw)
     except asking.DaemonNotRunning:
         report = await _plan_directly(settings, args.kind)
+    except plans.PlanDecodeError as exc:
+        raise CommandError(str(exc)) from None
     if args.json:
         _print(msgspec.json.encode(report).decode())
     else:

@@ -25,7 +25,7 @@ from daemon.core.secrets import Secret
 DEFAULT_CONFIG_PATH: Final = Path("/etc/moment-sync/config.toml")
 ENV_PREFIX: Final = "MOMENT_SYNC_"
 #: Test hooks (``MOMENT_SYNC_TEST_WEDGE``, ``MOMENT_SYNC_TEST_CRASH_AT``: see
-#: :mod:`daemon.reconcile.outcomes`) share the prefix but are not overrides.
+#: :mod:`daemon.reconcile.hooks`) share the prefix but are not overrides.
 TEST_HOOK_PREFIX: Final = "MOMENT_SYNC_TEST_"
 _DURATION = re.compile(r"^([0-9]+)([smhd])$")
 _UNIT_S: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -24,6 +24,7 @@ from typing import Final, Literal
 import msgspec
 
 from daemon.core import mapping as mp
+from daemon.core import projections as pj
 
 
 class LiveCustomer(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,6 +87,23 @@ class Action(msgspec.Struct, frozen=True, kw_only=True):
 NOTHING: Final = Action(name="nothing")
 
 
+def applied_before(state: pj.EntityState) -> bool:
+    """The daemon put this entity into e-conomic before (so a missing record was deleted or
+    renumbered there: ``recreate``, not ``create``)."""
+    return bool(state.applied_hash) or state.economic_number is not None
+
+
+def drift(action: Action, *, applied_hash: str, content: str) -> tuple[str, ...]:
+    """The fields a write of ``action`` repairs that someone changed in e-conomic: all of an
+    ``update`` when what was last applied is still what Moment wants (otherwise Moment changed
+    and this is an ordinary update), ``missing`` for a ``recreate``, else none."""
+    if action.name == "recreate":
+        return ("missing",)
+    if action.name == "update" and applied_hash == content:
+        return action.fields
+    return ()
+
+
 def _norm(value: object) -> object:
     return "" if value is None else value
 
@@ -140,6 +158,12 @@ class InvoiceProgress(msgspec.Struct, frozen=True, kw_only=True):
     pdf_done: bool = False
     booked: bool = False
     applied_hash: str = ""
+
+
+def progress_of(state: pj.EntityState) -> InvoiceProgress:
+    return InvoiceProgress(entry_created=state.voucher_number is not None,
+                           pdf_done=state.pdf_done, booked=state.booked,
+                           applied_hash=state.applied_hash)
 
 
 def entry_matches(desired: mp.InvoiceEntry, live: LiveEntry) -> bool:
@@ -226,3 +250,67 @@ def find_project_strays(managed: Sequence[mp.ProjectFields], live: Iterable[Live
                              note=f"e-conomic project {rec.number} has the name and customer of "
                                   f"Moment's project {match.number}; it was left as it is"))
     return out
+
+
+# --- the report of ``moment-sync plan`` (DESIGN.md: plan's JSON) ----------------------------
+# Produced by :mod:`daemon.reconcile.planning`, sent by ``GET /plan``, decoded and rendered by
+# the CLI. Decoding is lenient (unknown fields are ignored, missing ones take their default),
+# so a CLI and a daemon of different versions still understand each other.
+
+
+class PlannedAction(msgspec.Struct, frozen=True, kw_only=True):
+    key: str
+    action: str
+    fields: list[str] = []
+    detail: str = ""
+
+
+class KindPlan(msgspec.Struct, kw_only=True):
+    desired: int = 0
+    pending: int = 0
+    actions: list[PlannedAction] = []
+
+
+class PlanNote(msgspec.Struct, frozen=True, kw_only=True):
+    """A parked item or a mapping problem: listed, not counted."""
+
+    kind: str
+    key: str
+    reason: str = ""
+
+
+class PlanStray(msgspec.Struct, frozen=True, kw_only=True):
+    kind: str = "customer"
+    number: int | str = 0
+    managed_key: str = ""
+    note: str = ""
+    reported_at: str | msgspec.UnsetType = msgspec.UNSET  # present once reported in the log
+
+
+class EconomicOnly(msgspec.Struct, frozen=True, kw_only=True):
+    kind: str
+    number: int
+
+
+class PlanReport(msgspec.Struct, kw_only=True):
+    """``pending`` counts only changes the daemon would make; parked items, mapping problems,
+    strays and e-conomic-only records are listed but not counted."""
+
+    pending: int = 0
+    kinds: dict[str, KindPlan] = {}
+    parked: list[PlanNote] = []
+    problems: list[PlanNote] = []
+    strays: list[PlanStray] = []
+    economic_only: list[EconomicOnly] = []
+
+
+class PlanDecodeError(ValueError):
+    """A plan answer that is not the documented shape."""
+
+
+def decode_plan(data: bytes) -> PlanReport:
+    """Plan JSON (``GET /plan``, ``plan --json``) into a :class:`PlanReport`."""
+    try:
+        return msgspec.json.decode(data, type=PlanReport)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise PlanDecodeError(f"the daemon's /plan answer is not understood: {exc}") from None

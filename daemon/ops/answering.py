@@ -165,4 +165,5 @@ class Answers:
         return await self.reconciler.reconcile_now()
 
     async def plan(self, kind: str | None) -> Mapping[str, object]:
-        return await self.reconciler.plan(kind)
+        answer: dict[str, object] = msgspec.to_builtins(await self.reconciler.plan(kind))
+        return answer

@@ -1,11 +1,22 @@
 """reconcile layer (see DESIGN.md, Layers, and Data flow step 4): desired state into e-conomic.
 
+- :mod:`daemon.reconcile.specs` — what a kind is: how its desired state is read from the log,
+  how its live state is read, the pure plan, how it is written, what it depends on; and the one
+  "map → state → plan" step every part below calls.
+- :mod:`daemon.reconcile.customers`, :mod:`daemon.reconcile.projects`,
+  :mod:`daemon.reconcile.entries` — the specs of the kinds; :mod:`daemon.reconcile.kinds` —
+  the registry, in dependency order, that every part iterates.
 - :mod:`daemon.reconcile.queueing` — the work queue: entity keys, per-key dedupe, due times
   (backoff), items waiting on a dependency, a fresh read travelling with its key.
-- :mod:`daemon.reconcile.outcomes` — the shared context; intents, failures with backoff,
-  parking with a reason an accountant can act on; the test-only crash and wedge hooks.
-- :mod:`daemon.reconcile.customers`, :mod:`daemon.reconcile.projects` — the controllers:
-  read, plan (:mod:`daemon.core.plans`), write only what differs, merge into the live record.
+- :mod:`daemon.reconcile.recording` — the outcome recorder: intents, applied, failures with
+  backoff, parking, strays; :mod:`daemon.reconcile.reasons` — the accountant's wording;
+  :mod:`daemon.reconcile.observers` — the observer port (alerts, metrics);
+  :mod:`daemon.reconcile.hooks` — the test-only crash and wedge hooks.
+- :mod:`daemon.reconcile.controls` — what a controller works with during a pass;
+  :mod:`daemon.reconcile.admitting` — which queued keys go ahead (mapped, not parked,
+  dependencies in e-conomic).
+- :mod:`daemon.reconcile.controlling` — the controller of record kinds (customers, projects):
+  read, plan, write only what differs, merge into the live record.
 - :mod:`daemon.reconcile.invoices` — the invoice transfer: bulk draft entries, PDF on the
   voucher, booking; lookups whenever an earlier outcome is unknown.
 - :mod:`daemon.reconcile.sweeping` — full and incremental sweeps that queue exactly the keys
@@ -17,5 +28,5 @@
 
 Every outcome is an event in the log; the queue is the only state not in the log, and a
 restart rebuilds it from the log. Nothing here imports the sandbox or the ops layer (alerts
-and metrics arrive through the :class:`~daemon.reconcile.outcomes.Observer` the app passes).
+and metrics arrive through the :class:`~daemon.reconcile.observers.Observer` the app passes).
 """

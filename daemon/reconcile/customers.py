@@ -1,29 +1,28 @@
-"""The customer controller: Moment's customers into e-conomic's legacy ``/customers``.
+"""The customer kind: Moment's customers as e-conomic's legacy ``/customers`` records.
 
-For a batch of queued keys it maps each desired customer, reads the live records it has no
-fresh read of (``customerNumber$in:[...]``, at most 200 numbers a call), plans, and writes only
-what differs. ``PUT /customers/{n}`` replaces the whole record, so the body is the live record
-as read with only the fields Moment owns replaced: what people keep in e-conomic survives.
-Each write's intent is committed before it is sent and its key reused on retries of the same
-content; the live record is always read before writing, which is the lookup of the natural
-key that an unknown earlier outcome requires. A customer missing under Moment's number is
-written again under it (PUT creates), and look-alikes under other numbers are reported as
-strays, never deleted.
+The spec (:data:`SPEC`) says how a customer is read (``customerNumber$in:[...]``, 200 numbers a
+call; every page of 1000 for sweeps), planned (:func:`daemon.core.plans.plan_customer`) and
+written. ``PUT /customers/{n}`` replaces the whole record and creates it when missing, so the
+body is the live record as read with only the fields Moment owns replaced: what people keep in
+e-conomic survives. That write carries no version, so a sweep's read never travels to it: the
+controller (:mod:`daemon.reconcile.controlling`) merges into a fresh read. A customer missing
+under Moment's number is written again under it, and look-alikes under other numbers (same
+organization number, else name and e-mail) are reported as strays, never deleted.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
 import msgspec
 
 from daemon.core import events as ev
 from daemon.core import mapping as mp
 from daemon.core import plans
-from daemon.economic import errors, filters, payloads
-from daemon.reconcile import batching
-from daemon.reconcile.outcomes import Context
+from daemon.core import projections as pj
+from daemon.economic import filters, payloads
+from daemon.economic.client import EconomicClient
+from daemon.reconcile import specs
 
 KIND = "customer"
 
@@ -58,106 +57,50 @@ def merged(desired: mp.CustomerFields, live: payloads.Customer | None) -> payloa
     return msgspec.structs.replace(base, customerNumber=desired.number, **owned)
 
 
-async def fetch(ctx: Context, numbers: Sequence[int]) -> dict[int, payloads.Customer]:
-    """Live customers by number, 200 numbers a call; absent numbers are missing."""
-    found: dict[int, payloads.Customer] = {}
-    for chunk in filters.chunks(sorted(set(numbers))):
-        async for c in ctx.client.iter_customers(filter=filters.in_("customerNumber", chunk)):
-            found[c.customerNumber] = c
-    return found
-
-
-def desired_of(ctx: Context, key: str) -> mp.Mapped[mp.CustomerFields] | None:
-    row = ctx.log.tables.customers().get(key)
-    if row is None or row.gone:
-        return None
-    return mp.map_customer(row.fact, ctx.options)
-
-
-class Customers:
-    """Reconciles queued customer keys; see the module docstring."""
-
+class CustomerSpec(specs.RecordSpec[ev.CustomerUpserted, mp.CustomerFields,
+                                    plans.LiveCustomer, payloads.Customer]):
     kind = KIND
+    record_type = payloads.Customer
+    number_field = "customerNumber"
+    verbs = ("put", "put")
+    in_sync_action = "put"
+    sweep_hint = False
 
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
+    def rows(self, tables: pj.Tables) -> Mapping[str, specs.Fact[ev.CustomerUpserted]]:
+        return tables.customers()
 
-    async def reconcile(self, keys: Sequence[str]) -> None:
-        ctx = self.ctx
-        todo: dict[str, mp.Mapped[mp.CustomerFields]] = {}
-        for key in keys:
-            m = desired_of(ctx, key)
-            if m is None or ctx.log.tables.state(KIND, key).parked:
-                continue
-            if m.value is None:
-                await ctx.park(KIND, key, reason=m.problem)
-                continue
-            todo[key] = m
-        live = await batching.read_live(ctx, KIND, todo, payloads.Customer, fetch, "put")
-        await batching.apply_all(ctx, todo, live, self.apply)
+    def map(self, fact: ev.CustomerUpserted, options: mp.Options
+            ) -> mp.Mapped[mp.CustomerFields]:
+        return mp.map_customer(fact, options)
 
-    async def apply(self, key: str, m: mp.Mapped[mp.CustomerFields],
-                    live: payloads.Customer | None) -> None:
-        ctx = self.ctx
-        desired = m.value
-        assert desired is not None
-        state = ctx.log.tables.state(KIND, key)
-        applied_before = bool(state.applied_hash) or state.economic_number is not None
-        action = plans.plan_customer(desired, live_customer(live) if live else None,
-                                     applied_before=applied_before)
-        content = mp.fields_hash(desired)
-        if not action.writes:
-            if state.applied_hash != content or ctx.open_intent(KIND, key, "put"):
-                await ctx.log.append(
-                    ev.Applied(kind=KIND, key=key, action="put", content_hash=content,
-                               economic_number=desired.number, warnings=m.warnings),
-                    idempotency_key=f"applied:{KIND}:{key}:{content}:{uuid.uuid4().hex}")
-            ctx.queue.release(KIND, key)
-            return
-        ikey = await ctx.intent(KIND, key, "put", content)
-        try:
-            await ctx.client.put_customer(merged(desired, live), idempotency_key=ikey)
-        except errors.EconomicError as err:
-            await ctx.refused(KIND, key, "put", err)
-            return
-        out: list[ev.Event] = [ev.Applied(kind=KIND, key=key, action="put", content_hash=content,
-                                          economic_number=desired.number, warnings=m.warnings)]
-        drift: list[str] = []
-        if action.name == "recreate":
-            drift = ["missing"]
-        elif action.name == "update" and state.applied_hash == content:
-            # what we last applied is still what Moment wants: e-conomic was edited (drift);
-            # otherwise Moment changed and this is an ordinary update
-            drift = list(action.fields)
-        if drift:
-            out.append(ev.DriftRepaired(kind=KIND, key=key, fields=tuple(drift),
-                                        detail=action.detail or "changed in e-conomic"))
-        await ctx.log.append_many([(e, f"{type(e).__name__}:{ikey}", None) for e in out])
-        if drift:
-            ctx.observer.drift_repaired(KIND, key, drift)
-        if action.name == "recreate":
-            await self.report_strays(desired)
-        ctx.queue.release(KIND, key)
+    def number(self, desired: mp.CustomerFields) -> int:
+        return desired.number
 
-    async def report_strays(self, desired: mp.CustomerFields) -> None:
-        """Look for the record that took this customer's place (renumbered) and report it."""
-        ctx = self.ctx
-        flt = (filters.eq("corporateIdentificationNumber", desired.corporate_id)
-               if desired.corporate_id else filters.eq("name", desired.name))
-        try:
-            candidates = [live_customer(c) async for c in ctx.client.iter_customers(filter=flt)]
-        except errors.EconomicError:
-            return  # the full sweep reports it later
-        moment = {int(k) for k in ctx.log.tables.customers() if k.isdigit()}
-        await record_strays(ctx, plans.find_strays([desired], candidates, moment))
+    def live(self, record: payloads.Customer) -> plans.LiveCustomer:
+        return live_customer(record)
+
+    def number_of(self, record: payloads.Customer) -> int:
+        return record.customerNumber
+
+    def listing(self, client: EconomicClient, flt: filters.Filter | None
+                ) -> AsyncIterator[payloads.Customer]:
+        return client.iter_customers(filter=flt)
+
+    def plan(self, desired: mp.CustomerFields, live: plans.LiveCustomer | None, *,
+             applied_before: bool) -> plans.Action:
+        return plans.plan_customer(desired, live, applied_before=applied_before)
+
+    async def write(self, client: EconomicClient, desired: mp.CustomerFields,
+                    live: payloads.Customer | None, *, idempotency_key: str) -> None:
+        await client.put_customer(merged(desired, live), idempotency_key=idempotency_key)
+
+    def stray_filter(self, desired: mp.CustomerFields) -> filters.Filter:
+        return (filters.eq("corporateIdentificationNumber", desired.corporate_id)
+                if desired.corporate_id else filters.eq("name", desired.name))
+
+    def strays(self, managed: Sequence[mp.CustomerFields], live: Iterable[plans.LiveCustomer],
+               numbers: set[int]) -> list[plans.Stray]:
+        return plans.find_strays(managed, live, numbers)
 
 
-async def record_strays(ctx: Context, strays: Sequence[plans.Stray]) -> int:
-    """Append a ``StrayReported`` for each stray not reported before; returns how many."""
-    known = ctx.log.tables.daemon()
-    new = [s for s in strays if f"stray:{s.kind}:{s.number}" not in known]
-    if new:
-        await ctx.log.append_many([
-            (ev.StrayReported(kind=s.kind, key=s.managed_key, number=s.number, note=s.note),
-             f"stray:{s.kind}:{s.number}:{s.managed_key}", None) for s in new])
-    return len(new)
+SPEC = CustomerSpec()

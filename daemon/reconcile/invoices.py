@@ -34,10 +34,11 @@ from daemon.core import mapping as mp
 from daemon.core import plans
 from daemon.economic import errors, filters, payloads
 from daemon.economic.client import MAX_BULK
-from daemon.reconcile.outcomes import Context, crash_point
-from daemon.reconcile.projects import blocked
+from daemon.reconcile import admitting, entries
+from daemon.reconcile.controls import Controls
+from daemon.reconcile.hooks import crash_point
 
-KIND = "invoice"
+KIND = entries.KIND
 MAX_PDF: Final = 9 * 1024 * 1024
 _INDEX = re.compile(r"entries\[(\d+)\]")
 _DONE_ATTACH: Final = "DocumentAlreadyAttachedToVoucher"
@@ -87,26 +88,15 @@ def live_booked(b: payloads.BookedEntry) -> plans.LiveEntry:
 class Invoices:
     kind = KIND
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Controls) -> None:
         self.ctx = ctx
         self._years: list[payloads.AccountingYear] = []
 
     # --- the pass ---------------------------------------------------------------------------
     async def reconcile(self, keys: Sequence[str]) -> None:
         ctx = self.ctx
-        items: list[Item] = []
-        for key in keys:
-            row = ctx.log.tables.invoices().get(key)
-            if row is None or row.gone or ctx.log.tables.state(KIND, key).parked:
-                continue
-            m = mp.map_invoice(row.fact, ctx.options)
-            if m.value is None:
-                await ctx.park(KIND, key, reason=m.problem)
-                continue
-            if await blocked(ctx, KIND, key, "customer", row.fact.customer_number) or \
-                    await blocked(ctx, KIND, key, "project", row.fact.project_number):
-                continue
-            items.append(Item(key, m.value, m.warnings))
+        items = [Item(a.key, a.desired, a.mapped.warnings)
+                 for a in await admitting.admit(ctx, entries.SPEC, keys) if a.desired is not None]
         if not items:
             return
         try:
@@ -114,8 +104,8 @@ class Invoices:
             await self._attach([i for i in items if self._step(i) == "attach"])
             await self._book([i for i in items if self._step(i) == "book"])
         except errors.EconomicError as err:  # a lookup failed: the pass's items back off
-            await ctx.refused_many(KIND, [i.key for i in items if self._step(i) != "later"],
-                                   "read", err)
+            await ctx.outcomes.refused_many(
+                KIND, [i.key for i in items if self._step(i) != "later"], "read", err)
             return
         done: list[tuple[ev.Event, str, None]] = []
         for i in items:
@@ -135,12 +125,7 @@ class Invoices:
         st = self.ctx.log.tables.state(KIND, i.key)
         if st.parked or self.ctx.queue.queued(KIND, i.key):
             return "later"  # parked, or backed off during this pass
-        progress = plans.InvoiceProgress(entry_created=st.voucher_number is not None,
-                                         pdf_done=st.pdf_done, booked=st.booked,
-                                         applied_hash=st.applied_hash)
-        return plans.plan_invoice(i.entry, progress, include_pdf=self.ctx.options.include_pdf,
-                                  auto_book=self.ctx.options.auto_book,
-                                  desired_hash=i.hash).name
+        return entries.SPEC.next_step(i.entry, st, self.ctx.options, desired_hash=i.hash).name
 
     async def _mismatch(self, i: Item) -> None:
         st = self.ctx.log.tables.state(KIND, i.key)
@@ -207,7 +192,7 @@ class Invoices:
     async def _transfer(self, items: list[Item]) -> None:
         if not items:
             return
-        unknown = [i for i in items if self.ctx.open_intent(KIND, i.key, "transfer")]
+        unknown = [i for i in items if self.ctx.outcomes.open_intent(KIND, i.key, "transfer")]
         await self.lookup(unknown)
         fresh = [i for i in items if self._step(i) == "transfer"]
         for start in range(0, len(fresh), MAX_BULK):
@@ -228,7 +213,7 @@ class Invoices:
             await self._split(batch, err)
             return
         except errors.EconomicError as err:
-            await ctx.refused_many(KIND, [i.key for i in batch], "transfer", err)
+            await ctx.outcomes.refused_many(KIND, [i.key for i in batch], "transfer", err)
             return
         crash_point("invoice.after_send")
         j = ctx.options.journal_number
@@ -238,7 +223,8 @@ class Invoices:
             vouchers = {d.entryNumber: d async for d in ctx.client.iter_draft_entries(filter=flt)}
             years = [await self.year_of(i.entry.date) for i in batch]
         except errors.EconomicError as err:  # created, numbers unknown: looked up next time
-            await ctx.refused_many(KIND, [i.key for i in batch], "transfer", err, retry=True)
+            await ctx.outcomes.refused_many(KIND, [i.key for i in batch], "transfer", err,
+                                            retry=True)
             return
         out: list[tuple[ev.Event, str, None]] = []
         for i, n, year in zip(batch, numbers, years, strict=True):
@@ -270,7 +256,8 @@ class Invoices:
             bad = {0}
         if bad:
             for idx in sorted(bad):
-                await self.ctx.refused(KIND, batch[idx].key, "transfer", _only(err, idx))
+                await self.ctx.outcomes.refused(KIND, batch[idx].key, "transfer",
+                                                _only(err, idx))
             await self._send_batch([i for n, i in enumerate(batch) if n not in bad])
             return
         half = len(batch) // 2  # e-conomic did not say which: find it by halves
@@ -302,7 +289,8 @@ class Invoices:
         if pdf is None or reason:
             await self._skipped(i, reason)
             return
-        ikey = await ctx.intent(KIND, i.key, "attach", f"{st.accounting_year}-{st.voucher_number}")
+        ikey = await ctx.outcomes.intent(KIND, i.key, "attach",
+                                         f"{st.accounting_year}-{st.voucher_number}")
         number: int | None = None
         try:
             number = await ctx.client.attach_document(
@@ -317,7 +305,7 @@ class Invoices:
                                        f"{err.message})")
                 return
             else:
-                await ctx.refused(KIND, i.key, "attach", err)
+                await ctx.outcomes.refused(KIND, i.key, "attach", err)
                 return
         crash_point("invoice.after_attach_send")
         await ctx.log.append(ev.InvoicePdfAttached(kind=KIND, key=i.key,
@@ -336,7 +324,7 @@ class Invoices:
     async def _book(self, items: list[Item]) -> None:
         if not items:
             return
-        unknown = [i for i in items if self.ctx.open_intent(KIND, i.key, "book")]
+        unknown = [i for i in items if self.ctx.outcomes.open_intent(KIND, i.key, "book")]
         await self.lookup(unknown)
         fresh = [i for i in items if self._step(i) == "book"]
         for start in range(0, len(fresh), MAX_BULK):
@@ -358,14 +346,14 @@ class Invoices:
             await self.lookup(batch)
             left = [i for i in batch if self._step(i) == "book"]
             if len(left) == 1 and len(batch) == 1:
-                await ctx.refused(KIND, left[0].key, "book", err)
+                await ctx.outcomes.refused(KIND, left[0].key, "book", err)
             elif left:
                 half = max(1, len(left) // 2)
                 await self._book_batch(left[:half])
                 await self._book_batch(left[half:])
             return
         except errors.EconomicError as err:
-            await ctx.refused_many(KIND, [i.key for i in batch], "book", err)
+            await ctx.outcomes.refused_many(KIND, [i.key for i in batch], "book", err)
             return
         crash_point("invoice.after_book_send")
         await ctx.log.append_many([

@@ -15,19 +15,18 @@ Invariants:
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import Final
 
 import anyio
 
-KINDS: Final = ("customer", "project", "invoice")
 Item = tuple[str, str]
 
 
 class WorkQueue:
     def __init__(self, *, now: Callable[[], float]) -> None:
         self._now = now
-        self._due: dict[str, dict[str, float]] = {k: {} for k in KINDS}
+        self._due: defaultdict[str, dict[str, float]] = defaultdict(dict)  # by kind
         self._backoff: set[Item] = set()
         self._hints: dict[Item, object] = {}
         self._waiting: dict[Item, set[Item]] = {}

@@ -25,18 +25,27 @@ from typing import Any, Final
 
 import anyio
 import anyio.abc
+import msgspec
 
-from daemon.core import backoff
+from daemon.core import backoff, clocks, plans
 from daemon.core import events as ev
 from daemon.core import mapping as mp
 from daemon.economic import errors
 from daemon.economic.client import EconomicClient
-from daemon.reconcile import planning, statuses, sweeping
-from daemon.reconcile.customers import Customers
-from daemon.reconcile.invoices import Invoices
-from daemon.reconcile.outcomes import Context, NullObserver, Observer, SafeObserver, wedged
-from daemon.reconcile.projects import Projects
-from daemon.reconcile.queueing import KINDS, WorkQueue
+from daemon.reconcile import (
+    controlling,
+    controls,
+    hooks,
+    invoices,
+    kinds,
+    observers,
+    planning,
+    recording,
+    specs,
+    statuses,
+    sweeping,
+)
+from daemon.reconcile.queueing import WorkQueue
 from daemon.store.eventlog import EventLog
 
 OVERLAP_S: Final = 120.0
@@ -45,29 +54,29 @@ OVERLAP_S: Final = 120.0
 PROGRESS: Final = (ev.WriteIntended, ev.Applied, ev.Failed, ev.Parked, ev.DriftRepaired,
                    ev.InvoiceEntryCreated, ev.InvoicePdfAttached, ev.InvoicePdfSkipped,
                    ev.InvoiceBooked)
-BATCH: Final = {"customer": 2000, "project": 2000, "invoice": 2000}
+BATCH: Final = 2000  # keys of one kind per pass, unless ``batch`` says otherwise
 
 
 class Reconciler:
     def __init__(self, *, log: EventLog, client: EconomicClient, options: mp.Options,
                  reconcile_interval: float = 600.0, full_reconcile_interval: float = 21600.0,
-                 observer: Observer | None = None, policy: backoff.Policy | None = None,
+                 observer: observers.Observer | None = None, policy: backoff.Policy | None = None,
                  max_in_flight: int = 8, batch: dict[str, int] | None = None,
                  rng: random.Random | None = None, beat: Callable[[], None] | None = None,
                  idle_beat_s: float = 5.0, wall: Callable[[], float] = time.time) -> None:
         self.queue = WorkQueue(now=time.monotonic)  # asyncio's loop clock is monotonic too
-        self.ctx = Context(log=log, client=client, options=options, queue=self.queue,
-                           observer=SafeObserver(observer or NullObserver()),
-                           policy=policy or backoff.Policy(), rng=rng or random.Random(),
-                           wall=wall, max_in_flight=max_in_flight,
-                           beat=beat or (lambda: None))
-        self.controllers: dict[str, Customers | Projects | Invoices] = {
-            "customer": Customers(self.ctx), "project": Projects(self.ctx),
-            "invoice": Invoices(self.ctx)}
+        safe = observers.SafeObserver(observer or observers.NullObserver())
+        self.controls = controls.Controls(
+            log=log, client=client, options=options, queue=self.queue,
+            outcomes=recording.Recorder(log=log, queue=self.queue, observer=safe,
+                                        policy=policy, rng=rng, wall=wall),
+            observer=safe, max_in_flight=max_in_flight)
+        self.controllers: dict[str, controls.Controller] = {
+            spec.kind: self._controller(spec) for spec in kinds.SPECS}
         self.reconcile_interval = reconcile_interval
         self.full_reconcile_interval = full_reconcile_interval
-        self.batch = {**BATCH, **(batch or {})}
-        self.beat = self.ctx.beat
+        self.batch = {**{k: BATCH for k in kinds.NAMES}, **(batch or {})}
+        self.beat = beat or (lambda: None)
         # how long an idle worker may wait between beats (the watchdog's beat_every)
         self.idle_beat_s = idle_beat_s
         self.wall = wall
@@ -84,6 +93,25 @@ class Reconciler:
         self._full_now = anyio.Event()
         log.listeners.append(self._on_events)
 
+    def _controller(self, spec: kinds.AnySpec) -> controls.Controller:
+        if isinstance(spec, specs.RecordSpec):
+            return controlling.Records(spec, self.controls)
+        return invoices.Invoices(self.controls)
+
+    @property
+    def options(self) -> mp.Options:
+        return self.controls.options
+
+    @options.setter
+    def options(self, value: mp.Options) -> None:
+        """A reloaded configuration: the next pass and sweep map with it."""
+        self.controls.options = value
+
+    def queue_out_of_sync(self) -> None:
+        """Queue every key the log knows to be out of sync (what a start does first)."""
+        for kind, keys in sweeping.out_of_sync(self.controls.log.tables, self.options).items():
+            self.queue.add_many(kind, keys)
+
     # --- intake ---------------------------------------------------------------------------
     def _on_events(self, batch: list[tuple[int, ev.Event]]) -> None:
         """Queue keys when desired state changes or an operator asks (sync, after commit);
@@ -96,7 +124,7 @@ class Reconciler:
                 case ev.CustomerUpserted() | ev.ProjectUpserted() | ev.InvoiceFinalized():
                     kind, key = ev.entity_of(e)
                     q.add(kind, key)
-                    if self.ctx.log.tables.state(kind, key).parked:
+                    if self.controls.log.tables.state(kind, key).parked:
                         self._changed.append((kind, key))  # fixed in Moment, perhaps
                 case ev.EntityGone(kind=kind, key=key):
                     q.discard(kind, key)
@@ -113,12 +141,12 @@ class Reconciler:
     async def _unpark(self, items: list[tuple[str, str]], by: str) -> None:
         """Un-park the parked ones among ``items`` (one transaction); the listener queues them
         and takes what waited on them along."""
-        states = self.ctx.log.tables
+        states = self.controls.log.tables
         events = [(ev.Unparked(kind=kind, key=key, by=by),
                    f"unparked:{kind}:{key}:{time.time_ns()}", None)
                   for kind, key in dict.fromkeys(items) if states.state(kind, key).parked]
         if events:
-            await self.ctx.log.append_many(events)
+            await self.controls.log.append_many(events)
 
     async def _unpark_dependents(self) -> None:
         """A parked item whose Moment data changed is tried again; a retried customer or
@@ -128,16 +156,16 @@ class Reconciler:
         while self._retried:
             kind, key = self._retried.pop()
             marker = f"waiting on {kind}:{key}"
-            for st in list(self.ctx.log.tables.states().values()):
+            for st in list(self.controls.log.tables.states().values()):
                 if st.parked and st.last_error == marker:
-                    await self.ctx.log.append(
+                    await self.controls.log.append(
                         ev.Unparked(kind=st.kind, key=st.key, by=f"{kind} {key} retried"),
                         idempotency_key=f"unparked:{st.kind}:{st.key}:{time.time_ns()}")
 
     # --- operator -------------------------------------------------------------------------
     async def retry(self, kind: str, key: str, *, by: str = "operator") -> None:
         """Un-park ``kind:key`` and reconcile it now (and what waited on it)."""
-        await self.ctx.log.append(ev.RetryRequested(kind=kind, key=key, by=by),
+        await self.controls.log.append(ev.RetryRequested(kind=kind, key=key, by=by),
                                   idempotency_key=f"retry:{kind}:{key}:{time.time_ns()}")
 
     def resync(self, kind: str, key: str) -> None:
@@ -153,23 +181,26 @@ class Reconciler:
             return await self.full_sweep()
         except errors.EconomicError as err:
             self.last_error = str(err)
-            keys = sweeping.out_of_sync(self.ctx)
+            keys = sweeping.out_of_sync(self.controls.log.tables, self.options)
             for kind, kind_keys in keys.items():
                 self.queue.add_many(kind, kind_keys)
             return sum(len(kind_keys) for kind_keys in keys.values())
 
-    async def plan(self, kind: str | None = None) -> dict[str, Any]:
-        return await planning.plan_report(self.ctx, kind=kind)
+    async def plan(self, kind: str | None = None) -> plans.PlanReport:
+        """``GET /plan``: what the daemon would do (read-only; see :mod:`.planning`)."""
+        return await planning.plan(self.controls.log, self.controls.client, self.options,
+                                   kind=kind)
 
     def status(self) -> dict[str, Any]:
         """``entities`` and ``reconcile`` of ``GET /status``."""
-        return {"entities": statuses.entity_counts(self.ctx.log.tables, self.ctx.options),
+        tables = self.controls.log.tables
+        return {"entities": statuses.entity_counts(tables, self.options),
                 "reconcile": {
-                    "last_full_at": statuses.iso(self.last_full_at),
-                    "last_incremental_at": statuses.iso(self.last_incremental_at),
-                    "drift_repaired": statuses.drift_repaired(self.ctx.log.tables),
-                    "strays": statuses.strays(self.ctx.log.tables),
-                    "queue": {k: self.queue.depth(k) for k in KINDS},
+                    "last_full_at": clocks.iso_posix(self.last_full_at),
+                    "last_incremental_at": clocks.iso_posix(self.last_incremental_at),
+                    "drift_repaired": statuses.drift_repaired(tables),
+                    "strays": [msgspec.to_builtins(s) for s in statuses.strays(tables)],
+                    "queue": {k: self.queue.depth(k) for k in kinds.NAMES},
                     "waiting": self.queue.waiting(),
                     "last_error": self.last_error}}
 
@@ -193,26 +224,28 @@ class Reconciler:
             queued = 0
             retry: errors.EconomicError | None = None
             refused: errors.EconomicError | None = None
-            for kind, sweep in (("customer", sweeping.sweep_customers),
-                                ("project", sweeping.sweep_projects)):
+            for spec in kinds.SPECS:
+                if not isinstance(spec, specs.RecordSpec):
+                    continue  # its progress is in the log: queued below, on a full sweep
                 try:
-                    queued += await sweep(self.ctx, since=since)
+                    queued += await sweeping.sweep(self.controls, spec, since=since,
+                                                   beat=self.beat)
                 except errors.EconomicError as err:
                     if err.retryable:
                         retry = err
                         continue
                     refused = err
-                    keys = sweeping.out_of_sync(self.ctx)[kind]
-                    self.queue.add_many(kind, keys)
+                    keys = spec.out_of_sync(self.controls.log.tables, self.options)
+                    self.queue.add_many(spec.kind, keys)
                     queued += len(keys)
             if since is None:
                 if retry is None:
                     # a full reconcile tries parked items again (their cause may be fixed)
-                    parked = [(st.kind, st.key) for st in self.ctx.log.tables.states().values()
+                    parked = [(st.kind, st.key) for st in self.controls.log.tables.states().values()
                               if st.parked]
                     await self._unpark(parked, "full reconcile")
                     queued += len(parked)
-                queued += sweeping.queue_invoices(self.ctx)
+                queued += sweeping.queue_unread(self.controls)
             self._first_sweep.set()
             failure = retry or refused
             self.last_error = str(failure) if failure is not None else None
@@ -227,8 +260,7 @@ class Reconciler:
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
                   ) -> None:
         """Run until cancelled: the worker and the sweep schedule."""
-        for kind, keys in sweeping.out_of_sync(self.ctx).items():
-            self.queue.add_many(kind, keys)
+        self.queue_out_of_sync()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._work)
             tg.start_soon(self._schedule)
@@ -239,7 +271,7 @@ class Reconciler:
         async with self._turn:
             await self._unpark_dependents()
             did = False
-            for kind in KINDS:
+            for kind in kinds.NAMES:
                 keys = self.queue.take(kind, self.batch[kind])
                 if keys:
                     did = True
@@ -254,10 +286,10 @@ class Reconciler:
                 with anyio.move_on_after(self.idle_beat_s):
                     await self._first_sweep.wait()
         while True:
-            if wedged():
+            if hooks.wedged():
                 await anyio.sleep_forever()  # test hook: the watchdog must notice
             self.beat()
-            if self.ctx.stopping:
+            if self.controls.stopping:
                 await anyio.sleep_forever()  # stopped: the task group is about to cancel us
             self.busy = True
             try:
@@ -306,7 +338,7 @@ class Reconciler:
         calls in flight to finish and their outcomes to be recorded. Returns True when the
         pass ended in time; then cancel the task group. Whatever is left unfinished is
         found again from the log on the next start (open intents are looked up first)."""
-        self.ctx.stopping = True
+        self.controls.stopping = True
         with anyio.move_on_after(grace):
             while self.busy:  # noqa: ASYNC110 - the pass ends when its last call returns
                 await anyio.sleep(0.02)

@@ -120,7 +120,7 @@ async def test_backfill_converges_with_minimal_plan(
     assert served(sandbox) == {"GET /rest/customers": math.ceil(CUSTOMERS / 1000),
                                "GET /apis/projectsapi/v1.1.0/Projects": 1}
     report = await rec.plan()
-    assert report["pending"] == 0 and planning.exit_code(report) == 0
+    assert report.pending == 0 and planning.exit_code(report) == 0
 
 
 async def test_history_recorded_while_stopped_costs_only_its_latest_state(

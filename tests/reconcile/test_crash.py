@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from daemon.reconcile.outcomes import CRASH_ENV, CRASH_POINTS
+from daemon.reconcile.hooks import CRASH_ENV, CRASH_POINTS
 from daemon.sandbox.economic import EconomicSandbox, RateLimit
 from daemon.store.eventlog import EventLog
 from tests.conftest import REPO

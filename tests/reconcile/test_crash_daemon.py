@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from daemon.reconcile.outcomes import CRASH_ENV, CRASH_POINTS
+from daemon.reconcile.hooks import CRASH_ENV, CRASH_POINTS
 from tests.daemon import harness
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]

@@ -64,11 +64,11 @@ async def test_drift_is_repaired_and_the_stray_reported(
         a.renumber_customer(3, 903)
         report = await rec.plan()
         assert planning.exit_code(report) == 2
-        assert sorted((x["key"], x["action"], tuple(x["fields"]))
-                      for k in ("customer", "project") for x in report["kinds"][k]["actions"]
+        assert sorted((x.key, x.action, tuple(x.fields))
+                      for k in ("customer", "project") for x in report.kinds[k].actions
                       ) == [("1", "update", ("name",)), ("2", "recreate", ()),
                             ("2", "update", ("email",)), ("3", "recreate", ())]
-        assert [s["number"] for s in report["strays"]] == [903]
+        assert [s.number for s in report.strays] == [903]
         sandbox.served.clear()
         rec.request_full()
         await anyio.sleep(0.1)
@@ -90,7 +90,7 @@ async def test_drift_is_repaired_and_the_stray_reported(
     assert sorted((k, key) for k, key, _f in obs.drift) == [
         ("customer", "1"), ("customer", "2"), ("customer", "3"), ("project", "2")]
     report = await rec.plan()
-    assert planning.exit_code(report) == 0 and report["strays"][0]["number"] == 903
+    assert planning.exit_code(report) == 0 and report.strays[0].number == 903
 
 
 async def test_incremental_sweep_sees_an_edit(
@@ -220,7 +220,7 @@ async def test_a_booked_invoice_that_changed_in_moment_is_reported_never_edited(
     assert sum(isinstance(e, ev.BookedMismatch) for e in events) == 1
     report = await rec.plan(kind="invoice")
     assert planning.exit_code(report) == 0
-    assert [p["key"] for p in report["problems"]] == ["21"]
+    assert [p.key for p in report.problems] == ["21"]
 
 
 async def test_a_parked_item_fixed_in_moment_goes_through_and_a_full_reconcile_retries(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anyio
+import msgspec
 import pytest
 
 from daemon.economic.client import EconomicClient
@@ -84,14 +85,14 @@ async def test_plan_without_a_daemon_counts_pending_changes_only(
     sandbox.agreement.add_customer(99, "Only in e-conomic")
     await record(log, [customer(1), customer(2, vat_code="MARS"), project(3, 1)])
     report = await planning.plan(log, client, OPTIONS)
-    assert planning.exit_code(report) == 2 and report["pending"] == 2
-    assert [(a["key"], a["action"]) for a in report["kinds"]["customer"]["actions"]] == \
+    assert planning.exit_code(report) == 2 and report.pending == 2
+    assert [(a.key, a.action) for a in report.kinds["customer"].actions] == \
         [("1", "create")]
-    assert [p["key"] for p in report["problems"]] == ["2"]
-    assert report["economic_only"] == [{"kind": "customer", "number": 99}]
+    assert [p.key for p in report.problems] == ["2"]
+    assert msgspec.to_builtins(report.economic_only) == [{"kind": "customer", "number": 99}]
     assert list(sandbox.agreement.customers) == [99]  # read-only
     only = await planning.plan(log, client, OPTIONS, kind="project")
-    assert list(only["kinds"]) == ["project"] and only["pending"] == 1
+    assert list(only.kinds) == ["project"] and only.pending == 1
 
 
 async def test_an_invalid_invoice_is_split_out_of_its_batch_and_parked(

@@ -43,7 +43,6 @@ from daemon.core import events as ev
 from daemon.core import mapping as mp
 from daemon.economic import errors
 from daemon.ingest import normalizing
-from daemon.reconcile import sweeping
 from daemon.reconcile.running import Reconciler
 from daemon.sandbox.economic import EconomicSandbox, Faults, RateLimit
 from daemon.sandbox.economic_state import Record
@@ -97,8 +96,7 @@ class World:
         await self.stack.aclose()
         client = await self.stack.enter_async_context(make_client(self.sb, timeout_s=5.0))
         self.rec = reconciler(self.log, client)
-        for kind, keys in sweeping.out_of_sync(self.rec.ctx).items():
-            self.rec.queue.add_many(kind, keys)
+        self.rec.queue_out_of_sync()
 
     async def moment_customer(self, n: int, **kw: Any) -> None:
         self.customers[n] = await self.ingest(customer(n, **kw), self.customers.get(n))

@@ -1,0 +1,38 @@
+"""What a controller works with during a pass: the log, the client, the mapping options, the
+work queue, the outcome recorder, the observer, and the bounds of a pass.
+
+One instance is shared by the controllers of one reconciler, so a configuration reload
+(``options``) and the start of shutdown (``stopping``) reach every controller at once. Nothing
+else lives here: sweeps, ``plan`` and the status counts take only what they read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from daemon.core import mapping as mp
+from daemon.economic.client import EconomicClient
+from daemon.reconcile import observers
+from daemon.reconcile.queueing import WorkQueue
+from daemon.reconcile.recording import Recorder
+from daemon.store.eventlog import EventLog
+
+
+@dataclass
+class Controls:
+    log: EventLog
+    client: EconomicClient
+    options: mp.Options
+    queue: WorkQueue
+    outcomes: Recorder
+    observer: observers.Observer
+    max_in_flight: int = 8
+    stopping: bool = False  # set on shutdown: start no new write, finish the ones in flight
+
+
+class Controller(Protocol):
+    """Reconciles a batch of queued keys of one kind (the work of one pass)."""
+
+    async def reconcile(self, keys: Sequence[str]) -> None: ...

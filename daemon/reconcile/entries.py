@@ -1,0 +1,53 @@
+"""The invoice kind's spec: a finalized Moment invoice as a journal entry in e-conomic.
+
+An invoice's live state is not read by sweeps or ``plan``: its progress (entry created, PDF
+attached or skipped, booked) is what the log recorded, and the transfer itself
+(:mod:`daemon.reconcile.invoices`) looks e-conomic up whenever an earlier outcome is unknown.
+The plan is :func:`daemon.core.plans.plan_invoice` over that progress. An invoice depends on
+its customer and, when it names one, its project.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from daemon.core import events as ev
+from daemon.core import mapping as mp
+from daemon.core import plans
+from daemon.core import projections as pj
+from daemon.reconcile import specs
+
+KIND = "invoice"
+
+
+class InvoiceSpec(specs.Spec[ev.InvoiceFinalized, mp.InvoiceEntry, None]):
+    kind = KIND
+    depends_on = (specs.Dependency(kind="customer", field="customer_number"),
+                  specs.Dependency(kind="project", field="project_number"))
+
+    def rows(self, tables: pj.Tables) -> Mapping[str, specs.Fact[ev.InvoiceFinalized]]:
+        return tables.invoices()
+
+    def map(self, fact: ev.InvoiceFinalized, options: mp.Options
+            ) -> mp.Mapped[mp.InvoiceEntry]:
+        return mp.map_invoice(fact, options)
+
+    def number(self, desired: mp.InvoiceEntry) -> int:
+        return desired.invoice_number
+
+    def decide(self, item: specs.Item[ev.InvoiceFinalized, mp.InvoiceEntry], live: None,
+               options: mp.Options) -> plans.Action:
+        del live
+        assert item.desired is not None
+        return self.next_step(item.desired, item.state, options, desired_hash=item.content)
+
+    def next_step(self, desired: mp.InvoiceEntry, state: pj.EntityState, options: mp.Options,
+                  *, desired_hash: str) -> plans.Action:
+        """The next step of the transfer, from the progress the log recorded (the transfer
+        calls this between its steps; :meth:`decide` is the same for a whole item)."""
+        return plans.plan_invoice(desired, plans.progress_of(state),
+                                  include_pdf=options.include_pdf, auto_book=options.auto_book,
+                                  desired_hash=desired_hash)
+
+
+SPEC = InvoiceSpec()

@@ -1,0 +1,40 @@
+"""Test-only hooks of the reconcile layer, inert unless their environment variable is set.
+
+``MOMENT_SYNC_TEST_CRASH_AT=<step>`` kills the process with SIGKILL the first time the invoice
+transfer reaches that named step (see :data:`CRASH_POINTS`); the crash tests run a daemon with
+it at every step and check that a restart ends with each invoice in e-conomic exactly once.
+``MOMENT_SYNC_TEST_WEDGE=1`` makes the reconcile loop hang without beating its watchdog pulse.
+
+Guarantees: with neither variable set (production), nothing here has any effect. Never read
+anything else from the environment here.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Final
+
+CRASH_ENV: Final = "MOMENT_SYNC_TEST_CRASH_AT"
+WEDGE_ENV: Final = "MOMENT_SYNC_TEST_WEDGE"
+CRASH_POINTS: Final = (
+    "invoice.after_intent",        # transfer intent committed, nothing sent
+    "invoice.after_send",          # bulk draft entries created, outcome not recorded
+    "invoice.after_entry",         # InvoiceEntryCreated committed
+    "invoice.after_attach_send",   # PDF attached, outcome not recorded
+    "invoice.after_attach",        # InvoicePdfAttached committed
+    "invoice.after_book_intent",   # booking intent committed, nothing sent
+    "invoice.after_book_send",     # booked, outcome not recorded
+    "invoice.after_book",          # InvoiceBooked committed, completion not yet
+)
+
+
+def crash_point(step: str) -> None:
+    """SIGKILL this process when ``$MOMENT_SYNC_TEST_CRASH_AT`` names ``step``."""
+    if os.environ.get(CRASH_ENV) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def wedged() -> bool:
+    """True when ``$MOMENT_SYNC_TEST_WEDGE`` asks the reconcile loop to hang."""
+    return os.environ.get(WEDGE_ENV) == "1"

@@ -1,0 +1,53 @@
+"""The accountant's wording: what the daemon was doing, and why e-conomic refused it, as a
+sentence that names the record, what is wrong, and what to do in Moment or e-conomic.
+
+Pure: functions of an action name and an error; no I/O. Never put a token, a header or a
+request body other than e-conomic's own field messages into a sentence.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from daemon.economic import errors
+
+_ACTIONS: Final = {"put": "writing the customer", "create": "creating the project",
+                   "update": "updating the project", "transfer": "creating the journal entry",
+                   "attach": "attaching the PDF", "book": "booking the entry",
+                   "read": "reading e-conomic"}
+
+
+def describe(action: str) -> str:
+    """What the daemon was doing, as words (``"put"`` → ``"writing the customer"``)."""
+    return _ACTIONS.get(action, action)
+
+
+def kept_failing(action: str, attempts: int) -> str:
+    """Why an item whose retryable failures used up its attempts is parked."""
+    return (f"e-conomic kept failing ({attempts} attempts) while {describe(action)}; it will "
+            "be tried again when retried")
+
+
+def waiting_for(dep_kind: str, dep_key: str, reason: str) -> str:
+    """Why an item whose dependency is parked is parked too."""
+    return f"waiting for {dep_kind} {dep_key}, which is parked: {reason}"
+
+
+def explain(kind: str, key: str, action: str, err: errors.EconomicError) -> str:
+    """A sentence an accountant can act on, for a terminal refusal."""
+    what = f"{kind} {key}"
+    if isinstance(err, errors.MissingModule):
+        return (f"{what}: the e-conomic agreement has no project module (Projektstyring); "
+                "enable it in e-conomic, then retry")
+    if isinstance(err, errors.Unauthorized):
+        return (f"{what}: e-conomic refused the daemon's tokens; install the app again and "
+                "update the agreement grant token, then retry")
+    if isinstance(err, errors.Forbidden):
+        return (f"{what}: the app's role in e-conomic does not allow {describe(action)}; "
+                "give the app the SuperUser role, then retry")
+    if isinstance(err, errors.ValidationError):
+        detail = "; ".join(f"{k or 'request'}: {' '.join(v)}" for k, v in err.fields.items())
+        return (f"{what}: e-conomic refused {describe(action)}"
+                f"{' (' + err.code + ')' if err.code else ''}: {detail or err.message}; "
+                "fix the data in Moment or the settings in e-conomic, then retry")
+    return f"{what}: e-conomic refused {describe(action)}: {err}"
