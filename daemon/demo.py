@@ -33,7 +33,6 @@ from daemon.sandbox import moment as moment_sandbox
 from daemon.store import reading
 
 NOTABLE: Final = {
-    "drift_detected": "noticed drift on",
     "drift_repaired": "repaired",
     "stray_reported": "reported a stray next to",
     "parked": "parked",

@@ -212,11 +212,6 @@ class Failed(_Outcome, frozen=True, kw_only=True, tag="failed"):
     retry_at: float | None = None
 
 
-class DriftDetected(_Outcome, frozen=True, kw_only=True, tag="drift_detected"):
-    fields: tuple[str, ...] = ()
-    detail: str = ""
-
-
 class DriftRepaired(_Outcome, frozen=True, kw_only=True, tag="drift_repaired"):
     fields: tuple[str, ...] = ()
     detail: str = ""
@@ -286,7 +281,7 @@ class CheckReported(Event, frozen=True, kw_only=True, tag="check_reported"):
 ANY_EVENT = (
     CustomerUpserted | ProjectUpserted | InvoiceFinalized | EntityGone | InvoiceConflict
     | HintReceived | PollCursorAdvanced | ResyncRequested | RetryRequested | WriteIntended
-    | Applied | Failed | DriftDetected | DriftRepaired | StrayReported | Parked | Unparked
+    | Applied | Failed | DriftRepaired | StrayReported | Parked | Unparked
     | InvoiceEntryCreated | InvoicePdfAttached | InvoicePdfSkipped | InvoiceBooked
     | BookedMismatch | CheckReported
 )

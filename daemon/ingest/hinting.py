@@ -35,6 +35,7 @@ import anyio
 import anyio.abc
 import structlog
 
+from daemon.core import backoff
 from daemon.core import events as ev
 from daemon.ingest import ingesting, normalizing, pdfs
 from daemon.ingest.ingesting import Outcome
@@ -51,17 +52,18 @@ _Key = tuple[normalizing.Kind, int]
 
 @dataclasses.dataclass(frozen=True)
 class Backoff:
-    """Exponential backoff with equal jitter: attempt ``n`` waits between half and all of
-    ``min(cap_s, base_s * 2**(n-1))``, and never less than Moment's ``Retry-After``."""
+    """Exponential backoff with equal jitter (:func:`daemon.core.backoff.delay`): attempt ``n``
+    waits between half and all of ``min(cap_s, base_s * 2**(n-1))``, and never less than
+    Moment's ``Retry-After``."""
 
     base_s: float = 1.0
     cap_s: float = 60.0
     max_attempts: int = 8
 
     def delay(self, attempt: int, retry_after: float | None, jitter: float) -> float:
-        ceiling = min(self.cap_s, self.base_s * 2.0 ** max(0, attempt - 1))
-        wait = ceiling / 2 + ceiling / 2 * min(max(jitter, 0.0), 1.0)
-        return wait if retry_after is None else max(wait, retry_after)
+        policy = backoff.Policy(base_s=self.base_s, cap_s=self.cap_s,
+                                max_attempts=self.max_attempts)
+        return backoff.delay(policy, max(1, attempt), min(max(jitter, 0.0), 1.0), retry_after)
 
 
 class HintProcessor:

@@ -94,9 +94,13 @@ class Reconciler:
         log.listeners.append(self._on_events)
 
     def _controller(self, spec: kinds.AnySpec) -> controls.Controller:
+        """The controller of ``spec``'s kind: the record controller for a record kind, the
+        transfer for invoices."""
         if isinstance(spec, specs.RecordSpec):
             return controlling.Records(spec, self.controls)
-        return invoices.Invoices(self.controls)
+        if spec.kind == invoices.KIND:
+            return invoices.Invoices(self.controls)
+        raise ValueError(f"kind {spec.kind} has no controller")
 
     @property
     def options(self) -> mp.Options:
