@@ -3,6 +3,10 @@
 ``plan(desired, live)`` is a pure function of the mapped desired fields
 (:mod:`daemon.core.mapping`) and the live record as the shell read it (converted to the
 ``Live*`` structs here, so the core never sees the client's types). It returns one action.
+Whether the daemon "had applied it before" is :func:`applied_before`, and which fields a write
+repairs as drift is :func:`drift`: each written once, for every caller. Also here: the typed
+report of ``moment-sync plan`` (:class:`PlanReport`), shared by the daemon that produces it and
+the CLI that decodes and renders it.
 
 Invariants:
 - only fields Moment owns are ever changed (:data:`mapping.OWNED_CUSTOMER_FIELDS`,
