@@ -21,8 +21,8 @@ import msgspec
 from daemon import app
 from daemon import settings as config
 from daemon.core import events as ev
-from daemon.core import plans
-from daemon.ops import asking, preflight, rendering, statuses
+from daemon.core import plans, reports
+from daemon.ops import asking, preflight, rendering
 from daemon.ops import logging as logsetup
 from daemon.reconcile import planning
 from daemon.store import eventlog, reading, replaying
@@ -131,8 +131,8 @@ async def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.buffer.write(raw + b"\n")
         return 0
-    parked = statuses.decode_parked(await client.parked())
-    _print(rendering.render_status(statuses.decode_status(raw), parked))
+    parked = reports.decode_parked(await client.parked())
+    _print(rendering.render_status(reports.decode_status(raw), parked))
     return 0
 
 
@@ -149,10 +149,10 @@ async def cmd_parked(args: argparse.Namespace) -> int:
         except asking.DaemonNotRunning:
             return await _retry_directly(settings, kind, key)
     try:
-        items = statuses.decode_parked(await _client(settings).parked())
+        items = reports.decode_parked(await _client(settings).parked())
     except asking.DaemonNotRunning:
         tables = await reading.tables(settings.db_path)
-        items = [statuses.ParkedItem(kind=s.kind, key=s.key, reason=s.reason,
+        items = [reports.ParkedItem(kind=s.kind, key=s.key, reason=s.reason,
                                      attempts=s.attempts, last_error=s.last_error,
                                      parked_at=s.parked_at)
                  for s in tables.states().values() if s.parked]

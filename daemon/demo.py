@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import aiohttp
 import anyio
@@ -26,6 +26,7 @@ import msgspec
 
 from daemon import app
 from daemon import settings as config
+from daemon.core import reports
 from daemon.ops import asking
 from daemon.ops import logging as logsetup
 from daemon.sandbox import economic as economic_sandbox
@@ -108,31 +109,29 @@ full_reconcile_interval = "15s"
     return config.load(path, environ={})
 
 
-def _line(status: dict[str, Any]) -> str:
-    parts = [status.get("state", "?")]
-    for kind, counts in status.get("entities", {}).items():
-        parts.append(f"{kind}s {counts['in_sync']}/{counts['desired']} in sync"
-                     + (f", {counts['parked']} parked" if counts.get("parked") else ""))
-    economic = status.get("economic", {})
-    rate = economic.get("rate_limit", {})
-    parts.append(f"e-conomic calls today {economic.get('calls_today', 0)}"
-                 f" (bucket {rate.get('used', 0)}/{rate.get('limit', 0)})")
-    parts.append(f"drift repaired {status.get('reconcile', {}).get('drift_repaired', 0)}")
+def _line(status: reports.StatusReport) -> str:
+    parts = [status.state]
+    for kind, counts in status.entities.items():
+        parts.append(f"{kind}s {counts.in_sync}/{counts.desired} in sync"
+                     + (f", {counts.parked} parked" if counts.parked else ""))
+    rate = status.economic.rate_limit
+    parts.append(f"e-conomic calls today {status.economic.calls_today}"
+                 f" (bucket {rate.used:.0f}/{rate.limit:.0f})")
+    parts.append(f"drift repaired {status.reconcile.drift_repaired}")
     return " | ".join(parts)
 
 
-async def _status(client: asking.StatusClient) -> dict[str, Any] | None:
+async def _status(client: asking.StatusClient) -> reports.StatusReport | None:
     try:
-        data: dict[str, Any] = msgspec.json.decode(await client.status())
-    except asking.AskError:
+        return reports.decode_status(await client.status())
+    except (asking.AskError, reports.StatusDecodeError):
         return None
-    return data
 
 
-def _in_sync(status: dict[str, Any] | None) -> bool:
-    if status is None or status.get("state") not in ("running", "degraded"):
+def _in_sync(status: reports.StatusReport | None) -> bool:
+    if status is None or status.state not in ("running", "degraded"):
         return False
-    return all(c["pending"] == 0 and c["desired"] > 0 for c in status["entities"].values())
+    return all(c.pending == 0 and c.desired > 0 for c in status.entities.values())
 
 
 def _work_in_moment(msb: moment_sandbox.MomentSandbox) -> None:

@@ -225,8 +225,3 @@ class Receiver:
         return web.Response(status=202, content_type="application/json",
                             body=msgspec.json.encode({"status": 202, "seq": appended.seq}))
 
-
-async def serve(*, log: eventlog.EventLog, token: secrets.Secret, host: str, port: int,
-                task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
-    """Run a :class:`Receiver` until cancelled; ``await tg.start(...)`` returns its port."""
-    await Receiver(log=log, token=token, host=host, port=port).serve(task_status=task_status)

@@ -12,14 +12,14 @@ returns a secret: the clients' stats carry counts and error summaries only.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
 import daemon
+from daemon.core import clocks, reports
 from daemon.core import projections as pj
 from daemon.economic import errors as economic_errors
 from daemon.ops import providing
@@ -44,18 +44,6 @@ class Lifecycle(Protocol):
     def uptime_s(self) -> float: ...
 
 
-def iso(posix: float | None) -> str | None:
-    if posix is None:
-        return None
-    return dt.datetime.fromtimestamp(posix, dt.UTC).isoformat(timespec="seconds").replace(
-        "+00:00", "Z")
-
-
-def _iso_dt(moment: dt.datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(dt.UTC).isoformat(
-        timespec="seconds").replace("+00:00", "Z")
-
-
 class Answers:
     def __init__(self, *, runtime: Lifecycle, log: EventLog, economic: EconomicClient,
                  ingest: Ingest, reconciler: Reconciler) -> None:
@@ -65,51 +53,52 @@ class Answers:
         self.ingest = ingest
         self.reconciler = reconciler
 
-    def checks(self) -> list[dict[str, object]]:
-        out: list[dict[str, object]] = []
+    def checks(self) -> list[reports.Check]:
+        out: list[reports.Check] = []
         for name, row in sorted(self.log.tables.daemon().items()):
             if name.startswith("check:"):
-                out.append({"name": name.removeprefix("check:"), "ok": row.value == "ok",
-                            "detail": row.extra.get("detail", ""), "at": row.at})
+                out.append(reports.Check(name=name.removeprefix("check:"), ok=row.value == "ok",
+                                         detail=str(row.extra.get("detail", "")), at=row.at))
         if self.runtime.config_error:
-            out.append({"name": "config", "ok": False, "detail": self.runtime.config_error})
+            out.append(reports.Check(name="config", ok=False, detail=self.runtime.config_error))
         return out
 
     async def state(self) -> str:
         if self.runtime.state != "running":
             return self.runtime.state
-        return "degraded" if any(not c["ok"] for c in self.checks()) else "running"
+        return "degraded" if any(not c.ok for c in self.checks()) else "running"
 
-    async def status(self) -> Mapping[str, object]:
+    async def status(self) -> reports.StatusReport:
         tables = self.log.tables
         stats = self.economic.stats()
         daemon_rows = tables.daemon()
         cursors = {kind: (row.value if (row := daemon_rows.get(f"cursor:{kind}")) else None)
                    for kind in ("customer", "project", "invoice")}
         webhook = daemon_rows.get("last_webhook")
-        polls = [t for t in self.ingest.poller.last_poll_at.values()]
-        reconcile = self.reconciler.status()
-        return {
-            "state": await self.state(), "version": daemon.__version__,
-            "uptime_s": round(self.runtime.uptime_s, 1),
-            "log": {"last_seq": self.log.last_seq, "events": self.log.last_seq},
-            "projections": {"checkpoint": tables.checkpoint,
-                            "lag": self.log.last_seq - tables.checkpoint},
-            "entities": reconcile["entities"],
-            "economic": {"rate_limit": {"used": stats.rate_limit.used,
-                                        "limit": stats.rate_limit.limit,
-                                        "window_s": stats.rate_limit.window_s},
-                         "calls_today": stats.calls_today,
-                         "paused_until": iso(stats.paused_until)
-                         if stats.paused_until and stats.paused_until > time.time() else None,
-                         "last_error": stats.last_error},
-            "moment": {"last_webhook_at": webhook.at if webhook else None,
-                       "last_poll_at": _iso_dt(max(polls)) if polls else None,
-                       "poll_cursor": cursors,
-                       "clock_skew_s": round(self.ingest.poller.clock_skew_s, 1)},
-            "reconcile": reconcile["reconcile"],
-            "checks": self.checks(),
-        }
+        polls = list(self.ingest.poller.last_poll_at.values())
+        last_poll = clocks.iso(max(polls), timespec="seconds") if polls else None
+        reconciler = self.reconciler.status()
+        paused = stats.paused_until
+        return reports.StatusReport(
+            state=await self.state(), version=daemon.__version__,
+            uptime_s=round(self.runtime.uptime_s, 1),
+            log=reports.LogInfo(last_seq=self.log.last_seq, events=self.log.last_seq),
+            projections=reports.Projections(checkpoint=tables.checkpoint,
+                                            lag=self.log.last_seq - tables.checkpoint),
+            entities=reconciler.entities,
+            economic=reports.Economic(
+                rate_limit=reports.RateLimit(used=stats.rate_limit.used,
+                                             limit=stats.rate_limit.limit,
+                                             window_s=stats.rate_limit.window_s),
+                calls_today=stats.calls_today,
+                paused_until=clocks.iso_posix(paused) if paused and paused > time.time() else None,
+                last_error=stats.last_error),
+            moment=reports.Moment(last_webhook_at=webhook.at if webhook else None,
+                                  last_poll_at=last_poll,
+                                  poll_cursor=cursors,
+                                  clock_skew_s=round(self.ingest.poller.clock_skew_s, 1)),
+            reconcile=reconciler.reconcile,
+            checks=self.checks())
 
     async def entity(self, kind: providing.Kind, key: str) -> Mapping[str, object] | None:
         tables = self.log.tables
@@ -141,9 +130,9 @@ class Answers:
                          "payload": msgspec.json.decode(r.payload)} for r in history[-200:]],
         }
 
-    async def parked(self) -> Sequence[Mapping[str, object]]:
-        return [{"kind": s.kind, "key": s.key, "reason": s.reason, "attempts": s.attempts,
-                 "last_error": s.last_error, "parked_at": s.parked_at}
+    async def parked(self) -> list[reports.ParkedItem]:
+        return [reports.ParkedItem(kind=s.kind, key=s.key, reason=s.reason, attempts=s.attempts,
+                                   last_error=s.last_error, parked_at=s.parked_at)
                 for s in sorted(self.log.tables.states().values(),
                                 key=lambda s: (s.kind, s.key)) if s.parked]
 

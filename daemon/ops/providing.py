@@ -6,9 +6,10 @@ event log, projections, work queue and reconcilers, and hands it to the server.
 
 Contract for implementers:
 
-- Every method returns plain JSON-able data: ``dict``/``list``/``str``/``int``/``float``/
-  ``bool``/``None``, and anything :func:`msgspec.json.encode` encodes (msgspec Structs,
-  ``datetime``). The server encodes what it gets and changes nothing.
+- Every method returns JSON-able data: the typed documents of :mod:`daemon.core.reports`
+  where the contract has one (``status``, ``parked``), else plain ``dict``/``list``/``str``/
+  ``int``/``float``/``bool``/``None`` or anything :func:`msgspec.json.encode` encodes. The server
+  encodes what it gets and changes nothing.
 - ``kind`` is already validated (one of :data:`KINDS`) and ``key`` is a Moment number that passed
   :func:`valid_key` when a method is called; implementers need not check them again.
 - ``None``/``False`` mean "no such entity" / "nothing to do for this entity" and become a 404
@@ -22,6 +23,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from typing import Final, Literal, Protocol, runtime_checkable
+
+from daemon.core import reports
 
 Kind = Literal["customer", "project", "invoice"]
 KINDS: Final[tuple[Kind, ...]] = ("customer", "project", "invoice")
@@ -50,7 +53,7 @@ def as_kind(text: str) -> Kind | None:
 class StatusProvider(Protocol):
     """The daemon's answers to the status socket (see the module docstring for the contract)."""
 
-    async def status(self) -> Mapping[str, object]:
+    async def status(self) -> reports.StatusReport:
         """The ``GET /status`` document, shaped as DESIGN.md's Status socket section shows."""
         ...
 
@@ -63,7 +66,7 @@ class StatusProvider(Protocol):
         the log has never heard of the entity."""
         ...
 
-    async def parked(self) -> Sequence[Mapping[str, object]]:
+    async def parked(self) -> Sequence[reports.ParkedItem]:
         """Parked items: ``{"kind", "key", "reason", "attempts", "last_error", "parked_at"}``."""
         ...
 

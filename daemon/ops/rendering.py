@@ -1,6 +1,6 @@
 """The human view of the status socket's answers, for ``moment-sync status`` and ``parked``.
 
-Pure functions of decoded documents (:mod:`daemon.ops.statuses`) to text: no I/O, no clock (the
+Pure functions of decoded documents (:mod:`daemon.core.reports`) to text: no I/O, no clock (the
 daemon reports ages as timestamps and the view prints them as given), the same input always
 gives the same lines. Lines stay under 100 columns except where a reason sentence is longer;
 reasons are never cut, because they say what to do.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from daemon.ops.statuses import ParkedItem, StatusReport
+from daemon.core import reports
 
 _KINDS: Final = ("customer", "project", "invoice")
 _INDENT: Final = " " * 11
@@ -41,7 +41,7 @@ def _or_never(value: str | None) -> str:
     return value if value else "never"
 
 
-def render_status(report: StatusReport, parked: Sequence[ParkedItem] = ()) -> str:
+def render_status(report: reports.StatusReport, parked: Sequence[reports.ParkedItem] = ()) -> str:
     """The compact view: state, lag, per-kind counts, parked items with reasons, rate-limit use,
     last reconcile, failed checks. ``parked`` comes from ``GET /parked`` (the counts alone are
     in ``/status``)."""
@@ -113,7 +113,7 @@ def render_status(report: StatusReport, parked: Sequence[ParkedItem] = ()) -> st
     return "\n".join(lines) + "\n"
 
 
-def render_parked(items: Sequence[ParkedItem]) -> str:
+def render_parked(items: Sequence[reports.ParkedItem]) -> str:
     """``moment-sync parked``: one row per item, the reason last and whole."""
     if not items:
         return "No parked items.\n"

@@ -21,13 +21,12 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
 import anyio
 import anyio.abc
-import msgspec
 
-from daemon.core import backoff, clocks, plans
+from daemon.core import backoff, clocks, plans, reports
 from daemon.core import events as ev
 from daemon.core import mapping as mp
 from daemon.economic import errors
@@ -195,18 +194,18 @@ class Reconciler:
         return await planning.plan(self.controls.log, self.controls.client, self.options,
                                    kind=kind)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> reports.ReconcilerStatus:
         """``entities`` and ``reconcile`` of ``GET /status``."""
         tables = self.controls.log.tables
-        return {"entities": statuses.entity_counts(tables, self.options),
-                "reconcile": {
-                    "last_full_at": clocks.iso_posix(self.last_full_at),
-                    "last_incremental_at": clocks.iso_posix(self.last_incremental_at),
-                    "drift_repaired": statuses.drift_repaired(tables),
-                    "strays": [msgspec.to_builtins(s) for s in statuses.strays(tables)],
-                    "queue": {k: self.queue.depth(k) for k in kinds.NAMES},
-                    "waiting": self.queue.waiting(),
-                    "last_error": self.last_error}}
+        return reports.ReconcilerStatus(
+            entities=statuses.entity_counts(tables, self.options),
+            reconcile=reports.Reconcile(
+                last_full_at=clocks.iso_posix(self.last_full_at),
+                last_incremental_at=clocks.iso_posix(self.last_incremental_at),
+                drift_repaired=statuses.drift_repaired(tables),
+                strays=statuses.strays(tables),
+                queue={k: self.queue.depth(k) for k in kinds.NAMES},
+                waiting=self.queue.waiting(), last_error=self.last_error))
 
     # --- sweeps ---------------------------------------------------------------------------
     async def full_sweep(self) -> int:

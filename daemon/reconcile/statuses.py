@@ -9,15 +9,15 @@ rest). Strays as reported, never deleted.
 from __future__ import annotations
 
 from daemon.core import mapping as mp
-from daemon.core import plans
+from daemon.core import plans, reports
 from daemon.core import projections as pj
 from daemon.reconcile import kinds
 
 
-def entity_counts(tables: pj.Tables, options: mp.Options) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
+def entity_counts(tables: pj.Tables, options: mp.Options) -> dict[str, reports.EntityCounts]:
+    out: dict[str, reports.EntityCounts] = {}
     for spec in kinds.SPECS:
-        counts = out[spec.kind] = {"desired": 0, "in_sync": 0, "pending": 0, "parked": 0}
+        counts = {"desired": 0, "in_sync": 0, "pending": 0, "parked": 0}
         for item in spec.items(tables, options):
             counts["desired"] += 1
             if item.state.parked:
@@ -26,6 +26,7 @@ def entity_counts(tables: pj.Tables, options: mp.Options) -> dict[str, dict[str,
                 counts["in_sync"] += 1
             else:
                 counts["pending"] += 1
+        out[spec.kind] = reports.EntityCounts(**counts)
     return out
 
 

@@ -24,6 +24,7 @@ import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from daemon.core import reports
 from tests.daemon import harness, speaking
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
@@ -120,6 +121,9 @@ def test_status_has_the_documented_shape(started: Started) -> None:
     checks = {c["name"]: c for c in status["checks"]}
     assert {"tokens", "project_module", "journal", "accounting_year"} <= set(checks)
     assert all(c["ok"] is True and isinstance(c["detail"], str) for c in checks.values())
+    # the CLI reads the same StatusReport the daemon sends: nothing on the wire is lost on the
+    # way back through it, and it has no field the wire lacks
+    assert msgspec.to_builtins(reports.decode_status(msgspec.json.encode(status))) == status
 
 
 def test_healthz_answers_200_while_running(started: Started) -> None:

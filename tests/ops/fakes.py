@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 
+import msgspec
+
+from daemon.core import reports
 from daemon.ops import providing
 
+#: DESIGN.md's ``GET /status`` example as the daemon sends it: every field of
+#: :class:`daemon.core.reports.StatusReport` present.
 SAMPLE_STATUS: dict[str, object] = {
     "state": "running", "version": "0.1.0", "uptime_s": 812.4,
     "log": {"last_seq": 5120, "events": 5120},
@@ -25,10 +29,14 @@ SAMPLE_STATUS: dict[str, object] = {
                "clock_skew_s": 0.4},
     "reconcile": {"last_full_at": "2026-11-20T06:00:00Z",
                   "last_incremental_at": "2026-11-20T09:20:00Z", "drift_repaired": 3,
-                  "strays": [{"kind": "customer", "number": 1050,
-                              "note": "same organization number as customer 10001"}]},
+                  "strays": [{"kind": "customer", "number": 1050, "managed_key": "10001",
+                              "note": "same organization number as customer 10001",
+                              "reported_at": "2026-11-20T06:00:01Z"}],
+                  "queue": {"customer": 0, "project": 0, "invoice": 0}, "waiting": 1,
+                  "last_error": None},
     "checks": [{"name": "project_module", "ok": False,
-                "detail": "the Projects module is not active on this agreement"}],
+                "detail": "the Projects module is not active on this agreement",
+                "at": "2026-11-20T06:00:00Z"}],
 }
 
 SAMPLE_PARKED: list[dict[str, object]] = [
@@ -43,13 +51,13 @@ class FakeProvider:
 
     def __init__(self) -> None:
         self.current_state = "running"
-        self.document: dict[str, object] = copy.deepcopy(SAMPLE_STATUS)
+        self.document = reports.decode_status(msgspec.json.encode(SAMPLE_STATUS))
         self.entities: dict[tuple[str, str], dict[str, object]] = {
             ("customer", "10001"): {"kind": "customer", "key": "10001",
                                     "desired": {"name": "Acme"}, "live": {"name": "Acme"},
                                     "economic_ids": {"customerNumber": 10001}, "history": []},
         }
-        self.parked_items: list[dict[str, object]] = copy.deepcopy(SAMPLE_PARKED)
+        self.parked_items = reports.decode_parked(msgspec.json.encode(SAMPLE_PARKED))
         self.known: set[tuple[str, str]] = {("customer", "10001"), ("project", "7")}
         self.calls: list[tuple[str, object]] = []
         self.queued = 95
@@ -60,7 +68,7 @@ class FakeProvider:
         if self.fail:
             raise RuntimeError("provider exploded")
 
-    async def status(self) -> Mapping[str, object]:
+    async def status(self) -> reports.StatusReport:
         self._note("status")
         return self.document
 
@@ -72,7 +80,7 @@ class FakeProvider:
         self._note("entity", (kind, key))
         return self.entities.get((kind, key))
 
-    async def parked(self) -> Sequence[Mapping[str, object]]:
+    async def parked(self) -> Sequence[reports.ParkedItem]:
         self._note("parked")
         return self.parked_items
 
@@ -80,7 +88,7 @@ class FakeProvider:
         self._note("retry", (kind, key))
         before = len(self.parked_items)
         self.parked_items = [p for p in self.parked_items
-                             if (p["kind"], p["key"]) != (kind, key)]
+                             if (p.kind, p.key) != (kind, key)]
         return len(self.parked_items) < before
 
     async def resync(self, kind: providing.Kind, key: str) -> bool:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from daemon.ops import rendering, statuses
+from daemon.core import reports
+from daemon.ops import rendering
 from tests.ops.fakes import SAMPLE_PARKED, SAMPLE_STATUS
 
 EXPECTED_STATUS = """\
@@ -28,12 +29,12 @@ activate it under Settings → Subscription, then retry.
 """
 
 
-def sample() -> statuses.StatusReport:
-    return statuses.decode_status(msgspec.json.encode(SAMPLE_STATUS))
+def sample() -> reports.StatusReport:
+    return reports.decode_status(msgspec.json.encode(SAMPLE_STATUS))
 
 
-def sample_parked() -> list[statuses.ParkedItem]:
-    return statuses.decode_parked(msgspec.json.encode(SAMPLE_PARKED))
+def sample_parked() -> list[reports.ParkedItem]:
+    return reports.decode_parked(msgspec.json.encode(SAMPLE_PARKED))
 
 
 def test_status_view_of_the_design_sample() -> None:
@@ -50,7 +51,7 @@ def test_status_view_shows_catch_up_pause_errors_and_passing_checks() -> None:
     document["entities"]["project"]["parked"] = 0
     document["reconcile"]["strays"] = []
     document["moment"]["clock_skew_s"] = 3600.0
-    view = rendering.render_status(statuses.decode_status(msgspec.json.encode(document)))
+    view = rendering.render_status(reports.decode_status(msgspec.json.encode(document)))
     lines = view.splitlines()
     assert ("           Moment's dates run 3600s ahead of this host's clock (the poll cursor "
             "is held at the host's clock)") in lines
@@ -63,23 +64,23 @@ def test_status_view_shows_catch_up_pause_errors_and_passing_checks() -> None:
 
 
 def test_status_view_tolerates_a_sparse_or_richer_document() -> None:
-    report = statuses.decode_status(b'{"state": "starting", "future_field": [1, 2]}')
+    report = reports.decode_status(b'{"state": "starting", "future_field": [1, 2]}')
     view = rendering.render_status(report)
     assert view.startswith("moment-sync: STARTING, up 0s\n")
     assert "last webhook never, last poll never" in view
 
 
 def test_documents_of_another_shape_are_refused_with_a_sentence() -> None:
-    with pytest.raises(statuses.StatusDecodeError, match="/status answer is not understood"):
-        statuses.decode_status(b'{"log": {"events": "many"}}')
-    with pytest.raises(statuses.StatusDecodeError, match="/parked answer is not understood"):
-        statuses.decode_parked(b'{"kind": "customer"}')
-    with pytest.raises(statuses.StatusDecodeError):
-        statuses.decode_status(b"<html>")
+    with pytest.raises(reports.StatusDecodeError, match="/status answer is not understood"):
+        reports.decode_status(b'{"log": {"events": "many"}}')
+    with pytest.raises(reports.StatusDecodeError, match="/parked answer is not understood"):
+        reports.decode_parked(b'{"kind": "customer"}')
+    with pytest.raises(reports.StatusDecodeError):
+        reports.decode_status(b"<html>")
 
 
 def test_parked_table() -> None:
-    items = [*sample_parked(), statuses.ParkedItem(
+    items = [*sample_parked(), reports.ParkedItem(
         kind="customer", key="10020", reason="VAT code XX is not in [economic] vat_zones.",
         attempts=1, last_error=None, parked_at="2026-11-21T10:00:00Z")]
     assert rendering.render_parked(items) == (

@@ -16,6 +16,7 @@ import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from daemon.core import reports
 from daemon.ops import asking, binding, metrics, statusserver
 from tests.ops.fakes import SAMPLE_PARKED, SAMPLE_STATUS, FakeProvider
 
@@ -424,7 +425,7 @@ def _fd_open(fd: int) -> bool:
 class HangingProvider(FakeProvider):
     """A provider whose /status never answers (a wedged daemon)."""
 
-    async def status(self) -> dict[str, object]:
+    async def status(self) -> reports.StatusReport:
         await anyio.sleep_forever()
         raise AssertionError("unreachable")
 

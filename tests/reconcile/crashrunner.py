@@ -35,8 +35,8 @@ async def main(db: str) -> int:
                 async with anyio.create_task_group() as tg:
                     await tg.start(rec.run)
                     while True:
-                        counts = rec.status()["entities"]["invoice"]
-                        if counts["in_sync"] == counts["desired"] and rec.idle():
+                        counts = rec.status().entities["invoice"]
+                        if counts.in_sync == counts.desired and rec.idle():
                             tg.cancel_scope.cancel()
                             return 0
                         await anyio.sleep(0.02)

@@ -9,6 +9,7 @@ from collections import Counter
 from decimal import Decimal
 
 import anyio
+import msgspec
 import pytest
 
 from daemon.core import events as ev
@@ -108,7 +109,7 @@ async def test_backfill_converges_with_minimal_plan(
     assert reads == {"GET /rest/customers": 1, "GET /apis/projectsapi/v1.1.0/Projects": 1,
                      "GET /apis/journalsapi/v15.0.0/draft-entries": 1,
                      "GET /rest/accounting-years": 1}
-    counts = rec.status()["entities"]
+    counts = msgspec.to_builtins(rec.status().entities)
     assert counts == {"customer": {"desired": 500, "in_sync": 500, "pending": 0, "parked": 0},
                       "project": {"desired": 300, "in_sync": 300, "pending": 0, "parked": 0},
                       "invoice": {"desired": 400, "in_sync": 400, "pending": 0, "parked": 0}}

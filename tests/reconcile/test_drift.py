@@ -84,8 +84,8 @@ async def test_drift_is_repaired_and_the_stray_reported(
     assert writes == ["POST /apis/projectsapi/v1.1.0/Projects", "PUT /rest/customers/1",
                       "PUT /rest/customers/2", "PUT /rest/customers/3"]
     status = rec.status()
-    assert status["reconcile"]["drift_repaired"] == 4
-    assert [(s["kind"], s["number"], s["managed_key"]) for s in status["reconcile"]["strays"]
+    assert status.reconcile.drift_repaired == 4
+    assert [(s.kind, s.number, s.managed_key) for s in status.reconcile.strays
             ] == [("customer", 903, "3")]
     assert sorted((k, key) for k, key, _f in obs.drift) == [
         ("customer", "1"), ("customer", "2"), ("customer", "3"), ("project", "2")]
@@ -130,7 +130,7 @@ async def test_invoice_waits_for_its_customer_then_goes_through(
         await settle(rec)
         assert not sandbox.agreement.projects
         await record(log, [customer(7)])
-        await until(lambda: rec.status()["entities"]["invoice"]["in_sync"] == 1)
+        await until(lambda: rec.status().entities["invoice"].in_sync == 1)
         tg.cancel_scope.cancel()
     a = sandbox.agreement
     assert list(a.customers) == [7] and list(a.projects) == [8]
@@ -156,10 +156,10 @@ async def test_parked_dependency_parks_the_invoice_and_both_go_through_once_fixe
         assert proj.parked and "project module" in proj.reason
         assert inv.parked and proj.reason in inv.reason
         assert [(k, key) for k, key, _r in obs.parks] == [("project", "2"), ("invoice", "5")]
-        assert rec.status()["entities"]["invoice"]["parked"] == 1
+        assert rec.status().entities["invoice"].parked == 1
         sandbox.agreement.project_module = True
         await rec.retry("project", "2")
-        await until(lambda: rec.status()["entities"]["invoice"]["in_sync"] == 1)
+        await until(lambda: rec.status().entities["invoice"].in_sync == 1)
         tg.cancel_scope.cancel()
     assert not log.tables.state("invoice", "5").parked
     assert list(sandbox.agreement.projects) == [2]
@@ -195,7 +195,7 @@ async def test_pdf_the_agreement_cannot_store_is_a_warning_and_the_entry_is_book
     assert st.booked and st.pdf_done and not st.parked
     assert any("PDF not attached" in w for w in st.warnings)
     assert [i for i, _r in obs.skipped] == ["11"]
-    assert rec.status()["entities"]["invoice"]["in_sync"] == 1
+    assert rec.status().entities["invoice"].in_sync == 1
 
 
 async def test_a_booked_invoice_that_changed_in_moment_is_reported_never_edited(

@@ -53,4 +53,4 @@ async def test_moment_sample_company_lands_in_economic(
     by_voucher = {(b["_year"], b["voucherNumber"]): b["customerInvoiceNumber"] for b in lines}
     assert {by_voucher[(d.accounting_year, d.voucher_number)]: d.content
             for d in a.documents.values()} == {n: [p] for n, p in pdfs.items()}
-    assert rec.status()["entities"]["invoice"]["in_sync"] == len(invoices)
+    assert rec.status().entities["invoice"].in_sync == len(invoices)

@@ -49,7 +49,7 @@ async def test_small_flow_converges_with_requests_valid_by_the_official_specs(
     assert len(a.documents) == 4 and not a.draft_entries
     inv_lines = [b for b in a.booked_entries.values() if b.get("customerInvoiceNumber")]
     assert sorted(b["customerInvoiceNumber"] for b in inv_lines) == [1, 2, 3, 9]
-    counts = rec.status()["entities"]
+    counts = msgspec.to_builtins(rec.status().entities)
     assert counts["invoice"] == {"desired": 4, "in_sync": 4, "pending": 0, "parked": 0}
     assert counts["customer"]["in_sync"] == 5
 
@@ -75,7 +75,7 @@ async def test_stop_finishes_calls_in_flight_records_them_and_starts_no_more(
     with anyio.fail_after(20):
         async with anyio.create_task_group() as tg:
             await tg.start(rec2.run)
-            await until(lambda: rec2.status()["entities"]["customer"]["in_sync"] == 400)
+            await until(lambda: rec2.status().entities["customer"].in_sync == 400)
             tg.cancel_scope.cancel()
     assert len(sandbox.requests(method="PUT")) == 400
 
@@ -106,7 +106,7 @@ async def test_an_invalid_invoice_is_split_out_of_its_batch_and_parked(
     with anyio.fail_after(20):
         async with anyio.create_task_group() as tg:
             await tg.start(rec.run)
-            await until(lambda: rec.status()["entities"]["invoice"]["in_sync"] == 4)
+            await until(lambda: rec.status().entities["invoice"].in_sync == 4)
             await rec.until_idle()
             tg.cancel_scope.cancel()
     st = log.tables.state("invoice", "43")

@@ -1,14 +1,19 @@
-"""The ``GET /status`` and ``GET /parked`` documents as typed structs (DESIGN.md, Status socket).
+"""The ``GET /status`` and ``GET /parked`` documents as typed structs (DESIGN.md, Status socket),
+one definition for the daemon that answers and the CLI that reads.
 
-These are the CLI's view of the answers: decoding is lenient (unknown fields are ignored, every
-field has a default), so a newer daemon that adds fields, or an older one that lacks some, still
-renders. Decoding raises :class:`StatusDecodeError` for an answer that is not the documented
-shape at all.
+The daemon builds a :class:`StatusReport` (the reconciler its two sections, as a
+:class:`ReconcilerStatus`; :mod:`daemon.ops.answering` the rest) and the status socket encodes
+it as it is: every field is on the wire, ``None`` as ``null``. The CLI decodes leniently
+(unknown fields are ignored, every field has a default), so a newer daemon that adds fields, or
+an older one that lacks some, still renders; decoding raises :class:`StatusDecodeError` for an
+answer that is not the documented shape at all. Pure data: no I/O, no clock.
 """
 
 from __future__ import annotations
 
 import msgspec
+
+from daemon.core import plans
 
 
 class StatusDecodeError(ValueError):
@@ -52,23 +57,31 @@ class Moment(msgspec.Struct, frozen=True):
     clock_skew_s: float = 0.0
 
 
-class Stray(msgspec.Struct, frozen=True):
-    kind: str = ""
-    number: int | str = ""
-    note: str = ""
-
-
 class Reconcile(msgspec.Struct, frozen=True):
     last_full_at: str | None = None
     last_incremental_at: str | None = None
     drift_repaired: int = 0
-    strays: list[Stray] = msgspec.field(default_factory=list)
+    #: reported, never deleted (the same struct ``plan`` lists them with)
+    strays: list[plans.PlanStray] = msgspec.field(default_factory=list)
+    queue: dict[str, int] = msgspec.field(default_factory=dict)
+    waiting: int = 0
+    last_error: str | None = None
+
+
+class ReconcilerStatus(msgspec.Struct, frozen=True):
+    """The reconciler's part of the report: ``entities`` and ``reconcile``."""
+
+    entities: dict[str, EntityCounts]
+    reconcile: Reconcile
 
 
 class Check(msgspec.Struct, frozen=True):
+    """One preflight verdict (``at``: when it was recorded; ``None`` for ``config``)."""
+
     name: str
     ok: bool
     detail: str = ""
+    at: str | None = None
 
 
 class StatusReport(msgspec.Struct, frozen=True):
