@@ -294,27 +294,6 @@ class EconomicClient:
         await self._caller.call("PUT", "apis", f"{PROJECTS}/Projects", endpoint="PUT /Projects",
                                 json=project, idempotency_key=idempotency_key)
 
-    async def update_project(self, number: int,
-                             change: Callable[[payloads.Project], payloads.ProjectWrite], *,
-                             idempotency_key: str, attempts: int = 3) -> payloads.ProjectWrite:
-        """Read the project, apply ``change`` and PUT it with the version read; on 409 read it
-        again and retry, up to ``attempts`` times. Each attempt's key is ``idempotency_key``
-        plus the version it was based on, so a retry of the same attempt replays and a retry on
-        a fresh version is a new request. Returns what was written."""
-        for attempt in range(attempts):
-            current = await self.get_project(number)
-            desired = change(current)
-            desired = msgspec.structs.replace(desired, objectVersion=current.objectVersion,
-                                              number=number)
-            try:
-                await self.put_project(
-                    desired, idempotency_key=f"{idempotency_key}:{current.objectVersion}")
-                return desired
-            except errors.Conflict:
-                if attempt + 1 == attempts:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
-
     async def has_project_module(self) -> bool:
         """Whether the agreement has the project module: ``GET /Projects/count`` answers 403
         ``AccessDeniedAgreementMissingModules`` when it has not (other errors are raised)."""
@@ -334,15 +313,6 @@ class EconomicClient:
                            ) -> AsyncIterator[payloads.DraftEntry]:
         return self._cursor_pages(payloads.DraftEntry, f"{JOURNALS}/draft-entries",
                                   endpoint="GET /draft-entries", filter=filter, priority=True)
-
-    async def create_draft_entry(self, entry: payloads.DraftEntryWrite, *, idempotency_key: str
-                                 ) -> int:
-        """Create one draft entry; returns its entry number."""
-        ans = await self._caller.call("POST", "apis", f"{JOURNALS}/draft-entries",
-                                      endpoint="POST /draft-entries", json=entry,
-                                      idempotency_key=idempotency_key, priority=True)
-        return _decode(payloads.DraftEntryCreated, ans.body, method="POST",
-                       path="POST /draft-entries").entryNumber
 
     async def create_draft_entries(self, entries: Sequence[payloads.DraftEntryWrite], *,
                                    idempotency_key: str) -> list[int]:

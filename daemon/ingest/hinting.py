@@ -46,7 +46,6 @@ from daemon.store import eventlog
 _log = structlog.get_logger(__name__)
 
 HINTS_CURSOR: Final = "hints"
-_KINDS: Final = frozenset({"customer", "project", "invoice"})
 _Key = tuple[normalizing.Kind, int]
 
 
@@ -115,9 +114,9 @@ class HintProcessor:
     def submit(self, kind: str, moment_id: int, *, number: str = "",
                hint_seq: int | None = None) -> bool:
         """Queue one object; False when it coalesced into work already pending."""
-        if kind not in _KINDS:
+        if kind not in ev.KINDS:
             raise ValueError(f"unknown kind {kind!r}")
-        key: _Key = (kind, moment_id)  # type: ignore[assignment]
+        key: _Key = (kind, moment_id)
         if hint_seq is not None:
             self._waiting_seqs.setdefault(key, []).append(hint_seq)
             self._outstanding.add(hint_seq)
@@ -141,7 +140,7 @@ class HintProcessor:
 
     def _on_commit(self, batch: list[tuple[int, ev.Event]]) -> None:
         for seq, event in batch:
-            if isinstance(event, ev.HintReceived) and event.kind in _KINDS:
+            if isinstance(event, ev.HintReceived) and event.kind in ev.KINDS:
                 self.submit(event.kind, event.moment_id, number=event.number, hint_seq=seq)
 
     @property
@@ -208,7 +207,7 @@ class HintProcessor:
                 if record.type == "hint_received":
                     event = record.event
                     assert isinstance(event, ev.HintReceived)
-                    if event.kind in _KINDS:
+                    if event.kind in ev.KINDS:
                         self.submit(event.kind, event.moment_id, number=event.number,
                                     hint_seq=record.seq)
                         requeued += 1
@@ -273,9 +272,9 @@ class HintProcessor:
 
     async def process(self, kind: str, moment_id: int, *, number: str = "") -> Outcome:
         """Fetch one object now (in the caller's task, with retries) and record it."""
-        if kind not in _KINDS:
+        if kind not in ev.KINDS:
             raise ValueError(f"unknown kind {kind!r}")
-        return await self._fetch_and_ingest(kind, moment_id,  # type: ignore[arg-type]
+        return await self._fetch_and_ingest(kind, moment_id,
                                             number=number)
 
     async def ingest(self, snapshot: normalizing.Snapshot) -> Outcome:

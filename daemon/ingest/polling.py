@@ -47,7 +47,6 @@ from daemon.store import eventlog
 
 _log = structlog.get_logger(__name__)
 
-KINDS: Final[tuple[normalizing.Kind, ...]] = ("customer", "project", "invoice")
 DEFAULT_OVERLAP_S: Final = 120.0
 #: The poll cursor never passes the host's clock minus this (DESIGN.md, Bounds).
 CURSOR_MARGIN_S: Final = 60.0
@@ -156,7 +155,7 @@ class Poller:
             return self._client.iter_projects(modified_from=modified_from)
         if kind == "invoice":
             return self._client.iter_invoices(modified_from=modified_from)
-        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(ev.KINDS)}")
 
     async def poll_once(self, kind: str) -> PollResult:
         """List what changed since the cursor (minus the overlap) and ingest it."""
@@ -207,7 +206,7 @@ class Poller:
         """Poll every kind every ``poll_interval_s`` until cancelled (full scans when due)."""
         task_status.started()
         while True:
-            for kind in KINDS:
+            for kind in ev.KINDS:
                 try:
                     if self.full_scan_due(kind):
                         await self.full_scan(kind)
@@ -236,8 +235,8 @@ class Poller:
         Raises :class:`LookupError` when neither the log nor Moment knows the number, and
         Moment's errors from the scan; the fetch itself retries and parks as hints do.
         """
-        if kind not in KINDS:
-            raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+        if kind not in ev.KINDS:
+            raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(ev.KINDS)}")
         moment_id = await self.find_id(kind, key)
         if moment_id is None:
             raise LookupError(f"Moment has no {kind} numbered {key!r}, and the log has none")

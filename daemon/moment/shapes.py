@@ -25,6 +25,8 @@ from typing import Annotated, ClassVar, Final, Generic, Literal, TypeAlias, Type
 
 import msgspec
 
+from daemon.core import events as ev
+
 MONEY_PATTERN: Final = r"^-?[0-9]+(\.[0-9]+)?$"
 Money: TypeAlias = Annotated[str, msgspec.Meta(pattern=MONEY_PATTERN)]
 """A decimal amount as Moment sends it: a JSON string such as ``"12500.00"``."""
@@ -215,7 +217,6 @@ class InvoiceHint(_Hint, frozen=True, kw_only=True):
 
 
 Hint: TypeAlias = CustomerHint | ProjectHint | InvoiceHint
-HINT_KINDS: Final = ("customer", "project", "invoice")
 HINT_EVENT_MAX: Final = 100
 
 
@@ -347,10 +348,10 @@ def decode_hint(body: bytes) -> Hint:
     if not event.strip() or len(event) > HINT_EVENT_MAX:
         raise HintError(f"event must be a non-empty string of at most {HINT_EVENT_MAX} characters")
     kinds = [key for key in top if key != "event"]
-    unknown = [key for key in kinds if key not in HINT_KINDS]
+    unknown = [key for key in kinds if key not in ev.KINDS]
     if unknown:
         raise HintError(f"unknown object kind {unknown[0]!r}; expected one of "
-                        f"{', '.join(HINT_KINDS)}")
+                        f"{', '.join(ev.KINDS)}")
     if not kinds:
         raise HintError("no object in the hint; expected one of customer, project, invoice")
     if len(kinds) > 1:

@@ -17,6 +17,7 @@ from typing import Final
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from daemon.core import events as ev
 from daemon.ops import providing
 
 PREFIX: Final = "moment_sync"
@@ -34,7 +35,7 @@ def endpoint_template(method: str, path: str) -> str:
 
 def _check_kind(kind: str) -> str:
     if providing.as_kind(kind) is None:
-        raise ValueError(f"unknown kind {kind!r}: use one of {', '.join(providing.KINDS)}")
+        raise ValueError(f"unknown kind {kind!r}: use one of {', '.join(ev.KINDS)}")
     return kind
 
 
@@ -93,7 +94,7 @@ class Metrics:
             "Unix time when the last full reconcile finished without error (0: never).",
             registry=r,
         )
-        for kind in providing.KINDS:
+        for kind in ev.KINDS:
             self._queue.labels(kind=kind).set(0)
             self._parked.labels(kind=kind).set(0)
             self._drift.labels(kind=kind)

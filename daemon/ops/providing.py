@@ -10,8 +10,9 @@ Contract for implementers:
   where the contract has one (``status``, ``parked``), else plain ``dict``/``list``/``str``/
   ``int``/``float``/``bool``/``None`` or anything :func:`msgspec.json.encode` encodes. The server
   encodes what it gets and changes nothing.
-- ``kind`` is already validated (one of :data:`KINDS`) and ``key`` is a Moment number that passed
-  :func:`valid_key` when a method is called; implementers need not check them again.
+- ``kind`` is already validated (one of :data:`daemon.core.events.KINDS`) and ``key`` is a
+  Moment number that passed :func:`valid_key` when a method is called; implementers need not
+  check them again.
 - ``None``/``False`` mean "no such entity" / "nothing to do for this entity" and become a 404
   that says so; an exception becomes a 500 ``{"error": "internal error"}`` and is logged, and
   never stops the server.
@@ -22,12 +23,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Final, Literal, Protocol, runtime_checkable
+from typing import Final, Protocol, TypeAlias, runtime_checkable
 
+from daemon.core import events as ev
 from daemon.core import reports
 
-Kind = Literal["customer", "project", "invoice"]
-KINDS: Final[tuple[Kind, ...]] = ("customer", "project", "invoice")
+Kind: TypeAlias = ev.Kind
 
 #: The states ``GET /healthz`` knows: the first two answer 200, the others 503.
 HEALTHY_STATES: Final = frozenset({"running", "degraded"})
@@ -43,7 +44,7 @@ def valid_key(key: str) -> bool:
 
 def as_kind(text: str) -> Kind | None:
     """``text`` as a :data:`Kind`, or ``None`` when it is not one."""
-    for kind in KINDS:
+    for kind in ev.KINDS:
         if text == kind:
             return kind
     return None

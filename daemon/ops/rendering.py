@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
+from daemon.core import events as ev
 from daemon.core import reports
 
-_KINDS: Final = ("customer", "project", "invoice")
 _INDENT: Final = " " * 11
 #: a skew this large is shown: the poll cursor is then held at the host's clock minus 60 s
 _SKEW_SHOWN_S: Final = 60.0
@@ -55,7 +55,7 @@ def render_status(report: reports.StatusReport, parked: Sequence[reports.ParkedI
     )
 
     lines.append(f"Entities   {'kind':<9}{'desired':>8}{'in sync':>9}{'pending':>9}{'parked':>8}")
-    kinds = list(_KINDS) + sorted(k for k in report.entities if k not in _KINDS)
+    kinds = list(ev.KINDS) + sorted(k for k in report.entities if k not in ev.KINDS)
     for kind in kinds:
         counts = report.entities.get(kind)
         if counts is None:

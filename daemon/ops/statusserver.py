@@ -32,6 +32,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
+from daemon.core import events as ev
 from daemon.ops import binding, providing
 
 DEFAULT_IDLE_TIMEOUT: Final = 30.0
@@ -186,7 +187,7 @@ class StatusServer:
         text = request.match_info["kind"]
         kind = providing.as_kind(text)
         if kind is None:
-            return _error(404, f"unknown kind {text!r}: use one of {', '.join(providing.KINDS)}")
+            return _error(404, f"unknown kind {text!r}: use one of {', '.join(ev.KINDS)}")
         key = request.match_info["key"]
         if not providing.valid_key(key):
             return _error(
@@ -260,6 +261,6 @@ class StatusServer:
             kind = providing.as_kind(text)
             if kind is None:
                 return _error(
-                    400, f"unknown kind {text!r}: use one of {', '.join(providing.KINDS)}"
+                    400, f"unknown kind {text!r}: use one of {', '.join(ev.KINDS)}"
                 )
         return _json(await self._provider.plan(kind))

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import msgspec
 
+from daemon.core import events as ev
 from daemon.core import reports
 from daemon.ops import providing
 
@@ -101,5 +102,5 @@ class FakeProvider:
 
     async def plan(self, kind: providing.Kind | None) -> Mapping[str, object]:
         self._note("plan", kind)
-        kinds = list(providing.KINDS) if kind is None else [kind]
+        kinds = list(ev.KINDS) if kind is None else [kind]
         return {"changes": [], "kinds": kinds, "strays": []}
