@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -50,7 +50,7 @@ from daemon.ops import (
 )
 from daemon.ops import logging as logsetup
 from daemon.reconcile import running as reconcile_running
-from daemon.store import eventlog, opening
+from daemon.store import clocking, consuming, eventlog, opening
 
 _log = structlog.get_logger("daemon")
 
@@ -224,11 +224,12 @@ async def run(settings: config.Settings) -> int:
         return 1
     meter = metrics.Metrics()
 
-    def count(batch: list[tuple[int, ev.Event]]) -> None:
+    async def count(batch: Sequence[eventlog.Committed]) -> None:
         for _seq, event in batch:
             meter.event_appended(ev.type_name(event))
 
-    log.listeners.append(count)
+    counting = consuming.Consumer(name="metrics", log=log, handle=count,
+                                  clock=clocking.SystemClock())
     alerter = alerting.Alerter(settings.alerts, label=settings.moment.company)
     watchdog = notifying.Watchdog.from_environment(notifier)
     async with log, economic(settings, secrets, on_call=meter.economic_call) as economic_api, \
@@ -251,6 +252,7 @@ async def run(settings: config.Settings) -> int:
         try:
             await server.start(Path(settings.daemon.status_socket))
             async with anyio.create_task_group() as tg:
+                await tg.start(counting.run)
                 await tg.start(ingest.run)
                 await tg.start(reconcile.run)
                 tg.start_soon(alerter.run)

@@ -146,9 +146,19 @@ class HintReceived(Event, frozen=True, kw_only=True, tag="hint_received"):
 
 
 class PollCursorAdvanced(Event, frozen=True, kw_only=True, tag="poll_cursor_advanced"):
+    """The Moment poll cursor of ``kind``. Logs written before :class:`HintWatermarkAdvanced`
+    existed kept the hint watermark here too, as ``kind="hints"``; it is still read as one."""
+
     kind: str
     cursor: str
     full_scan: bool = False
+
+
+class HintWatermarkAdvanced(Event, frozen=True, kw_only=True, tag="hint_watermark_advanced"):
+    """The hint processor's tracking record: every hint with ``seq <= through`` has been
+    processed to an outcome (a fact, gone, parked, or recorded as failed)."""
+
+    through: int
 
 
 # --- operator requests ----------------------------------------------------------------------
@@ -280,8 +290,9 @@ class CheckReported(Event, frozen=True, kw_only=True, tag="check_reported"):
 
 ANY_EVENT = (
     CustomerUpserted | ProjectUpserted | InvoiceFinalized | EntityGone | InvoiceConflict
-    | HintReceived | PollCursorAdvanced | ResyncRequested | RetryRequested | WriteIntended
-    | Applied | Failed | DriftRepaired | StrayReported | Parked | Unparked
+    | HintReceived | PollCursorAdvanced | HintWatermarkAdvanced | ResyncRequested
+    | RetryRequested | WriteIntended | Applied | Failed | DriftRepaired | StrayReported
+    | Parked | Unparked
     | InvoiceEntryCreated | InvoicePdfAttached | InvoicePdfSkipped | InvoiceBooked
     | BookedMismatch | CheckReported
 )

@@ -64,6 +64,13 @@ class EntityState(msgspec.Struct, frozen=True, kw_only=True):
     drift_repaired: int = 0
 
 
+#: The daemon-state row of the hint watermark. Logs written before
+#: :class:`~daemon.core.events.HintWatermarkAdvanced` kept the watermark as
+#: ``PollCursorAdvanced(kind="hints")``, which folds into this same row, so their watermark is
+#: read on replay and after an upgrade.
+HINT_WATERMARK: Final = "cursor:hints"
+
+
 class DaemonState(msgspec.Struct, frozen=True, kw_only=True):
     """One row per name: poll cursors, last webhook, strays, checks."""
 
@@ -195,6 +202,8 @@ def _daemon_keys(event: ev.Event) -> Iterable[str]:
     match event:
         case ev.PollCursorAdvanced(kind=kind):
             return (f"cursor:{kind}",)
+        case ev.HintWatermarkAdvanced():
+            return (HINT_WATERMARK,)
         case ev.HintReceived():
             return ("last_webhook",) if event.source == "webhook" else ()
         case ev.StrayReported():
@@ -211,6 +220,8 @@ def fold_daemon(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | No
             extra = {"full_scan_at": at} if event.full_scan else (
                 row.extra if isinstance(row, DaemonState) else {})
             return DaemonState(name=f"cursor:{kind}", value=cursor, at=at, extra=extra)
+        case ev.HintWatermarkAdvanced(through=through):
+            return DaemonState(name=HINT_WATERMARK, value=str(through), at=at)
         case ev.HintReceived():
             return DaemonState(name="last_webhook", value=event.kind, at=at)
         case ev.StrayReported():
@@ -233,7 +244,8 @@ PROJECTIONS: Final[tuple[Projection, ...]] = (
                _fact_keys("invoice", ev.InvoiceFinalized), fold_invoice),
     Projection("entity_states", EntityState, _STATE_EVENTS, _state_keys, fold_state),
     Projection("daemon_state", DaemonState,
-               (ev.PollCursorAdvanced, ev.HintReceived, ev.StrayReported, ev.CheckReported),
+               (ev.PollCursorAdvanced, ev.HintWatermarkAdvanced, ev.HintReceived,
+                ev.StrayReported, ev.CheckReported),
                _daemon_keys, fold_daemon),
 )
 

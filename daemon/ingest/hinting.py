@@ -1,11 +1,14 @@
 """Hint processing: every committed hint leads to one fetch of the object and its facts.
 
-What it does: watches the log for :class:`~daemon.core.events.HintReceived` (whoever appended
-it), queues the Moment object it names, and a bounded pool of workers fetches each queued
-object's snapshot and hands it to :class:`~daemon.ingest.ingesting.Ingestor`. Moment's
-retryable errors are retried with exponential backoff and jitter (never sooner than
-``Retry-After``); after :attr:`Backoff.max_attempts` the object is parked with a reason. A 404
-records the object as gone.
+What it does: a consumer of the log (:mod:`daemon.store.consuming`) reads every
+:class:`~daemon.core.events.HintReceived` (whoever appended it) after the hint watermark, queues
+the Moment object it names, and a bounded pool of workers fetches each queued object's snapshot
+and hands it to :class:`~daemon.ingest.ingesting.Ingestor`. Moment's retryable errors are
+retried with exponential backoff and jitter (never sooner than ``Retry-After``); after
+:attr:`Backoff.max_attempts` the object is parked with a reason. A 404 records the object as
+gone. Any other failure (a bug, a log refusing a write) is retried with the same backoff, and
+after :attr:`Backoff.max_attempts` the object is parked saying so: one object never holds the
+watermark back.
 
 Guarantees:
 
@@ -17,9 +20,12 @@ Guarantees:
 * At most ``concurrency`` Moment requests at a time (fetches and PDF downloads together); an
   object waiting for its refetch interval or a backoff holds no request slot.
 * Crash safety: a watermark ``W`` (every hint with ``seq <= W`` has been processed to an
-  outcome) is persisted as ``PollCursorAdvanced(kind="hints", cursor=str(W))``; on start, every
-  hint after the watermark is queued again. A hint is processed at least once; processing is
-  idempotent, so twice does no harm.
+  outcome) is the consumer's tracking record, persisted as
+  :class:`~daemon.core.events.HintWatermarkAdvanced` (a log from before that event kept it as
+  ``PollCursorAdvanced(kind="hints")``, read the same way); on start the consumer reads again
+  from ``W``, in its own task, so a start never waits for it. ``W`` moves past events that are
+  not hints too (saved at least every :data:`SAVE_EVERY` events), so a restart re-reads little.
+  A hint is processed at least once; processing is idempotent, so twice does no harm.
 * Sleeps go through the injected ``sleep``, jitter through the injected ``jitter``, so tests
   run on virtual time. No task outlives :meth:`HintProcessor.run`.
 """
@@ -28,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
 import anyio
@@ -37,15 +43,17 @@ import structlog
 
 from daemon.core import backoff
 from daemon.core import events as ev
+from daemon.core import projections as pj
 from daemon.ingest import ingesting, normalizing, pdfs
 from daemon.ingest.ingesting import Outcome
 from daemon.moment import client as moment_client
 from daemon.moment import errors
-from daemon.store import eventlog
+from daemon.store import clocking, consuming, eventlog
 
 _log = structlog.get_logger(__name__)
 
-HINTS_CURSOR: Final = "hints"
+#: Save the watermark at least this many events after the last save, hints or not.
+SAVE_EVERY: Final = 10_000
 _Key = tuple[normalizing.Kind, int]
 
 
@@ -100,14 +108,18 @@ class HintProcessor:
         self._inflight: set[_Key] = set()
         self._again: set[_Key] = set()
         self._numbers: dict[_Key, str] = {}
-        self._idle = anyio.Event()
+        self._changed = anyio.Event()
         self._progress = anyio.Event()
+        self._saving = False
         # hint bookkeeping for the watermark
         self._waiting_seqs: dict[_Key, list[int]] = {}
         self._outstanding: set[int] = set()
-        self._max_seen = 0
-        self._persisted = 0
+        self._persisted = saved_watermark(log)
+        self._read_through = self._persisted
         self.fetches = 0
+        self.consumer = consuming.Consumer(name="hints", log=log, handle=self._on_events,
+                                           clock=clocking.SystemClock(),
+                                           position=self._persisted)
 
     # --- intake ---------------------------------------------------------------------------
 
@@ -120,7 +132,6 @@ class HintProcessor:
         if hint_seq is not None:
             self._waiting_seqs.setdefault(key, []).append(hint_seq)
             self._outstanding.add(hint_seq)
-            self._max_seen = max(self._max_seen, hint_seq)
         if number:
             self._numbers[key] = number
         if key in self._queued or key in self._again:
@@ -138,10 +149,18 @@ class HintProcessor:
         else:
             self._tg.start_soon(self._handle, key)
 
-    def _on_commit(self, batch: list[tuple[int, ev.Event]]) -> None:
+    async def _on_events(self, batch: Sequence[eventlog.Committed]) -> None:
+        """The consumer's handler: queue what each hint names; note how far the log was read
+        (the processor's own watermark events do not count, so saving one saves no other)."""
         for seq, event in batch:
+            if isinstance(event, ev.HintWatermarkAdvanced):
+                continue
             if isinstance(event, ev.HintReceived) and event.kind in ev.KINDS:
                 self.submit(event.kind, event.moment_id, number=event.number, hint_seq=seq)
+            self._read_through = seq
+        if self.watermark - self._persisted >= SAVE_EVERY:
+            self._progress.set()
+        self._poke()
 
     @property
     def pending(self) -> int:
@@ -153,67 +172,55 @@ class HintProcessor:
         """Every hint with ``seq <=`` this has been processed."""
         if self._outstanding:
             return min(self._outstanding) - 1
-        return self._max_seen
+        return self._read_through
 
     @property
     def _busy(self) -> bool:
         return bool(self._queued or self._inflight or self._again)
 
+    def _poke(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
     async def idle(self) -> None:
-        """Return once nothing is queued or being fetched."""
-        while self._busy:
-            if self._idle.is_set():
-                self._idle = anyio.Event()
-            await self._idle.wait()
+        """Return once every event committed so far has been read, nothing is queued or being
+        fetched, and the watermark save that progress asked for is done (the processor must be
+        running)."""
+        while True:
+            await self.consumer.caught_up()
+            changed = self._changed
+            if self.consumer.position < self.log.last_seq:
+                continue
+            if not (self._busy or self._progress.is_set() or self._saving):
+                return
+            await changed.wait()
 
     # --- running --------------------------------------------------------------------------
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
                   ) -> None:
-        """Re-queue unprocessed hints, then fetch forever; ``task_status.started()`` once the
-        processor follows the log. On cancellation the watermark reached is persisted."""
-        self.log.listeners.append(self._on_commit)
+        """Follow the log from the watermark and fetch forever; started at once (the hints
+        after the watermark are read again in the consumer's task). On cancellation the
+        watermark reached is persisted."""
+        if self.consumer.lag:
+            _log.info("reading the log again from the hint watermark",
+                      since=self.consumer.position, events=self.consumer.lag)
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 backlog, self._backlog = self._backlog, []
                 for key in backlog:
                     tg.start_soon(self._handle, key)
-                await self._requeue()
                 tg.start_soon(self._checkpoints)
+                await tg.start(self.consumer.run)
                 task_status.started()
         finally:
             self._tg = None
-            self.log.listeners.remove(self._on_commit)
             with anyio.CancelScope(shield=True):
                 try:
                     await self._persist()
                 except Exception as exc:  # the log may already be closed at shutdown
                     _log.warning("hint watermark not saved", error=type(exc).__name__)
-
-    async def _requeue(self) -> None:
-        row = self.log.tables.daemon().get(f"cursor:{HINTS_CURSOR}")
-        since = int(row.value) if row is not None and row.value.isdigit() else 0
-        self._persisted = self._max_seen = max(self._max_seen, since)
-        until = self.log.last_seq
-        requeued = 0
-        while since < until:
-            records = await self.log.read(since=since, limit=1000)
-            if not records:
-                break
-            for record in records:
-                if record.seq > until:
-                    break
-                if record.type == "hint_received":
-                    event = record.event
-                    assert isinstance(event, ev.HintReceived)
-                    if event.kind in ev.KINDS:
-                        self.submit(event.kind, event.moment_id, number=event.number,
-                                    hint_seq=record.seq)
-                        requeued += 1
-            since = records[-1].seq
-        if requeued:
-            _log.info("unprocessed hints queued again", hints=requeued, objects=self.pending)
 
     async def _handle(self, key: _Key) -> None:
         """Wait out the object's refetch interval, then fetch and ingest it once."""
@@ -227,24 +234,57 @@ class HintProcessor:
         taken = self._waiting_seqs.pop(key, [])
         done = False
         try:
-            await self._fetch_and_ingest(*key, number=self._numbers.get(key, ""))
-            done = True
-        except Exception:
-            # a bug or a failing log: keep the hints outstanding (they are queued again on the
-            # next start) and go on with the other objects
-            _log.exception("hint processing failed", kind=key[0], moment_id=key[1])
+            done = await self._until_an_outcome(key)
         finally:
             self._inflight.discard(key)
             if done:
                 self._outstanding.difference_update(taken)
                 self._progress.set()
+            else:  # cancelled: the hints stay outstanding, so the watermark stays below them
+                self._waiting_seqs.setdefault(key, []).extend(taken)
             if key in self._again:
                 self._again.discard(key)
                 self._start(key)
             else:
                 self._numbers.pop(key, None)
-            if not self._busy:
-                self._idle.set()
+            self._poke()
+
+    async def _until_an_outcome(self, key: _Key) -> bool:
+        """Fetch and ingest ``key``; a failure that is not Moment's (a bug, a log refusing a
+        write) is retried with backoff, and after :attr:`Backoff.max_attempts` the object is
+        parked saying so. True once an outcome is recorded; while even parking fails (the log
+        is down), it keeps trying at the backoff's cap."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._fetch_and_ingest(*key, number=self._numbers.get(key, ""))
+                return True
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                if attempt < self._backoff.max_attempts:
+                    _log.warning("hint processing failed; retried", kind=key[0],
+                                 moment_id=key[1], attempt=attempt, error=error, exc_info=True)
+                elif await self._record_failure(key, attempts=attempt, error=error):
+                    return True
+            await self._sleep(self._backoff.delay(attempt, None, self._jitter()))
+
+    async def _record_failure(self, key: _Key, *, attempts: int, error: str) -> bool:
+        kind, moment_id = key
+        _log.error("hint processing failed; the object is parked", kind=kind,
+                   moment_id=moment_id, attempts=attempts, error=error, exc_info=True)
+        try:
+            await self._park(
+                kind, moment_id, number=self._numbers.get(key, ""), attempts=attempts,
+                last_error=error,
+                reason=f"moment-sync could not record Moment's {kind} id {moment_id} "
+                       f"({error}; {attempts} attempts); it is fetched again on its next "
+                       f"hint or poll, or resync it once the cause in the daemon's log is "
+                       f"fixed")
+        except Exception:
+            _log.exception("parking the object failed too", kind=kind, moment_id=moment_id)
+            return False
+        return True
 
     def _remember_start(self, key: _Key) -> None:
         now = self._monotonic()
@@ -256,16 +296,23 @@ class HintProcessor:
     async def _checkpoints(self) -> None:
         while True:
             await self._progress.wait()
+            self._saving = True
             self._progress = anyio.Event()
-            await self._persist()
+            try:
+                await self._persist()
+            except Exception as exc:  # the log refused: the next progress saves it
+                _log.warning("hint watermark not saved", error=f"{type(exc).__name__}: {exc}")
+            finally:
+                self._saving = False
+                self._poke()
             await self._sleep(self._checkpoint_interval_s)
 
     async def _persist(self) -> None:
         mark = self.watermark
         if mark <= self._persisted:
             return
-        await self.log.append(ev.PollCursorAdvanced(kind=HINTS_CURSOR, cursor=str(mark)),
-                              idempotency_key=f"cursor:{HINTS_CURSOR}:{mark}")
+        await self.log.append(ev.HintWatermarkAdvanced(through=mark),
+                              idempotency_key=f"hints:watermark:{mark}")
         self._persisted = mark
 
     # --- one object -----------------------------------------------------------------------
@@ -336,3 +383,9 @@ class HintProcessor:
                or f"id:{moment_id}")
         return await self.ingestor.park(kind, moment_id, key=key, reason=reason,
                                         attempts=attempts, last_error=last_error)
+
+
+def saved_watermark(log: eventlog.EventLog) -> int:
+    """The hint watermark the log holds (0 when none was ever saved)."""
+    row = log.tables.daemon().get(pj.HINT_WATERMARK)
+    return int(row.value) if row is not None and row.value.isdigit() else 0

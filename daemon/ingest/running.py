@@ -10,11 +10,12 @@ Usage (in ``daemon/app.py``)::
         ...
         await ingest.resync("customer", "10001")    # the resync command / status socket
 
-Guarantees: the hint processor starts first (it queues again every hint committed but not
-processed before it follows the log), then the receiver (so no 202 is given before something
-will act on it), then the poller. On cancellation all three stop inside :meth:`Ingest.run`:
-the receiver closes its socket, the processor saves its hint watermark (shielded). The log and
-the client must outlive :meth:`Ingest.run`; close them after it has returned.
+Guarantees: the hint processor starts first (its consumer of the log reads on from the hint
+watermark, so every hint committed but not processed before is fetched, and every later one),
+then the receiver (so no 202 is given before something will act on it), then the poller. On
+cancellation all three stop inside :meth:`Ingest.run`: the receiver closes its socket, the
+processor saves its hint watermark (shielded). The log and the client must outlive
+:meth:`Ingest.run`; close them after it has returned.
 """
 
 from __future__ import annotations

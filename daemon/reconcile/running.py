@@ -1,6 +1,7 @@
 """The reconciler the app runs: level-triggered loops over one work queue.
 
-Keys are queued (never events): when desired state changes (the log's listeners), by an
+Keys are queued (never events): when desired state changes (the reconciler's consumer of the
+log, :attr:`Reconciler.intake`, which a pass also pulls before it takes keys), by an
 incremental sweep every ``reconcile_interval``, by a full sweep every
 ``full_reconcile_interval`` (and once at start), and by an operator (retry, resync, reconcile
 now). The worker takes due keys kind by kind — customers, then projects, then invoices — at
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import anyio
@@ -45,7 +46,8 @@ from daemon.reconcile import (
     sweeping,
 )
 from daemon.reconcile.queueing import WorkQueue
-from daemon.store.eventlog import EventLog
+from daemon.store import clocking, consuming
+from daemon.store.eventlog import Committed, EventLog
 
 OVERLAP_S: Final = 120.0
 #: Outcomes the controllers record: each is progress, so it beats the watchdog pulse (a pass
@@ -90,7 +92,9 @@ class Reconciler:
         self._turn = anyio.Lock()
         self._first_sweep = anyio.Event()
         self._full_now = anyio.Event()
-        log.listeners.append(self._on_events)
+        # from the head: what came before is in the projections, which run() queues from
+        self.intake = consuming.Consumer(name="reconcile", log=log, handle=self._on_events,
+                                         clock=clocking.SystemClock())
 
     def _controller(self, spec: kinds.AnySpec) -> controls.Controller:
         """The controller of ``spec``'s kind: the record controller for a record kind, the
@@ -116,9 +120,9 @@ class Reconciler:
             self.queue.add_many(kind, keys)
 
     # --- intake ---------------------------------------------------------------------------
-    def _on_events(self, batch: list[tuple[int, ev.Event]]) -> None:
-        """Queue keys when desired state changes or an operator asks (sync, after commit);
-        beat the pulse when a controller recorded progress."""
+    async def _on_events(self, batch: Sequence[Committed]) -> None:
+        """Queue keys when desired state changes or an operator asks; beat the pulse when a
+        controller recorded progress. Idempotent: a batch seen twice queues the same keys."""
         q = self.queue
         if any(isinstance(e, PROGRESS) for _seq, e in batch):
             self.beat()
@@ -142,7 +146,7 @@ class Reconciler:
                     pass
 
     async def _unpark(self, items: list[tuple[str, str]], by: str) -> None:
-        """Un-park the parked ones among ``items`` (one transaction); the listener queues them
+        """Un-park the parked ones among ``items`` (one transaction); the intake queues them
         and takes what waited on them along."""
         states = self.controls.log.tables
         events = [(ev.Unparked(kind=kind, key=key, by=by),
@@ -265,6 +269,7 @@ class Reconciler:
         """Run until cancelled: the worker and the sweep schedule."""
         self.queue_out_of_sync()
         async with anyio.create_task_group() as tg:
+            await tg.start(self.intake.run)
             tg.start_soon(self._work)
             tg.start_soon(self._schedule)
             task_status.started()
@@ -272,9 +277,11 @@ class Reconciler:
     async def step(self) -> bool:
         """One pass over the due keys, dependencies first; True when it did something."""
         async with self._turn:
+            await self.intake.pull()
             await self._unpark_dependents()
             did = False
             for kind in kinds.NAMES:
+                await self.intake.pull()  # what the last kind's outcomes released
                 keys = self.queue.take(kind, self.batch[kind])
                 if keys:
                     did = True
@@ -350,7 +357,7 @@ class Reconciler:
     # --- for tests and the demo -----------------------------------------------------------
     def idle(self) -> bool:
         return (not self.busy and self.queue.empty() and not self._retried
-                and not self._changed)
+                and not self._changed and self.intake.lag == 0)
 
     async def until_idle(self, *, settle: float = 0.05) -> None:
         """Return once nothing is queued, waiting or in flight (twice in a row)."""

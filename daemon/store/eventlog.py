@@ -10,6 +10,10 @@ Guarantees:
 - On a failed commit nothing is written, the in-memory projections are rolled back, and every
   caller in the batch gets the error.
 Reads go through a second connection, so they never see an uncommitted batch.
+- The log calls nobody: consumers pull what committed (:meth:`EventLog.committed`, and
+  :mod:`daemon.store.consuming`) and are woken by :meth:`EventLog.wait_for`; nothing they do can
+  delay or fail an append. The latest events stay in memory, decoded, so a consumer near the
+  head reads them without a query.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final, NamedTuple, TypeVar
 
 import aiosqlite
 import anyio
@@ -33,6 +37,7 @@ from daemon.store import opening
 
 T = TypeVar("T")
 _CHUNK: Final = 900  # stay under SQLite's bound-parameter limit
+_TAIL: Final = 8192  # committed events kept in memory for consumers near the head
 
 
 def utc_now() -> datetime:
@@ -59,6 +64,13 @@ class Record(msgspec.Struct, frozen=True):
     @property
     def event(self) -> ev.Event:
         return ev.decode(self.payload)
+
+
+class Committed(NamedTuple):
+    """One committed event as a consumer sees it."""
+
+    seq: int
+    event: ev.Event
 
 
 class Appended(msgspec.Struct, frozen=True):
@@ -147,7 +159,8 @@ class EventLog:
         self._committed = anyio.Event()
         self.tables = pj.Tables()
         self.last_seq = 0
-        self.listeners: list[Callable[[list[tuple[int, ev.Event]]], None]] = []
+        # the latest committed events, gap-free and in order (appended in this process only)
+        self._tail: list[Committed] = []
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -304,7 +317,7 @@ class EventLog:
         try:
             known = await _in_thread(self._writer, _known_keys, [p.key for p in batch])
             rows: list[tuple[object, ...]] = []
-            fresh: list[tuple[int, ev.Event]] = []
+            fresh: list[Committed] = []
             seq = self.last_seq
             for pending in batch:
                 if pending.key in known:
@@ -318,7 +331,7 @@ class EventLog:
                              pending.key, occurred, recorded, ev.encode(pending.event)))
                 changed += self.tables.apply(seq, occurred, pending.event)
                 pending.result = Appended(seq, True)
-                fresh.append((seq, pending.event))
+                fresh.append(Committed(seq, pending.event))
             if rows:
                 await _in_thread(self._writer, _commit, rows, self._projection_rows(changed),
                                  self.tables.checkpoint)
@@ -338,10 +351,11 @@ class EventLog:
         for pending in batch:
             pending.done = True
         if fresh:
+            self._tail += fresh
+            if len(self._tail) > 2 * _TAIL:
+                del self._tail[:-_TAIL]
             self._committed.set()
             self._committed = anyio.Event()
-            for listener in self.listeners:
-                listener(fresh)
 
     async def _rollback(self) -> None:
         with anyio.CancelScope(shield=True):
@@ -415,6 +429,17 @@ class EventLog:
         async with self._reader.execute("SELECT COUNT(*) FROM events") as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+    async def committed(self, *, after: int, limit: int = 1000) -> list[Committed]:
+        """Committed events with ``seq > after``, oldest first, at most ``limit``: from memory
+        when they are recent, else from the file."""
+        tail = self._tail
+        if tail and tail[0].seq <= after + 1:
+            start = after + 1 - tail[0].seq
+            return tail[start:start + limit]
+        if after >= self.last_seq:
+            return []
+        return [Committed(r.seq, r.event) for r in await self.read(since=after, limit=limit)]
 
     async def wait_for(self, seq: int) -> None:
         """Return once an event with sequence number ``>= seq`` is committed."""

@@ -109,14 +109,6 @@ async def test_reads_by_range_entity_and_follow(log: eventlog.EventLog) -> None:
     assert record.kind == "customer" and record.key == "9" and record.type == "customer_upserted"
 
 
-async def test_listeners_hear_only_new_events(log: eventlog.EventLog) -> None:
-    heard: list[int] = []
-    log.listeners.append(lambda batch: heard.extend(seq for seq, _e in batch))
-    await log.append(customer(1), idempotency_key="a")
-    await log.append(customer(1), idempotency_key="a")
-    assert heard == [1]
-
-
 async def test_second_daemon_is_refused_and_writes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "events.db"
     async with await eventlog.EventLog.open(path) as log:

@@ -9,6 +9,7 @@ import pytest
 from daemon.core import events as ev
 from daemon.ingest import hinting
 from daemon.ingest.ingesting import Outcome
+from daemon.store import eventlog
 from tests.ingest.conftest import Clock, Harness, running
 
 pytestmark = pytest.mark.anyio
@@ -53,7 +54,7 @@ async def test_a_repeated_hint_for_an_unchanged_object_appends_no_fact(harness: 
     sb.change_customer(customer.id, name="Havnens Bådeværft")
     await harness.settle()
     after = await harness.log.read(since=before)
-    assert {r.type for r in after} <= {"hint_received", "poll_cursor_advanced"}
+    assert {r.type for r in after} <= {"hint_received", "hint_watermark_advanced"}
     assert sum(r.type == "hint_received" for r in after) == 7
     assert len(await harness.events(ev.CustomerUpserted)) == 1
     assert len(await harness.events(ev.ProjectUpserted)) == 1
@@ -108,7 +109,8 @@ async def _thousand_hints(harness: Harness) -> None:
         fetches = sb.count(path_contains=f"/customers/{customer.id}")
         assert 1 <= fetches <= 3, (customer.id, fetches)
     last_hint = max(r.seq for r in await harness.log.read() if r.type == "hint_received")
-    assert harness.processor.watermark == last_hint
+    assert harness.processor.watermark >= last_hint
+    assert hinting.saved_watermark(harness.log) >= last_hint
 
 
 async def test_an_object_moment_no_longer_has_is_recorded_gone(harness: Harness) -> None:
@@ -126,32 +128,63 @@ async def test_an_object_moment_no_longer_has_is_recorded_gone(harness: Harness)
     assert len(await harness.events(ev.EntityGone)) == 1
 
 
-async def test_unprocessed_hints_are_queued_again_on_start(harness: Harness) -> None:
+async def test_unprocessed_hints_are_read_again_from_the_watermark(harness: Harness) -> None:
     sb = harness.sandbox
     sb.set_webhook(None)
     customer = sb.add_customer(name="Efter Nedbrud ApS")
-    # a hint committed by a daemon that stopped before processing it
-    await harness.log.append(ev.HintReceived(kind="customer", moment_id=customer.id,
-                                             number=customer.customer_number),
-                             idempotency_key="hint:crashed-before-processing")
-    await harness.processor.idle()
-    assert await harness.events(ev.CustomerUpserted) != []  # the running one took it
-    fresh = hinting.HintProcessor(log=harness.log, client=harness.client,
-                                  sleep=harness.sleeps)
-    harness.log.listeners.remove(harness.processor._on_commit)
-    sb.change_customer(customer.id, name="Efter Nedbrud A/S")
-    await harness.log.append(ev.HintReceived(kind="customer", moment_id=customer.id),
-                             idempotency_key="hint:second")
-    async with anyio.create_task_group() as tg:
-        await tg.start(fresh.run)
-        await fresh.idle()
-        tg.cancel_scope.cancel()
-    harness.log.listeners.append(harness.processor._on_commit)
-    names = [e.name for e in await harness.events(ev.CustomerUpserted)
-             if isinstance(e, ev.CustomerUpserted)]
-    assert names == ["Efter Nedbrud ApS", "Efter Nedbrud A/S"]
-    cursor = harness.log.tables.daemon()["cursor:hints"]
-    assert int(cursor.value) >= harness.log.last_seq - 2
+    async with await eventlog.EventLog.open(":memory:") as log:
+        async def run_once() -> hinting.HintProcessor:
+            processor = hinting.HintProcessor(log=log, client=harness.client,
+                                              sleep=harness.sleeps, checkpoint_interval_s=0.0)
+            async with anyio.create_task_group() as tg:
+                await tg.start(processor.run)
+                await processor.idle()
+                tg.cancel_scope.cancel()
+            return processor
+
+        await log.append(ev.HintReceived(kind="customer", moment_id=customer.id),
+                         idempotency_key="hint:first")
+        first = await run_once()
+        saved = hinting.saved_watermark(log)
+        assert saved == first.watermark >= 1
+        # hints committed while no processor ran (a daemon stopped before processing them)
+        sb.change_customer(customer.id, name="Efter Nedbrud A/S")
+        await log.append(ev.HintReceived(kind="customer", moment_id=customer.id),
+                         idempotency_key="hint:second")
+        before = sb.count(path_contains=f"/customers/{customer.id}")
+        second = await run_once()
+        # only the hint after the watermark was fetched again
+        assert sb.count(path_contains=f"/customers/{customer.id}") == before + 1
+        names = [r.event.name for r in await log.read()
+                 if isinstance(r.event, ev.CustomerUpserted)]
+        assert names == ["Efter Nedbrud ApS", "Efter Nedbrud A/S"]
+        assert hinting.saved_watermark(log) == second.watermark > saved
+
+
+async def test_a_log_from_before_the_watermark_event_keeps_its_watermark(
+        harness: Harness) -> None:
+    sb = harness.sandbox
+    sb.set_webhook(None)
+    old = sb.add_customer(name="Gammel ApS")
+    new = sb.add_customer(name="Ny ApS")
+    async with await eventlog.EventLog.open(":memory:") as log:
+        # an older daemon processed the first hint and kept its watermark as a poll cursor
+        await log.append(ev.HintReceived(kind="customer", moment_id=old.id),
+                         idempotency_key="hint:old")
+        await log.append(ev.PollCursorAdvanced(kind="hints", cursor="1"),
+                         idempotency_key="cursor:hints:1")
+        await log.append(ev.HintReceived(kind="customer", moment_id=new.id),
+                         idempotency_key="hint:new")
+        processor = hinting.HintProcessor(log=log, client=harness.client,
+                                          sleep=harness.sleeps, checkpoint_interval_s=0.0)
+        assert hinting.saved_watermark(log) == 1 and processor.consumer.position == 1
+        async with anyio.create_task_group() as tg:
+            await tg.start(processor.run)
+            await processor.idle()
+            tg.cancel_scope.cancel()
+        assert sb.count(path_contains=f"/customers/{old.id}") == 0
+        assert sb.count(path_contains=f"/customers/{new.id}") == 1
+        assert hinting.saved_watermark(log) == processor.watermark >= 3
 
 
 async def test_a_renumbered_customer_leaves_its_old_number_gone(harness: Harness) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from daemon.core import events as ev
-from daemon.ingest import hinting
+from daemon.ingest import hinting, normalizing
 from daemon.ingest.ingesting import Outcome
 from tests.ingest.conftest import Harness
 
@@ -56,13 +56,67 @@ async def test_persistent_failure_parks_with_a_reason_and_recovers(harness: Harn
     assert harness.log.tables.state("customer", "70001").parked
     # the hint was processed to an outcome: the watermark moved past it
     hint_seq = next(r.seq for r in await harness.log.read() if r.type == "hint_received")
-    assert harness.processor.watermark == hint_seq
-    assert harness.log.tables.daemon()["cursor:hints"].value == str(hint_seq)
+    assert hinting.saved_watermark(harness.log) >= hint_seq
     assert await harness.events(ev.CustomerUpserted) == []
 
     sb.faults.clear()
     assert await harness.poller.resync("customer", "70001") == Outcome.APPENDED
     assert not harness.log.tables.state("customer", "70001").parked
+
+
+def fail_ingesting(harness: Harness, monkeypatch: pytest.MonkeyPatch, moment_id: int,
+                   times: int | None) -> None:
+    """Make recording Moment's object ``moment_id`` raise (a bug, say) ``times`` times."""
+    real = harness.processor.ingestor.ingest
+    failures = 0
+
+    async def ingest(snapshot: normalizing.Snapshot) -> Outcome:
+        nonlocal failures
+        if snapshot.id == moment_id and (times is None or failures < times):
+            failures += 1
+            raise RuntimeError("a bug in the daemon")
+        return await real(snapshot)
+
+    monkeypatch.setattr(harness.processor.ingestor, "ingest", ingest)
+
+
+async def test_a_hint_that_keeps_failing_is_parked_and_the_watermark_moves_on(
+        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    sb = harness.sandbox
+    sb.set_webhook(None)
+    broken = sb.add_customer(name="Fejl ApS", customer_number="70010")
+    fine = sb.add_customer(name="Fin ApS", customer_number="70011")
+    fail_ingesting(harness, monkeypatch, broken.id, times=None)
+    await harness.log.append(ev.HintReceived(kind="customer", moment_id=broken.id,
+                                             number="70010"), idempotency_key="hint:broken")
+    last = await harness.log.append(ev.HintReceived(kind="customer", moment_id=fine.id,
+                                                    number="70011"), idempotency_key="hint:fine")
+    await harness.processor.idle()
+    # retried with backoff, then parked saying what happened
+    assert backoffs(harness) == [0.75, 1.5, 3.0, 6.0, 12.0, 24.0, 45.0]
+    parked = [e for e in await harness.events(ev.Parked) if isinstance(e, ev.Parked)]
+    assert [(p.kind, p.key, p.attempts) for p in parked] == [("customer", "70010", 8)]
+    assert "RuntimeError: a bug in the daemon" in parked[0].last_error
+    assert "could not record Moment's customer id" in parked[0].reason
+    assert "resync it" in parked[0].reason
+    assert harness.log.tables.customers()["70011"].fact.moment_id == fine.id
+    # the watermark moved past both hints, and it is saved: a restart does not read them again
+    assert int(harness.log.tables.daemon()["cursor:hints"].value) >= last.seq
+
+
+async def test_a_hint_that_fails_a_few_times_is_retried_until_it_is_recorded(
+        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    sb = harness.sandbox
+    sb.set_webhook(None)
+    customer = sb.add_customer(name="Ustabil Kode ApS", customer_number="70012")
+    fail_ingesting(harness, monkeypatch, customer.id, times=2)
+    hint = await harness.log.append(ev.HintReceived(kind="customer", moment_id=customer.id,
+                                                    number="70012"), idempotency_key="hint:1")
+    await harness.processor.idle()
+    assert backoffs(harness) == [0.75, 1.5]
+    assert harness.log.tables.customers()["70012"].fact.moment_id == customer.id
+    assert await harness.events(ev.Parked) == []
+    assert int(harness.log.tables.daemon()["cursor:hints"].value) >= hint.seq
 
 
 async def test_a_wrong_api_key_parks_with_what_to_check(harness: Harness) -> None:

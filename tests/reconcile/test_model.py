@@ -91,8 +91,6 @@ class World:
     async def start(self) -> None:
         """Build a reconciler (and client) on the log, forgetting the last one, and queue what
         the log knows to be out of sync, as the daemon does when it starts."""
-        if self.rec is not None:
-            self.log.listeners.remove(self.rec._on_events)
         await self.stack.aclose()
         client = await self.stack.enter_async_context(make_client(self.sb, timeout_s=5.0))
         self.rec = reconciler(self.log, client)
