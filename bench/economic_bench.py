@@ -17,6 +17,7 @@ import aiohttp
 
 from daemon.core.secrets import Secret
 from daemon.economic.client import EconomicClient
+from daemon.ops import clocking
 from daemon.sandbox.economic import EconomicSandbox, RateLimit
 
 REQUESTS = 1500
@@ -48,6 +49,7 @@ async def run() -> dict[str, float]:
         async with EconomicClient(rest_url=sb.rest_url, apis_url=sb.apis_url,
                                   app_secret_token=Secret(sb.app_secret_token),
                                   agreement_grant_token=Secret(sb.agreement_grant_token),
+                                  clock=clocking.SystemClock(),
                                   daily_call_budget=10_000_000) as client, \
                 aiohttp.ClientSession() as session:
             url = f"{sb.rest_url}/customers/1"

@@ -30,6 +30,7 @@ from daemon.core import events as ev
 from daemon.core import mapping as mp
 from daemon.core.secrets import Secret
 from daemon.economic.client import EconomicClient
+from daemon.ops import clocking
 from daemon.reconcile.running import Reconciler
 from daemon.sandbox.economic import EconomicSandbox, RateLimit
 from daemon.store.eventlog import EventLog
@@ -47,6 +48,7 @@ def _customer(n: int) -> ev.CustomerUpserted:
 
 def _client(sb: EconomicSandbox) -> EconomicClient:
     return EconomicClient(rest_url=sb.rest_url, apis_url=sb.apis_url,
+                          clock=clocking.SystemClock(),
                           app_secret_token=Secret(sb.app_secret_token),
                           agreement_grant_token=Secret(sb.agreement_grant_token),
                           daily_call_budget=1_000_000)

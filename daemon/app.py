@@ -33,6 +33,7 @@ import anyio.abc
 import structlog
 
 from daemon import settings as config
+from daemon.core import clocks
 from daemon.core import events as ev
 from daemon.core import secrets as core_secrets
 from daemon.economic import client as economic_client
@@ -42,6 +43,7 @@ from daemon.moment import client as moment_client
 from daemon.ops import (
     alerting,
     answering,
+    clocking,
     metrics,
     notifying,
     observing,
@@ -50,7 +52,7 @@ from daemon.ops import (
 )
 from daemon.ops import logging as logsetup
 from daemon.reconcile import running as reconcile_running
-from daemon.store import clocking, consuming, eventlog, opening
+from daemon.store import consuming, eventlog, opening
 
 _log = structlog.get_logger("daemon")
 
@@ -99,14 +101,14 @@ class Secrets:
             self[name]
 
 
-def economic(settings: config.Settings, secrets: Secrets, *,
+def economic(settings: config.Settings, secrets: Secrets, *, clock: clocks.Clock,
              on_call: Callable[[str, str, int | None], None] | None = None,
              ) -> economic_client.EconomicClient:
     """The e-conomic client of ``[economic]``: its URLs, tokens and daily call budget."""
     return economic_client.EconomicClient(
         rest_url=settings.economic.rest_url, apis_url=settings.economic.apis_url,
         app_secret_token=secrets["economic-app-secret-token"],
-        agreement_grant_token=secrets["economic-agreement-grant-token"],
+        agreement_grant_token=secrets["economic-agreement-grant-token"], clock=clock,
         daily_call_budget=settings.economic.daily_call_budget, on_call=on_call)
 
 
@@ -118,13 +120,13 @@ def moment(settings: config.Settings, secrets: Secrets) -> moment_client.MomentC
 
 
 def reconciler(settings: config.Settings, *, log: eventlog.EventLog,
-               client: economic_client.EconomicClient,
+               client: economic_client.EconomicClient, clock: clocks.Clock,
                observer: observing.Observer | None = None,
                watchdog: notifying.Watchdog | None = None) -> reconcile_running.Reconciler:
     """The reconciler of ``[economic]``; with a ``watchdog``, its ``reconcile`` pulse."""
     pulse = watchdog.pulse("reconcile") if watchdog is not None else None
     return reconcile_running.Reconciler(
-        log=log, client=client, options=config.mapping_options(settings),
+        log=log, client=client, options=config.mapping_options(settings), clock=clock,
         reconcile_interval=settings.economic.reconcile_interval,
         full_reconcile_interval=settings.economic.full_reconcile_interval,
         observer=observer, beat=None if pulse is None else pulse.beat,
@@ -228,16 +230,18 @@ async def run(settings: config.Settings) -> int:
         for _seq, event in batch:
             meter.event_appended(ev.type_name(event))
 
-    counting = consuming.Consumer(name="metrics", log=log, handle=count,
-                                  clock=clocking.SystemClock())
-    alerter = alerting.Alerter(settings.alerts, label=settings.moment.company)
-    watchdog = notifying.Watchdog.from_environment(notifier)
-    async with log, economic(settings, secrets, on_call=meter.economic_call) as economic_api, \
+    clock = clocking.SystemClock()  # the one real clock: every component gets it from here
+    counting = consuming.Consumer(name="metrics", log=log, handle=count, clock=clock)
+    alerter = alerting.Alerter(settings.alerts, label=settings.moment.company, clock=clock)
+    watchdog = notifying.Watchdog.from_environment(notifier, clock=clock)
+    async with log, economic(settings, secrets, clock=clock,
+                             on_call=meter.economic_call) as economic_api, \
             moment(settings, secrets) as moment_api:
         ingest = ingest_running.Ingest(settings=settings, log=log, client=moment_api,
                                        webhook_token=secrets["moment-webhook-token"])
-        reconcile = reconciler(settings, log=log, client=economic_api,
-                               observer=observing.Observer(alerter, meter), watchdog=watchdog)
+        reconcile = reconciler(settings, log=log, client=economic_api, clock=clock,
+                               observer=observing.Observer(alerter, meter, clock=clock),
+                               watchdog=watchdog)
         answers = answering.Answers(runtime=runtime, log=log, economic=economic_api,
                                     ingest=ingest, reconciler=reconcile)
         server = statusserver.StatusServer(answers, meter)
@@ -257,9 +261,11 @@ async def run(settings: config.Settings) -> int:
                 await tg.start(reconcile.run)
                 tg.start_soon(alerter.run)
                 tg.start_soon(watchdog.run)
-                tg.start_soon(observing.measuring, log, economic_api, reconcile, meter)
+                tg.start_soon(lambda: observing.measuring(log, economic_api, reconcile, meter,
+                                                          clock=clock))
                 tg.start_soon(lambda: preflight.checking(
-                    log, economic_api, lambda: current[0], alerter, beat=check_pulse.beat,
+                    log, economic_api, lambda: current[0], alerter, clock=clock,
+                    beat=check_pulse.beat,
                     every=lambda: current[0].economic.full_reconcile_interval,
                     again=lambda: current[0].economic.reconcile_interval,
                     idle_beat_s=watchdog.beat_every))

@@ -20,9 +20,10 @@ import msgspec
 
 from daemon import app
 from daemon import settings as config
+from daemon.core import clocks
 from daemon.core import events as ev
 from daemon.core import plans, reports
-from daemon.ops import asking, preflight, rendering
+from daemon.ops import asking, clocking, preflight, rendering
 from daemon.ops import logging as logsetup
 from daemon.reconcile import planning
 from daemon.store import eventlog, reading, replaying
@@ -175,8 +176,10 @@ async def _retry_directly(settings: config.Settings, kind: str, key: str) -> int
 
 async def cmd_check(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    async with app.economic(settings, app.Secrets(settings)) as client:
-        checks = await preflight.run_checks(client, settings)
+    clock = clocking.SystemClock()
+    async with app.economic(settings, app.Secrets(settings), clock=clock) as client:
+        checks = await preflight.run_checks(client, settings,
+                                            today=clocks.utc(clock.now()).date())
     _print(preflight.render(checks))
     return 0 if all(c.ok for c in checks) else 1
 
@@ -203,8 +206,9 @@ def render_plan(report: plans.PlanReport) -> str:
 
 
 async def _plan_directly(settings: config.Settings, kind: str | None) -> plans.PlanReport:
+    clock = clocking.SystemClock()
     async with await eventlog.EventLog.open(settings.db_path) as log, \
-            app.economic(settings, app.Secrets(settings)) as client:
+            app.economic(settings, app.Secrets(settings), clock=clock) as client:
         return await planning.plan(log, client, config.mapping_options(settings), kind=kind)
 
 
@@ -226,16 +230,17 @@ async def cmd_plan(args: argparse.Namespace) -> int:
 
 async def _resync_directly(settings: config.Settings, kind: str, key: str) -> str:
     secrets = app.Secrets(settings)
+    clock = clocking.SystemClock()
     async with await eventlog.EventLog.open(settings.db_path) as log, \
             app.moment(settings, secrets) as moment, \
-            app.economic(settings, secrets) as client:
+            app.economic(settings, secrets, clock=clock) as client:
         await log.append(ev.ResyncRequested(kind=kind, key=key),
                          idempotency_key=f"resync:{kind}:{key}:{log.last_seq}")
         try:
             outcome = await app.poller(settings, log=log, client=moment).resync(kind, key)
         except LookupError as exc:
             raise CommandError(str(exc)) from None
-        reconciler = app.reconciler(settings, log=log, client=client)
+        reconciler = app.reconciler(settings, log=log, client=client, clock=clock)
         reconciler.resync(kind, key)
         await reconciler.step()
         state = log.tables.state(kind, key)

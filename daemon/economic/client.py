@@ -23,11 +23,11 @@ from urllib.parse import parse_qsl, urlsplit
 import aiohttp
 import msgspec
 
-from daemon.core import ratelimits
+from daemon.core import clocks, ratelimits
 from daemon.core.secrets import Secret
 from daemon.economic import errors, filters, payloads
 from daemon.economic.calling import Base, Caller, Counters
-from daemon.economic.limiting import Clock, Limiter, SystemClock
+from daemon.economic.limiting import Limiter
 
 T = TypeVar("T")
 PROJECTS = "projectsapi/v1.1.0"
@@ -105,17 +105,18 @@ def _query(filter: filters.Filter | str | None, extra: Mapping[str, str] | None 
 
 class EconomicClient:
     """One client per agreement. Use ``async with EconomicClient(...) as client`` or call
-    :meth:`aclose`. ``clock`` defaults to the system clock; ``invoice_reserve`` defaults to a
-    tenth of ``daily_call_budget``; ``on_call(method, path_template, status)`` is told of every
-    call as it finishes (status None when no answer came), e.g. to feed metrics."""
+    :meth:`aclose`. ``clock`` is the injected time the limiter waits on; ``invoice_reserve``
+    defaults to a tenth of ``daily_call_budget``; ``on_call(method, path_template, status)`` is
+    told of every call as it finishes (status None when no answer came), e.g. to feed
+    metrics."""
 
     def __init__(self, *, rest_url: str, apis_url: str, app_secret_token: Secret,
-                 agreement_grant_token: Secret, clock: Clock | None = None,
+                 agreement_grant_token: Secret, clock: clocks.Clock,
                  daily_call_budget: int = 50_000, invoice_reserve: int | None = None,
                  max_in_flight: int = 4, timeout_s: float = 30.0, rate_limit_retries: int = 2,
                  session: aiohttp.ClientSession | None = None,
                  on_call: Callable[[str, str, int | None], None] | None = None) -> None:
-        self.limiter = Limiter(clock=clock or SystemClock(), daily_call_budget=daily_call_budget,
+        self.limiter = Limiter(clock=clock, daily_call_budget=daily_call_budget,
                                invoice_reserve=invoice_reserve, max_in_flight=max_in_flight)
         self._caller = Caller(rest_url=rest_url, apis_url=apis_url,
                               app_secret_token=app_secret_token,

@@ -1,7 +1,8 @@
 """The client's rate limiter: the agreement's token bucket, the daily budget, calls in flight.
 
 One :class:`Limiter` per agreement, shared by every call the client makes. Before a call it
-waits (through the injected :class:`Clock`) until the bucket mirror has room and no 429 pause
+waits (through the injected :class:`~daemon.core.clocks.Clock`, its wall time: the bucket and
+the day boundary are e-conomic's) until the bucket mirror has room and no 429 pause
 is in force, checks the daily budget and takes an in-flight slot; after the answer it re-syncs
 the mirror from the headers. A 429 pauses every caller until Retry-After has passed (without
 one, until a full bucket has drained enough for the next call). The arithmetic is
@@ -14,35 +15,15 @@ Invariants: nothing is sent while ``paused_until`` is in the future; no more tha
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import Protocol
 
-from daemon.core import ratelimits
+from daemon.core import clocks, ratelimits
 from daemon.economic import errors
-
-
-class Clock(Protocol):
-    """Time as POSIX seconds, and a way to wait; tests pass a fake one."""
-
-    def now(self) -> float: ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    """The real clock: wall time for the day boundary and the bucket, asyncio for waiting."""
-
-    def now(self) -> float:
-        return time.time()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
 
 
 class Limiter:
     """Waits before calls and learns from answers; see the module docstring."""
 
-    def __init__(self, *, clock: Clock, daily_call_budget: int = 50_000,
+    def __init__(self, *, clock: clocks.Clock, daily_call_budget: int = 50_000,
                  invoice_reserve: int | None = None, max_in_flight: int = 4,
                  bucket: ratelimits.Bucket | None = None) -> None:
         reserve = daily_call_budget // 10 if invoice_reserve is None else invoice_reserve

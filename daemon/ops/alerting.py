@@ -12,7 +12,8 @@ Guarantees:
   ``retry_delay`` seconds later: an alert is dropped only past ``max_held`` per kind, and then
   the digest says how many were left out;
 - with ``email_to`` empty nothing is mailed (and nothing is held);
-- time comes from the injected ``clock`` (Unix seconds), so throttling is tested without sleeping.
+- time comes from the injected ``clock`` (its wall time, Unix seconds, and its waits), so
+  throttling is tested on virtual time, without sleeping.
 
 The SMTP conversation carries no credentials (the config has none) and no secret enters a mail:
 alerts are built only by :mod:`daemon.ops.alerts`.
@@ -20,8 +21,6 @@ alerts are built only by :mod:`daemon.ops.alerts`.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -32,6 +31,8 @@ import anyio
 import structlog
 
 from daemon import settings as settings_module
+from daemon import waiting
+from daemon.core import clocks
 from daemon.ops.alerts import Alert, AlertKind
 
 WINDOW: Final = 15 * 60.0
@@ -115,7 +116,7 @@ class Alerter:
         alert_settings: settings_module.AlertSettings,
         *,
         label: str,
-        clock: Callable[[], float] = time.time,
+        clock: clocks.Clock,
         window: float = WINDOW,
         retry_delay: float = 60.0,
         flush_interval: float = 30.0,
@@ -156,7 +157,7 @@ class Alerter:
             queue.left_out += 1
             return
         if not queue.held:
-            queue.held_since = self._clock()
+            queue.held_since = self._clock.now()
         queue.held.append(alert)
         self._wake.set()
 
@@ -171,20 +172,20 @@ class Alerter:
         sent = 0
         for kind, queue in self._queues.items():
             due = queue.due_at(kind, self._window)
-            if due is None or (not force and self._clock() < due):
+            if due is None or (not force and self._clock.now() < due):
                 continue
             held, left_out = list(queue.held), queue.left_out
             message = self.compose(kind, held, left_out)
             try:
                 await self._send(message)
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                queue.retry_at = self._clock() + self._retry_delay
+                queue.retry_at = self._clock.now() + self._retry_delay
                 _log.error("alert mail not sent; will retry", kind=str(kind), alerts=len(held),
                            smtp_host=self._settings.smtp_host, error=str(exc)[:200],
                            error_type=type(exc).__name__)
                 continue
             sent += 1
-            now = self._clock()
+            now = self._clock.now()
             queue.last_sent = now
             queue.retry_at = 0.0
             del queue.held[: len(held)]
@@ -201,16 +202,15 @@ class Alerter:
             due = self.next_due()
             wait = self._flush_interval
             if due is not None:
-                wait = min(wait, max(0.0, due - self._clock()))
-            with anyio.move_on_after(wait):
-                await self._wake.wait()
+                wait = min(wait, max(0.0, due - self._clock.now()))
+            await waiting.wait_for(self._wake, seconds=wait, clock=self._clock)
 
     def compose(self, kind: AlertKind, held: list[Alert], left_out: int = 0) -> EmailMessage:
         """The mail for ``held`` alerts of ``kind``: a single alert's own mail, or a digest."""
         message = EmailMessage()
         message["From"] = self._settings.smtp_from
         message["To"] = ", ".join(self.recipients)
-        message["Date"] = formatdate(self._clock(), usegmt=True)
+        message["Date"] = formatdate(self._clock.now(), usegmt=True)
         message["Message-ID"] = make_msgid(domain="moment-sync.local")
         prefix = f"[moment-sync {self._label}]"
         if len(held) == 1 and not left_out and kind not in _DIGEST_ONLY:

@@ -12,25 +12,24 @@ waiting for READY until its start timeout; libsystemd's sd_notify blocks instead
 messages (``STATUS``, ``EXTEND_TIMEOUT_USEC``, ``WATCHDOG``) are tried once: the next one follows.
 
 :class:`Watchdog` guarantees: ``WATCHDOG=1`` is sent only when every registered component has
-beaten within ``freshness`` seconds of now, by the injected clock. A wedged component therefore
-stops the pings and systemd restarts the service after ``WatchdogSec=``; an event loop that is
-merely alive does not keep a wedged daemon running.
+beaten within ``freshness`` seconds of now, by the injected clock's monotonic time. A wedged
+component therefore stops the pings and systemd restarts the service after ``WatchdogSec=``; an
+event loop that is merely alive does not keep a wedged daemon running.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 import anyio
 import structlog
 
-_log = structlog.get_logger(__name__)
+from daemon.core import clocks
 
-Clock = Callable[[], float]
+_log = structlog.get_logger(__name__)
 
 #: How often an idle component beats when systemd set no watchdog.
 DEFAULT_IDLE_BEAT: Final = 5.0
@@ -149,13 +148,13 @@ class Pulse:
 
     __slots__ = ("_clock", "last", "name")
 
-    def __init__(self, name: str, clock: Clock) -> None:
+    def __init__(self, name: str, clock: clocks.Clock) -> None:
         self.name = name
         self._clock = clock
-        self.last = clock()
+        self.last = clock.monotonic()
 
     def beat(self) -> None:
-        self.last = self._clock()
+        self.last = self._clock.monotonic()
 
 
 class Watchdog:
@@ -171,7 +170,7 @@ class Watchdog:
         notifier: Notifier,
         *,
         interval: float | None,
-        clock: Clock = time.monotonic,
+        clock: clocks.Clock,
         freshness: float | None = None,
     ) -> None:
         if interval is not None and interval <= 0:
@@ -186,7 +185,7 @@ class Watchdog:
     @classmethod
     def from_environment(
         cls, notifier: Notifier, environ: Mapping[str, str] | None = None, *,
-        clock: Clock = time.monotonic,
+        clock: clocks.Clock,
     ) -> Watchdog:
         return cls(notifier, interval=watchdog_interval(environ), clock=clock)
 
@@ -210,7 +209,7 @@ class Watchdog:
 
     def stale(self) -> list[str]:
         """Names of components whose last beat is older than ``freshness``."""
-        now = self._clock()
+        now = self._clock.monotonic()
         return sorted(p.name for p in self._pulses.values() if now - p.last > self.freshness)
 
     def tick(self) -> bool:
@@ -228,11 +227,12 @@ class Watchdog:
             return False
         return self._notifier.watchdog()
 
-    async def run(self, *, sleep: Callable[[float], Awaitable[None]] = anyio.sleep) -> None:
-        """Tick every ``interval`` seconds until cancelled (returns at once without a watchdog)."""
+    async def run(self) -> None:
+        """Tick every ``interval`` seconds of the clock until cancelled (returns at once without
+        a watchdog)."""
         if self.interval is None:
             return
         while True:
             self.tick()
-            await sleep(self.interval)
+            await self._clock.sleep(self.interval)
 

@@ -9,11 +9,9 @@ stats and the work queue; it never calls e-conomic.
 
 from __future__ import annotations
 
-import time
 from typing import Final
 
-import anyio
-
+from daemon.core import clocks
 from daemon.core import events as ev
 from daemon.economic import client as economic_client
 from daemon.ops import alerting, alerts, metrics
@@ -24,28 +22,33 @@ METRICS_EVERY_S: Final = 5.0
 
 
 class Observer:
-    """Turns reconcile outcomes into alerts and metrics."""
+    """Turns reconcile outcomes into alerts (stamped with the clock's wall time) and metrics."""
 
-    def __init__(self, alerter: alerting.Alerter, meter: metrics.Metrics) -> None:
+    def __init__(self, alerter: alerting.Alerter, meter: metrics.Metrics, *,
+                 clock: clocks.Clock) -> None:
         self.alerter = alerter
         self.meter = meter
+        self.clock = clock
 
     def parked(self, kind: str, key: str, reason: str) -> None:
-        self.alerter.alert(alerts.item_parked(kind=kind, key=key, reason=reason, at=time.time()))
+        self.alerter.alert(alerts.item_parked(kind=kind, key=key, reason=reason,
+                                                 at=self.clock.now()))
 
     def pdf_skipped(self, invoice: str, reason: str) -> None:
         self.alerter.alert(alerts.pdf_not_attached(invoice=invoice, reason=reason,
-                                                   at=time.time()))
+                                                   at=self.clock.now()))
 
     def drift_repaired(self, kind: str, key: str, fields: list[str]) -> None:
         self.meter.drift_repaired(kind)
         self.alerter.alert(alerts.drift_repaired(kind=kind, key=key, fields=fields,
-                                                 at=time.time()))
+                                                 at=self.clock.now()))
 
 
 async def measuring(log: eventlog.EventLog, economic: economic_client.EconomicClient,
-                    reconciler: reconcile_running.Reconciler, meter: metrics.Metrics) -> None:
-    """Refresh the gauges every few seconds (counters are bumped where things happen)."""
+                    reconciler: reconcile_running.Reconciler, meter: metrics.Metrics, *,
+                    clock: clocks.Clock) -> None:
+    """Refresh the gauges every few seconds of the clock (counters are bumped where things
+    happen)."""
     while True:
         meter.set_projection_lag(log.last_seq - log.tables.checkpoint)
         stats = economic.stats()
@@ -57,4 +60,4 @@ async def measuring(log: eventlog.EventLog, economic: economic_client.EconomicCl
                                        if s.kind == kind and s.parked))
         if reconciler.last_full_at is not None:
             meter.reconcile_succeeded(reconciler.last_full_at)
-        await anyio.sleep(METRICS_EVERY_S)
+        await clock.sleep(METRICS_EVERY_S)

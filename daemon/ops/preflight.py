@@ -14,15 +14,14 @@ check it happened in with the reason, and the remaining checks still run.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Awaitable, Callable
 from typing import Final, Protocol
 
-import anyio
 import msgspec
 import structlog
 
 from daemon import settings as config
+from daemon.core import clocks
 from daemon.core import events as ev
 from daemon.economic import client as economic_client
 from daemon.economic import errors
@@ -54,10 +53,11 @@ def _pass(name: str, detail: str) -> Check:
 
 
 async def run_checks(client: economic_client.EconomicClient, settings: config.Settings, *,
-                     today: dt.date | None = None) -> list[Check]:
-    """Every check in :data:`ORDER`; one result each."""
+                     today: dt.date) -> list[Check]:
+    """Every check in :data:`ORDER`; one result each (the accounting year must cover
+    ``today``, the UTC date of the caller's clock)."""
     e = settings.economic
-    day = today or dt.datetime.now(dt.UTC).date()
+    day = today
     results: list[Check] = []
 
     try:
@@ -183,9 +183,9 @@ class Alerting(Protocol):
 
 
 async def record_checks(log: eventlog.EventLog, results: list[Check],
-                        alerter: Alerting) -> None:
+                        alerter: Alerting, *, clock: clocks.Clock) -> None:
     """Append a ``CheckReported`` for each check whose verdict or detail changed; alert on a
-    check that newly fails."""
+    check that newly fails (stamped with the clock's wall time)."""
     rows = log.tables.daemon()
     for check in results:
         row = rows.get(f"check:{check.name}")
@@ -195,7 +195,7 @@ async def record_checks(log: eventlog.EventLog, results: list[Check],
         await log.append(ev.CheckReported(name=check.name, ok=check.ok, detail=check.detail),
                          idempotency_key=f"check:{check.name}:{log.last_seq}")
         if not check.ok:
-            at = time.time()
+            at = clock.now()
             # a tokens check that failed on a 5xx or a timeout is not a refusal of the tokens
             refused = check.name == "tokens" and check.detail.startswith("e-conomic refused")
             alerter.alert(alerts.tokens_rejected(detail=check.detail, at=at) if refused else
@@ -204,24 +204,27 @@ async def record_checks(log: eventlog.EventLog, results: list[Check],
 
 async def checking(log: eventlog.EventLog, economic: economic_client.EconomicClient,
                    settings: Callable[[], config.Settings], alerter: Alerting,
-                   *, beat: Callable[[], None], every: Callable[[], float],
+                   *, clock: clocks.Clock, beat: Callable[[], None], every: Callable[[], float],
                    again: Callable[[], float] | None = None,
                    idle_beat_s: float = 1.0) -> None:
     """Preflight at start and then once per full reconcile interval, or after ``again``
     seconds (the incremental interval) while a check fails, so that a transient failure or a
     problem fixed in e-conomic does not stay reported until the next full interval; beats at
-    least every ``idle_beat_s`` seconds while it waits."""
+    least every ``idle_beat_s`` seconds of the clock while it waits."""
     while True:
         failing = True
         try:
-            results = await run_checks(economic, settings())
-            await record_checks(log, results, alerter)
+            results = await run_checks(economic, settings(),
+                                       today=clocks.utc(clock.now()).date())
+            await record_checks(log, results, alerter, clock=clock)
             failing = not all(check.ok for check in results)
         except errors.EconomicError as exc:
             _log.warning("preflight could not run", error=str(exc))
         beat()
         wait = min(every(), again()) if failing and again is not None else every()
-        with anyio.move_on_after(wait):
-            while True:
-                await anyio.sleep(idle_beat_s)
-                beat()
+        waited = 0.0
+        while waited < wait:
+            step = min(idle_beat_s, wait - waited)
+            await clock.sleep(step)
+            waited += step
+            beat()

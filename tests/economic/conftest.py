@@ -1,10 +1,10 @@
-"""Fixtures for the e-conomic client and sandbox tests: a fake clock shared by the client and
-the sandbox's bucket, a sandbox on loopback, a client wired to it, and validators for the
-official schemas in ``../shared/economic/specs`` (skipped with a reason when absent)."""
+"""Fixtures for the e-conomic client and sandbox tests: the fake clock (autojumping: one caller
+waits at a time) shared by the client and the sandbox's bucket, a sandbox on loopback, a client
+wired to it, and validators for the official schemas in ``../shared/economic/specs`` (skipped
+with a reason when absent)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Callable
@@ -16,36 +16,13 @@ import pytest
 from daemon.core.secrets import Secret
 from daemon.economic.client import EconomicClient
 from daemon.sandbox.economic import EconomicSandbox, RateLimit
+from tests.clocks import FakeClock
 from tests.conftest import shared_or_skip
-
-T0 = 1_780_000_000.0  # a POSIX time well inside a UTC day (2026-05-28T20:26:40Z)
-
-
-class FakeClock:
-    """Virtual time: ``sleep`` yields to other tasks, then moves ``now`` to its deadline
-    (never back). Tasks that go to sleep at the same moment for the same time wake together,
-    as they would in real time, instead of each adding its wait to the clock."""
-
-    def __init__(self, start: float = T0) -> None:
-        self.t = start
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        deadline = self.t + max(0.0, seconds)
-        await asyncio.sleep(0)
-        self.t = max(self.t, deadline)
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
 
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(autojump=True)
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from daemon.economic import errors, payloads
 from daemon.economic import filters as f
 from daemon.economic.client import EconomicClient
 from daemon.sandbox.economic import EconomicSandbox
-from tests.economic.conftest import FakeClock, make_client, validate_traffic
+from tests.clocks import FakeClock
+from tests.economic.conftest import make_client, validate_traffic
 
 pytestmark = pytest.mark.anyio
 TODAY = dt.datetime.now(dt.UTC).date()

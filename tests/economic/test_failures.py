@@ -19,7 +19,7 @@ from daemon.core.secrets import Secret
 from daemon.economic import errors
 from daemon.economic.calling import parse_error_body
 from daemon.economic.client import EconomicClient
-from tests.economic.conftest import T0, FakeClock
+from tests.clocks import T0, FakeClock
 
 pytestmark = pytest.mark.anyio
 REST = "https://rest.test"

@@ -8,7 +8,8 @@ import pytest
 
 from daemon.economic import errors, payloads
 from daemon.sandbox.economic import EconomicSandbox
-from tests.economic.conftest import FakeClock, make_client, validate_traffic
+from tests.clocks import FakeClock
+from tests.economic.conftest import make_client, validate_traffic
 
 pytestmark = pytest.mark.anyio
 

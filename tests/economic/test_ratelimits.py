@@ -14,7 +14,8 @@ from daemon.core import ratelimits as rl
 from daemon.economic import errors
 from daemon.economic.client import RateLimitStats
 from daemon.sandbox.economic import EconomicSandbox
-from tests.economic.conftest import T0, FakeClock, limited, make_client
+from tests.clocks import T0, FakeClock
+from tests.economic.conftest import limited, make_client
 
 pytestmark = pytest.mark.anyio
 

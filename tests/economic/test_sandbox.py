@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 
 from daemon.sandbox.economic import EconomicSandbox
-from tests.economic.conftest import T0, FakeClock, limited, validate_traffic
+from tests.clocks import T0, FakeClock
+from tests.economic.conftest import limited, validate_traffic
 
 pytestmark = pytest.mark.anyio
 RAW_REQUESTS = True  # these tests send malformed bodies on purpose

@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 
 from daemon.ops import alerting, alerts
 from daemon.settings import AlertSettings
+from tests.clocks import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -25,6 +26,7 @@ class Mailbox:
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.arrived = anyio.Event()
         self.envelopes: list[tuple[str, list[str]]] = []
         self.refuse = False
 
@@ -34,6 +36,7 @@ class Mailbox:
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
         self.messages.append(parsed)
+        self.arrived.set()
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         return "250 OK"
 
@@ -61,12 +64,8 @@ async def smtp() -> AsyncIterator[SMTPServer]:
         await server.wait_closed()
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_795_600_000.0  # 2026-11-25 09:46:40 UTC
-
-    def __call__(self) -> float:
-        return self.now
+def fake_clock() -> FakeClock:
+    return FakeClock(1_795_600_000.0)  # 2026-11-25 09:46:40 UTC
 
 
 def make_alerter(smtp: SMTPServer, clock: FakeClock, *, to: str = "finance@example.com",
@@ -85,10 +84,10 @@ def body(message: EmailMessage) -> str:
 
 
 async def test_a_parked_project_mail_names_it_and_says_what_to_do(smtp: SMTPServer) -> None:
-    clock = FakeClock()
+    clock = fake_clock()
     alerter = make_alerter(smtp, clock)
     alerter.alert(alerts.item_parked(
-        kind="project", key="7", at=clock.now,
+        kind="project", key="7", at=clock.now(),
         reason="the Projects module is not active on the e-conomic agreement.",
         advice="Activate the Projects module in e-conomic (Settings → Subscription), then "
                "run `moment-sync parked --retry project 7`.",
@@ -107,24 +106,24 @@ async def test_a_parked_project_mail_names_it_and_says_what_to_do(smtp: SMTPServ
 
 
 async def test_one_mail_per_kind_per_window_and_the_rest_in_a_digest(smtp: SMTPServer) -> None:
-    clock = FakeClock()
+    clock = fake_clock()
     alerter = make_alerter(smtp, clock)
     for key in ("10001", "10002", "10003"):
-        alerter.alert(alerts.item_parked(kind="customer", key=key, at=clock.now,
+        alerter.alert(alerts.item_parked(kind="customer", key=key, at=clock.now(),
                                          reason=f"VAT code XX of customer {key} is not mapped."))
         await alerter.flush()
     alerter.alert(alerts.check_failed(name="journal", detail="Journal 1 does not exist.",
-                                      at=clock.now))
+                                      at=clock.now()))
     assert await alerter.flush() == 1  # another kind has its own window
     assert [m["Subject"] for m in smtp.mailbox.messages] == [
         "[moment-sync acme] customer 10001: stopped syncing",
         "[moment-sync acme] preflight check journal: a preflight check failed",
     ]
     assert "Create the journal in e-conomic" in body(smtp.mailbox.messages[1])
-    clock.now += alerting.WINDOW - 1
+    clock.advance(alerting.WINDOW - 1)
     assert await alerter.flush() == 0
-    assert alerter.next_due() == clock.now + 1
-    clock.now += 1
+    assert alerter.next_due() == clock.now() + 1
+    clock.advance(1)
     assert await alerter.flush() == 1
     digest = smtp.mailbox.messages[2]
     assert digest["Subject"] == "[moment-sync acme] 2 items stopped syncing"
@@ -135,14 +134,14 @@ async def test_one_mail_per_kind_per_window_and_the_rest_in_a_digest(smtp: SMTPS
 
 
 async def test_drift_repairs_are_held_for_a_digest(smtp: SMTPServer) -> None:
-    clock = FakeClock()
+    clock = fake_clock()
     alerter = make_alerter(smtp, clock)
     alerter.alert(alerts.drift_repaired(kind="customer", key="10001", fields=["name", "email"],
-                                        at=clock.now))
+                                        at=clock.now()))
     assert await alerter.flush() == 0
-    clock.now += 600
-    alerter.alert(alerts.drift_repaired(kind="project", key="3", fields=[], at=clock.now))
-    clock.now += 300
+    clock.advance(600)
+    alerter.alert(alerts.drift_repaired(kind="project", key="3", fields=[], at=clock.now()))
+    clock.advance(300)
     assert await alerter.flush() == 1
     [message] = smtp.mailbox.messages
     assert message["Subject"] == "[moment-sync acme] 2 records changed in e-conomic were set back"
@@ -152,19 +151,19 @@ async def test_drift_repairs_are_held_for_a_digest(smtp: SMTPServer) -> None:
 
 
 async def test_a_failed_send_is_logged_kept_and_retried(smtp: SMTPServer) -> None:
-    clock = FakeClock()
+    clock = fake_clock()
     alerter = make_alerter(smtp, clock, retry_delay=60.0)
     smtp.mailbox.refuse = True
-    alerter.alert(alerts.tokens_rejected(detail="HTTP 401 from e-conomic", at=clock.now))
+    alerter.alert(alerts.tokens_rejected(detail="HTTP 401 from e-conomic", at=clock.now()))
     with capture_logs() as logs:
         assert await alerter.flush() == 0
     failures = [e for e in logs if e["event"] == "alert mail not sent; will retry"]
     assert len(failures) == 1 and failures[0]["error_type"] == "SMTPDataError"
     assert alerter.held() == 1
     smtp.mailbox.refuse = False
-    clock.now += 59
+    clock.advance(59)
     assert await alerter.flush() == 0
-    clock.now += 1
+    clock.advance(1)
     assert await alerter.flush() == 1
     [message] = smtp.mailbox.messages
     assert message["Subject"] == "[moment-sync acme] the e-conomic agreement: " \
@@ -176,11 +175,11 @@ async def test_an_unreachable_server_is_logged_not_raised() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # nobody listens here once it is closed
-    clock = FakeClock()
+    clock = fake_clock()
     settings = AlertSettings(email_to="a@example.com", smtp_host="127.0.0.1", smtp_port=port)
     alerter = alerting.Alerter(settings, label="acme", clock=clock, smtp_timeout=2.0)
     alerter.alert(alerts.pdf_not_attached(invoice="1042", reason="the agreement has no "
-                                          "attachments (Plus package).", at=clock.now))
+                                          "attachments (Plus package).", at=clock.now()))
     with capture_logs() as logs:
         assert await alerter.flush() == 0
     assert any(e["event"] == "alert mail not sent; will retry" for e in logs)
@@ -188,20 +187,20 @@ async def test_an_unreachable_server_is_logged_not_raised() -> None:
 
 
 async def test_no_mail_without_email_to(smtp: SMTPServer) -> None:
-    clock = FakeClock()
+    clock = fake_clock()
     alerter = make_alerter(smtp, clock, to="")
     with capture_logs() as logs:
-        alerter.alert(alerts.check_failed(name="currency", detail="EUR is unknown", at=clock.now))
+        alerter.alert(alerts.check_failed(name="currency", detail="EUR is unknown", at=clock.now()))
     assert logs[0]["event"] == "alert" and logs[0]["entity"] == "preflight check currency"
     assert await alerter.flush(force=True) == 0
     assert alerter.held() == 0 and smtp.mailbox.messages == []
 
 
 async def test_several_recipients_and_the_warning_wording(smtp: SMTPServer) -> None:
-    clock = FakeClock()
+    clock = fake_clock()
     alerter = make_alerter(smtp, clock, to="a@example.com, b@example.com")
     alerter.alert(alerts.pdf_not_attached(invoice="1042", reason="the file is over 9 MiB.",
-                                          at=clock.now))
+                                          at=clock.now()))
     assert await alerter.flush() == 1
     assert smtp.mailbox.envelopes[0][1] == ["a@example.com", "b@example.com"]
     text = body(smtp.mailbox.messages[0])
@@ -210,12 +209,12 @@ async def test_several_recipients_and_the_warning_wording(smtp: SMTPServer) -> N
 
 
 async def test_too_many_held_alerts_are_counted_not_lost_silently(smtp: SMTPServer) -> None:
-    clock = FakeClock()
+    clock = fake_clock()
     alerter = make_alerter(smtp, clock, max_held=2)
-    alerter.alert(alerts.item_parked(kind="invoice", key="1", reason="x.", at=clock.now))
+    alerter.alert(alerts.item_parked(kind="invoice", key="1", reason="x.", at=clock.now()))
     await alerter.flush()
     for key in range(2, 7):
-        alerter.alert(alerts.item_parked(kind="invoice", key=str(key), reason="x.", at=clock.now))
+        alerter.alert(alerts.item_parked(kind="invoice", key=str(key), reason="x.", at=clock.now()))
     assert alerter.held() == 5
     assert await alerter.flush(force=True) == 1  # shutdown: held digests go out now
     digest = smtp.mailbox.messages[1]
@@ -224,27 +223,28 @@ async def test_too_many_held_alerts_are_counted_not_lost_silently(smtp: SMTPServ
 
 
 async def test_run_sends_when_an_alert_arrives(smtp: SMTPServer) -> None:
-    alerter = make_alerter(smtp, FakeClock(), flush_interval=30.0)
+    clock = fake_clock()
+    alerter = make_alerter(smtp, clock, flush_interval=30.0)
     with capture_logs():
         async with anyio.create_task_group() as group:
             group.start_soon(alerter.run)
-            await anyio.sleep(0.01)
+            await clock.settled()  # idle: waiting for an alert or the flush interval
             alerter.alert(alerts.check_failed(name="project_module", at=0.0,
                                               detail="The Projects module is off."))
             with anyio.fail_after(5):
-                while not smtp.mailbox.messages:  # noqa: ASYNC110
-                    await anyio.sleep(0.01)
+                await smtp.mailbox.arrived.wait()
             group.cancel_scope.cancel()
     assert "Activate the Projects module" in body(smtp.mailbox.messages[0])
+    assert clock.elapsed == 0.0  # sent on arrival, not at the next flush interval
 
 
 async def test_a_digest_counts_repeats_instead_of_listing_them(smtp: SMTPServer) -> None:
-    clock = FakeClock()
+    clock = fake_clock()
     alerter = make_alerter(smtp, clock)
     for _ in range(4):
-        alerter.alert(alerts.tokens_rejected(detail="HTTP 401", at=clock.now))
+        alerter.alert(alerts.tokens_rejected(detail="HTTP 401", at=clock.now()))
         await alerter.flush()
-    clock.now += alerting.WINDOW
+    clock.advance(alerting.WINDOW)
     assert await alerter.flush() == 1
     digest = smtp.mailbox.messages[1]
     assert digest["Subject"] == \

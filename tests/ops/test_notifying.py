@@ -14,6 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from daemon.ops import notifying
+from tests.clocks import FakeClock
 
 
 class Listener:
@@ -43,14 +44,6 @@ def listener() -> Iterator[tuple[Listener, str]]:
     finally:
         bound.sock.close()
         shutil.rmtree(directory, ignore_errors=True)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.mark.anyio
@@ -201,9 +194,9 @@ def test_watchdog_pings_only_while_every_component_is_fresh(
     invoices = watchdog.pulse("reconcile.invoice")
     assert watchdog.beat_every == 0.5
     assert watchdog.tick()
-    clock.now += 1.0  # exactly at the freshness edge: still fresh
+    clock.advance(1.0)  # exactly at the freshness edge: still fresh
     assert watchdog.tick()
-    clock.now += 0.5
+    clock.advance(0.5)
     customers.beat()
     with capture_logs() as logs:
         assert not watchdog.tick()  # invoices is 1.5 s old: wedged
@@ -214,9 +207,9 @@ def test_watchdog_pings_only_while_every_component_is_fresh(
     invoices.beat()
     assert watchdog.tick()
     watchdog.release(invoices)
-    clock.now += 0.9
+    clock.advance(0.9)
     customers.beat()
-    clock.now += 0.9
+    clock.advance(0.9)
     assert watchdog.tick()  # the released component no longer counts
     assert bound.messages() == ["WATCHDOG=1"] * 4
     with pytest.raises(ValueError, match="already registered"):
@@ -229,25 +222,22 @@ async def test_watchdog_loop_stops_pinging_when_beats_stop(
 ) -> None:
     bound, path = listener
     clock = FakeClock()
-    slept: list[float] = []
     watchdog = notifying.Watchdog(
         notifying.Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000"}),
         interval=notifying.watchdog_interval({"WATCHDOG_USEC": "2000000"}), clock=clock,
     )
     reconciler = watchdog.pulse("reconciler")
-
-    async def fake_sleep(seconds: float) -> None:
-        slept.append(seconds)
-        clock.now += seconds
-        if len(slept) <= 3:
-            reconciler.beat()  # progress during the first three intervals, then wedged
-        if len(slept) == 8:
-            raise anyio.get_cancelled_exc_class()
-
-    with pytest.raises(anyio.get_cancelled_exc_class()):
-        with capture_logs():
-            await watchdog.run(sleep=fake_sleep)
-    assert slept == [1.0] * 8
+    with capture_logs():
+        async with anyio.create_task_group() as group:
+            group.start_soon(watchdog.run)
+            for second in range(1, 8):
+                await clock.settled()  # the tick at second - 1 went out; the loop sleeps
+                clock.advance(1.0)
+                if second <= 3:
+                    reconciler.beat()  # progress during the first three intervals, then wedged
+            await clock.settled()
+            group.cancel_scope.cancel()
+    assert clock.sleeps == [1.0] * 8
     # ticks at t=0..3 see a fresh beat; t=4 sees a beat 1 s old (fresh, at the edge); from
     # t=5 on the last beat is older than the interval and the pings stop
     assert bound.messages() == ["WATCHDOG=1"] * 5
@@ -255,7 +245,7 @@ async def test_watchdog_loop_stops_pinging_when_beats_stop(
 
 @pytest.mark.anyio
 async def test_watchdog_without_systemd_returns_at_once() -> None:
-    watchdog = notifying.Watchdog(notifying.Notifier({}), interval=None)
+    watchdog = notifying.Watchdog(notifying.Notifier({}), interval=None, clock=FakeClock())
     watchdog.pulse("x").beat()
     with anyio.fail_after(1):
         await watchdog.run()
@@ -263,22 +253,25 @@ async def test_watchdog_without_systemd_returns_at_once() -> None:
 
 
 @pytest.mark.anyio
-async def test_watchdog_pings_in_real_time(listener: tuple[Listener, str]) -> None:
+async def test_watchdog_loop_pings_while_a_worker_beats_and_stops_when_it_wedges(
+        listener: tuple[Listener, str]) -> None:
     bound, path = listener
-    watchdog = notifying.Watchdog(notifying.Notifier({"NOTIFY_SOCKET": path}), interval=0.02)
+    clock = FakeClock()
+    watchdog = notifying.Watchdog(notifying.Notifier({"NOTIFY_SOCKET": path}), interval=2.0,
+                                  clock=clock)
     pulse = watchdog.pulse("worker")
 
     async def working() -> None:
-        for _ in range(10):
+        for _ in range(10):  # beats at t = 0, 1, ..., 9
             pulse.beat()
-            await anyio.sleep(0.01)
+            await clock.sleep(1.0)
 
     with capture_logs():
         async with anyio.create_task_group() as group:
             group.start_soon(watchdog.run)
-            await working()
-            await anyio.sleep(0.2)  # wedged: no beats for ten intervals
+            group.start_soon(working)
+            await clock.run(30.0)  # wedged from t = 9 on: no beats for ten intervals
             group.cancel_scope.cancel()
-    pings = bound.messages()
-    assert 3 <= len(pings) <= 9, pings
-    assert set(pings) == {"WATCHDOG=1"}
+    # ticks every 2 s: t = 0 .. 10 see a beat at most 2 s old (t = 10: the one at 9); from
+    # t = 12 on the last beat is 3 s old or more and the pings stop
+    assert bound.messages() == ["WATCHDOG=1"] * 6

@@ -16,6 +16,7 @@ from daemon.core import mapping as mp
 from daemon.core.backoff import Policy
 from daemon.core.secrets import Secret
 from daemon.economic.client import EconomicClient
+from daemon.ops import clocking
 from daemon.reconcile.running import Reconciler
 from daemon.sandbox.economic import EconomicSandbox, RateLimit
 from daemon.store.eventlog import EventLog
@@ -35,6 +36,7 @@ async def sandbox() -> AsyncIterator[EconomicSandbox]:
 
 
 def make_client(sb: EconomicSandbox, **kw: Any) -> EconomicClient:
+    kw.setdefault("clock", clocking.SystemClock())
     return EconomicClient(rest_url=sb.rest_url, apis_url=sb.apis_url,
                           app_secret_token=Secret(sb.app_secret_token),
                           agreement_grant_token=Secret(sb.agreement_grant_token), **kw)

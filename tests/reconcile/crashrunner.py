@@ -16,6 +16,7 @@ from daemon.core import mapping as mp
 from daemon.core.backoff import Policy
 from daemon.core.secrets import Secret
 from daemon.economic.client import EconomicClient
+from daemon.ops import clocking
 from daemon.reconcile.running import Reconciler
 from daemon.store.eventlog import EventLog
 
@@ -28,7 +29,7 @@ async def main(db: str) -> int:
                                   apis_url=env["SANDBOX_APIS_URL"],
                                   app_secret_token=Secret(env["SANDBOX_APP_TOKEN"]),
                                   agreement_grant_token=Secret(env["SANDBOX_GRANT_TOKEN"]),
-                                  timeout_s=5.0) as client:
+                                  clock=clocking.SystemClock(), timeout_s=5.0) as client:
             rec = Reconciler(log=log, client=client, options=mp.Options(),
                              policy=Policy(base_s=0.01, cap_s=0.2, max_attempts=50))
             with anyio.move_on_after(60.0):
