@@ -88,7 +88,7 @@ async def _sweeps(tmp: Path) -> dict[str, float]:
         try:
             await _record(log, [_customer(n) for n in range(1, 10_001)])
             _seed_in_sync(sb, range(1, 10_001))
-            rec = Reconciler(log=log, client=client, options=OPTIONS)
+            rec = Reconciler(log=log, client=client, options=OPTIONS, clock=client.limiter.clock)
             await rec.full_sweep()
             await _drain(rec)
             insync_calls, insync_writes = _customer_calls(sb)
@@ -115,7 +115,7 @@ async def _invoices(tmp: Path) -> dict[str, float]:
                                          name=f"Projekt {n}", customer_number=str(n))
                       for n in range(1, 51)]
             await _record(log, facts)
-            rec = Reconciler(log=log, client=client, options=OPTIONS)
+            rec = Reconciler(log=log, client=client, options=OPTIONS, clock=client.limiter.clock)
             await rec.full_sweep()
             await _drain(rec)
             sb.served.clear()
@@ -145,7 +145,8 @@ async def _backfill(tmp: Path) -> dict[str, float]:
         log = await EventLog.open(tmp / "backfill.db")
         try:
             await _record(log, [_customer(n) for n in range(1, 10_001)])
-            rec = Reconciler(log=log, client=client, options=OPTIONS, max_in_flight=8)
+            rec = Reconciler(log=log, client=client, options=OPTIONS, clock=client.limiter.clock,
+                             max_in_flight=8)
             start = time.perf_counter()
             with anyio.fail_after(600):
                 async with anyio.create_task_group() as tg:

@@ -20,9 +20,8 @@ import msgspec
 
 from daemon import app
 from daemon import settings as config
-from daemon.core import clocks
+from daemon.core import clocks, plans, reports
 from daemon.core import events as ev
-from daemon.core import plans, reports
 from daemon.ops import asking, clocking, preflight, rendering
 from daemon.ops import logging as logsetup
 from daemon.reconcile import planning

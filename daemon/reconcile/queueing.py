@@ -16,16 +16,22 @@ Invariants:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import anyio
+
+from daemon import waiting
+from daemon.core import clocks
 
 Item = tuple[str, str]
 
 
 class WorkQueue:
-    def __init__(self, *, now: Callable[[], float]) -> None:
-        self._now = now
+    """Due times are the clock's monotonic time; :meth:`wait` waits on the same clock."""
+
+    def __init__(self, *, clock: clocks.Clock) -> None:
+        self._clock = clock
+        self._now = clock.monotonic
         self._due: defaultdict[str, dict[str, float]] = defaultdict(dict)  # by kind
         self._backoff: set[Item] = set()
         self._hints: dict[Item, object] = {}
@@ -117,8 +123,6 @@ class WorkQueue:
         self._wakeup.set()
 
     async def wait(self, seconds: float) -> None:
-        """Return when something was added, or after ``seconds``."""
-        with anyio.move_on_after(max(0.0, seconds)):
-            await self._wakeup.wait()
-        if self._wakeup.is_set():
+        """Return when something was added, or after ``seconds`` of the clock."""
+        if await waiting.wait_for(self._wakeup, seconds=seconds, clock=self._clock):
             self._wakeup = anyio.Event()

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import functools
 import random
-import time
 import uuid
 from collections.abc import Callable, Sequence
 
 import anyio
 
-from daemon.core import backoff, plans
+from daemon.core import backoff, clocks, plans
 from daemon.core import events as ev
 from daemon.economic import errors
 from daemon.reconcile import observers, reasons
@@ -33,14 +32,14 @@ class Recorder:
     """Records intents and outcomes of one log, and tells the queue what they mean."""
 
     def __init__(self, *, log: EventLog, queue: WorkQueue, observer: observers.Observer,
-                 policy: backoff.Policy | None = None, rng: random.Random | None = None,
-                 wall: Callable[[], float] = time.time) -> None:
+                 clock: clocks.Clock, policy: backoff.Policy | None = None,
+                 rng: random.Random | None = None) -> None:
         self.log = log
         self.queue = queue
         self.observer = observer
         self.policy = policy or backoff.Policy()
         self.rng = rng or random.Random()
-        self.wall = wall
+        self.clock = clock
 
     # --- intents ------------------------------------------------------------------------
     def open_intent(self, kind: str, key: str, action: str) -> str | None:
@@ -104,7 +103,7 @@ class Recorder:
                              err.retry_after)
         await self.log.append(
             ev.Failed(kind=kind, key=key, action=action, error=str(err), retryable=True,
-                      attempt=attempt, retry_at=self.wall() + wait),
+                      attempt=attempt, retry_at=self.clock.now() + wait),
             idempotency_key=f"failed:{kind}:{key}:{uuid.uuid4().hex}")
         self.queue.defer(kind, key, wait)
 

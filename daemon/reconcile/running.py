@@ -11,22 +11,31 @@ state the log does not have, except the queue itself, which a restart rebuilds f
 
 Use::
 
-    rec = Reconciler(log=log, client=client, options=opts, reconcile_interval=600.0,
-                     full_reconcile_interval=21600.0, observer=obs, beat=pulse.beat)
+    rec = Reconciler(log=log, client=client, options=opts, clock=clock,
+                     reconcile_interval=600.0, full_reconcile_interval=21600.0, observer=obs,
+                     beat=pulse.beat)
     async with anyio.create_task_group() as tg:
         await tg.start(rec.run)
+
+Time is the injected clock's: wall time for what is recorded and shown, monotonic time for due
+times and intervals, and every wait is a wait on it. Whether the reconciler is idle or busy is
+an event, never a poll: :meth:`Reconciler.until_settled` returns once nothing can happen any
+more without time passing (no pass or sweep in flight, nothing due now), which is what a fake
+clock waits for before it moves time on; :meth:`Reconciler.until_idle` once nothing is queued
+at all; :meth:`Reconciler.stop` wakes when the pass in flight ends.
 """
 
 from __future__ import annotations
 
 import random
-import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Final
 
 import anyio
 import anyio.abc
 
+from daemon import waiting
 from daemon.core import backoff, clocks, plans, reports
 from daemon.core import events as ev
 from daemon.core import mapping as mp
@@ -46,7 +55,7 @@ from daemon.reconcile import (
     sweeping,
 )
 from daemon.reconcile.queueing import WorkQueue
-from daemon.store import clocking, consuming
+from daemon.store import consuming
 from daemon.store.eventlog import Committed, EventLog
 
 OVERLAP_S: Final = 120.0
@@ -60,17 +69,19 @@ BATCH: Final = 2000  # keys of one kind per pass, unless ``batch`` says otherwis
 
 class Reconciler:
     def __init__(self, *, log: EventLog, client: EconomicClient, options: mp.Options,
-                 reconcile_interval: float = 600.0, full_reconcile_interval: float = 21600.0,
+                 clock: clocks.Clock, reconcile_interval: float = 600.0,
+                 full_reconcile_interval: float = 21600.0,
                  observer: observers.Observer | None = None, policy: backoff.Policy | None = None,
                  max_in_flight: int = 8, batch: dict[str, int] | None = None,
                  rng: random.Random | None = None, beat: Callable[[], None] | None = None,
-                 idle_beat_s: float = 5.0, wall: Callable[[], float] = time.time) -> None:
-        self.queue = WorkQueue(now=time.monotonic)  # asyncio's loop clock is monotonic too
+                 idle_beat_s: float = 5.0) -> None:
+        self.clock = clock
+        self.queue = WorkQueue(clock=clock)
         safe = observers.SafeObserver(observer or observers.NullObserver())
         self.controls = controls.Controls(
             log=log, client=client, options=options, queue=self.queue,
             outcomes=recording.Recorder(log=log, queue=self.queue, observer=safe,
-                                        policy=policy, rng=rng, wall=wall),
+                                        policy=policy, rng=rng, clock=clock),
             observer=safe, max_in_flight=max_in_flight)
         self.controllers: dict[str, controls.Controller] = {
             spec.kind: self._controller(spec) for spec in kinds.SPECS}
@@ -80,11 +91,15 @@ class Reconciler:
         self.beat = beat or (lambda: None)
         # how long an idle worker may wait between beats (the watchdog's beat_every)
         self.idle_beat_s = idle_beat_s
-        self.wall = wall
         self.last_full_at: float | None = None
         self.last_incremental_at: float | None = None
         self.last_error: str | None = None
-        self.busy = False
+        self.busy = False  # a pass is in flight
+        self._sweeping = 0  # sweeps in flight (or waiting for their turn)
+        self._pass_over = anyio.Event()  # set while no pass is in flight
+        self._pass_over.set()
+        self._settled = anyio.Event()  # set while nothing can happen before time passes
+        self._idle = anyio.Event()  # set while nothing is queued or in flight
         self._retried: list[tuple[str, str]] = []
         self._changed: list[tuple[str, str]] = []
         # A sweep's reads must not race a pass's writes (a stale read would queue a write
@@ -94,7 +109,8 @@ class Reconciler:
         self._full_now = anyio.Event()
         # from the head: what came before is in the projections, which run() queues from
         self.intake = consuming.Consumer(name="reconcile", log=log, handle=self._on_events,
-                                         clock=clocking.SystemClock())
+                                         clock=clock, on_moved=self._recheck)
+        self._recheck()
 
     def _controller(self, spec: kinds.AnySpec) -> controls.Controller:
         """The controller of ``spec``'s kind: the record controller for a record kind, the
@@ -144,13 +160,14 @@ class Reconciler:
                     q.release(kind, key)
                 case _:
                     pass
+        self._recheck()
 
     async def _unpark(self, items: list[tuple[str, str]], by: str) -> None:
         """Un-park the parked ones among ``items`` (one transaction); the intake queues them
         and takes what waited on them along."""
         states = self.controls.log.tables
         events = [(ev.Unparked(kind=kind, key=key, by=by),
-                   f"unparked:{kind}:{key}:{time.time_ns()}", None)
+                   f"unparked:{kind}:{key}:{uuid.uuid4().hex}", None)
                   for kind, key in dict.fromkeys(items) if states.state(kind, key).parked]
         if events:
             await self.controls.log.append_many(events)
@@ -167,17 +184,18 @@ class Reconciler:
                 if st.parked and st.last_error == marker:
                     await self.controls.log.append(
                         ev.Unparked(kind=st.kind, key=st.key, by=f"{kind} {key} retried"),
-                        idempotency_key=f"unparked:{st.kind}:{st.key}:{time.time_ns()}")
+                        idempotency_key=f"unparked:{st.kind}:{st.key}:{uuid.uuid4().hex}")
 
     # --- operator -------------------------------------------------------------------------
     async def retry(self, kind: str, key: str, *, by: str = "operator") -> None:
         """Un-park ``kind:key`` and reconcile it now (and what waited on it)."""
         await self.controls.log.append(ev.RetryRequested(kind=kind, key=key, by=by),
-                                  idempotency_key=f"retry:{kind}:{key}:{time.time_ns()}")
+                                  idempotency_key=f"retry:{kind}:{key}:{uuid.uuid4().hex}")
 
     def resync(self, kind: str, key: str) -> None:
         """Reconcile ``kind:key`` now (after ingest re-fetched it from Moment)."""
         self.queue.add(kind, key, force=True)
+        self._recheck()
 
     async def reconcile_now(self) -> int:
         """A full sweep now; returns how many keys it queued. When e-conomic fails the sweep
@@ -219,15 +237,24 @@ class Reconciler:
         return await self._sweep(None)
 
     async def incremental_sweep(self) -> int:
-        return await self._sweep((self.last_incremental_at or self.wall()) - OVERLAP_S)
+        return await self._sweep((self.last_incremental_at or self.clock.now()) - OVERLAP_S)
 
     async def _sweep(self, since: float | None) -> int:
         """One sweep. A kind e-conomic refuses to list for good (no project module) is noted
         in ``last_error`` and its keys are queued unread, so its controller parks them with
         the reason; the sweep still counts as done. A retryable failure raises after the
         other kinds were swept, and the schedule tries again soon."""
+        self._sweeping += 1
+        self._recheck()
+        try:
+            return await self._sweep_in_turn(since)
+        finally:
+            self._sweeping -= 1
+            self._recheck()
+
+    async def _sweep_in_turn(self, since: float | None) -> int:
         async with self._turn:
-            started = self.wall()
+            started = self.clock.now()
             queued = 0
             retry: errors.EconomicError | None = None
             refused: errors.EconomicError | None = None
@@ -290,37 +317,39 @@ class Reconciler:
 
     async def _work(self) -> None:
         # the first full sweep reads what a backfill would otherwise read key by key
-        with anyio.move_on_after(30.0):
-            while not self._first_sweep.is_set():
-                self.beat()  # waiting for the first sweep is idle waiting, not a wedge
-                with anyio.move_on_after(self.idle_beat_s):
-                    await self._first_sweep.wait()
+        first_sweep_by = self.clock.monotonic() + 30.0
+        while not self._first_sweep.is_set():
+            left = first_sweep_by - self.clock.monotonic()
+            if left <= 0:
+                break
+            self.beat()  # waiting for the first sweep is idle waiting, not a wedge
+            await waiting.wait_for(self._first_sweep, seconds=min(self.idle_beat_s, left),
+                                   clock=self.clock)
         while True:
             if hooks.wedged():
                 await anyio.sleep_forever()  # test hook: the watchdog must notice
             self.beat()
             if self.controls.stopping:
                 await anyio.sleep_forever()  # stopped: the task group is about to cancel us
-            self.busy = True
+            self._pass_started()
             try:
                 did = await self.step()
             finally:
-                self.busy = False
+                self._pass_ended()
             if did:
                 continue
             nxt = self.queue.next_due()
             idle = self.idle_beat_s
-            wait = idle if nxt is None else min(idle, max(0.0, nxt - time.monotonic()))
+            wait = idle if nxt is None else min(idle, max(0.0, nxt - self.clock.monotonic()))
             await self.queue.wait(wait)
 
     async def _schedule(self) -> None:
         next_full = 0.0
         next_incr = self.reconcile_interval
-        clock = time.monotonic
-        start = clock()
+        start = self.clock.monotonic()
         retry_s = min(30.0, self.reconcile_interval)
         while True:
-            now = clock() - start
+            now = self.clock.monotonic() - start
             full = self._full_now.is_set() or now >= next_full
             try:
                 if full:
@@ -335,13 +364,14 @@ class Reconciler:
                 next_incr = now + retry_s
                 if full:
                     next_full = now + retry_s
-            now = clock() - start
-            with anyio.move_on_after(max(0.0, min(next_full, next_incr) - now)):
-                await self._full_now.wait()
+            now = self.clock.monotonic() - start
+            await waiting.wait_for(self._full_now, seconds=min(next_full, next_incr) - now,
+                                   clock=self.clock)
 
     def request_full(self) -> None:
         """Ask the schedule for a full sweep now (``POST /reconcile``)."""
         self._full_now.set()
+        self._recheck()
 
     async def stop(self, *, grace: float = 10.0) -> bool:
         """Shutdown, step one: start no new write, and wait up to ``grace`` seconds for the
@@ -349,19 +379,49 @@ class Reconciler:
         pass ended in time; then cancel the task group. Whatever is left unfinished is
         found again from the log on the next start (open intents are looked up first)."""
         self.controls.stopping = True
-        with anyio.move_on_after(grace):
-            while self.busy:  # noqa: ASYNC110 - the pass ends when its last call returns
-                await anyio.sleep(0.02)
-        return not self.busy
+        return await waiting.wait_for(self._pass_over, seconds=grace, clock=self.clock)
 
-    # --- for tests and the demo -----------------------------------------------------------
+    # --- idle and busy, as events ---------------------------------------------------------
+    def _pass_started(self) -> None:
+        self.busy = True
+        self._pass_over = anyio.Event()
+        self._recheck()
+
+    def _pass_ended(self) -> None:
+        self.busy = False
+        self._pass_over.set()
+        self._recheck()
+
+    def settled(self) -> bool:
+        """Nothing can happen any more before time passes: no pass or sweep in flight or asked
+        for, no key due now, no un-park pending."""
+        nxt = self.queue.next_due()
+        return (not self.busy and not self._sweeping and not self._full_now.is_set()
+                and not self._retried and not self._changed and self.intake.lag == 0
+                and (nxt is None or nxt > self.clock.monotonic()))
+
     def idle(self) -> bool:
-        return (not self.busy and self.queue.empty() and not self._retried
-                and not self._changed and self.intake.lag == 0)
+        """Nothing queued (due or backing off), and nothing in flight."""
+        return self.settled() and self.queue.empty()
 
-    async def until_idle(self, *, settle: float = 0.05) -> None:
-        """Return once nothing is queued, waiting or in flight (twice in a row)."""
-        calm = 0
-        while calm < 2:
-            calm = calm + 1 if self.idle() else 0
-            await anyio.sleep(settle)
+    def _recheck(self) -> None:
+        """Set or clear the settled and idle events after anything that may change them."""
+        for event, holds, name in ((self._settled, self.settled(), "_settled"),
+                                   (self._idle, self.idle(), "_idle")):
+            if holds:
+                event.set()
+            elif event.is_set():
+                setattr(self, name, anyio.Event())
+
+    async def until_settled(self) -> None:
+        """Return once :meth:`settled` holds (at once when it does)."""
+        while not self.settled():
+            await self._settled.wait()
+            self._recheck()
+
+    async def until_idle(self) -> None:
+        """Return once :meth:`idle` holds: nothing queued, waiting to be retried or in
+        flight (the clock must run for keys backing off to come due)."""
+        while not self.idle():
+            await self._idle.wait()
+            self._recheck()

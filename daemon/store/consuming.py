@@ -46,7 +46,8 @@ class Consumer:
 
     def __init__(self, *, name: str, log: eventlog.EventLog, handle: Handler,
                  clock: clocks.Clock, position: int | None = None, batch: int = 1000,
-                 restarts: backoff.Policy = RESTARTS) -> None:
+                 restarts: backoff.Policy = RESTARTS,
+                 on_moved: Callable[[], None] | None = None) -> None:
         self.name = name
         self.log = log
         #: Every event with ``seq <=`` this has been handed to the handler, which returned.
@@ -59,6 +60,7 @@ class Consumer:
         self._restarts = restarts
         self._pulling = anyio.Lock()
         self._moved = anyio.Event()
+        self._on_moved = on_moved or (lambda: None)  # told each time the position moves
 
     @property
     def lag(self) -> int:
@@ -87,6 +89,7 @@ class Consumer:
                 self.position = batch[-1].seq
                 self._moved.set()
                 self._moved = anyio.Event()
+                self._on_moved()
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
                   ) -> None:

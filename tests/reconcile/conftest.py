@@ -1,6 +1,8 @@
 """Fixtures for reconcile tests: an e-conomic sandbox on loopback (rate limit off unless a test
-sets one), an in-memory event log, a client on the real clock, and helpers that record Moment
-facts the way ingest does (a fact event, its PDF in the blob store)."""
+sets one), an in-memory event log, a client and a reconciler on one fake clock (virtual time
+that moves only while a test lets it, see ``tests/clocks.py``), helpers that let virtual time
+pass until the reconciler is idle, and helpers that record Moment facts the way ingest does (a
+fact event, its PDF in the blob store)."""
 
 from __future__ import annotations
 
@@ -11,15 +13,16 @@ from typing import Any
 import anyio
 import pytest
 
+from daemon.core import clocks
 from daemon.core import events as ev
 from daemon.core import mapping as mp
 from daemon.core.backoff import Policy
 from daemon.core.secrets import Secret
 from daemon.economic.client import EconomicClient
-from daemon.ops import clocking
 from daemon.reconcile.running import Reconciler
 from daemon.sandbox.economic import EconomicSandbox, RateLimit
 from daemon.store.eventlog import EventLog
+from tests.clocks import FakeClock
 
 OPTIONS = mp.Options(vat_zones={"DK": 1, "EU": 2, "ABROAD": 3})
 FAST = Policy(base_s=0.01, cap_s=0.2, max_attempts=30)
@@ -35,16 +38,21 @@ async def sandbox() -> AsyncIterator[EconomicSandbox]:
         yield sb
 
 
-def make_client(sb: EconomicSandbox, **kw: Any) -> EconomicClient:
-    kw.setdefault("clock", clocking.SystemClock())
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def make_client(sb: EconomicSandbox, clock: clocks.Clock, **kw: Any) -> EconomicClient:
     return EconomicClient(rest_url=sb.rest_url, apis_url=sb.apis_url,
                           app_secret_token=Secret(sb.app_secret_token),
-                          agreement_grant_token=Secret(sb.agreement_grant_token), **kw)
+                          agreement_grant_token=Secret(sb.agreement_grant_token), clock=clock,
+                          **kw)
 
 
 @pytest.fixture
-async def client(sandbox: EconomicSandbox) -> AsyncIterator[EconomicClient]:
-    async with make_client(sandbox, timeout_s=5.0) as c:
+async def client(sandbox: EconomicSandbox, clock: FakeClock) -> AsyncIterator[EconomicClient]:
+    async with make_client(sandbox, clock, timeout_s=5.0) as c:
         yield c
 
 
@@ -58,6 +66,8 @@ async def log() -> AsyncIterator[EventLog]:
 
 
 def reconciler(log: EventLog, client: EconomicClient, **kw: Any) -> Reconciler:
+    """A reconciler on the client's clock (unless ``clock`` is given)."""
+    kw.setdefault("clock", client.limiter.clock)
     kw.setdefault("policy", FAST)
     kw.setdefault("rng", random.Random(7))
     return Reconciler(log=log, client=client, options=kw.pop("options", OPTIONS), **kw)
@@ -110,8 +120,22 @@ async def record_invoices(log: EventLog, invoices: Sequence[tuple[int, int, int 
     await record(log, facts)
 
 
-async def until(predicate: Callable[[], bool], seconds: float = 10.0) -> None:
-    """Poll ``predicate`` (state several tasks change) until true, or fail after ``seconds``."""
-    with anyio.fail_after(seconds):
-        while not predicate():  # noqa: ASYNC110 - no single event marks these states
-            await anyio.sleep(0.02)
+async def until(rec: Reconciler, done: Callable[[], bool], *, within: float = 3600.0
+                ) -> float:
+    """Let virtual time pass, deadline by deadline, the reconciler settling after each, until
+    ``done()`` holds; returns the clock's monotonic time then. (The real-time bound only keeps
+    a broken test from hanging; it measures nothing.)"""
+    clock = rec.clock
+    assert isinstance(clock, FakeClock)
+    with anyio.fail_after(60):
+        return await clock.run_until(done, settle=rec.until_settled, within=within)
+
+
+async def settle(rec: Reconciler) -> float:
+    """:func:`until` the reconciler is idle: nothing queued, backing off or in flight. On the
+    system clock (a test whose faults the sandbox times in real time), the idle event."""
+    if isinstance(rec.clock, FakeClock):
+        return await until(rec, rec.idle)
+    with anyio.fail_after(100):
+        await rec.until_idle()
+    return rec.clock.monotonic()

@@ -24,13 +24,15 @@ from daemon.store.eventlog import EventLog
 async def main(db: str) -> int:
     env = os.environ
     log = await EventLog.open(db)
+    clock = clocking.SystemClock()  # a daemon of its own, killed at a step: real time
     try:
         async with EconomicClient(rest_url=env["SANDBOX_REST_URL"],
                                   apis_url=env["SANDBOX_APIS_URL"],
                                   app_secret_token=Secret(env["SANDBOX_APP_TOKEN"]),
                                   agreement_grant_token=Secret(env["SANDBOX_GRANT_TOKEN"]),
-                                  clock=clocking.SystemClock(), timeout_s=5.0) as client:
+                                  clock=clock, timeout_s=5.0) as client:
             rec = Reconciler(log=log, client=client, options=mp.Options(),
+                             clock=clock,
                              policy=Policy(base_s=0.01, cap_s=0.2, max_attempts=50))
             with anyio.move_on_after(60.0):
                 async with anyio.create_task_group() as tg:

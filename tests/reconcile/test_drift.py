@@ -10,9 +10,9 @@ import pytest
 from daemon.core import events as ev
 from daemon.economic.client import EconomicClient
 from daemon.reconcile import planning
-from daemon.reconcile.running import Reconciler
 from daemon.sandbox.economic import EconomicSandbox
 from daemon.store.eventlog import EventLog
+from tests.clocks import T0, FakeClock
 from tests.reconcile.conftest import (
     customer,
     invoice,
@@ -20,6 +20,7 @@ from tests.reconcile.conftest import (
     reconciler,
     record,
     record_invoices,
+    settle,
     until,
 )
 
@@ -40,12 +41,6 @@ class Observer:
 
     def drift_repaired(self, kind: str, key: str, fields: list[str]) -> None:
         self.drift.append((kind, key, fields))
-
-
-async def settle(rec: Reconciler, seconds: float = 20.0) -> None:
-    with anyio.fail_after(seconds):
-        await anyio.sleep(0.05)
-        await rec.until_idle()
 
 
 async def test_drift_is_repaired_and_the_stray_reported(
@@ -71,7 +66,6 @@ async def test_drift_is_repaired_and_the_stray_reported(
         assert [s.number for s in report.strays] == [903]
         sandbox.served.clear()
         rec.request_full()
-        await anyio.sleep(0.1)
         await settle(rec)
         tg.cancel_scope.cancel()
     assert a.customers[1]["name"] == "Kunde 1 ApS"
@@ -96,13 +90,16 @@ async def test_drift_is_repaired_and_the_stray_reported(
 async def test_incremental_sweep_sees_an_edit(
         sandbox: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
     await record(log, [customer(n) for n in range(1, 4)])
-    rec = reconciler(log, client, reconcile_interval=0.3)
+    rec = reconciler(log, client, reconcile_interval=0.25)
     async with anyio.create_task_group() as tg:
         await tg.start(rec.run)
-        await settle(rec)
+        assert await settle(rec) == 0.0
         sandbox.served.clear()
         sandbox.agreement.edit_customer(2, {"city": "Odense"})
-        await until(lambda: sandbox.agreement.customers[2].get("city") == "Aarhus")
+        # put back by the first incremental sweep, one interval after the full one
+        assert await until(
+            rec, lambda: sandbox.agreement.customers[2].get("city") == "Aarhus") == 0.25
+        assert rec.last_incremental_at == rec.clock.now() and rec.last_full_at == T0
         await settle(rec)
         tg.cancel_scope.cancel()
     served = list(sandbox.served)
@@ -130,7 +127,9 @@ async def test_invoice_waits_for_its_customer_then_goes_through(
         await settle(rec)
         assert not sandbox.agreement.projects
         await record(log, [customer(7)])
-        await until(lambda: rec.status().entities["invoice"].in_sync == 1)
+        # the customer, then what waited on it, then the invoice: no time passes
+        assert await until(
+            rec, lambda: rec.status().entities["invoice"].in_sync == 1) == 0.0
         tg.cancel_scope.cancel()
     a = sandbox.agreement
     assert list(a.customers) == [7] and list(a.projects) == [8]
@@ -159,7 +158,7 @@ async def test_parked_dependency_parks_the_invoice_and_both_go_through_once_fixe
         assert rec.status().entities["invoice"].parked == 1
         sandbox.agreement.project_module = True
         await rec.retry("project", "2")
-        await until(lambda: rec.status().entities["invoice"].in_sync == 1)
+        await until(rec, lambda: rec.status().entities["invoice"].in_sync == 1)
         tg.cancel_scope.cancel()
     assert not log.tables.state("invoice", "5").parked
     assert list(sandbox.agreement.projects) == [2]
@@ -211,8 +210,8 @@ async def test_a_booked_invoice_that_changed_in_moment_is_reported_never_edited(
         changed = invoice(21, 1, None, sha=log.tables.invoices()["21"].fact.pdf_sha256,
                           total_including_vat="999.00")
         await record(log, [changed])
-        await until(lambda: any("credit note" in w
-                                for w in log.tables.state("invoice", "21").warnings))
+        await until(rec, lambda: any("credit note" in w
+                                     for w in log.tables.state("invoice", "21").warnings))
         await settle(rec)
         tg.cancel_scope.cancel()
     assert [s for s in sandbox.served if s.method != "GET"] == []
@@ -227,21 +226,24 @@ async def test_a_parked_item_fixed_in_moment_goes_through_and_a_full_reconcile_r
         sandbox: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
     sandbox.agreement.project_module = False
     await record(log, [customer(1, vat_code="MARS"), customer(2), project(3, 2)])
-    rec = reconciler(log, client, reconcile_interval=0.2)
+    rec = reconciler(log, client, reconcile_interval=0.25)
+    clock = rec.clock
+    assert isinstance(clock, FakeClock)
     async with anyio.create_task_group() as tg:
         await tg.start(rec.run)
         await settle(rec)
         assert log.tables.state("customer", "1").parked
         assert log.tables.state("project", "3").parked
         before = len(sandbox.requests(path_contains="/Projects"))
-        await anyio.sleep(1.0)  # five sweep intervals: a refused listing is not hammered
-        assert len(sandbox.requests(path_contains="/Projects")) - before <= 6
+        await clock.run(1.0, settle=rec.until_settled)  # four sweep intervals
+        # a refused listing is not hammered: one listing per sweep
+        assert len(sandbox.requests(path_contains="/Projects")) - before == 4
         await record(log, [customer(1, vat_code="EU")])  # fixed in Moment
-        await until(lambda: 1 in sandbox.agreement.customers)
+        await until(rec, lambda: 1 in sandbox.agreement.customers)
         assert sandbox.agreement.customers[1]["vatZone"]["vatZoneNumber"] == 2
         sandbox.agreement.project_module = True  # fixed in e-conomic
         assert await rec.reconcile_now() >= 1
-        await until(lambda: 3 in sandbox.agreement.projects)
+        await until(rec, lambda: 3 in sandbox.agreement.projects)
         tg.cancel_scope.cancel()
     assert not log.tables.state("project", "3").parked
     unparked = [r.event for r in await log.read_entity("project", "3") if r.type == "unparked"]

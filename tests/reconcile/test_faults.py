@@ -10,9 +10,11 @@ import anyio
 import pytest
 
 from daemon.core.backoff import Policy
+from daemon.ops import clocking
 from daemon.reconcile.running import Reconciler
 from daemon.sandbox.economic import EconomicSandbox, Faults, RateLimit
 from daemon.store.eventlog import EventLog
+from tests.clocks import FakeClock
 from tests.reconcile.conftest import (
     customer,
     make_client,
@@ -21,6 +23,7 @@ from tests.reconcile.conftest import (
     reconciler,
     record,
     record_invoices,
+    settle,
     until,
 )
 from tests.reconcile.test_backfill import converge
@@ -37,10 +40,13 @@ async def test_faults_lose_nothing_and_duplicate_nothing(log: EventLog) -> None:
         await record_invoices(log, [(2000 + n, n % 10 + 1, n % 10 + 1) for n in range(100)])
         # one call at a time, so a request the sandbox sees was sent after every answer before
         # it reached the client: the Retry-After check below is then exact
-        async with make_client(sb, timeout_s=5.0, max_in_flight=1) as client:
+        # on the system clock: the Retry-After pauses are checked against the times the
+        # sandbox stamps its requests with, which are real
+        async with make_client(sb, clocking.SystemClock(), timeout_s=5.0,
+                               max_in_flight=1) as client:
             rec = reconciler(log, client, policy=Policy(base_s=0.01, cap_s=0.1,
                                                         max_attempts=1000))
-            await converge(rec, seconds=100.0)
+            await converge(rec)
         a = sb.agreement
         faults.probability = 0.0
         served = list(sb.served)
@@ -68,18 +74,17 @@ async def test_faults_lose_nothing_and_duplicate_nothing(log: EventLog) -> None:
 
 async def test_a_dropped_bulk_answer_is_looked_up_not_sent_again(log: EventLog) -> None:
     async with EconomicSandbox.running(rate_limit=RateLimit(enabled=False)) as sb:
-        async with make_client(sb, timeout_s=5.0) as client:
+        async with make_client(sb, FakeClock(), timeout_s=5.0) as client:
             await record(log, [customer(1), project(1, 1)])
             rec = reconciler(log, client)
             async with anyio.create_task_group() as tg:
                 await tg.start(rec.run)
-                await until(rec.idle)
-                await rec.until_idle()
+                await settle(rec)
                 sb.served.clear()
                 sb.inject("drop")  # the bulk call is the next request: committed, answer lost
                 await record_invoices(log, [(31, 1, 1), (32, 1, None)])
-                await until(lambda: all(log.tables.state("invoice", k).applied_hash
-                                        for k in ("31", "32")))
+                await until(rec, lambda: all(log.tables.state("invoice", k).applied_hash
+                                             for k in ("31", "32")))
                 tg.cancel_scope.cancel()
         calls = [f"{s.method} {s.path.rsplit('/', 1)[-1]}" for s in sb.served]
     assert calls.count("POST bulk") == 1
@@ -95,7 +100,7 @@ async def test_a_dropped_bulk_answer_is_looked_up_not_sent_again(log: EventLog) 
 async def test_a_retry_reuses_the_intent_key_and_a_bound_parks_with_the_last_error(
         log: EventLog) -> None:
     async with EconomicSandbox.running(rate_limit=RateLimit(enabled=False)) as sb:
-        async with make_client(sb, timeout_s=5.0) as client:
+        async with make_client(sb, FakeClock(), timeout_s=5.0) as client:
             await record(log, [customer(1)])
             rec = reconciler(log, client, policy=Policy(base_s=0.01, cap_s=0.05,
                                                         max_attempts=3))
@@ -122,7 +127,10 @@ async def test_a_retry_reuses_the_intent_key_and_a_bound_parks_with_the_last_err
 
 
 async def drain(rec: Reconciler) -> None:
-    """Run passes until nothing is queued (backoffs included)."""
-    with anyio.fail_after(10):
-        while await rec.step() or not rec.queue.empty():  # noqa: ASYNC110 - backoffs come due
-            await anyio.sleep(0.01)
+    """Run passes until nothing is queued, taking the clock to each backoff's due time."""
+    clock = rec.clock
+    assert isinstance(clock, FakeClock)
+    while await rec.step() or not rec.queue.empty():
+        due = rec.queue.next_due()
+        if due is not None:
+            clock.advance(max(0.0, due - clock.monotonic()))

@@ -10,6 +10,7 @@ from daemon.economic.client import EconomicClient
 from daemon.reconcile import planning
 from daemon.sandbox.economic import EconomicSandbox, RateLimit
 from daemon.store.eventlog import EventLog
+from tests.clocks import FakeClock
 from tests.economic.conftest import validate_traffic
 from tests.reconcile.conftest import (
     OPTIONS,
@@ -20,6 +21,7 @@ from tests.reconcile.conftest import (
     reconciler,
     record,
     record_invoices,
+    settle,
     until,
 )
 
@@ -27,19 +29,18 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_small_flow_converges_with_requests_valid_by_the_official_specs(
-        log: EventLog) -> None:
+        log: EventLog, clock: FakeClock) -> None:
     await record(log, [customer(n) for n in range(1, 6)] + [project(n, n) for n in range(1, 4)])
     await record_invoices(log, [(n, n, n) for n in range(1, 4)] + [(9, 5, None)])
     async with EconomicSandbox.running(rate_limit=RateLimit(enabled=False),
                                        keep_responses=True) as sandbox, \
-            make_client(sandbox, timeout_s=5.0) as client:
+            make_client(sandbox, clock, timeout_s=5.0) as client:
         rec = reconciler(log, client)
-        with anyio.fail_after(20):
-            async with anyio.create_task_group() as tg:
-                await tg.start(rec.run)
-                await anyio.sleep(0.2)
-                await rec.until_idle()
-                tg.cancel_scope.cancel()
+        async with anyio.create_task_group() as tg:
+            await tg.start(rec.run)
+            # the first sweep and the passes it queues, dependencies first: no time passes
+            assert await settle(rec) == 0.0
+            tg.cancel_scope.cancel()
         # every body sent and every answer, checked against e-conomic's own schemas
         assert validate_traffic(sandbox) >= 20
     a = sandbox.agreement
@@ -55,17 +56,26 @@ async def test_small_flow_converges_with_requests_valid_by_the_official_specs(
 
 
 async def test_stop_finishes_calls_in_flight_records_them_and_starts_no_more(
-        sandbox: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
+        sandbox: EconomicSandbox, client: EconomicClient, log: EventLog,
+        clock: FakeClock) -> None:
     await record(log, [customer(n) for n in range(1, 401)])
-    rec = reconciler(log, client)
+    fifty = anyio.Event()
+
+    def progress() -> None:  # the reconcile pulse: beaten as each outcome is recorded
+        if len(sandbox.agreement.customers) >= 50:
+            fifty.set()
+
+    rec = reconciler(log, client, beat=progress)
     with anyio.fail_after(20):
         async with anyio.create_task_group() as tg:
             await tg.start(rec.run)
-            await until(lambda: len(sandbox.agreement.customers) >= 50)
-            assert await rec.stop(grace=5.0)
+            await fifty.wait()
+            assert rec.busy
+            assert await rec.stop(grace=5.0)  # the pass ended: no grace second passed
+            assert clock.elapsed == 0.0
             tg.cancel_scope.cancel()
     puts = len(sandbox.requests(method="PUT"))
-    await anyio.sleep(0.2)
+    await clock.settled()  # whatever could still run has run
     assert puts == len(sandbox.requests(method="PUT")) < 400
     states = [log.tables.state("customer", str(n)) for n in range(1, 401)]
     assert sum(1 for s in states if s.applied_hash) == puts  # every outcome recorded
@@ -75,7 +85,7 @@ async def test_stop_finishes_calls_in_flight_records_them_and_starts_no_more(
     with anyio.fail_after(20):
         async with anyio.create_task_group() as tg:
             await tg.start(rec2.run)
-            await until(lambda: rec2.status().entities["customer"].in_sync == 400)
+            await until(rec2, lambda: rec2.status().entities["customer"].in_sync == 400)
             tg.cancel_scope.cancel()
     assert len(sandbox.requests(method="PUT")) == 400
 
@@ -106,9 +116,9 @@ async def test_an_invalid_invoice_is_split_out_of_its_batch_and_parked(
     with anyio.fail_after(20):
         async with anyio.create_task_group() as tg:
             await tg.start(rec.run)
-            await until(lambda: rec.status().entities["invoice"].in_sync == 4)
-            await rec.until_idle()
+            assert await settle(rec) == 0.0  # split and parked at once, not after a backoff
             tg.cancel_scope.cancel()
+    assert rec.status().entities["invoice"].in_sync == 4
     st = log.tables.state("invoice", "43")
     assert st.parked and "contraAccountNumber" in st.reason and "9999" in st.reason
     booked = sorted(b["customerInvoiceNumber"] for b in sandbox.agreement.booked_entries.values()

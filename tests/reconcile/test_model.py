@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
 
-import anyio
 import msgspec
 import pytest
 from hypothesis import example, given, settings
@@ -47,6 +46,7 @@ from daemon.reconcile.running import Reconciler
 from daemon.sandbox.economic import EconomicSandbox, Faults, RateLimit
 from daemon.sandbox.economic_state import Record
 from daemon.store.eventlog import EventLog
+from tests.clocks import FakeClock
 from tests.reconcile.conftest import (
     OPTIONS,
     customer,
@@ -82,6 +82,8 @@ class World:
     phones: dict[int, str] = field(default_factory=dict)
     own_customers: dict[int, Record] = field(default_factory=dict)
     own_projects: dict[int, Record] = field(default_factory=dict)
+    # the client's and the reconciler's: a 429's pause jumps (the sandbox pauses nobody)
+    clock: FakeClock = field(default_factory=lambda: FakeClock(autojump=True))
 
     @property
     def reconciler(self) -> Reconciler:
@@ -92,7 +94,8 @@ class World:
         """Build a reconciler (and client) on the log, forgetting the last one, and queue what
         the log knows to be out of sync, as the daemon does when it starts."""
         await self.stack.aclose()
-        client = await self.stack.enter_async_context(make_client(self.sb, timeout_s=5.0))
+        client = await self.stack.enter_async_context(
+            make_client(self.sb, self.clock, timeout_s=5.0))
         self.rec = reconciler(self.log, client)
         self.rec.queue_out_of_sync()
 
@@ -252,7 +255,7 @@ class Pass:
     faults: str | None = None
 
     async def run(self, w: World) -> None:
-        await anyio.sleep(0.01)  # short backoffs come due
+        w.clock.advance(0.01)  # short backoffs come due
         if self.faults is not None:
             w.sb.faults.probability, w.sb.faults.kinds = 1 / 3, [self.faults]
         try:
@@ -310,10 +313,14 @@ OPS = st.integers(0, len(WEIGHTED) - 1).flatmap(lambda i: WEIGHTED[i])
 
 # --- heal and check -------------------------------------------------------------------------
 async def drain(rec: Reconciler) -> None:
-    """Run passes until nothing is due, backing off or in flight."""
-    with anyio.fail_after(30):
-        while await rec.step() or not rec.idle():  # noqa: ASYNC110 - backoffs come due
-            await anyio.sleep(0.01)
+    """Run passes until nothing is due, backing off or in flight, taking the clock to each
+    backoff's due time."""
+    clock = rec.clock
+    assert isinstance(clock, FakeClock)
+    while await rec.step() or not rec.idle():
+        due = rec.queue.next_due()
+        if due is not None:
+            clock.advance(max(0.0, due - clock.monotonic()))
 
 
 async def heal(w: World) -> None:

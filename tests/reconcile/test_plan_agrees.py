@@ -26,6 +26,7 @@ from daemon.reconcile import customers, planning
 from daemon.sandbox.economic import EconomicSandbox, RateLimit
 from daemon.sandbox.economic_state import Record
 from daemon.store.eventlog import EventLog
+from tests.clocks import FakeClock
 from tests.reconcile.conftest import (
     OPTIONS,
     customer,
@@ -195,7 +196,7 @@ async def test_plan_predicts_the_controllers_action_for_every_kind_and_state(
     async with EconomicSandbox.running(rate_limit=RateLimit(enabled=False)) as sb:
         log = await EventLog.open(":memory:")
         try:
-            async with make_client(sb, timeout_s=5.0) as client:
+            async with make_client(sb, FakeClock(), timeout_s=5.0) as client:
                 setup: list[ev.Event] = []
                 if s.kind != "customer":  # the dependency is in e-conomic
                     setup += [customer(1), ev.Applied(
