@@ -23,7 +23,6 @@ Nothing here decides what to sync or how: that is ingest's and reconcile's.
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Final
@@ -64,16 +63,17 @@ class Runtime:
     """Shared, mutable facts about the running daemon that the status socket reports
     (:class:`daemon.ops.answering.Lifecycle`)."""
 
-    def __init__(self, settings: config.Settings) -> None:
+    def __init__(self, settings: config.Settings, *, clock: clocks.Clock) -> None:
         self.settings = settings
+        self.clock = clock
         self.state = "starting"
-        self.started = time.monotonic()
+        self.started = clock.monotonic()
         self.stop = anyio.Event()
         self.config_error = ""
 
     @property
     def uptime_s(self) -> float:
-        return time.monotonic() - self.started
+        return self.clock.monotonic() - self.started
 
 
 # --- factories: the one place each client and component is built ---------------------------
@@ -112,11 +112,12 @@ def economic(settings: config.Settings, secrets: Secrets, *, clock: clocks.Clock
         daily_call_budget=settings.economic.daily_call_budget, on_call=on_call)
 
 
-def moment(settings: config.Settings, secrets: Secrets) -> moment_client.MomentClient:
+def moment(settings: config.Settings, secrets: Secrets, *, clock: clocks.Clock
+           ) -> moment_client.MomentClient:
     """The Moment client of ``[moment]``."""
     return moment_client.MomentClient(api_url=settings.moment.api_url,
                                       company=settings.moment.company,
-                                      api_key=secrets["moment-api-key"])
+                                      api_key=secrets["moment-api-key"], clock=clock)
 
 
 def reconciler(settings: config.Settings, *, log: eventlog.EventLog,
@@ -134,14 +135,14 @@ def reconciler(settings: config.Settings, *, log: eventlog.EventLog,
 
 
 def poller(settings: config.Settings, *, log: eventlog.EventLog,
-           client: moment_client.MomentClient) -> polling.Poller:
+           client: moment_client.MomentClient, clock: clocks.Clock) -> polling.Poller:
     """A poller of ``[moment]`` with its own hint processor, for a command that fetches from
     Moment without the daemon (the daemon's poller is part of
     :class:`~daemon.ingest.running.Ingest`)."""
     return polling.Poller(log=log, client=client,
-                          processor=hinting.HintProcessor(log=log, client=client),
+                          processor=hinting.HintProcessor(log=log, client=client, clock=clock),
                           poll_interval_s=settings.moment.poll_interval,
-                          full_scan_interval_s=settings.moment.full_scan_interval)
+                          full_scan_interval_s=settings.moment.full_scan_interval, clock=clock)
 
 
 def _catch_up_progress(notifier: notifying.Notifier) -> Callable[[int, int], None]:
@@ -215,8 +216,9 @@ async def supervise(runtime: Runtime, notifier: notifying.Notifier, *,
 
 async def run(settings: config.Settings) -> int:
     """``moment-sync run``: build everything, run until a stop signal, stop in order."""
+    clock = clocking.SystemClock()  # the one real clock: every component gets it from here
     notifier = notifying.Notifier()
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, clock=clock)
     secrets = Secrets(settings)
     try:
         secrets.read_all()
@@ -236,13 +238,14 @@ async def run(settings: config.Settings) -> int:
     watchdog = notifying.Watchdog.from_environment(notifier, clock=clock)
     async with log, economic(settings, secrets, clock=clock,
                              on_call=meter.economic_call) as economic_api, \
-            moment(settings, secrets) as moment_api:
+            moment(settings, secrets, clock=clock) as moment_api:
         ingest = ingest_running.Ingest(settings=settings, log=log, client=moment_api,
-                                       webhook_token=secrets["moment-webhook-token"])
+                                       webhook_token=secrets["moment-webhook-token"],
+                                       clock=clock)
         reconcile = reconciler(settings, log=log, client=economic_api, clock=clock,
                                observer=observing.Observer(alerter, meter, clock=clock),
                                watchdog=watchdog)
-        answers = answering.Answers(runtime=runtime, log=log, economic=economic_api,
+        answers = answering.Answers(runtime=runtime, log=log, economic=economic_api, clock=clock,
                                     ingest=ingest, reconciler=reconcile)
         server = statusserver.StatusServer(answers, meter)
         current = [settings]

@@ -231,12 +231,13 @@ async def _resync_directly(settings: config.Settings, kind: str, key: str) -> st
     secrets = app.Secrets(settings)
     clock = clocking.SystemClock()
     async with await eventlog.EventLog.open(settings.db_path) as log, \
-            app.moment(settings, secrets) as moment, \
+            app.moment(settings, secrets, clock=clock) as moment, \
             app.economic(settings, secrets, clock=clock) as client:
         await log.append(ev.ResyncRequested(kind=kind, key=key),
                          idempotency_key=f"resync:{kind}:{key}:{log.last_seq}")
         try:
-            outcome = await app.poller(settings, log=log, client=moment).resync(kind, key)
+            outcome = await app.poller(settings, log=log, client=moment,
+                                       clock=clock).resync(kind, key)
         except LookupError as exc:
             raise CommandError(str(exc)) from None
         reconciler = app.reconciler(settings, log=log, client=client, clock=clock)

@@ -24,12 +24,15 @@ the clock never guesses.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import heapq
 import itertools
 from collections.abc import Awaitable, Callable
 
 import anyio
 import anyio.lowlevel
+
+from daemon.core import clocks
 
 T0 = 1_780_000_000.0  # a POSIX time well inside a UTC day (2026-05-28T20:26:40Z)
 
@@ -51,6 +54,7 @@ class FakeClock:
         self.sleeps: list[float] = []
         self._sleepers: list[tuple[float, int, anyio.Event]] = []
         self._order = itertools.count()
+        self._asked = anyio.Event()
 
     # --- the Clock protocol -------------------------------------------------------------------
     def now(self) -> float:
@@ -59,8 +63,14 @@ class FakeClock:
     def monotonic(self) -> float:
         return self.elapsed
 
+    def utcnow(self) -> dt.datetime:
+        """:meth:`now` as an aware datetime: the sandboxes' clocks take datetimes."""
+        return clocks.utc(self.now())
+
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
+        self._asked.set()
+        self._asked = anyio.Event()
         deadline = self.elapsed + max(0.0, seconds)
         if self.autojump:
             await anyio.lowlevel.checkpoint()
@@ -79,6 +89,12 @@ class FakeClock:
                 self._sleepers.remove(entry)
                 heapq.heapify(self._sleepers)
 
+    async def asked(self, seconds: float, *, times: int = 1) -> None:
+        """Return once tasks have asked ``times`` times to sleep ``seconds`` (time stands
+        still: this waits for the tasks, not for the clock)."""
+        while self.sleeps.count(seconds) < times:
+            await self._asked.wait()
+
     # --- moving time --------------------------------------------------------------------------
     def next_deadline(self) -> float | None:
         """The monotonic time the earliest sleeper wakes at, or None when nobody sleeps."""
@@ -86,7 +102,15 @@ class FakeClock:
 
     def advance(self, seconds: float) -> float:
         """Move time ``seconds`` on at once, waking every sleeper that fell due; returns now()."""
+        if seconds < 0:
+            raise ValueError("time does not go back: shift() sets the wall clock")
         self._move_to(self.elapsed + seconds)
+        return self.now()
+
+    def shift(self, seconds: float) -> float:
+        """Set the wall clock ``seconds`` on or back, as when the host's clock is set: monotonic
+        time and the sleepers are untouched. Returns now()."""
+        self.start += seconds
         return self.now()
 
     async def run(self, seconds: float, *, settle: Settle = _nothing) -> None:

@@ -26,29 +26,29 @@ Guarantees:
   from ``W``, in its own task, so a start never waits for it. ``W`` moves past events that are
   not hints too (saved at least every :data:`SAVE_EVERY` events), so a restart re-reads little.
   A hint is processed at least once; processing is idempotent, so twice does no harm.
-* Sleeps go through the injected ``sleep``, jitter through the injected ``jitter``, so tests
-  run on virtual time. No task outlives :meth:`HintProcessor.run`.
+* Waits and the refetch interval go through the injected ``clock``, jitter through the injected
+  ``jitter``, so tests run on virtual time. No task outlives :meth:`HintProcessor.run`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import anyio
 import anyio.abc
 import structlog
 
-from daemon.core import backoff
+from daemon.core import backoff, clocks
 from daemon.core import events as ev
 from daemon.core import projections as pj
 from daemon.ingest import ingesting, normalizing, pdfs
 from daemon.ingest.ingesting import Outcome
 from daemon.moment import client as moment_client
 from daemon.moment import errors
-from daemon.store import clocking, consuming, eventlog
+from daemon.store import consuming, eventlog
 
 _log = structlog.get_logger(__name__)
 
@@ -83,10 +83,9 @@ class HintProcessor:
 
     def __init__(self, *, log: eventlog.EventLog, client: moment_client.MomentClient,
                  concurrency: int = 4, backoff: Backoff = Backoff(),
-                 sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+                 clock: clocks.Clock,
                  jitter: Callable[[], float] = random.random,
                  checkpoint_interval_s: float = 10.0, refetch_interval_s: float = 1.0,
-                 monotonic: Callable[[], float] = anyio.current_time,
                  pdf_max_bytes: int = pdfs.MAX_PDF_BYTES) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -96,11 +95,10 @@ class HintProcessor:
                                            pdf_max_bytes=pdf_max_bytes)
         self._client = client
         self._backoff = backoff
-        self._sleep = sleep
+        self._clock = clock
         self._jitter = jitter
         self._checkpoint_interval_s = checkpoint_interval_s
         self._refetch_interval_s = refetch_interval_s
-        self._monotonic = monotonic
         self._last_start: dict[_Key, float] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._backlog: list[_Key] = []
@@ -118,7 +116,7 @@ class HintProcessor:
         self._read_through = self._persisted
         self.fetches = 0
         self.consumer = consuming.Consumer(name="hints", log=log, handle=self._on_events,
-                                           clock=clocking.SystemClock(),
+                                           clock=clock,
                                            position=self._persisted)
 
     # --- intake ---------------------------------------------------------------------------
@@ -225,9 +223,9 @@ class HintProcessor:
     async def _handle(self, key: _Key) -> None:
         """Wait out the object's refetch interval, then fetch and ingest it once."""
         wait = (self._last_start.get(key, float("-inf")) + self._refetch_interval_s
-                - self._monotonic())
+                - self._clock.monotonic())
         if wait > 0:
-            await self._sleep(wait)
+            await self._clock.sleep(wait)
         self._queued.discard(key)
         self._inflight.add(key)
         self._remember_start(key)
@@ -267,7 +265,7 @@ class HintProcessor:
                                  moment_id=key[1], attempt=attempt, error=error, exc_info=True)
                 elif await self._record_failure(key, attempts=attempt, error=error):
                     return True
-            await self._sleep(self._backoff.delay(attempt, None, self._jitter()))
+            await self._clock.sleep(self._backoff.delay(attempt, None, self._jitter()))
 
     async def _record_failure(self, key: _Key, *, attempts: int, error: str) -> bool:
         kind, moment_id = key
@@ -287,7 +285,7 @@ class HintProcessor:
         return True
 
     def _remember_start(self, key: _Key) -> None:
-        now = self._monotonic()
+        now = self._clock.monotonic()
         if len(self._last_start) > 10_000:
             horizon = now - self._refetch_interval_s
             self._last_start = {k: t for k, t in self._last_start.items() if t > horizon}
@@ -305,7 +303,7 @@ class HintProcessor:
             finally:
                 self._saving = False
                 self._poke()
-            await self._sleep(self._checkpoint_interval_s)
+            await self._clock.sleep(self._checkpoint_interval_s)
 
     async def _persist(self) -> None:
         mark = self.watermark
@@ -363,7 +361,7 @@ class HintProcessor:
                 delay = self._backoff.delay(attempt, exc.retry_after, self._jitter())
                 _log.info("moment fetch retried", kind=kind, moment_id=moment_id,
                           attempt=attempt, delay_s=round(delay, 3), error=str(exc))
-                await self._sleep(delay)
+                await self._clock.sleep(delay)
             except errors.Unauthorized as exc:
                 return await self._park(
                     kind, moment_id, number=number, attempts=attempt, last_error=str(exc),

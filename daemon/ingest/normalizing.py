@@ -29,6 +29,7 @@ from typing import Final, Literal, TypeAlias
 
 import msgspec
 
+from daemon.core import clocks
 from daemon.core import events as ev
 from daemon.moment import shapes
 
@@ -186,4 +187,4 @@ def number_of(snapshot: Snapshot) -> str:
 
 
 def _timestamp(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    return clocks.iso(moment)

@@ -30,7 +30,7 @@ crash or an error mid-listing re-reads it; time and sleeps are injected.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Final
 
 import anyio
@@ -38,6 +38,7 @@ import anyio.abc
 import msgspec
 import structlog
 
+from daemon.core import clocks
 from daemon.core import events as ev
 from daemon.ingest import hinting, normalizing
 from daemon.ingest.ingesting import Outcome
@@ -50,14 +51,6 @@ _log = structlog.get_logger(__name__)
 DEFAULT_OVERLAP_S: Final = 120.0
 #: The poll cursor never passes the host's clock minus this (DESIGN.md, Bounds).
 CURSOR_MARGIN_S: Final = 60.0
-
-
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _parse(text: str) -> dt.datetime | None:
@@ -84,8 +77,7 @@ class Poller:
     def __init__(self, *, log: eventlog.EventLog, client: moment_client.MomentClient,
                  processor: hinting.HintProcessor, poll_interval_s: float,
                  full_scan_interval_s: float, overlap_s: float = DEFAULT_OVERLAP_S,
-                 clock: Callable[[], dt.datetime] = _utc_now,
-                 sleep: Callable[[float], Awaitable[None]] = anyio.sleep) -> None:
+                 clock: clocks.Clock) -> None:
         if poll_interval_s <= 0 or full_scan_interval_s <= 0 or overlap_s < 0:
             raise ValueError("intervals must be positive and the overlap not negative")
         self._log = log
@@ -95,11 +87,13 @@ class Poller:
         self.full_scan_interval_s = full_scan_interval_s
         self.overlap_s = overlap_s
         self._clock = clock
-        self._sleep = sleep
         self.last_poll_at: dict[str, dt.datetime] = {}
         #: per kind, how far the latest round's newest ``lastModifiedDate`` ran ahead of the
         #: host's clock (0 when it did not)
         self.skew_s: dict[str, float] = {}
+
+    def _now(self) -> dt.datetime:
+        return clocks.utc(self._clock.now())
 
     @property
     def clock_skew_s(self) -> float:
@@ -120,7 +114,7 @@ class Poller:
 
     def full_scan_due(self, kind: str) -> bool:
         last = self.last_full_scan(kind)
-        return last is None or (self._clock() - last).total_seconds() >= self.full_scan_interval_s
+        return last is None or (self._now() - last).total_seconds() >= self.full_scan_interval_s
 
     @staticmethod
     def _bound(moment: dt.datetime | None, started: dt.datetime) -> dt.datetime | None:
@@ -133,9 +127,9 @@ class Poller:
         previous = self._bound(persisted, started)
         if latest is None or (previous is not None and latest < previous):
             latest = previous
-        cursor = "" if latest is None else _iso(latest)
+        cursor = "" if latest is None else clocks.iso(latest)
         if full_scan:
-            key = f"cursor:{kind}:full:{_iso(started)}"
+            key = f"cursor:{kind}:full:{clocks.iso(started)}"
         elif latest is None or latest == persisted:
             return cursor
         else:
@@ -166,7 +160,7 @@ class Poller:
         return await self._round(kind, full_scan=True)
 
     async def _round(self, kind: str, *, full_scan: bool) -> PollResult:
-        started = self._clock()
+        started = self._now()
         cursor = None if full_scan else self._bound(self.cursor(kind), started)
         modified_from = None if cursor is None else cursor - dt.timedelta(seconds=self.overlap_s)
         outcomes: dict[str, int] = {}
@@ -215,7 +209,7 @@ class Poller:
                 except errors.MomentError as exc:
                     _log.warning("moment poll failed; trying again next round", kind=kind,
                                  error=str(exc), retryable=exc.retryable)
-            await self._sleep(self.poll_interval_s)
+            await self._clock.sleep(self.poll_interval_s)
 
     # --- resync ---------------------------------------------------------------------------
 

@@ -20,22 +20,15 @@ processor saves its hint watermark (shielded). The log and the client must outli
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Awaitable, Callable
-
 import anyio
 import anyio.abc
 
 from daemon import settings as config
-from daemon.core import secrets
+from daemon.core import clocks, secrets
 from daemon.ingest import hinting, polling, receiving
 from daemon.ingest.ingesting import Outcome
 from daemon.moment import client as moment_client
 from daemon.store import eventlog
-
-
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class Ingest:
@@ -43,18 +36,17 @@ class Ingest:
 
     def __init__(self, *, settings: config.Settings, log: eventlog.EventLog,
                  client: moment_client.MomentClient, webhook_token: secrets.Secret,
-                 concurrency: int = 4, clock: Callable[[], dt.datetime] = _utc_now,
-                 sleep: Callable[[float], Awaitable[None]] = anyio.sleep) -> None:
+                 clock: clocks.Clock, concurrency: int = 4) -> None:
         listen = settings.daemon.listen
         self.processor = hinting.HintProcessor(log=log, client=client, concurrency=concurrency,
-                                               sleep=sleep)
+                                               clock=clock)
         self.receiver = receiving.Receiver(log=log, token=webhook_token, host=listen.host,
                                            port=listen.port)
         self.poller = polling.Poller(log=log, client=client, processor=self.processor,
                                      poll_interval_s=float(settings.moment.poll_interval),
                                      full_scan_interval_s=float(
                                          settings.moment.full_scan_interval),
-                                     clock=clock, sleep=sleep)
+                                     clock=clock)
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
                   ) -> None:

@@ -33,7 +33,7 @@ from typing import Final, NoReturn, Self, TypeVar
 import aiohttp
 import msgspec
 
-from daemon.core import secrets
+from daemon.core import clocks, secrets
 from daemon.moment import errors, shapes
 
 MAX_PAGE_SIZE: Final = 100
@@ -43,16 +43,11 @@ _ERROR_SNIPPET: Final = 200
 R = TypeVar("R")
 
 
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def format_timestamp(moment: dt.datetime) -> str:
     """``2026-11-01T00:00:00Z`` for a filter value; a naive datetime is the caller's bug."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("a Moment filter timestamp must carry a UTC offset")
-    utc = moment.astimezone(dt.UTC).replace(tzinfo=None)
-    return utc.isoformat(timespec="microseconds" if utc.microsecond else "seconds") + "Z"
+    return clocks.iso(moment, timespec="microseconds" if moment.microsecond else "seconds")
 
 
 def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:
@@ -121,13 +116,13 @@ def _transport_error(exc: BaseException, *, method: str, path: str) -> errors.Tr
 class MomentClient:
     """One company's Moment API. Use as ``async with MomentClient(...) as client:``.
 
-    ``api_url`` is the API root, e.g. ``https://app.moment.team/api/1.0``. ``now`` is the clock
-    used only to turn an HTTP-date ``Retry-After`` into seconds.
+    ``api_url`` is the API root, e.g. ``https://app.moment.team/api/1.0``. ``clock`` (its wall
+    time) is used only to turn an HTTP-date ``Retry-After`` into seconds.
     """
 
     def __init__(self, *, api_url: str, company: str, api_key: secrets.Secret,
                  timeout_s: float = 30.0, page_size: int = MAX_PAGE_SIZE,
-                 now: Callable[[], dt.datetime] = _utc_now) -> None:
+                 clock: clocks.Clock) -> None:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
         if not company:
@@ -138,7 +133,7 @@ class MomentClient:
         self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout_s,
                                               sock_connect=timeout_s, sock_read=timeout_s)
         self._page_size = page_size
-        self._now = now
+        self._clock = clock
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
@@ -340,7 +335,8 @@ class MomentClient:
         snippet = body[:_ERROR_SNIPPET].decode("utf-8", "replace").strip()
         detail = f"{response.reason or 'HTTP ' + str(status)}" + (f": {snippet}" if snippet else "")
         if status == 429 or status >= 500:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"), self._now())
+            retry_after = parse_retry_after(response.headers.get("Retry-After"),
+                                            clocks.utc(self._clock.now()))
             kind = errors.RateLimited if status == 429 else errors.ServerError
             raise kind(detail, method=method, path=path, status=status, retry_after=retry_after)
         if status in (401, 403):

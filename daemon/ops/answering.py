@@ -12,7 +12,6 @@ returns a secret: the clients' stats carry counts and error summaries only.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
@@ -46,8 +45,9 @@ class Lifecycle(Protocol):
 
 class Answers:
     def __init__(self, *, runtime: Lifecycle, log: EventLog, economic: EconomicClient,
-                 ingest: Ingest, reconciler: Reconciler) -> None:
+                 ingest: Ingest, reconciler: Reconciler, clock: clocks.Clock) -> None:
         self.runtime = runtime
+        self.clock = clock
         self.log = log
         self.economic = economic
         self.ingest = ingest
@@ -91,7 +91,8 @@ class Answers:
                                              limit=stats.rate_limit.limit,
                                              window_s=stats.rate_limit.window_s),
                 calls_today=stats.calls_today,
-                paused_until=clocks.iso_posix(paused) if paused and paused > time.time() else None,
+                paused_until=clocks.iso_posix(paused)
+                if paused and paused > self.clock.now() else None,
                 last_error=stats.last_error),
             moment=reports.Moment(last_webhook_at=webhook.at if webhook else None,
                                   last_poll_at=last_poll,

@@ -1,8 +1,9 @@
 """Fixtures: the Moment sandbox on loopback, an in-memory log, and ingest running against them.
 
-:class:`Harness` holds one running set: the sandbox (on a virtual clock), the Moment client,
-the hint processor (its sleeps recorded, not slept), the webhook receiver on 127.0.0.1 with the
-sandbox's webhook pointed at it, and the poller on the same virtual clock.
+:class:`Harness` holds one running set on one fake clock (``tests/clocks.py``; autojumping
+unless a test passes its own: a wait is recorded in ``clock.sleeps`` and takes virtual time to
+its end at once): the sandbox, the Moment client, the hint processor, the webhook receiver on
+127.0.0.1 with the sandbox's webhook pointed at it, and the poller.
 """
 
 from __future__ import annotations
@@ -23,42 +24,22 @@ from daemon.ingest import hinting, polling, receiving
 from daemon.moment import client as moment_client
 from daemon.sandbox import moment as moment_sandbox
 from daemon.store import eventlog
+from tests.clocks import FakeClock
 
 API_KEY = "ingest-test-key-9c1e"
 TOKEN = "hook-token-3b7d0a5e"
 START = dt.datetime(2026, 11, 20, 9, 0, 0, tzinfo=dt.UTC)
 
 
-class Clock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, start: dt.datetime = START) -> None:
-        self.current = start
-
-    def now(self) -> dt.datetime:
-        return self.current
-
-    def advance(self, seconds: float) -> dt.datetime:
-        self.current += dt.timedelta(seconds=seconds)
-        return self.current
-
-
-class Sleeps:
-    """An injected sleep: records each delay and returns at once (after a checkpoint)."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-        await anyio.lowlevel.checkpoint()
+def fake_clock(*, autojump: bool = True) -> FakeClock:
+    return FakeClock(START.timestamp(), autojump=autojump)
 
 
 class Harness:
     def __init__(self, *, sandbox: moment_sandbox.MomentSandbox, log: eventlog.EventLog,
                  client: moment_client.MomentClient, processor: hinting.HintProcessor,
-                 receiver: receiving.Receiver, poller: polling.Poller, clock: Clock,
-                 sleeps: Sleeps) -> None:
+                 receiver: receiving.Receiver, poller: polling.Poller,
+                 clock: FakeClock) -> None:
         self.sandbox = sandbox
         self.log = log
         self.client = client
@@ -66,7 +47,6 @@ class Harness:
         self.receiver = receiver
         self.poller = poller
         self.clock = clock
-        self.sleeps = sleeps
 
     @property
     def url(self) -> str:
@@ -83,38 +63,38 @@ class Harness:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return fake_clock()
 
 
 @contextlib.asynccontextmanager
-async def running(clock: Clock, **processor_options: Any) -> AsyncIterator[Harness]:
+async def running(clock: FakeClock, **processor_options: Any) -> AsyncIterator[Harness]:
     """A started :class:`Harness`; ``processor_options`` override the processor's defaults."""
-    sleeps = Sleeps()
-    options: dict[str, Any] = {"concurrency": 4, "sleep": sleeps, "jitter": lambda: 0.5,
+    options: dict[str, Any] = {"concurrency": 4, "clock": clock, "jitter": lambda: 0.5,
                                "checkpoint_interval_s": 0.0, **processor_options}
     async with moment_sandbox.MomentSandbox.running(
-            port=0, company="acme", api_key=API_KEY, now=clock.now) as sb, \
+            port=0, company="acme", api_key=API_KEY, now=clock.utcnow) as sb, \
             moment_client.MomentClient(api_url=sb.api_url, company=sb.company,
-                                       api_key=secrets.Secret(API_KEY), timeout_s=5.0) as client, \
-            await eventlog.EventLog.open(":memory:", clock=clock.now) as log:
+                                       api_key=secrets.Secret(API_KEY), timeout_s=5.0,
+                                       clock=clock) as client, \
+            await eventlog.EventLog.open(":memory:", clock=clock.utcnow) as log:
         processor = hinting.HintProcessor(log=log, client=client, **options)
         receiver = receiving.Receiver(log=log, token=secrets.Secret(TOKEN), host="127.0.0.1",
                                       port=0)
         poller = polling.Poller(log=log, client=client, processor=processor,
                                 poll_interval_s=60.0, full_scan_interval_s=3600.0,
-                                clock=clock.now, sleep=sleeps)
+                                clock=clock)
         async with anyio.create_task_group() as tg:
             await tg.start(processor.run)
             await tg.start(receiver.serve)
             h = Harness(sandbox=sb, log=log, client=client, processor=processor,
-                        receiver=receiver, poller=poller, clock=clock, sleeps=sleeps)
+                        receiver=receiver, poller=poller, clock=clock)
             sb.set_webhook(h.url)
             yield h
             tg.cancel_scope.cancel()
 
 
 @pytest.fixture
-async def harness(clock: Clock) -> AsyncIterator[Harness]:
+async def harness(clock: FakeClock) -> AsyncIterator[Harness]:
     async with running(clock) as h:
         yield h

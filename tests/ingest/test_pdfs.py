@@ -14,7 +14,8 @@ from daemon.ingest import pdfs
 from daemon.ingest.ingesting import Outcome
 from daemon.moment import client as moment_client
 from daemon.moment import errors
-from tests.ingest.conftest import Clock, Harness, running
+from tests.clocks import FakeClock
+from tests.ingest.conftest import Harness, running
 
 pytestmark = pytest.mark.anyio
 
@@ -90,7 +91,7 @@ async def test_reconciles_parking_is_not_lifted_by_ingest(harness: Harness) -> N
     assert await harness.events(ev.Unparked) == []
 
 
-async def test_an_announced_pdf_over_the_cap_is_refused(clock: Clock) -> None:
+async def test_an_announced_pdf_over_the_cap_is_refused(clock: FakeClock) -> None:
     async with running(clock, pdf_max_bytes=500) as harness:
         harness.sandbox.set_webhook(None)
         invoice_id = finalized(harness)
@@ -139,7 +140,8 @@ async def test_a_streamed_pdf_is_capped_while_it_is_read(chunks: list[bytes],
                                                          problem: str | None) -> None:
     async for api_url in _pdf_server(chunks):
         async with moment_client.MomentClient(api_url=api_url, company="acme",
-                                              api_key=secrets.Secret("k")) as client:
+                                              api_key=secrets.Secret("k"),
+                                              clock=FakeClock()) as client:
             if problem is None:
                 assert await pdfs.fetch(client, 1, max_bytes=500) == b"".join(chunks)
             else:

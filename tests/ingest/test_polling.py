@@ -9,7 +9,7 @@ import pytest
 
 from daemon.core import events as ev
 from daemon.ingest.ingesting import Outcome
-from tests.ingest.conftest import Harness
+from tests.ingest.conftest import Harness, fake_clock, running
 
 pytestmark = pytest.mark.anyio
 
@@ -166,27 +166,25 @@ async def test_a_full_scan_records_objects_moment_no_longer_has(harness: Harness
     assert harness.poller.full_scan_due("customer")
 
 
-async def test_run_scans_fully_first_then_polls_and_survives_moment_errors(
-        harness: Harness) -> None:
-    sb = harness.sandbox
-    sb.set_webhook(None)
-    customer = sb.add_customer(name="Løkke ApS")
-    sb.faults.add(500, count=1, path_contains="/projects")
-    rounds = 0
+async def test_run_scans_fully_first_then_polls_and_survives_moment_errors() -> None:
+    async with running(fake_clock(autojump=False)) as harness:
+        sb = harness.sandbox
+        sb.set_webhook(None)
+        customer = sb.add_customer(name="Løkke ApS")
+        sb.faults.add(500, count=1, path_contains="/projects")
+        interval = harness.poller.poll_interval_s
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(harness.poller.run)
+                await harness.clock.asked(interval)  # the first round is done
+                harness.clock.advance(interval)
+                sb.change_customer(customer.id, name="Løkke A/S")
+                await harness.clock.asked(interval, times=2)  # and the second
+                tg.cancel_scope.cancel()
+        await _run_checks(harness)
 
-    async def sleep(seconds: float) -> None:
-        nonlocal rounds
-        assert seconds == harness.poller.poll_interval_s
-        rounds += 1
-        harness.clock.advance(seconds)
-        if rounds == 1:
-            sb.change_customer(customer.id, name="Løkke A/S")
-        if rounds == 2:
-            raise _Stop
 
-    harness.poller._sleep = sleep
-    with pytest.raises(_Stop):
-        await harness.poller.run()
+async def _run_checks(harness: Harness) -> None:
     daemon = harness.log.tables.daemon()
     assert daemon["cursor:customer"].extra["full_scan_at"].startswith("2026-11-20T09:00:00")
     # the 500 ended the first round's project scan; the second round scanned projects fully
@@ -198,9 +196,6 @@ async def test_run_scans_fully_first_then_polls_and_survives_moment_errors(
     customer_lists = list_queries(harness, "customers")
     assert len(customer_lists) == 2 and "lastModifiedDateFrom" in customer_lists[1]
 
-
-class _Stop(Exception):
-    pass
 
 
 async def test_resync_finds_the_moment_id_in_the_log_else_by_a_scan(harness: Harness) -> None:
@@ -229,9 +224,10 @@ async def test_a_future_dated_object_does_not_freeze_the_cursor(harness: Harness
     sb = harness.sandbox
     sb.set_webhook(None)
     ahead = sb.add_customer(name="Fremtid ApS", customer_number="20010")
-    harness.clock.advance(86_400)  # Moment's clock a day ahead while it saves this change
+    harness.clock.shift(86_400)  # Moment's clock a day ahead while it saves this change
     sb.change_customer(ahead.id, email="i-morgen@fremtid.dk")
-    harness.clock.advance(-86_400 + 600)  # the host's clock: 09:10
+    harness.clock.shift(-86_400)
+    harness.clock.advance(600)  # the host's clock: 09:10
     first = await harness.poller.poll_once("customer")
     assert first.outcomes == {"appended": 1}
     assert first.cursor == "2026-11-20T09:09:00Z"

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.anyio
 
 
 def backoffs(harness: Harness) -> list[float]:
-    return [d for d in harness.sleeps.delays if d > 0]
+    return [d for d in harness.clock.sleeps if d > 0]
 
 
 async def test_5xx_then_success_is_retried_with_backoff(harness: Harness) -> None:

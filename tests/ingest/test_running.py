@@ -13,13 +13,14 @@ from daemon.ingest.ingesting import Outcome
 from daemon.moment import client as moment_client
 from daemon.sandbox import moment as moment_sandbox
 from daemon.store import eventlog
-from tests.ingest.conftest import API_KEY, TOKEN, Clock, Sleeps
+from tests.ingest.conftest import API_KEY, TOKEN, fake_clock
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_ingest_runs_from_the_settings_and_stops_cleanly(clock: Clock) -> None:
-    async with moment_sandbox.MomentSandbox.running(api_key=API_KEY, now=clock.now) as sb:
+async def test_ingest_runs_from_the_settings_and_stops_cleanly() -> None:
+    clock = fake_clock(autojump=False)  # the first round ends waiting for the next poll
+    async with moment_sandbox.MomentSandbox.running(api_key=API_KEY, now=clock.utcnow) as sb:
         settings = config.Settings(
             moment=config.MomentSettings(company=sb.company, api_url=sb.api_url,
                                          poll_interval=config.Duration(60),
@@ -27,23 +28,15 @@ async def test_ingest_runs_from_the_settings_and_stops_cleanly(clock: Clock) -> 
             daemon=config.DaemonSettings(listen=config.Listen("127.0.0.1", 0)))
         existing = sb.add_customer(name="Før Start ApS", customer_number="90001")
         async with moment_client.MomentClient(api_url=sb.api_url, company=sb.company,
-                                              api_key=secrets.Secret(API_KEY)) as client, \
-                await eventlog.EventLog.open(":memory:", clock=clock.now) as log:
-            sleeps = Sleeps()
-            polled = anyio.Event()
-
-            async def sleep(seconds: float) -> None:
-                if seconds == 60:
-                    polled.set()
-                    await anyio.sleep_forever()
-                await sleeps(seconds)
-
+                                              api_key=secrets.Secret(API_KEY),
+                                              clock=clock) as client, \
+                await eventlog.EventLog.open(":memory:", clock=clock.utcnow) as log:
             ingest = running.Ingest(settings=settings, log=log, client=client,
-                                    webhook_token=secrets.Secret(TOKEN), clock=clock.now,
-                                    sleep=sleep)
+                                    webhook_token=secrets.Secret(TOKEN), clock=clock)
             async with anyio.create_task_group() as tg:
                 port = await tg.start(ingest.run)
-                await polled.wait()  # the first round scanned everything
+                # the first round scanned everything and waits the poll interval
+                await clock.asked(60.0)
                 assert log.tables.customers()["90001"].fact.moment_id == existing.id
                 sb.set_webhook(f"http://127.0.0.1:{port}{receiving.PATH_PREFIX}{TOKEN}")
                 hinted = sb.add_customer(name="Efter Start ApS", customer_number="90002")

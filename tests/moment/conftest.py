@@ -1,4 +1,5 @@
-"""Fixtures: a virtual clock, a running Moment sandbox on loopback, and a client for it."""
+"""Fixtures: the fake clock (tests/clocks.py), a running Moment sandbox on loopback, and a
+client for it."""
 
 from __future__ import annotations
 
@@ -10,34 +11,26 @@ import pytest
 from daemon.core import secrets
 from daemon.moment import client as moment_client
 from daemon.sandbox import moment as moment_sandbox
+from tests.clocks import FakeClock
 
 API_KEY = "test-moment-key-5f2a"
 START = dt.datetime(2026, 11, 20, 9, 0, 0, tzinfo=dt.UTC)
 
 
-class Clock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, start: dt.datetime = START) -> None:
-        self.current = start
-
-    def now(self) -> dt.datetime:
-        return self.current
-
-    def advance(self, seconds: float) -> dt.datetime:
-        self.current += dt.timedelta(seconds=seconds)
-        return self.current
+def fake_clock() -> FakeClock:
+    """The fake clock at :data:`START`; it moves only when told to."""
+    return FakeClock(START.timestamp())
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return fake_clock()
 
 
 @pytest.fixture
-async def sandbox(clock: Clock) -> AsyncIterator[moment_sandbox.MomentSandbox]:
+async def sandbox(clock: FakeClock) -> AsyncIterator[moment_sandbox.MomentSandbox]:
     async with moment_sandbox.MomentSandbox.running(
-            port=0, company="acme", api_key=API_KEY, now=clock.now) as sb:
+            port=0, company="acme", api_key=API_KEY, now=clock.utcnow) as sb:
         yield sb
 
 
@@ -45,7 +38,7 @@ def make_client(sb: moment_sandbox.MomentSandbox, *, key: str | None = None,
                 page_size: int = 100) -> moment_client.MomentClient:
     return moment_client.MomentClient(api_url=sb.api_url, company=sb.company,
                                       api_key=secrets.Secret(key or sb.api_key),
-                                      timeout_s=5.0, page_size=page_size)
+                                      timeout_s=5.0, page_size=page_size, clock=fake_clock())
 
 
 @pytest.fixture

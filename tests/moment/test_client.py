@@ -15,7 +15,8 @@ from daemon.core import secrets
 from daemon.moment import client as moment_client
 from daemon.moment import errors, shapes
 from daemon.sandbox import moment as moment_sandbox
-from tests.moment.conftest import API_KEY, Clock, make_client
+from tests.clocks import FakeClock
+from tests.moment.conftest import API_KEY, fake_clock, make_client
 
 pytestmark = pytest.mark.anyio
 
@@ -56,12 +57,14 @@ async def test_empty_list_is_one_request(client: moment_client.MomentClient,
 
 async def test_last_modified_filters(client: moment_client.MomentClient,
                                      sandbox: moment_sandbox.MomentSandbox,
-                                     clock: Clock) -> None:
+                                     clock: FakeClock) -> None:
     old = [sandbox.add_customer(name=f"Old {i}") for i in range(3)]
-    cut = clock.advance(60)
+    clock.advance(60)
+    cut = clock.utcnow()
     changed = sandbox.change_customer(old[1].id, email="new@example.dk")
     fresh = sandbox.add_customer(name="Fresh")
-    later = clock.advance(60)
+    clock.advance(60)
+    later = clock.utcnow()
     sandbox.add_customer(name="Later")
 
     since = [c.id async for c in client.iter_customers(modified_from=cut)]
@@ -145,7 +148,8 @@ async def test_unknown_id_is_not_found(client: moment_client.MomentClient) -> No
 
 async def test_wrong_company_is_not_found(sandbox: moment_sandbox.MomentSandbox) -> None:
     async with moment_client.MomentClient(api_url=sandbox.api_url, company="other",
-                                          api_key=secrets.Secret(API_KEY)) as client:
+                                          api_key=secrets.Secret(API_KEY),
+                                          clock=fake_clock()) as client:
         with pytest.raises(errors.NotFound, match="no company"):
             await client.customers_page()
 
@@ -195,7 +199,7 @@ async def test_connection_refused_is_a_transport_error() -> None:
         port = sock.getsockname()[1]
     async with moment_client.MomentClient(api_url=f"http://127.0.0.1:{port}/api/1.0",
                                           company="acme", api_key=secrets.Secret("k"),
-                                          timeout_s=2.0) as client:
+                                          timeout_s=2.0, clock=fake_clock()) as client:
         with pytest.raises(errors.TransportError) as caught:
             await client.get_customer(1)
     assert caught.value.retryable and caught.value.status is None
@@ -265,7 +269,8 @@ async def test_ids_and_sizes_are_checked_before_sending(
 
 async def test_unopened_client_says_so() -> None:
     client = moment_client.MomentClient(api_url="http://127.0.0.1:9/api/1.0", company="acme",
-                                        api_key=secrets.Secret("k"))
+                                        api_key=secrets.Secret("k"),
+                                          clock=fake_clock())
     with pytest.raises(RuntimeError, match="not open"):
         await client.get_customer(1)
 
@@ -328,7 +333,8 @@ async def test_answers_that_break_the_contract(hostile: str, call: str,
                                                message: str) -> None:
     kind, number = call.split()
     async with moment_client.MomentClient(api_url=hostile, company="acme",
-                                          api_key=secrets.Secret("k")) as client:
+                                          api_key=secrets.Secret("k"),
+                                          clock=fake_clock()) as client:
         fetch = client.get_customer if kind == "customer" else client.get_invoice
         with pytest.raises(expected, match=message) as caught:
             await fetch(int(number))
@@ -337,7 +343,8 @@ async def test_answers_that_break_the_contract(hostile: str, call: str,
 
 async def test_pdf_with_another_content_type_is_refused(hostile: str) -> None:
     async with moment_client.MomentClient(api_url=hostile, company="acme",
-                                          api_key=secrets.Secret("k")) as client:
+                                          api_key=secrets.Secret("k"),
+                                          clock=fake_clock()) as client:
         with pytest.raises(errors.BadResponse, match="application/pdf"):
             async with client.invoice_pdf(5):
                 pass

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from daemon.moment import shapes
 from daemon.sandbox import moment_data, moment_records
 from tests.conftest import shared_or_skip
-from tests.moment.conftest import Clock
+from tests.moment.conftest import fake_clock
 
 MARKERS = {"Customer": "\nCustomer:\n", "Project": "\nProject:\n", "Invoice": "\nInvoice (",
            "Expense": "\nProject expense (", "Hint": "Example, invoice"}
@@ -37,7 +37,7 @@ def key_tree(value: object) -> object:
 
 
 def populated() -> moment_data.MomentData:
-    data = moment_data.MomentData(now=Clock().now)
+    data = moment_data.MomentData(now=fake_clock().utcnow)
     customer = data.add_customer(name="Nordlys", organization_number="DK1", email="a@b.dk",
                                  street="Vestergade 12", postal_code="8000", city="Aarhus")
     project = data.add_project(name="Havnebadet", customer_id=customer.id)

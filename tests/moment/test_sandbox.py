@@ -15,7 +15,7 @@ from aiohttp import web
 from daemon.moment import shapes
 from daemon.sandbox import moment as moment_sandbox
 from daemon.sandbox import moment_data, moment_faults, moment_pdf, moment_records
-from tests.moment.conftest import API_KEY, Clock
+from tests.moment.conftest import API_KEY, fake_clock
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"apikey:{API_KEY}".encode()).decode()}
 
@@ -23,8 +23,8 @@ AUTH = {"Authorization": "Basic " + base64.b64encode(f"apikey:{API_KEY}".encode(
 # --- data rules ---------------------------------------------------------------------------
 
 def test_changes_bump_version_and_last_modified() -> None:
-    clock = Clock()
-    data = moment_data.MomentData(now=clock.now)
+    clock = fake_clock()
+    data = moment_data.MomentData(now=clock.utcnow)
     customer = data.add_customer(name="Nordlys")
     assert (customer.version, customer.customer_number) == (1, "10001")
     clock.advance(90.7)
@@ -35,7 +35,7 @@ def test_changes_bump_version_and_last_modified() -> None:
 
 
 def test_invoice_life_cycle() -> None:
-    data = moment_data.MomentData(now=Clock().now)
+    data = moment_data.MomentData(now=fake_clock().utcnow)
     customer = data.add_customer(name="Nordlys")
     first = data.add_invoice(customer_id=customer.id, total_excluding_vat="10000")
     assert data.render("invoice", first.id)["invoiceNumber"] is None
@@ -63,7 +63,7 @@ def test_invoice_life_cycle() -> None:
 
 
 def test_numbers_follow_renumbering_and_deletion() -> None:
-    data = moment_data.MomentData(now=Clock().now)
+    data = moment_data.MomentData(now=fake_clock().utcnow)
     first = data.add_customer(name="A")
     second = data.add_customer(name="B")
     assert (first.customer_number, second.customer_number) == ("10001", "10002")
@@ -85,7 +85,7 @@ def test_numbers_follow_renumbering_and_deletion() -> None:
 
 
 def test_a_refused_invoice_change_leaves_no_trace() -> None:
-    data = moment_data.MomentData(now=Clock().now)
+    data = moment_data.MomentData(now=fake_clock().utcnow)
     customer = data.add_customer(name="A", customer_number="7")
     other = data.add_customer(name="Other", customer_number="8")
     draft = data.add_invoice(customer_id=customer.id, total_excluding_vat="1")
@@ -99,7 +99,7 @@ def test_a_refused_invoice_change_leaves_no_trace() -> None:
 
 
 def test_refusals_change_nothing() -> None:
-    data = moment_data.MomentData(now=Clock().now)
+    data = moment_data.MomentData(now=fake_clock().utcnow)
     customer = data.add_customer(name="A", customer_number="7")
     with pytest.raises(moment_records.SandboxError, match="already used"):
         data.add_customer(name="B", customer_number="7")
@@ -138,7 +138,7 @@ def assert_valid_pdf(data: bytes) -> None:
 
 
 def test_generated_pdf_is_structurally_valid_and_deterministic() -> None:
-    sandbox_like = moment_sandbox.MomentSandbox(now=Clock().now)
+    sandbox_like = moment_sandbox.MomentSandbox(now=fake_clock().utcnow)
     customer = sandbox_like.add_customer(name="Møllegård (Aarhus) \\ ApS")
     invoice = sandbox_like.add_invoice(customer_id=customer.id, total_excluding_vat="1",
                                        description="Rådgivning", finalize=True)
@@ -379,7 +379,7 @@ async def test_admin_surface(sandbox: moment_sandbox.MomentSandbox,
 
 def test_sample_data_is_deterministic_per_seed() -> None:
     def render(seed: int) -> list[moment_records.Json]:
-        sb = moment_sandbox.MomentSandbox(now=Clock().now)
+        sb = moment_sandbox.MomentSandbox(now=fake_clock().utcnow)
         summary = sb.populate(customers=8, projects=6, invoices=40, seed=seed)
         assert (summary.customers, summary.projects, summary.invoices) == (8, 6, 40)
         assert summary.drafts > 0 and summary.credit_notes > 0

@@ -15,6 +15,7 @@ from daemon.moment.client import MomentClient
 from daemon.sandbox.economic import EconomicSandbox
 from daemon.sandbox.moment import MomentSandbox
 from daemon.store.eventlog import EventLog
+from tests.clocks import FakeClock
 from tests.reconcile.conftest import reconciler
 from tests.reconcile.test_backfill import converge
 
@@ -23,14 +24,16 @@ API_KEY = "reconcile-e2e-key"
 
 
 async def test_moment_sample_company_lands_in_economic(
-        sandbox: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
-    async with MomentSandbox.running(port=0, company="acme", api_key=API_KEY) as msb, \
+        sandbox: EconomicSandbox, client: EconomicClient, log: EventLog,
+        clock: FakeClock) -> None:
+    async with MomentSandbox.running(port=0, company="acme", api_key=API_KEY,
+                                     now=clock.utcnow) as msb, \
             MomentClient(api_url=msb.api_url, company=msb.company,
-                         api_key=secrets.Secret(API_KEY), timeout_s=5.0) as moment:
+                         api_key=secrets.Secret(API_KEY), timeout_s=5.0, clock=clock) as moment:
         msb.populate(customers=30, projects=20, invoices=40, seed=3)
-        processor = hinting.HintProcessor(log=log, client=moment, concurrency=4)
+        processor = hinting.HintProcessor(log=log, client=moment, concurrency=4, clock=clock)
         poller = polling.Poller(log=log, client=moment, processor=processor,
-                                poll_interval_s=60.0, full_scan_interval_s=3600.0)
+                                poll_interval_s=60.0, full_scan_interval_s=3600.0, clock=clock)
         async with anyio.create_task_group() as tg:
             await tg.start(processor.run)
             for kind in ("customer", "project", "invoice"):
