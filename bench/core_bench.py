@@ -27,6 +27,7 @@ from typing import Any
 import anyio
 
 from daemon.core import events as ev
+from daemon.ops import clocking
 from daemon.store import eventlog, opening, replaying
 
 APPEND_EVENTS = 20_000
@@ -47,7 +48,7 @@ def snapshot(i: int) -> ev.CustomerUpserted:
 
 
 async def append_concurrent(path: Path) -> float:
-    async with await eventlog.EventLog.open(path) as log:
+    async with await eventlog.EventLog.open(path, clock=clocking.SystemClock()) as log:
         per_task = APPEND_EVENTS // APPEND_TASKS
 
         async def task(t: int) -> None:

@@ -28,6 +28,7 @@ from aiohttp import web
 
 from daemon.core.secrets import Secret
 from daemon.ingest import receiving
+from daemon.ops import clocking
 from daemon.store import eventlog
 
 CLIENTS: Final = 50
@@ -86,7 +87,8 @@ async def _floor_site() -> tuple[web.AppRunner, int]:
 
 async def run() -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
-        async with await eventlog.EventLog.open(Path(tmp) / "events.db") as log:
+        async with await eventlog.EventLog.open(Path(tmp) / "events.db",
+                                                clock=clocking.SystemClock()) as log:
             receiver = receiving.Receiver(log=log, token=Secret(TOKEN), host="127.0.0.1",
                                           port=0)
             await receiver.start()

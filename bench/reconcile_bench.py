@@ -84,7 +84,7 @@ def _customer_calls(sb: EconomicSandbox) -> tuple[int, int]:
 async def _sweeps(tmp: Path) -> dict[str, float]:
     async with EconomicSandbox.running(rate_limit=RateLimit(enabled=False)) as sb, \
             _client(sb) as client:
-        log = await EventLog.open(tmp / "sweep.db")
+        log = await EventLog.open(tmp / "sweep.db", clock=clocking.SystemClock())
         try:
             await _record(log, [_customer(n) for n in range(1, 10_001)])
             _seed_in_sync(sb, range(1, 10_001))
@@ -108,7 +108,7 @@ async def _sweeps(tmp: Path) -> dict[str, float]:
 async def _invoices(tmp: Path) -> dict[str, float]:
     async with EconomicSandbox.running(rate_limit=RateLimit(enabled=False)) as sb, \
             _client(sb) as client:
-        log = await EventLog.open(tmp / "invoices.db")
+        log = await EventLog.open(tmp / "invoices.db", clock=clocking.SystemClock())
         try:
             facts: list[ev.Event] = [_customer(n) for n in range(1, 101)]
             facts += [ev.ProjectUpserted(moment_id=10_000 + n, number=str(n),
@@ -142,7 +142,7 @@ async def _backfill(tmp: Path) -> dict[str, float]:
     limit = RateLimit(enabled=True, tokens=1000, window_s=10, cost_get=1, cost_write=1)
     async with EconomicSandbox.running(rate_limit=limit, clock=time.time) as sb, \
             _client(sb) as client:
-        log = await EventLog.open(tmp / "backfill.db")
+        log = await EventLog.open(tmp / "backfill.db", clock=clocking.SystemClock())
         try:
             await _record(log, [_customer(n) for n in range(1, 10_001)])
             rec = Reconciler(log=log, client=client, options=OPTIONS, clock=client.limiter.clock,

@@ -157,11 +157,11 @@ def _catch_up_progress(notifier: notifying.Notifier) -> Callable[[int, int], Non
     return progress
 
 
-async def open_log(settings: config.Settings, notifier: notifying.Notifier
-                   ) -> eventlog.EventLog:
+async def open_log(settings: config.Settings, notifier: notifying.Notifier, *,
+                   clock: clocks.Clock) -> eventlog.EventLog:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     notifier.status("opening the event log")
-    return await eventlog.EventLog.open(settings.db_path,
+    return await eventlog.EventLog.open(settings.db_path, clock=clock,
                                         progress=_catch_up_progress(notifier))
 
 
@@ -222,7 +222,7 @@ async def run(settings: config.Settings) -> int:
     secrets = Secrets(settings)
     try:
         secrets.read_all()
-        log = await open_log(settings, notifier)
+        log = await open_log(settings, notifier, clock=clock)
     except (config.ConfigError, opening.StoreError) as exc:
         _log.error("cannot start", error=str(exc))
         return 1

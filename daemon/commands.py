@@ -161,7 +161,8 @@ async def cmd_parked(args: argparse.Namespace) -> int:
 
 
 async def _retry_directly(settings: config.Settings, kind: str, key: str) -> int:
-    async with await eventlog.EventLog.open(settings.db_path) as log:
+    async with await eventlog.EventLog.open(settings.db_path,
+                                            clock=clocking.SystemClock()) as log:
         if not log.tables.state(kind, key).parked:
             raise CommandError(f"{kind} {key} is not parked")
         await log.append(ev.RetryRequested(kind=kind, key=key),
@@ -206,7 +207,7 @@ def render_plan(report: plans.PlanReport) -> str:
 
 async def _plan_directly(settings: config.Settings, kind: str | None) -> plans.PlanReport:
     clock = clocking.SystemClock()
-    async with await eventlog.EventLog.open(settings.db_path) as log, \
+    async with await eventlog.EventLog.open(settings.db_path, clock=clock) as log, \
             app.economic(settings, app.Secrets(settings), clock=clock) as client:
         return await planning.plan(log, client, config.mapping_options(settings), kind=kind)
 
@@ -230,7 +231,7 @@ async def cmd_plan(args: argparse.Namespace) -> int:
 async def _resync_directly(settings: config.Settings, kind: str, key: str) -> str:
     secrets = app.Secrets(settings)
     clock = clocking.SystemClock()
-    async with await eventlog.EventLog.open(settings.db_path) as log, \
+    async with await eventlog.EventLog.open(settings.db_path, clock=clock) as log, \
             app.moment(settings, secrets, clock=clock) as moment, \
             app.economic(settings, secrets, clock=clock) as client:
         await log.append(ev.ResyncRequested(kind=kind, key=key),

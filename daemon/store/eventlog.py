@@ -22,7 +22,7 @@ import contextlib
 import hashlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Final, NamedTuple, TypeVar
 
@@ -31,6 +31,7 @@ import anyio
 import anyio.lowlevel
 import msgspec
 
+from daemon.core import clocks
 from daemon.core import events as ev
 from daemon.core import projections as pj
 from daemon.store import opening
@@ -40,12 +41,9 @@ _CHUNK: Final = 900  # stay under SQLite's bound-parameter limit
 _TAIL: Final = 8192  # committed events kept in memory for consumers near the head
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """How the log writes a time: UTC, to the microsecond, with ``Z``."""
+    return clocks.iso(moment, timespec="microseconds")
 
 
 class Record(msgspec.Struct, frozen=True):
@@ -147,7 +145,7 @@ class EventLog:
 
     def __init__(self, *, path: str, writer: aiosqlite.Connection,
                  reader: aiosqlite.Connection, lock: opening.Lock | None,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: clocks.Clock) -> None:
         self.path = path
         self._writer = writer
         self._reader = reader
@@ -165,8 +163,7 @@ class EventLog:
     # --- lifecycle ------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: Path | str, *, clock: Callable[[], datetime] = utc_now,
-                   catch_up: bool = True,
+    async def open(cls, path: Path | str, *, clock: clocks.Clock, catch_up: bool = True,
                    progress: Callable[[int, int], None] | None = None) -> EventLog:
         """Take the directory's lock, apply the schema, load projections, catch them up.
 
@@ -311,7 +308,7 @@ class EventLog:
             await self._write_shielded(batch)
 
     async def _write_shielded(self, batch: list[_Pending]) -> None:
-        recorded = iso(self._clock())
+        recorded = iso(clocks.utc(self._clock.now()))
         start_seq, start_checkpoint = self.last_seq, self.tables.checkpoint
         changed: list[pj.Change] = []
         try:
@@ -390,7 +387,8 @@ class EventLog:
                 await self._writer.execute(
                     "INSERT OR IGNORE INTO blobs (sha256, size, content_type, data, stored_at) "
                     "VALUES (?, ?, ?, ?, ?)",
-                    (digest, len(data), content_type, data, iso(self._clock())))
+                    (digest, len(data), content_type, data,
+                     iso(clocks.utc(self._clock.now()))))
                 await self._writer.execute("COMMIT")
             except BaseException:
                 await self._rollback()

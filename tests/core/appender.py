@@ -9,10 +9,11 @@ import anyio
 
 from daemon.core import events as ev
 from daemon.store import eventlog
+from tests.clocks import FakeClock
 
 
 async def main(path: str) -> None:
-    async with await eventlog.EventLog.open(path) as log:
+    async with await eventlog.EventLog.open(path, clock=FakeClock()) as log:
         done = {r.idempotency_key for r in await log.read(limit=10**9)}
 
         async def writer(task: int) -> None:

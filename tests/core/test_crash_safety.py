@@ -15,6 +15,7 @@ import anyio
 import pytest
 
 from daemon.store import eventlog, replaying
+from tests.clocks import FakeClock
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -30,7 +31,7 @@ def _run_and_kill(path: Path, delay: float) -> set[str]:
 
 
 async def _check(path: Path, acknowledged: set[str]) -> int:
-    async with await eventlog.EventLog.open(path) as log:
+    async with await eventlog.EventLog.open(path, clock=FakeClock()) as log:
         records = await log.read(limit=10**9)
     seqs = [r.seq for r in records]
     assert seqs == list(range(1, len(seqs) + 1)), "sequence numbers have a gap"

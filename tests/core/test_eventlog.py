@@ -11,6 +11,7 @@ import pytest
 
 from daemon.core import events as ev
 from daemon.store import eventlog, opening
+from tests.clocks import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture(params=["file", "memory"])
 async def log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[eventlog.EventLog]:
     path = tmp_path / "events.db" if request.param == "file" else opening.MEMORY
-    async with await eventlog.EventLog.open(path) as opened:
+    async with await eventlog.EventLog.open(path, clock=FakeClock()) as opened:
         yield opened
 
 
@@ -63,7 +64,7 @@ async def test_append_many_is_one_transaction(log: eventlog.EventLog) -> None:
 
 async def test_update_and_delete_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "events.db"
-    async with await eventlog.EventLog.open(path) as log:
+    async with await eventlog.EventLog.open(path, clock=FakeClock()) as log:
         await log.append(customer(1), idempotency_key="a")
         await log.put_blob(b"%PDF-1.4 x")
     conn = sqlite3.connect(path)
@@ -111,31 +112,31 @@ async def test_reads_by_range_entity_and_follow(log: eventlog.EventLog) -> None:
 
 async def test_second_daemon_is_refused_and_writes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "events.db"
-    async with await eventlog.EventLog.open(path) as log:
+    async with await eventlog.EventLog.open(path, clock=FakeClock()) as log:
         await log.append(customer(1), idempotency_key="a")
         before = path.stat().st_size, (tmp_path / "events.db-wal").stat().st_size
         with pytest.raises(opening.AlreadyRunning, match="one daemon per state directory"):
-            await eventlog.EventLog.open(path)
+            await eventlog.EventLog.open(path, clock=FakeClock())
         assert (path.stat().st_size, (tmp_path / "events.db-wal").stat().st_size) == before
         assert await log.count() == 1
 
 
 async def test_newer_schema_stops_the_start(tmp_path: Path) -> None:
     path = tmp_path / "events.db"
-    async with await eventlog.EventLog.open(path):
+    async with await eventlog.EventLog.open(path, clock=FakeClock()):
         pass
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {opening.SCHEMA_VERSION + 1}")
     conn.commit()
     conn.close()
     with pytest.raises(opening.NewerSchema, match="newer moment-sync"):
-        await eventlog.EventLog.open(path)
+        await eventlog.EventLog.open(path, clock=FakeClock())
 
 
 async def test_schema_is_applied_idempotently_and_state_survives(tmp_path: Path) -> None:
     path = tmp_path / "events.db"
     for i in range(3):
-        async with await eventlog.EventLog.open(path) as log:
+        async with await eventlog.EventLog.open(path, clock=FakeClock()) as log:
             await log.append(customer(i), idempotency_key=f"k{i}")
             assert log.last_seq == i + 1
             assert len(log.tables.customers()) == i + 1

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from daemon.core import events as ev
 from daemon.core import projections as pj
 from daemon.store import eventlog, replaying
+from tests.clocks import FakeClock
 
 NUMBERS = st.sampled_from(["1", "2", "3", "10001"])
 
@@ -73,7 +74,7 @@ async def _scenario(tmp: Path, items: list[tuple[ev.Event, str]], split: int) ->
     incremental.parent.mkdir()
     resumed.parent.mkdir()
     # 1. incremental: one append per event, as the daemon does
-    async with await eventlog.EventLog.open(incremental) as log:
+    async with await eventlog.EventLog.open(incremental, clock=FakeClock()) as log:
         for event, key in items:
             await log.append(event, idempotency_key=key, occurred_at="2026-11-20T00:00:00Z")
         in_memory = _snapshot(log.tables)
@@ -83,10 +84,10 @@ async def _scenario(tmp: Path, items: list[tuple[ev.Event, str]], split: int) ->
     assert _snapshot(replayed) == live == in_memory
     # 3. resume: append the first part, then open without catching up and append the rest
     #    through a log whose checkpoint lags; catching up on open folds the gap
-    async with await eventlog.EventLog.open(resumed) as log:
+    async with await eventlog.EventLog.open(resumed, clock=FakeClock()) as log:
         for event, key in items[:split]:
             await log.append(event, idempotency_key=key, occurred_at="2026-11-20T00:00:00Z")
-    async with await eventlog.EventLog.open(resumed) as log:
+    async with await eventlog.EventLog.open(resumed, clock=FakeClock()) as log:
         for event, key in items[split:]:
             await log.append(event, idempotency_key=key, occurred_at="2026-11-20T00:00:00Z")
     assert await _live(resumed) == live

@@ -27,7 +27,7 @@ def fail(name: str, detail: str) -> preflight.Check:
 @pytest.mark.anyio
 async def test_a_tokens_check_failed_by_a_5xx_is_not_called_a_refusal(tmp_path: Path) -> None:
     recorder = Recorder()
-    async with await eventlog.EventLog.open(tmp_path / "events.db") as log:
+    async with await eventlog.EventLog.open(tmp_path / "events.db", clock=FakeClock()) as log:
         await preflight.record_checks(
             log, [fail("tokens", "could not reach e-conomic: GET /self -> 500")],
             recorder, clock=FakeClock())
@@ -41,7 +41,7 @@ async def test_a_tokens_check_failed_by_a_5xx_is_not_called_a_refusal(tmp_path: 
 @pytest.mark.anyio
 async def test_an_unchanged_verdict_is_recorded_and_alerted_once(tmp_path: Path) -> None:
     recorder = Recorder()
-    async with await eventlog.EventLog.open(tmp_path / "events.db") as log:
+    async with await eventlog.EventLog.open(tmp_path / "events.db", clock=FakeClock()) as log:
         for _ in range(3):
             await preflight.record_checks(log, [fail("journal", "journal 1 does not exist")],
                                        recorder, clock=FakeClock())

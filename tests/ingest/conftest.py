@@ -77,7 +77,7 @@ async def running(clock: FakeClock, **processor_options: Any) -> AsyncIterator[H
             moment_client.MomentClient(api_url=sb.api_url, company=sb.company,
                                        api_key=secrets.Secret(API_KEY), timeout_s=5.0,
                                        clock=clock) as client, \
-            await eventlog.EventLog.open(":memory:", clock=clock.utcnow) as log:
+            await eventlog.EventLog.open(":memory:", clock=clock) as log:
         processor = hinting.HintProcessor(log=log, client=client, **options)
         receiver = receiving.Receiver(log=log, token=secrets.Secret(TOKEN), host="127.0.0.1",
                                       port=0)

@@ -30,7 +30,7 @@ async def test_ingest_runs_from_the_settings_and_stops_cleanly() -> None:
         async with moment_client.MomentClient(api_url=sb.api_url, company=sb.company,
                                               api_key=secrets.Secret(API_KEY),
                                               clock=clock) as client, \
-                await eventlog.EventLog.open(":memory:", clock=clock.utcnow) as log:
+                await eventlog.EventLog.open(":memory:", clock=clock) as log:
             ingest = running.Ingest(settings=settings, log=log, client=client,
                                     webhook_token=secrets.Secret(TOKEN), clock=clock)
             async with anyio.create_task_group() as tg:

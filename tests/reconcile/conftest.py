@@ -57,8 +57,8 @@ async def client(sandbox: EconomicSandbox, clock: FakeClock) -> AsyncIterator[Ec
 
 
 @pytest.fixture
-async def log() -> AsyncIterator[EventLog]:
-    log = await EventLog.open(":memory:")
+async def log(clock: FakeClock) -> AsyncIterator[EventLog]:
+    log = await EventLog.open(":memory:", clock=clock)
     try:
         yield log
     finally:

@@ -23,8 +23,8 @@ from daemon.store.eventlog import EventLog
 
 async def main(db: str) -> int:
     env = os.environ
-    log = await EventLog.open(db)
     clock = clocking.SystemClock()  # a daemon of its own, killed at a step: real time
+    log = await EventLog.open(db, clock=clock)
     try:
         async with EconomicClient(rest_url=env["SANDBOX_REST_URL"],
                                   apis_url=env["SANDBOX_APIS_URL"],

@@ -41,7 +41,7 @@ async def cancelled_at_random(sb: EconomicSandbox, db: Path, rng: random.Random)
     after e-conomic has served a random number (1 to 6) of its requests: the cancellation then
     lands on whatever the reconciler awaits at that moment (an answer on its way, the next
     request, an append)."""
-    log = await EventLog.open(db)
+    log = await EventLog.open(db, clock=FakeClock())
     try:
         async with make_client(sb, FakeClock(), timeout_s=5.0) as client:
             rec = reconciler(log, client, batch={"invoice": rng.choice((1, 3, 50))})
@@ -68,7 +68,7 @@ async def cancelled_at_random(sb: EconomicSandbox, db: Path, rng: random.Random)
 async def test_cancelled_anywhere_then_restarted_transfers_each_invoice_once(
         seed: int, tmp_path: Path) -> None:
     db = tmp_path / "events.db"
-    log = await EventLog.open(db)
+    log = await EventLog.open(db, clock=FakeClock())
     try:
         await record(log, [*(customer(n) for n in range(1, CUSTOMERS + 1)),
                            *(project(n, n) for n in range(1, PROJECTS + 1))])
@@ -79,7 +79,7 @@ async def test_cancelled_anywhere_then_restarted_transfers_each_invoice_once(
     async with EconomicSandbox.running(rate_limit=RateLimit(enabled=False)) as sb:
         for _ in range(ROUNDS):
             await cancelled_at_random(sb, db, rng)
-        log = await EventLog.open(db)
+        log = await EventLog.open(db, clock=FakeClock())
         try:
             async with make_client(sb, FakeClock(), timeout_s=5.0) as client:
                 rec = reconciler(log, client)

@@ -16,6 +16,7 @@ import pytest
 from daemon.reconcile.hooks import CRASH_ENV, CRASH_POINTS
 from daemon.sandbox.economic import EconomicSandbox, RateLimit
 from daemon.store.eventlog import EventLog
+from tests.clocks import FakeClock
 from tests.conftest import REPO
 from tests.reconcile.conftest import customer, pdf, project, record, record_invoices
 
@@ -40,7 +41,7 @@ async def run_daemon(sb: EconomicSandbox, db: Path, crash_at: str | None) -> int
 async def test_killed_at_each_step_then_restarted_transfers_each_invoice_once(
         step: str, tmp_path: Path) -> None:
     db = tmp_path / "events.db"
-    log = await EventLog.open(db)
+    log = await EventLog.open(db, clock=FakeClock())
     try:
         await record(log, [*(customer(n) for n in (1, 2, 3)), *(project(n, n) for n in (1, 2))])
         await record_invoices(log, INVOICES)
@@ -60,7 +61,7 @@ async def test_killed_at_each_step_then_restarted_transfers_each_invoice_once(
                       for d in a.documents.values()) == [n for n, _c, _p in INVOICES]
         assert all(d.content == [pdf(by_voucher[(d.accounting_year, d.voucher_number)])]
                    for d in a.documents.values())
-    log = await EventLog.open(db)
+    log = await EventLog.open(db, clock=FakeClock())
     try:
         assert all(log.tables.state("invoice", str(n)).booked for n, _c, _p in INVOICES)
         found = Counter(r.type for r in await log.read(limit=100_000)

@@ -430,8 +430,9 @@ async def test_after_any_history_and_a_heal_live_equals_desired_and_the_rest_is_
     async with (EconomicSandbox.running(rate_limit=RateLimit(enabled=False),
                                         faults=Faults(seed=6)) as sb,
                 AsyncExitStack() as stack):
-        log = await EventLog.open(":memory:")
-        w = World(sb=sb, log=log, stack=stack)
+        clock = FakeClock(autojump=True)
+        log = await EventLog.open(":memory:", clock=clock)
+        w = World(sb=sb, log=log, stack=stack, clock=clock)
         try:
             await w.start()
             for op in program:
