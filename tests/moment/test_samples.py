@@ -10,7 +10,7 @@ import pytest
 
 from daemon.sandbox import economic_state
 from daemon.sandbox import moment as moment_sandbox
-from tests.moment.conftest import Clock
+from tests.moment.conftest import fake_clock
 
 
 def expected_vat(account: str, total: Decimal) -> Decimal:
@@ -23,7 +23,7 @@ def expected_vat(account: str, total: Decimal) -> Decimal:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_sample_invoices_have_the_vat_of_their_accounts(seed: int) -> None:
-    sb = moment_sandbox.MomentSandbox(now=Clock().now)
+    sb = moment_sandbox.MomentSandbox(now=fake_clock().utcnow)
     summary = sb.populate(customers=40, projects=25, invoices=30, seed=seed)
     booked = [i for i in sb.invoices.values() if i.status != "DRAFT"]
     assert len(booked) == summary.invoices - summary.drafts
@@ -47,7 +47,7 @@ def test_sample_invoices_have_the_vat_of_their_accounts(seed: int) -> None:
 @pytest.mark.parametrize(("budget", "made"), [(0, []), (1, ["1020/DKK"]),
                                               (3, ["1020/DKK", "1010/EUR", "1010/DKK"])])
 def test_the_special_invoices_fit_the_count(budget: int, made: list[str]) -> None:
-    sb = moment_sandbox.MomentSandbox(now=Clock().now)
+    sb = moment_sandbox.MomentSandbox(now=fake_clock().utcnow)
     summary = sb.populate(customers=2, projects=0, invoices=budget, seed=1)
     assert summary.invoices == budget == len(sb.invoices)
     got = [f"{i.financial_account_number}/{i.currency}" for i in sb.invoices.values()]
