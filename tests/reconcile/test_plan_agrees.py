@@ -194,9 +194,10 @@ async def test_plan_predicts_the_controllers_action_for_every_kind_and_state(
     options = msgspec.structs.replace(OPTIONS, include_pdf=s.include_pdf,
                                       auto_book=s.auto_book)
     async with EconomicSandbox.running(rate_limit=RateLimit(enabled=False)) as sb:
-        log = await EventLog.open(":memory:")
+        clock = FakeClock()
+        log = await EventLog.open(":memory:", clock=clock)
         try:
-            async with make_client(sb, FakeClock(), timeout_s=5.0) as client:
+            async with make_client(sb, clock, timeout_s=5.0) as client:
                 setup: list[ev.Event] = []
                 if s.kind != "customer":  # the dependency is in e-conomic
                     setup += [customer(1), ev.Applied(
