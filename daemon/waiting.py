@@ -6,10 +6,13 @@ component's :class:`daemon.core.clocks.Clock` (virtual time in tests) and never 
 loop's own timer.
 
 Guarantees: returns as soon as ``event`` is set or ``seconds`` of ``clock`` time have passed, and
-leaves no task behind; cancellation passes through. Never sets or replaces the event.
+leaves no task behind; cancellation passes through. Never sets or replaces the event. A
+:class:`Condition` is a predicate turned into an event: waiters await it, never poll it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import anyio
 
@@ -30,3 +33,23 @@ async def wait_for(event: anyio.Event, *, seconds: float, clock: clocks.Clock) -
         await event.wait()
         tg.cancel_scope.cancel()
     return event.is_set()
+
+
+class Condition:
+    """A predicate waiters await. Its owner calls :meth:`recheck` after anything that may
+    change it; :meth:`wait` returns at once while it holds."""
+
+    def __init__(self, holds: Callable[[], bool]) -> None:
+        self._holds = holds
+        self._event = anyio.Event()
+
+    def recheck(self) -> None:
+        if self._holds():
+            self._event.set()
+        elif self._event.is_set():
+            self._event = anyio.Event()
+
+    async def wait(self) -> None:
+        while not self._holds():
+            await self._event.wait()
+            self.recheck()  # set, but stale: it stopped holding before this waiter ran

@@ -17,12 +17,9 @@ Use::
     async with anyio.create_task_group() as tg:
         await tg.start(rec.run)
 
-Time is the injected clock's: wall time for what is recorded and shown, monotonic time for due
-times and intervals, and every wait is a wait on it. Whether the reconciler is idle or busy is
-an event, never a poll: :meth:`Reconciler.until_settled` returns once nothing can happen any
-more without time passing (no pass or sweep in flight, nothing due now), which is what a fake
-clock waits for before it moves time on; :meth:`Reconciler.until_idle` once nothing is queued
-at all; :meth:`Reconciler.stop` wakes when the pass in flight ends.
+Time is the injected clock's (wall time recorded, monotonic time for due times; every wait is on
+it). Idle and busy are events, never polls: :meth:`~Reconciler.until_settled` (nothing can happen
+before time passes: what a fake clock awaits), :meth:`~Reconciler.until_idle`, :meth:`~.stop`.
 """
 
 from __future__ import annotations
@@ -98,8 +95,8 @@ class Reconciler:
         self._sweeping = 0  # sweeps in flight (or waiting for their turn)
         self._pass_over = anyio.Event()  # set while no pass is in flight
         self._pass_over.set()
-        self._settled = anyio.Event()  # set while nothing can happen before time passes
-        self._idle = anyio.Event()  # set while nothing is queued or in flight
+        self._settled = waiting.Condition(self.settled)
+        self._idle = waiting.Condition(self.idle)
         self._retried: list[tuple[str, str]] = []
         self._changed: list[tuple[str, str]] = []
         # A sweep's reads must not race a pass's writes (a stale read would queue a write
@@ -331,11 +328,11 @@ class Reconciler:
             self.beat()
             if self.controls.stopping:
                 await anyio.sleep_forever()  # stopped: the task group is about to cancel us
-            self._pass_started()
+            self._passing(True)
             try:
                 did = await self.step()
             finally:
-                self._pass_ended()
+                self._passing(False)
             if did:
                 continue
             nxt = self.queue.next_due()
@@ -382,14 +379,13 @@ class Reconciler:
         return await waiting.wait_for(self._pass_over, seconds=grace, clock=self.clock)
 
     # --- idle and busy, as events ---------------------------------------------------------
-    def _pass_started(self) -> None:
-        self.busy = True
-        self._pass_over = anyio.Event()
-        self._recheck()
-
-    def _pass_ended(self) -> None:
-        self.busy = False
-        self._pass_over.set()
+    def _passing(self, busy: bool) -> None:
+        """A pass starts (True) or ends (False)."""
+        self.busy = busy
+        if busy:
+            self._pass_over = anyio.Event()
+        else:
+            self._pass_over.set()
         self._recheck()
 
     def settled(self) -> bool:
@@ -405,23 +401,14 @@ class Reconciler:
         return self.settled() and self.queue.empty()
 
     def _recheck(self) -> None:
-        """Set or clear the settled and idle events after anything that may change them."""
-        for event, holds, name in ((self._settled, self.settled(), "_settled"),
-                                   (self._idle, self.idle(), "_idle")):
-            if holds:
-                event.set()
-            elif event.is_set():
-                setattr(self, name, anyio.Event())
+        """After anything that may change whether it is settled or idle."""
+        self._settled.recheck()
+        self._idle.recheck()
 
     async def until_settled(self) -> None:
         """Return once :meth:`settled` holds (at once when it does)."""
-        while not self.settled():
-            await self._settled.wait()
-            self._recheck()
+        await self._settled.wait()
 
     async def until_idle(self) -> None:
-        """Return once :meth:`idle` holds: nothing queued, waiting to be retried or in
-        flight (the clock must run for keys backing off to come due)."""
-        while not self.idle():
-            await self._idle.wait()
-            self._recheck()
+        """Return once :meth:`idle` holds (the clock must run for backoffs to come due)."""
+        await self._idle.wait()
