@@ -8,12 +8,12 @@ import sys
 import anyio
 
 from daemon.core import events as ev
+from daemon.ops import clocking
 from daemon.store import eventlog
-from tests.clocks import FakeClock
 
 
 async def main(path: str) -> None:
-    async with await eventlog.EventLog.open(path, clock=FakeClock()) as log:
+    async with await eventlog.EventLog.open(path, clock=clocking.SystemClock()) as log:
         done = {r.idempotency_key for r in await log.read(limit=10**9)}
 
         async def writer(task: int) -> None:
