@@ -232,7 +232,6 @@ async def run(settings: config.Settings) -> int:
         for _seq, event in batch:
             meter.event_appended(ev.type_name(event))
 
-    clock = clocking.SystemClock()  # the one real clock: every component gets it from here
     counting = consuming.Consumer(name="metrics", log=log, handle=count, clock=clock)
     alerter = alerting.Alerter(settings.alerts, label=settings.moment.company, clock=clock)
     watchdog = notifying.Watchdog.from_environment(notifier, clock=clock)

@@ -11,6 +11,7 @@ import pytest
 
 from daemon.core import events as ev
 from daemon.store import consuming, eventlog, opening
+from tests.clocks import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -43,7 +44,7 @@ class HeldClock:
 @pytest.fixture(params=["file", "memory"])
 async def log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[eventlog.EventLog]:
     path = tmp_path / "events.db" if request.param == "file" else opening.MEMORY
-    async with await eventlog.EventLog.open(path) as opened:
+    async with await eventlog.EventLog.open(path, clock=FakeClock()) as opened:
         yield opened
 
 
@@ -85,9 +86,9 @@ async def test_a_consumer_is_woken_by_each_commit_and_hears_it_once(
 
 async def test_a_consumer_resumes_from_its_recorded_position(tmp_path: Path) -> None:
     path = tmp_path / "events.db"
-    async with await eventlog.EventLog.open(path) as log:
+    async with await eventlog.EventLog.open(path, clock=FakeClock()) as log:
         await log.append_many([(customer(n), f"k{n}", None) for n in range(1, 6)])
-    async with await eventlog.EventLog.open(path) as log:
+    async with await eventlog.EventLog.open(path, clock=FakeClock()) as log:
         # what the earlier process appended is read from the file, two at a time
         heard = Heard()
         consumer = consuming.Consumer(name="t", log=log, handle=heard, clock=HeldClock(),

@@ -134,7 +134,7 @@ async def test_unprocessed_hints_are_read_again_from_the_watermark(harness: Harn
     sb = harness.sandbox
     sb.set_webhook(None)
     customer = sb.add_customer(name="Efter Nedbrud ApS")
-    async with await eventlog.EventLog.open(":memory:") as log:
+    async with await eventlog.EventLog.open(":memory:", clock=harness.clock) as log:
         async def run_once() -> hinting.HintProcessor:
             processor = hinting.HintProcessor(log=log, client=harness.client,
                                               clock=harness.clock, checkpoint_interval_s=0.0)
@@ -169,7 +169,7 @@ async def test_a_log_from_before_the_watermark_event_keeps_its_watermark(
     sb.set_webhook(None)
     old = sb.add_customer(name="Gammel ApS")
     new = sb.add_customer(name="Ny ApS")
-    async with await eventlog.EventLog.open(":memory:") as log:
+    async with await eventlog.EventLog.open(":memory:", clock=harness.clock) as log:
         # an older daemon processed the first hint and kept its watermark as a poll cursor
         await log.append(ev.HintReceived(kind="customer", moment_id=old.id),
                          idempotency_key="hint:old")
