@@ -132,10 +132,7 @@ def book(a: Agreement, d: Record) -> list[Record]:
     if d.get("contraAccountNumber") is not None:
         plain(int(d["contraAccountNumber"]), -amount, d.get("contraVatCode"))
     for r in rows:
-        r["entryNumber"] = a.next_booked
-        r["objectVersion"] = a.version()
-        a.booked_entries[a.next_booked] = r
-        a.next_booked += 1
+        a.put_booked(r)
     return rows
 
 

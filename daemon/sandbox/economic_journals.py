@@ -57,7 +57,7 @@ def _insert(a: Agreement, rec: Record) -> int | None:
     a.next_entry += 1
     rec["entryNumber"] = n
     rec["objectVersion"] = a.version()
-    a.draft_entries[n] = rec
+    a.put_draft(n, rec)
     return n
 
 
@@ -125,7 +125,7 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
             n = _insert(a, rec)
             if n is None:  # roll back: all or nothing
                 for done in numbers:
-                    del a.draft_entries[done]
+                    a.drop_draft(done)
                 return replies.invalid([("voucherNumber",
                                          "JournalEntryVoucherNumberNotWithinBoundaries",
                                          "The journal has no voucher number left.")])
@@ -137,7 +137,7 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
         raw = request.match_info["n"]
         if not raw.isdigit() or int(raw) not in a.draft_entries:
             return replies.not_found_problem()
-        del a.draft_entries[int(raw)]
+        a.drop_draft(int(raw))
         return web.Response(status=204)
 
     async def book(request: web.Request) -> web.Response:
@@ -157,7 +157,7 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
             return replies.invalid([("entryNumbers", "JournalEntryDoesNotExist",
                                      f"Draft entries {missing} do not exist in journal {j}.")])
         for n in dict.fromkeys(nums):
-            economic_books.book(a, a.draft_entries.pop(n))
+            economic_books.book(a, a.drop_draft(n))
         return web.Response(status=204)
 
     async def list_booked(request: web.Request) -> web.Response:

@@ -13,6 +13,7 @@ stands in for.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import itertools
 from dataclasses import dataclass, field
@@ -91,6 +92,8 @@ class Agreement:
     booked_entries: dict[int, Record] = field(default_factory=dict)
     documents: dict[int, Document] = field(default_factory=dict)
     _versions: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _vouchers: dict[str, collections.Counter[int]] = field(default_factory=dict)
+    _tops: dict[str, int] = field(default_factory=dict)
     next_entry: int = 1
     next_booked: int = 1
     next_document: int = 1
@@ -107,25 +110,58 @@ class Agreement:
                 return y
         return None
 
-    def vouchers_in(self, journal: int | None, year: str) -> set[int]:
-        used: set[int] = set()
-        for e in itertools.chain(self.draft_entries.values(), self.booked_entries.values()):
-            if (journal is None or e.get("journalNumber") == journal) and \
-                    e.get("_year") == year and e.get("voucherNumber") is not None:
-                used.add(int(e["voucherNumber"]))
-        return used
+    def put_draft(self, number: int, rec: Record) -> None:
+        """Store draft entry ``number`` (its voucher number counts as used from now on)."""
+        self.draft_entries[number] = rec
+        self._count(rec, 1)
+
+    def drop_draft(self, number: int) -> Record:
+        """Remove draft entry ``number`` and answer it (KeyError when there is none)."""
+        rec = self.draft_entries.pop(number)
+        self._count(rec, -1)
+        return rec
+
+    def put_booked(self, rec: Record) -> None:
+        """Store a booked row under the next entry number (set on ``rec``)."""
+        rec["entryNumber"] = self.next_booked
+        rec["objectVersion"] = self.version()
+        self.booked_entries[self.next_booked] = rec
+        self.next_booked += 1
+        self._count(rec, 1)
+
+    def _count(self, rec: Record, step: int) -> None:
+        # Voucher numbers in use per accounting year, counted over drafts and booked rows, so
+        # that finding the next one stays cheap with tens of thousands of entries.
+        year, voucher = rec.get("_year"), rec.get("voucherNumber")
+        if year is None or voucher is None:
+            return
+        used = self._vouchers.setdefault(year, collections.Counter())
+        v = int(voucher)
+        used[v] += step
+        if used[v] > 0:
+            self._tops[year] = max(self._tops.get(year, v), v)
+        else:
+            del used[v]
+            if self._tops.get(year) == v:  # the highest is free again: find the next highest
+                self._tops[year] = max(used, default=0)
+
+    def vouchers_in(self, year: str) -> set[int]:
+        """The voucher numbers drafts or booked entries use in ``year`` (all journals)."""
+        return set(self._vouchers.get(year, ()))
 
     def next_voucher(self, journal: int, year: str) -> int | None:
-        """The lowest free voucher number within the journal's bounds, or None when full."""
+        """The number after the highest used within the journal's bounds, or None when full."""
         j = self.journals[journal]["settings"]["voucherNumbers"]
-        used = self.vouchers_in(None, year)
-        top = max((v for v in used if j["minimumVoucherNumber"] <= v <= j["maximumVoucherNumber"]),
-                  default=j["minimumVoucherNumber"] - 1)
+        lo, hi = j["minimumVoucherNumber"], j["maximumVoucherNumber"]
+        used = self._vouchers.get(year, collections.Counter())
+        top = self._tops.get(year, lo - 1)
+        if not lo <= top <= hi:
+            top = max((v for v in used if lo <= v <= hi), default=lo - 1)
         n = top + 1
-        return n if n <= j["maximumVoucherNumber"] else None
+        return n if n <= hi else None
 
     def voucher_exists(self, year: str, voucher: int) -> bool:
-        return voucher in self.vouchers_in(None, year)
+        return voucher in self._vouchers.get(year, ())
 
     def next_customer_number(self) -> int:
         n = 1

@@ -268,3 +268,29 @@ async def test_a_credit_note_settles_an_invoice(sandbox: EconomicSandbox,
     remainders = {r["customerInvoiceNumber"]: r["remainder"]
                   for r in await rows(http, "customerInvoiceNumber$in:[19,20,21]")}
     assert remainders == {19: 0.0, 20: 0.0, 21: -250.0}
+
+
+async def test_voucher_numbers_follow_drafts_that_come_and_go(
+        sandbox: EconomicSandbox, http: aiohttp.ClientSession) -> None:
+    a = sandbox.agreement
+
+    async def post(**kw: Any) -> tuple[int, int]:
+        st, doc = await call(http, "POST", f"{J}/draft-entries", invoice(1, 10.0, **kw))
+        assert st == 201, doc
+        n = doc["entryNumber"]
+        return n, a.draft_entries[n]["voucherNumber"]
+
+    drafts = [await post() for _ in range(3)]
+    assert [v for _, v in drafts] == [1, 2, 3]
+    assert (await call(http, "DELETE", f"{J}/draft-entries/{drafts[2][0]}"))[0] == 204
+    assert (await post())[1] == 3  # the highest was freed: it is handed out again
+    assert (await call(http, "DELETE", f"{J}/draft-entries/{drafts[1][0]}"))[0] == 204
+    assert (await post())[1] == 4  # a gap below the highest is not filled
+    assert (await post(voucherNumber=2))[1] == 2
+    await call(http, "POST", f"{J}/journals/1/bookdraftentries",
+               {"entryNumbers": sorted(a.draft_entries)})
+    assert a.draft_entries == {} and a.vouchers_in(str(YEAR)) == {1, 2, 3, 4}
+    st, doc = await call(http, "POST", "/admin/finance-vouchers", {
+        "amount": 100, "date": f"{YEAR}-03-02", "projectNumber": 1})
+    assert (st, doc["voucherNumber"]) == (201, 5)
+    assert a.voucher_exists(str(YEAR), 5) and not a.voucher_exists(str(YEAR - 1), 5)
