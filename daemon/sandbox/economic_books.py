@@ -10,9 +10,10 @@ side):
   creditor row on the supplier group's account carrying ``supplierNumber``,
   ``supplierInvoiceNumber`` and ``remainder``; otherwise a row on ``accountNumber``.
 - Each plain side with a VAT code is split: a row of the net amount on the account, carrying
-  ``vatAccountNumber``, and a VAT row on the VAT code's account (no VAT code of its own). For a
-  reverse-charge code (VAT type 3) the supplier charged no VAT: the account row keeps the whole
-  amount and the VAT is posted twice, on the VAT account and, opposite, on its contra account.
+  ``vatAccountNumber``, and a VAT row on the VAT code's account (no VAT code of its own; none
+  when the VAT is 0, as with a 0 % code). For a reverse-charge code (VAT type 3) the supplier
+  charged no VAT: the account row keeps the whole amount and the VAT is posted twice, on the
+  VAT account and, opposite, on its contra account.
 - ``projectNumber`` goes on the rows of profit-and-loss accounts (the cost or revenue row), and
   on a manual customer invoice's customer row too; never on a VAT, bank or creditor row.
 - Every row has ``entryNumber`` (increasing), ``type``, ``accountNumber``, ``amount``,
@@ -105,6 +106,8 @@ def book(a: Agreement, d: Record) -> list[Record]:
             return
         part, tax = split(vat, value)
         row(account, part, vatAccountNumber=code)
+        if tax == 0:  # a 0 % code (EU sales) posts no VAT row
+            return
         row(int(vat["account"]["accountNumber"]), tax)
         if _reverse_charge(vat):
             contra: Record = vat.get("contraAccount") or vat["account"]

@@ -120,11 +120,15 @@ async def test_booking_an_invoice_posts_customer_revenue_and_vat_rows(
     # No VAT code on the contra account's side: customer and revenue rows, no VAT row.
     eighteen = await rows(http, "voucherNumber$eq:2")
     assert [shape(r) for r in eighteen] == [(5600, 800.0, None, None), (1020, -800.0, None, None)]
+    # A 0 % code (EU sales of services) marks the revenue row and posts no VAT row.
+    await book(http, invoice(19, 900.0, contraAccountNumber=1030, contraVatCode="UEUY"))
+    assert [shape(r) for r in await rows(http, "voucherNumber$eq:3")] == [
+        (5600, 900.0, None, None), (1030, -900.0, "UEUY", None)]
     # Money is a JSON number written with its two decimals, as e-conomic writes it.
     text = await raw_get(http, B, params={"filter": "voucherNumber$eq:1"})
     assert '"amount":12500.00' in text and '"amount":-2500.00' in text
     # Invoice lookups by booked entries find one row per invoice: its customer row.
-    found = await rows(http, "customerInvoiceNumber$in:[17,18,19]")
+    found = await rows(http, "customerInvoiceNumber$in:[17,18,20]")
     assert [(r["customerInvoiceNumber"], r["accountNumber"]) for r in found] == [
         (17, 5600), (18, 5600)]
     found = await rows(http, "customerInvoiceNumber$eq:17$and:customerNumber$eq:1")
