@@ -9,10 +9,15 @@ Every call waits for the :class:`~daemon.economic.limiting.Limiter`. A 429 pause
 the call that got it is sent again after the pause, at most ``rate_limit_retries`` times (a 429
 means the request was not applied). Nothing else is retried here: 5xx, timeouts and transport
 errors are raised for the caller's per-item backoff, with ``retryable`` set.
+
+Redirects are never followed: the tokens travel in headers, and a followed redirect would hand
+them (and a POST body, on a 307/308) to wherever the ``Location`` points, an https->http
+downgrade included. A 3xx is :class:`errors.Redirected`, terminal, saying where it pointed.
 """
 
 from __future__ import annotations
 
+import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -114,11 +119,27 @@ def parse_error_body(body: bytes) -> tuple[str, str | None, dict[str, list[str]]
     return message, _first_code(doc), fields
 
 
+def _where(location: str | None) -> str:
+    """A ``Location`` as scheme, host and path (the query may hold anything: left out)."""
+    if not location:
+        return "nowhere (no Location header)"
+    parts = urllib.parse.urlsplit(location)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path,
+                                    "", ""))[:300] or "nowhere (an empty Location header)"
+
+
 def error_for(status: int, body: bytes, *, method: str, path: str,
-              retry_after: float | None = None) -> errors.EconomicError:
+              retry_after: float | None = None,
+              location: str | None = None) -> errors.EconomicError:
     """The error class for an answer that is not 2xx."""
-    message, code, fields = parse_error_body(body)
     text = body.decode("utf-8", "replace")
+    if 300 <= status < 400:
+        where = _where(location)
+        return errors.Redirected(
+            f"e-conomic answered with a redirect to {where}; it was not followed (the tokens "
+            f"would go with it): check [economic] rest_url and apis_url",
+            location=where, method=method, path=path, status=status, body=text)
+    message, code, fields = parse_error_body(body)
     kw: dict[str, Any] = {"method": method, "path": path, "status": status, "code": code,
                           "body": text}
     if status == 429:
@@ -198,7 +219,7 @@ class Caller:
             raise ValueError(f"{method} {endpoint} needs the caller's idempotency_key")
         data = msgspec.json.encode(json) if json is not None else None
         for attempt in range(self._retries + 1):
-            status, body, retry_after, cached = await self._once(
+            status, body, retry_after, cached, location = await self._once(
                 method, base, path, endpoint=endpoint, params=params, data=data, form=form,
                 idempotency_key=idempotency_key, priority=priority)
             if 200 <= status < 300:
@@ -206,7 +227,7 @@ class Caller:
                     self.counters.replayed += 1
                 return Answer(status, body, cached)
             err = error_for(status, body, method=method, path=_path_of(endpoint),
-                            retry_after=retry_after)
+                            retry_after=retry_after, location=location)
             if status == 429:
                 self.counters.rate_limited += 1
                 err.retry_after = self.limiter.throttled(retry_after)
@@ -219,7 +240,7 @@ class Caller:
     async def _once(self, method: str, base: Base, path: str, *, endpoint: str,
                     params: Mapping[str, str] | None, data: bytes | None,
                     form: Callable[[], aiohttp.FormData] | None, idempotency_key: str | None,
-                    priority: bool) -> tuple[int, bytes, float | None, bool]:
+                    priority: bool) -> tuple[int, bytes, float | None, bool, str | None]:
         ticket = await self.limiter.acquire(priority=priority)
         unsettled = ticket
         try:
@@ -227,13 +248,15 @@ class Caller:
                 async with self.session().request(
                         method, self.url(base, path), params=params,
                         data=form() if form is not None else data, timeout=self._timeout,
-                        headers=self._headers(idempotency_key, data is not None)) as resp:
+                        headers=self._headers(idempotency_key, data is not None),
+                        allow_redirects=False) as resp:
                     body = await resp.read()
                     status = resp.status
                     h = resp.headers
                     rate, cost = h.get("X-RateLimiting"), h.get("X-CallCost")
                     retry_after = ratelimits.parse_retry_after(h.get("Retry-After"))
                     cached = h.get("X-ResultFromCache", "").lower() == "true"
+                    location = h.get("Location")
             except TimeoutError as exc:
                 self._count(endpoint, 0)
                 err: errors.EconomicError = errors.Timeout(
@@ -258,7 +281,7 @@ class Caller:
         parsed_cost = ratelimits.parse_cost(cost)
         if parsed_cost:
             self.counters.tokens_used += parsed_cost
-        return status, body, retry_after, cached
+        return status, body, retry_after, cached, location
 
 
 def _path_of(endpoint: str) -> str:

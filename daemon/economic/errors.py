@@ -120,5 +120,16 @@ class RequestRejected(TerminalError):
     """Any other 4xx (405, 413, 415, ...)."""
 
 
+class Redirected(TerminalError):
+    """3xx: e-conomic (or something in front of it) pointed elsewhere. Never followed: the
+    tokens and the body would go to that place. ``location`` is where it pointed (scheme, host
+    and path; the query is left out)."""
+
+    def __init__(self, message: str, *, location: str, method: str = "", path: str = "",
+                 status: int = 0, body: str = "") -> None:
+        super().__init__(message, method=method, path=path, status=status, body=body)
+        self.location = location
+
+
 class ProtocolError(TerminalError):
     """A 2xx answer whose body does not have the shape the spec promises."""

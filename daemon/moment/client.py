@@ -13,7 +13,7 @@ Guarantees:
   msgspec failure is translated and classified retryable or terminal. An error is chained to its
   cause only when that cause holds no request or response headers.
 * Redirects are not followed (a redirect would carry the key elsewhere): a 3xx is
-  :class:`~daemon.moment.errors.BadResponse`.
+  :class:`~daemon.moment.errors.Redirected`, saying where it pointed.
 * The client stores nothing: an invoice PDF is handed back as a stream of byte chunks that the
   caller consumes inside ``async with client.invoice_pdf(id) as pdf``.
 * No retries here: a caller decides when to try a retryable error again.
@@ -339,6 +339,12 @@ class MomentClient:
                                             clocks.utc(self._clock.now()))
             kind = errors.RateLimited if status == 429 else errors.ServerError
             raise kind(detail, method=method, path=path, status=status, retry_after=retry_after)
+        if 300 <= status < 400:
+            where = _where(response.headers.get("Location"))
+            raise errors.Redirected(
+                f"Moment answered with a redirect to {where}; it was not followed (the API key "
+                f"would go with it): check [moment] api_url", location=where, method=method,
+                path=path, status=status)
         if status in (401, 403):
             raise errors.Unauthorized(detail, method=method, path=path, status=status)
         if status == 404:
@@ -355,6 +361,15 @@ class MomentClient:
         except msgspec.DecodeError as exc:
             raise errors.BadResponse(f"answer does not match the expected shape: {exc}",
                                      method=method, path=path, status=200) from exc
+
+
+def _where(location: str | None) -> str:
+    """A ``Location`` as scheme, host and path (the query may hold anything: left out)."""
+    if not location:
+        return "nowhere (no Location header)"
+    parts = urllib.parse.urlsplit(location)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path,
+                                    "", ""))[:300] or "nowhere (an empty Location header)"
 
 
 def _positive(moment_id: int) -> int:

@@ -11,7 +11,8 @@ Hierarchy::
         ├── Unauthorized        401/403: the API key is wrong, expired or lacks rights
         ├── NotFound            404: Moment has no such object
         ├── RequestRejected     any other 4xx: the request itself is wrong
-        └── BadResponse         2xx/3xx that is not what API.md promises (shape, type, redirect)
+        └── BadResponse         2xx/3xx that is not what API.md promises (shape, type)
+            └── Redirected      3xx: not followed (the key would go along); says where to
 
 Guarantees: every error names the method and the path (never the query's secrets: there are
 none, the key travels in a header) and, for HTTP answers, the status; none keeps a reference
@@ -81,3 +82,13 @@ class RequestRejected(TerminalError):
 
 class BadResponse(TerminalError):
     """An answer that does not match API.md: undecodable JSON, wrong shape, a redirect."""
+
+
+class Redirected(BadResponse):
+    """3xx: never followed, since the API key would go along; ``location`` is where it pointed
+    (scheme, host and path; the query is left out)."""
+
+    def __init__(self, message: str, *, location: str, method: str, path: str,
+                 status: int | None = None) -> None:
+        super().__init__(message, method=method, path=path, status=status)
+        self.location = location

@@ -323,7 +323,8 @@ async def hostile() -> AsyncIterator[str]:
 @pytest.mark.parametrize(("call", "expected", "message"), [
     ("customer 1", errors.BadResponse, "expected shape"),
     ("customer 2", errors.BadResponse, "expected shape"),
-    ("customer 3", errors.BadResponse, "unexpected status"),
+    ("customer 3", errors.Redirected,
+     r"redirect to http://127\.0\.0\.1:9/elsewhere; it was not followed"),
     ("invoice 4", errors.BadResponse, "totalExcludingVat"),
     ("customer 6", errors.BadResponse, "lastModifiedDate"),
     ("customer 7", errors.RequestRejected, "teapot"),
