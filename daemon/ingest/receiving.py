@@ -8,32 +8,44 @@ hint up from the log (:mod:`daemon.ingest.hinting`), so the receiver does no fet
 Answers: 404 for a wrong token (compared in constant time, on SHA-256 digests so the length
 does not show either), 413 for a body over :data:`MAX_BODY_BYTES` (announced or streamed), 415
 for a content type other than ``application/json``, 400 with the decoder's message for a body
-that is not a hint, 503 when the log cannot take the hint. Every answer but the 202 is JSON
+that is not a hint, 408 for a body slower than :data:`BODY_TIMEOUT_S`, 503 when the log cannot
+take the hint. Every answer but the 202 is JSON
 ``{"status": N, "message": "..."}``.
 
 Guarantees: a refused request appends nothing; no exception from one request reaches aiohttp
 (an unexpected one is a 500 logged by type only), so nothing a client sends stops the
 receiver; no log line carries the token: aiohttp's access log is off and this module never logs
 the path (the token is part of it), and aiohttp's own error log for malformed requests goes
-through a filter that keeps only the message and the exception's type. Binds exactly the host
-and port it is given.
+through a filter that keeps only the message and the exception's type. A request aiohttp cannot
+parse gets a plain ``400 Bad Request`` that never quotes the request (aiohttp's own answer
+echoes the request line, token included). Binds exactly the host and port it is given.
+
+Bounds (DESIGN.md): a client gets :data:`HEADER_TIMEOUT_S` to send its request line and
+headers (counted from the connection, or from the previous answer on a kept-alive one), else
+the connection is closed; :data:`BODY_TIMEOUT_S` for the body, else a 408 and the connection is
+closed; at most :data:`MAX_CONNECTIONS` connections are held at once: while that many are open
+the receiver accepts no more, and the kernel's backlog holds newcomers until a slot frees (a
+slow client frees its slot within the timeouts), so slow clients cannot lock out a good one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
 import logging
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Final
 
 import anyio
 import anyio.abc
 import msgspec
 import structlog
-from aiohttp import web
+from aiohttp import web, web_protocol
 
 from daemon.core import events as ev
 from daemon.core import secrets
@@ -43,6 +55,9 @@ from daemon.store import eventlog
 _log = structlog.get_logger(__name__)
 
 MAX_BODY_BYTES: Final = 64 * 1024
+HEADER_TIMEOUT_S: Final = 10.0
+BODY_TIMEOUT_S: Final = 30.0
+MAX_CONNECTIONS: Final = 256
 ROUTE: Final = "/webhooks/moment/{token}"
 PATH_PREFIX: Final = "/webhooks/moment/"
 _READ_CHUNK: Final = 16 * 1024
@@ -80,6 +95,86 @@ def _reason(response: web.Response) -> str:
     return message if isinstance(message, str) else ""
 
 
+class _Connection(web_protocol.RequestHandler):
+    """aiohttp's connection handler with the receiver's bounds.
+
+    It closes a connection whose request line and headers are not in after
+    ``header_timeout_s`` (armed when the connection opens and again after each answer; the
+    receiver's middleware disarms it once a request's headers are parsed), frees its
+    connection slot when the connection is lost, and answers a request aiohttp cannot parse
+    with a fixed text that never quotes the request.
+    """
+
+    def __init__(self, manager: web.Server, *, header_timeout_s: float,
+                 on_lost: Callable[[], None]) -> None:
+        # aiohttp's access log is off: it would record the path, and so the token
+        # (aiohttp takes None for "no access log" at run time; its annotation says Logger)
+        super().__init__(manager, loop=asyncio.get_running_loop(), logger=_server_log,
+                         access_log=None)  # type: ignore[arg-type]
+        self._header_timeout_s = header_timeout_s
+        self._on_lost: Callable[[], None] | None = on_lost
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.arm()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.disarm()
+        try:
+            super().connection_lost(exc)
+        finally:
+            on_lost, self._on_lost = self._on_lost, None
+            if on_lost is not None:
+                on_lost()
+
+    def arm(self) -> None:
+        """Start counting the time the client has for its next request's headers."""
+        self.disarm()
+        self._header_timer = asyncio.get_running_loop().call_later(
+            self._header_timeout_s, self._headers_late)
+
+    def disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            _log.info("webhook connection closed: no complete request headers in time",
+                      timeout_s=self._header_timeout_s)
+            transport.close()
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500,
+                     exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        # aiohttp's message for a parse error quotes the request line, and so the token
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Error"
+        return super().handle_error(request, status, exc,
+                                    f"{status} {phrase}: the request is not valid HTTP/1.1")
+
+
+@web.middleware
+async def _headers_in(request: web.Request,
+                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                      ) -> web.StreamResponse:
+    """A request reached the app, so its headers are in: stop the header clock; the answer
+    starts it again for the next request on a kept-alive connection."""
+    protocol = request.protocol
+    if isinstance(protocol, _Connection):
+        protocol.disarm()
+    try:
+        return await handler(request)
+    finally:
+        if isinstance(protocol, _Connection):
+            protocol.arm()
+
+
 def _answer(status: int, message: str) -> web.Response:
     return web.Response(status=status, content_type="application/json",
                         body=msgspec.json.encode({"status": status, "message": message}))
@@ -104,7 +199,12 @@ class Receiver:
     :meth:`start`). Run it with ``await tg.start(receiver.serve)``, which yields the port."""
 
     def __init__(self, *, log: eventlog.EventLog, token: secrets.Secret,
-                 host: str = "127.0.0.1", port: int = 8080) -> None:
+                 host: str = "127.0.0.1", port: int = 8080,
+                 header_timeout_s: float = HEADER_TIMEOUT_S,
+                 body_timeout_s: float = BODY_TIMEOUT_S,
+                 max_connections: int = MAX_CONNECTIONS) -> None:
+        if header_timeout_s <= 0 or body_timeout_s <= 0 or max_connections < 1:
+            raise ValueError("the timeouts must be positive and max_connections at least 1")
         if not token:
             raise ValueError("the webhook token is empty: set [moment] webhook_token_file or "
                              "the moment-webhook-token credential")
@@ -113,6 +213,14 @@ class Receiver:
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
+        self._sock: socket.socket | None = None
+        self._accepting: anyio.CancelScope | None = None
+        self._header_timeout_s = header_timeout_s
+        self._body_timeout_s = body_timeout_s
+        self._max_connections = max_connections
+        self._slots = anyio.Semaphore(max_connections)
+        self.connections = 0
+        self.peak_connections = 0
         # hint keys: unique per receiver (a random run id) and cheap per hint (a counter)
         self._run_id = uuid.uuid4().hex
         self._counter = itertools.count(1)
@@ -123,12 +231,13 @@ class Receiver:
         return f"<Receiver {self.host}:{self.port}>"
 
     def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_headers_in])
         app.router.add_post(ROUTE, self._handle)
         return app
 
     async def start(self) -> None:
-        """Bind and serve; :attr:`port` is the bound port afterwards."""
+        """Bind and listen; :attr:`port` is the bound port afterwards. Connections are taken
+        by :meth:`serve`."""
         if self._runner is not None:
             raise RuntimeError("the receiver is already running")
         runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False,
@@ -141,7 +250,8 @@ class Receiver:
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 sock.bind(address)
-                await web.SockSite(runner, sock, backlog=1024).start()
+                sock.listen(1024)
+                sock.setblocking(False)
             except BaseException:
                 sock.close()
                 raise
@@ -150,24 +260,68 @@ class Receiver:
             raise
         self.port = int(sock.getsockname()[1])
         self._runner = runner
-        _log.info("webhook receiver listening", host=self.host, port=self.port)
+        self._sock = sock
+        _log.info("webhook receiver listening", host=self.host, port=self.port,
+                  max_connections=self._max_connections)
 
     async def stop(self) -> None:
         """Stop accepting; requests in flight get up to a few seconds. Idempotent."""
         runner, self._runner = self._runner, None
+        sock, self._sock = self._sock, None
+        if self._accepting is not None:
+            self._accepting.cancel()
+        if sock is not None:
+            sock.close()
         if runner is not None:
             await runner.cleanup()
 
     async def serve(self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
                     ) -> None:
-        """Start, report the bound port through ``task_status``, serve until cancelled."""
+        """Start, report the bound port through ``task_status``, serve until cancelled (or
+        until :meth:`stop`)."""
         await self.start()
         try:
             task_status.started(self.port)
-            await anyio.sleep_forever()
+            with anyio.CancelScope() as self._accepting:
+                await self._accept()
         finally:
+            self._accepting = None
             with anyio.CancelScope(shield=True):
                 await self.stop()
+
+    async def _accept(self) -> None:
+        """Take connections while fewer than ``max_connections`` are open (a slot is freed
+        when a connection is lost)."""
+        loop = asyncio.get_running_loop()
+        runner, sock = self._runner, self._sock
+        assert runner is not None and sock is not None and runner.server is not None
+        server = runner.server
+        while True:
+            await self._slots.acquire()
+            try:
+                conn, _ = await loop.sock_accept(sock)
+            except BaseException:
+                self._slots.release()
+                raise
+            self._opened()
+            try:
+                conn.setblocking(False)
+                await loop.connect_accepted_socket(
+                    lambda: _Connection(server, header_timeout_s=self._header_timeout_s,
+                                        on_lost=self._closed),
+                    conn)
+            except OSError as exc:  # the peer left before the handshake was done
+                conn.close()
+                self._closed()
+                _log.info("webhook connection dropped at accept", error=type(exc).__name__)
+
+    def _opened(self) -> None:
+        self.connections += 1
+        self.peak_connections = max(self.peak_connections, self.connections)
+
+    def _closed(self) -> None:
+        self.connections -= 1
+        self._slots.release()
 
     # --- one request ----------------------------------------------------------------------
 
@@ -199,14 +353,19 @@ class Receiver:
                                 f"{MAX_BODY_BYTES} bytes")
         chunks: list[bytes] = []
         size = 0
-        while True:
-            chunk = await request.content.read(_READ_CHUNK)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                return _answer(413, f"body is over the limit of {MAX_BODY_BYTES} bytes")
-            chunks.append(chunk)
+        with anyio.move_on_after(self._body_timeout_s) as reading:
+            while True:
+                chunk = await request.content.read(_READ_CHUNK)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    return _answer(413, f"body is over the limit of {MAX_BODY_BYTES} bytes")
+                chunks.append(chunk)
+        if reading.cancelled_caught:
+            slow = _answer(408, f"the body did not arrive within {self._body_timeout_s:g} s")
+            slow.force_close()
+            return slow
         if request.content_type != "application/json":
             return _answer(415, f"content type must be application/json, got "
                                 f"{request.content_type or 'none'}")

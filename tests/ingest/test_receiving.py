@@ -184,7 +184,12 @@ async def test_an_empty_token_is_refused_at_start(harness: Harness) -> None:
     f"POST /webhooks/moment/{TOKEN} HTTP/9.9\r\nHost: x\r\n\r\n".encode(),
     f"POST /webhooks/moment/{TOKEN}\x00 HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
     f"POST /webhooks/moment/{TOKEN} HTTP/1.1\r\nContent-Length: x{TOKEN}\r\n\r\n".encode(),
-], ids=["bad header", "bad version", "NUL in target", "bad content length"])
+    f"{TOKEN} {TOKEN}\r\n\r\n".encode(),
+    f"POST /webhooks/moment/{TOKEN} HTTP/1.1 {TOKEN}\r\nHost: x\r\n\r\n".encode(),
+    f"POST /webhooks/moment/{TOKEN} HTTP/1.1\r\nHost: x\r\nX-{TOKEN}\x01: y\r\n\r\n".encode(),
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + TOKEN.encode() + b"\r\n\r\n",
+], ids=["bad header", "bad version", "NUL in target", "bad content length", "garbage",
+        "bad request line", "bad header name", "TLS on the HTTP port"])
 async def test_a_malformed_request_is_logged_without_the_token(
         harness: Harness, raw: bytes, caplog: pytest.LogCaptureFixture,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -202,8 +207,69 @@ async def test_a_malformed_request_is_logged_without_the_token(
                 except anyio.EndOfStream:
                     break
     assert answer.split(b" ", 2)[1] == b"400", answer
+    assert TOKEN.encode() not in answer, answer  # the answer does not echo the request
     assert await harness.log.count() == before
     output = capsys.readouterr()
     for text in (caplog.text, output.out, output.err):
         assert TOKEN not in text
     assert "Error handling request" in caplog.text
+
+
+async def test_slow_clients_are_cut_off_and_a_good_hint_still_gets_its_202(
+        harness: Harness) -> None:
+    """Slowloris: more slow connections than the cap, some stuck in their headers, some in
+    their body. Each is cut off by its timeout (headers: closed; body: 408), the receiver never
+    holds more than its cap, and a good hint sent behind them all is answered 202."""
+    import anyio
+
+    from daemon.core import secrets
+
+    cap = 4
+    receiver = receiving.Receiver(log=harness.log, token=secrets.Secret(TOKEN), port=0,
+                                  header_timeout_s=0.2, body_timeout_s=0.3,
+                                  max_connections=cap)
+    slow_headers = (f"POST {receiving.PATH_PREFIX}{TOKEN} HTTP/1.1\r\nHost: x\r\n"
+                    f"Content-Type: application/json\r\n").encode()
+    slow_body = (f"POST {receiving.PATH_PREFIX}{TOKEN} HTTP/1.1\r\nHost: x\r\n"
+                 f"Content-Type: application/json\r\nContent-Length: 500\r\n\r\n"
+                 '{"event": "UPDATE", ').encode()
+    answers: dict[int, bytes] = {}
+
+    async def slow(i: int) -> None:
+        async with await anyio.connect_tcp("127.0.0.1", receiver.port) as stream:
+            await stream.send(slow_headers if i % 2 else slow_body)
+            answer = b""
+            with anyio.fail_after(30):  # a bound for a broken receiver, not a measurement
+                while True:
+                    try:
+                        answer += await stream.receive()
+                    except (anyio.EndOfStream, anyio.BrokenResourceError):
+                        break
+            answers[i] = answer
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(receiver.serve)
+        async with anyio.create_task_group() as clients:
+            for i in range(3 * cap):
+                clients.start_soon(slow, i)
+            timeout = aiohttp.ClientTimeout(total=30)
+            async with aiohttp.ClientSession(timeout=timeout) as http, http.post(
+                    f"http://127.0.0.1:{receiver.port}{receiving.PATH_PREFIX}{TOKEN}",
+                    data=GOOD, headers={"Content-Type": JSON}) as response:
+                assert response.status == 202, await response.text()
+        tg.cancel_scope.cancel()
+    assert sorted(answers) == list(range(3 * cap))
+    for i, answer in answers.items():
+        if i % 2:
+            assert answer == b"", answer  # headers never completed: closed without a word
+        else:
+            assert answer.startswith(b"HTTP/1.1 408 "), answer
+            assert b"did not arrive within 0.3 s" in answer
+    assert receiver.peak_connections <= cap
+    assert await harness.events(ev.HintReceived) == [ev.HintReceived(
+        kind="customer", moment_id=5, number="10001", event="UPDATE")]
+
+
+def test_the_bounds_are_the_designs() -> None:
+    assert (receiving.HEADER_TIMEOUT_S, receiving.BODY_TIMEOUT_S,
+            receiving.MAX_CONNECTIONS) == (10.0, 30.0, 256)
