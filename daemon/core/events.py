@@ -49,6 +49,9 @@ class CustomerUpserted(Event, frozen=True, kw_only=True, tag="customer_upserted"
     vat_code: str = ""
     version: int = 0
     last_modified: str = ""
+    #: why this fact cannot be sent to e-conomic as it is (a value Moment holds that the daemon
+    #: cannot use); empty when it can. The entity is parked with this sentence.
+    problem: str = ""
 
     @property
     def entity_key(self) -> str:
@@ -64,6 +67,9 @@ class ProjectUpserted(Event, frozen=True, kw_only=True, tag="project_upserted"):
     customer_moment_id: int | None = None
     version: int = 0
     last_modified: str = ""
+    #: why this fact cannot be sent to e-conomic as it is (a value Moment holds that the daemon
+    #: cannot use); empty when it can. The entity is parked with this sentence.
+    problem: str = ""
 
     @property
     def entity_key(self) -> str:
@@ -95,6 +101,9 @@ class InvoiceFinalized(Event, frozen=True, kw_only=True, tag="invoice_finalized"
     pdf_size: int = 0
     finalized_date: str = ""
     version: int = 0
+    #: why this fact cannot be sent to e-conomic as it is (a value Moment holds that the daemon
+    #: cannot use); empty when it can. The entity is parked with this sentence.
+    problem: str = ""
 
     @property
     def entity_key(self) -> str:

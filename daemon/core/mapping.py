@@ -15,6 +15,7 @@ numbers lie in 1..999999999; the invoice amount is Moment's total including VAT 
 from __future__ import annotations
 
 import hashlib
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Final, Generic, TypeVar
 
@@ -107,13 +108,23 @@ class Mapped(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
     problem: str = ""
 
 
+_DIGITS: Final = re.compile(r"0*[0-9]{1,9}")  # ASCII only: str.isdigit() takes "²" and "٣"
+
+
 def number(text: str | int, what: str) -> tuple[int | None, str]:
-    """A Moment number as e-conomic's integer, or None and a problem sentence."""
-    raw = str(text).strip()
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_NUMBER:
-        return None, (f"{what} {raw!r} cannot be used in e-conomic, which takes whole numbers "
+    """A Moment number as e-conomic's integer, or None and a problem sentence. Never raises,
+    whatever ``text`` holds (other scripts' digits, superscripts, thousands of digits)."""
+    if isinstance(text, int):
+        value = text if 1 <= text <= MAX_NUMBER else None
+        raw = str(text) if value is not None or abs(text) < 10 ** 40 else "(a huge number)"
+    else:
+        raw = text.strip()
+        value = int(raw) if _DIGITS.fullmatch(raw) is not None else None
+    if value is None or not 1 <= value <= MAX_NUMBER:
+        shown = raw if len(raw) <= 40 else raw[:40] + "..."
+        return None, (f"{what} {shown!r} cannot be used in e-conomic, which takes whole numbers "
                       f"from 1 to {MAX_NUMBER}; change the number in Moment")
-    return int(raw), ""
+    return value, ""
 
 
 def cut(value: str, limit: int, what: str, warnings: list[str]) -> str:
@@ -126,6 +137,8 @@ def cut(value: str, limit: int, what: str, warnings: list[str]) -> str:
 
 
 def map_customer(fact: ev.CustomerUpserted, opts: Options) -> Mapped[CustomerFields]:
+    if fact.problem:
+        return Mapped(problem=fact.problem)
     num, problem = number(fact.number, "Customer number")
     if num is None:
         return Mapped(problem=problem)
@@ -156,6 +169,8 @@ def map_customer(fact: ev.CustomerUpserted, opts: Options) -> Mapped[CustomerFie
 
 
 def map_project(fact: ev.ProjectUpserted, opts: Options) -> Mapped[ProjectFields]:
+    if fact.problem:
+        return Mapped(problem=fact.problem)
     num, problem = number(fact.number, "Project number")
     if num is None:
         return Mapped(problem=problem)
@@ -175,6 +190,8 @@ def map_project(fact: ev.ProjectUpserted, opts: Options) -> Mapped[ProjectFields
 
 
 def map_invoice(fact: ev.InvoiceFinalized, opts: Options) -> Mapped[InvoiceEntry]:
+    if fact.problem:
+        return Mapped(problem=fact.problem)
     num, problem = number(fact.number, "Invoice number")
     if num is None:
         return Mapped(problem=problem)

@@ -8,6 +8,13 @@ fact's idempotency key.
 
 Guarantees:
 
+* Nothing Moment sends makes this raise (DESIGN.md, "Bad data from Moment is one entity's
+  problem"): a value the daemon cannot use is recorded in the fact's ``problem`` (a sentence
+  naming the object, what is wrong and what to change in Moment), and reconcile parks the
+  entity with it. Such values are: any text over :data:`MAX_VALUE_BYTES` (kept in the fact cut
+  to :data:`KEPT_CHARS` characters, so the log does not carry it), a reference to a customer or
+  project, or a financial account, that is not a whole number in e-conomic's range, and an
+  amount with more digits than e-conomic keeps.
 * Customer and project numbers are taken only in canonical form, ``1``..``999999999`` with no
   sign, spaces or leading zeros: anything else is refused with a sentence saying what to fix in
   Moment, never guessed (``"007"`` would silently become customer 7 in e-conomic).
@@ -36,6 +43,12 @@ from daemon.moment import shapes
 MAX_NUMBER: Final = 999_999_999
 _CANONICAL: Final = re.compile(r"[1-9][0-9]{0,8}")
 _ASCII_DIGITS: Final = re.compile(r"[0-9]+")  # str.isdigit() also takes other scripts' digits
+
+#: A text value longer than this (in UTF-8) is a problem, not content (DESIGN.md).
+MAX_VALUE_BYTES: Final = 64 * 1024
+#: How much of such a value the fact keeps, to show what it was.
+KEPT_CHARS: Final = 200
+_AMOUNT: Final = re.compile(r"-?[0-9]{1,13}(\.[0-9]{1,10})?")
 
 Snapshot: TypeAlias = shapes.Customer | shapes.Project | shapes.Invoice
 Fact: TypeAlias = ev.CustomerUpserted | ev.ProjectUpserted | ev.InvoiceFinalized
@@ -83,6 +96,48 @@ def number_problem(kind: str, number: str) -> str | None:
             f"number in Moment, then resync it")
 
 
+class _Problems:
+    """Collects what is wrong with one Moment object's values, as one sentence."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.found: list[str] = []
+
+    def text(self, value: str | None, field: str) -> str:
+        """``value`` ("" for none), cut to :data:`KEPT_CHARS` with a problem when it is over
+        :data:`MAX_VALUE_BYTES`."""
+        if value is None:
+            return ""
+        if len(value) * 4 <= MAX_VALUE_BYTES or len(value.encode("utf-8", "surrogatepass")) \
+                <= MAX_VALUE_BYTES:
+            return value
+        self.found.append(f"its {field} is over {MAX_VALUE_BYTES // 1024} KiB long")
+        return value[:KEPT_CHARS] + "..."
+
+    def reference(self, value: str | None, field: str) -> str:
+        """A number Moment points at (empty when none), a problem when it is not canonical."""
+        text = self.text(value, field)
+        if text and _CANONICAL.fullmatch(text) is None:
+            shown = text if len(text) <= 40 else text[:40] + "..."
+            self.found.append(f"its {field} {shown!r} is not a whole number from 1 to "
+                              f"{MAX_NUMBER}")
+        return text
+
+    def amount(self, value: str, field: str) -> str:
+        if _AMOUNT.fullmatch(value) is None:
+            shown = value if len(value) <= 40 else value[:40] + "..."
+            self.found.append(f"its {field} {shown!r} has more digits than e-conomic keeps "
+                              "(at most 13 before the decimal point and 10 after)")
+            return shown
+        return value
+
+    def sentence(self) -> str:
+        if not self.found:
+            return ""
+        return (f"Moment {self.what} cannot be sent to e-conomic: {'; '.join(self.found)}; "
+                f"correct it in Moment, then resync it")
+
+
 def _key(kind: Kind, number: str | None, moment_id: int) -> str:
     return number if number else f"id:{moment_id}"
 
@@ -94,13 +149,17 @@ def customer_fact(customer: shapes.Customer) -> ev.CustomerUpserted | Refusal:
                                                  customer.id),
                        moment_id=customer.id, version=customer.version, reason=problem)
     address = customer.address or shapes.Address()
+    bad = _Problems(f"customer {customer.customer_number}")
     return ev.CustomerUpserted(
-        moment_id=customer.id, number=customer.customer_number, name=customer.name,
-        email=customer.email or "", organization_number=customer.organization_number or "",
-        street=address.street or "", postal_code=address.postal_code or "",
-        city=address.city or "", country_code=address.country_code or "",
-        vat_code=customer.vat_code or "", version=customer.version,
-        last_modified=_timestamp(customer.last_modified_date))
+        moment_id=customer.id, number=customer.customer_number,
+        name=bad.text(customer.name, "name"), email=bad.text(customer.email, "e-mail"),
+        organization_number=bad.text(customer.organization_number, "organization number"),
+        street=bad.text(address.street, "street"),
+        postal_code=bad.text(address.postal_code, "postal code"),
+        city=bad.text(address.city, "city"),
+        country_code=bad.text(address.country_code, "country code"),
+        vat_code=bad.text(customer.vat_code, "VAT code"), version=customer.version,
+        last_modified=_timestamp(customer.last_modified_date), problem=bad.sentence())
 
 
 def project_fact(project: shapes.Project) -> ev.ProjectUpserted | Refusal:
@@ -109,11 +168,15 @@ def project_fact(project: shapes.Project) -> ev.ProjectUpserted | Refusal:
         return Refusal(kind="project", key=_key("project", project.project_number, project.id),
                        moment_id=project.id, version=project.version, reason=problem)
     customer = project.customer
+    bad = _Problems(f"project {project.project_number}")
     return ev.ProjectUpserted(
-        moment_id=project.id, number=project.project_number, name=project.name,
-        customer_number=(customer.customer_number or "") if customer is not None else "",
+        moment_id=project.id, number=project.project_number,
+        name=bad.text(project.name, "name"),
+        customer_number=bad.reference(customer.customer_number if customer else None,
+                                      "customer number"),
         customer_moment_id=customer.id if customer is not None else None,
-        version=project.version, last_modified=_timestamp(project.last_modified_date))
+        version=project.version, last_modified=_timestamp(project.last_modified_date),
+        problem=bad.sentence())
 
 
 def invoice_fact(invoice: shapes.Invoice, *, pdf_sha256: str, pdf_size: int,
@@ -130,22 +193,27 @@ def invoice_fact(invoice: shapes.Invoice, *, pdf_sha256: str, pdf_size: int,
                               f"invoice number {number!r}; a finalized invoice needs a number "
                               f"from 1 to {MAX_NUMBER}: correct it in Moment, then resync it")
     project = invoice.project
+    bad = _Problems(f"invoice {number}")
     return ev.InvoiceFinalized(
         moment_id=invoice.id, number=number, status=invoice.status,
         is_credit_note=invoice.is_credit_note,
         credited_invoice_number=invoice.credited_invoice_number,
-        description=invoice.description or "",
+        description=bad.text(invoice.description, "description"),
         invoice_date=invoice.invoice_date.isoformat() if invoice.invoice_date else "",
         due_date=invoice.due_date.isoformat() if invoice.due_date else "",
-        currency=invoice.currency, exchange_rate=invoice.exchange_rate or "",
-        total_excluding_vat=invoice.total_excluding_vat,
-        total_vat=invoice.total_vat, total_including_vat=invoice.total_including_vat,
-        financial_account=invoice.financial_account_number or "",
-        customer_number=invoice.customer.customer_number or "",
-        project_number=(project.project_number or "") if project is not None else "",
+        currency=bad.text(invoice.currency, "currency"),
+        exchange_rate=bad.amount(invoice.exchange_rate, "exchange rate")
+        if invoice.exchange_rate else "",
+        total_excluding_vat=bad.amount(invoice.total_excluding_vat, "total excluding VAT"),
+        total_vat=bad.amount(invoice.total_vat, "VAT"),
+        total_including_vat=bad.amount(invoice.total_including_vat, "total including VAT"),
+        financial_account=bad.reference(invoice.financial_account_number, "financial account"),
+        customer_number=bad.reference(invoice.customer.customer_number, "customer number"),
+        project_number=bad.reference(project.project_number if project else None,
+                                     "project number"),
         pdf_sha256=pdf_sha256, pdf_size=pdf_size,
         finalized_date=_timestamp(invoice.finalized_date) if invoice.finalized_date else "",
-        version=invoice.version)
+        version=invoice.version, problem=bad.sentence())
 
 
 def invoice_number_of(invoice: shapes.Invoice) -> int | None:
@@ -187,4 +255,7 @@ def number_of(snapshot: Snapshot) -> str:
 
 
 def _timestamp(moment: dt.datetime) -> str:
-    return clocks.iso(moment)
+    try:
+        return clocks.iso(moment)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 has no UTC time: keep Moment's text
+        return moment.isoformat()

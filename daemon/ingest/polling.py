@@ -51,6 +51,9 @@ _log = structlog.get_logger(__name__)
 DEFAULT_OVERLAP_S: Final = 120.0
 #: The poll cursor never passes the host's clock minus this (DESIGN.md, Bounds).
 CURSOR_MARGIN_S: Final = 60.0
+#: A ``lastModifiedDate`` before this never moves the cursor (year 1 minus the overlap is
+#: not a date: one such object must not stop the poll).
+CURSOR_FLOOR: Final = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
 def _parse(text: str) -> dt.datetime | None:
@@ -162,6 +165,8 @@ class Poller:
     async def _round(self, kind: str, *, full_scan: bool) -> PollResult:
         started = self._now()
         cursor = None if full_scan else self._bound(self.cursor(kind), started)
+        if cursor is not None and cursor < CURSOR_FLOOR:
+            cursor = None
         modified_from = None if cursor is None else cursor - dt.timedelta(seconds=self.overlap_s)
         outcomes: dict[str, int] = {}
         seen: set[int] = set()
@@ -172,7 +177,7 @@ class Poller:
             seen.add(snapshot.id)
             modified = snapshot.last_modified_date
             newest = modified if newest is None or modified > newest else newest
-            if modified <= bound and (latest is None or modified > latest):
+            if CURSOR_FLOOR <= modified <= bound and (latest is None or modified > latest):
                 latest = modified
             outcome = await self._processor.ingest(snapshot)
             outcomes[str(outcome)] = outcomes.get(str(outcome), 0) + 1
@@ -180,7 +185,8 @@ class Poller:
             for moment_id in sorted(set(self._processor.ingestor.known_ids(kind)) - seen):
                 outcome = await self._processor.process(kind, moment_id)
                 outcomes[str(outcome)] = outcomes.get(str(outcome), 0) + 1
-        if latest is None and newest is not None and self.cursor(kind) is None:
+        if latest is None and newest is not None and newest >= CURSOR_FLOOR \
+                and self.cursor(kind) is None:
             latest = min(newest, bound)  # a first cursor, so the next round is incremental
         new_cursor = await self._advance(kind, latest, full_scan=full_scan, started=started)
         self.last_poll_at[kind] = started
