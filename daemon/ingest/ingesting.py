@@ -15,7 +15,10 @@ Guarantees:
   fact for that entity (or the entity is gone or has none); A, B, A is three facts.
 * An invoice number is recorded once: the first Moment invoice to be recorded under it keeps
   it; another Moment invoice claiming it is an :class:`~daemon.core.events.InvoiceConflict`
-  (its ``detail`` is the reason for a person), never a second fact; the first is not parked.
+  (its ``detail`` is the reason for a person), never a second fact, and that invoice is parked
+  under ``id:<its Moment id>`` with the same sentence (so it is listed and alerted); the first
+  is not parked. Once it is recorded under a number of its own, the ``id:`` parking (of a
+  conflict or a refusal) is lifted.
   Two invoices racing for a fresh number collide on the key ``invoice:<number>``, and the loser
   is recorded as the conflict.
 * Every event written here is durable when the method returns. When the PDF cannot be taken
@@ -169,6 +172,7 @@ class Ingestor:
         if row is not None and row.fact.moment_id != invoice.id:
             return await self._conflict(row.fact, invoice)
         await self._unpark("invoice", key)
+        await self._unpark("invoice", f"id:{invoice.id}")  # a conflict or refusal, now fixed
         if appended.new:
             _log.info("moment fact recorded", kind="invoice", key=key, moment_id=invoice.id,
                       seq=appended.seq, pdf_size=pdf.size)
@@ -201,6 +205,8 @@ class Ingestor:
         if appended.new:
             _log.warning("moment invoice number conflict", number=number, moment_id=invoice.id,
                          recorded_moment_id=recorded.moment_id, seq=appended.seq)
+        await self.park("invoice", invoice.id, key=f"id:{invoice.id}", reason=detail,
+                        token=f"conflict:{number}")
         return Outcome.CONFLICT
 
     # --- gone, parked ---------------------------------------------------------------------

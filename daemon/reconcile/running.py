@@ -153,6 +153,11 @@ class Reconciler:
                 case ev.RetryRequested(kind=kind, key=key) | ev.Unparked(kind=kind, key=key):
                     q.add(kind, key, force=True)
                     self._retried.append((kind, key))
+                case ev.Parked(kind=kind, key=key, source=source) if source:
+                    # ingest parked a Moment object (a conflicting invoice number, a value the
+                    # daemon cannot use): a person must hear of it as of reconcile's parkings
+                    q.release(kind, key)
+                    self.controls.observer.parked(kind, key, e.reason)
                 case ev.Applied(kind=kind, key=key) | ev.Parked(kind=kind, key=key):
                     q.release(kind, key)
                 case _:

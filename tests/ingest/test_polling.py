@@ -112,6 +112,10 @@ async def test_a_conflicting_invoice_number_is_recorded_and_the_first_kept(
     assert len(await harness.events(ev.InvoiceFinalized)) == 1
     # the second invoice's PDF was never downloaded
     assert sb.count(path_contains=f"/invoices/{second.id}/pdf") == 0
+    # it is parked with the sentence under its Moment id (listed, alerted); the first is not
+    parked = harness.log.tables.state("invoice", f"id:{second.id}")
+    assert parked.parked and parked.reason == conflicts[0].detail
+    assert not harness.log.tables.state("invoice", str(first.invoice_number)).parked
 
 
 async def test_two_invoices_racing_for_one_number_keep_exactly_one(harness: Harness) -> None:

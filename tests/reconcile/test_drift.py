@@ -248,3 +248,17 @@ async def test_a_parked_item_fixed_in_moment_goes_through_and_a_full_reconcile_r
     assert not log.tables.state("project", "3").parked
     unparked = [r.event for r in await log.read_entity("project", "3") if r.type == "unparked"]
     assert [getattr(e, "by", "") for e in unparked] == ["full reconcile"]
+
+
+async def test_an_object_ingest_parked_is_alerted(client: EconomicClient, log: EventLog) -> None:
+    """A second Moment invoice claiming a recorded number is parked by ingest: the person
+    hears of it the way they hear of reconcile's parkings."""
+    obs = Observer()
+    rec = reconciler(log, client, observer=obs)
+    reason = ("Moment invoice id 9 (FINALIZED, 999.00 DKK) claims invoice number 1, already "
+              "recorded for Moment invoice id 8; the first is kept and this one is not "
+              "transferred: give it its own number in Moment")
+    await log.append(ev.Parked(kind="invoice", key="id:9", reason=reason, source="ingest"),
+                     idempotency_key="parked:invoice:9:conflict")
+    await rec.intake.pull()
+    assert obs.parks == [("invoice", "id:9", reason)]
