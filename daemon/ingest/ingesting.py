@@ -13,6 +13,9 @@ Guarantees:
   content back over a newer hint.
 * A customer or project fact is appended only when its content hash differs from the latest
   fact for that entity (or the entity is gone or has none); A, B, A is three facts.
+* Gone is not forever: an object recorded gone (after a 404 or a full scan that missed it)
+  that Moment shows again is recorded again, unchanged or not, and managed again; an invoice
+  comes back with the fact and PDF recorded first.
 * An invoice number is recorded once: the first Moment invoice to be recorded under it keeps
   it; another Moment invoice claiming it is an :class:`~daemon.core.events.InvoiceConflict`
   (its ``detail`` is the reason for a person), never a second fact, and that invoice is parked
@@ -40,6 +43,7 @@ from collections.abc import AsyncIterator
 from typing import Final
 
 import anyio
+import msgspec
 import structlog
 
 from daemon.core import events as ev
@@ -138,7 +142,12 @@ class Ingestor:
                 if ev.content_hash(row.fact) == ev.content_hash(fact):
                     await self._unpark(kind, fact.number)
                     return Outcome.UNCHANGED
-            appended = await self.log.append(fact, idempotency_key=normalizing.fact_key(fact))
+            key = normalizing.fact_key(fact)
+            if row is not None and row.gone and row.fact.moment_id == fact.moment_id:
+                # back after being recorded gone (DESIGN.md: gone is not forever); the same
+                # snapshot's key is taken by the fact recorded before it went
+                key = f"{key}:back:{row.seq}"
+            appended = await self.log.append(fact, idempotency_key=key)
             await self._unpark(kind, fact.number)
             await self._renumbered(kind, fact.moment_id, fact.number)
             if appended.new:
@@ -183,13 +192,21 @@ class Ingestor:
         recorded = row.fact
         if recorded.moment_id != invoice.id:
             return await self._conflict(recorded, invoice)
+        back = False
+        if row.gone:
+            # Moment shows it again (its 404 was a hiccup): managed again, with the PDF
+            # recorded first (the one e-conomic gets)
+            appended = await self.log.append(
+                msgspec.structs.replace(recorded, version=invoice.version),
+                idempotency_key=f"invoice:{recorded.number}:back:{row.seq}")
+            back = appended.new
         await self._unpark("invoice", str(recorded.number))
         if invoice.status == "CREDITED" and recorded.status != "CREDITED":
             appended = await self.log.append(normalizing.credited(recorded, invoice),
                                              idempotency_key=normalizing.credited_key(
                                                  recorded.number))
-            return Outcome.APPENDED if appended.new else Outcome.UNCHANGED
-        return Outcome.UNCHANGED
+            return Outcome.APPENDED if appended.new or back else Outcome.UNCHANGED
+        return Outcome.APPENDED if back else Outcome.UNCHANGED
 
     async def _conflict(self, recorded: ev.InvoiceFinalized, invoice: shapes.Invoice) -> Outcome:
         number = recorded.number

@@ -260,3 +260,34 @@ async def test_a_persisted_cursor_in_the_future_is_read_as_the_host_clock(
     assert list_queries(harness, "projects")[0]["lastModifiedDateFrom"] == \
         "2026-11-20T08:57:00Z"
     assert harness.poller.clock_skew_s == 0.0
+
+
+async def test_an_object_recorded_gone_comes_back_when_moment_shows_it_again(
+        harness: Harness) -> None:
+    """A 404 that was Moment's hiccup: the customer and the invoice were recorded gone, and
+    come back, unchanged, the next time Moment shows them (DESIGN.md: gone is not forever)."""
+    sb = harness.sandbox
+    sb.set_webhook(None)
+    customer = sb.add_customer(name="Tilbage ApS", customer_number="60001")
+    invoice = sb.add_invoice(customer_id=customer.id, total_excluding_vat="400.00",
+                             finalize=True)
+    key = str(invoice.invoice_number)
+    for kind, moment_id in (("customer", customer.id), ("invoice", invoice.id)):
+        assert await harness.processor.process(kind, moment_id) == Outcome.APPENDED
+        # what a 404 for it records (the sandbox's faults are transient errors only)
+        assert await harness.processor.ingestor.gone(kind, moment_id) == Outcome.GONE
+    assert harness.log.tables.customers()["60001"].gone
+    assert harness.log.tables.invoices()[key].gone
+    pdf_fetches = sb.count(path_contains=f"/invoices/{invoice.id}/pdf")
+
+    assert await harness.processor.process("customer", customer.id) == Outcome.APPENDED
+    assert not harness.log.tables.customers()["60001"].gone
+    harness.clock.advance(120)
+    result = await harness.poller.poll_once("invoice")  # a listing shows it, as a hint would
+    assert result.outcomes == {"appended": 1}
+    back = harness.log.tables.invoices()[key]
+    assert not back.gone and back.fact.moment_id == invoice.id
+    assert sb.count(path_contains=f"/invoices/{invoice.id}/pdf") == pdf_fetches
+    # seen again: nothing more
+    assert await harness.processor.process("customer", customer.id) == Outcome.UNCHANGED
+    assert await harness.processor.process("invoice", invoice.id) == Outcome.UNCHANGED
