@@ -376,9 +376,9 @@ class HintProcessor:
 
     async def _park(self, kind: normalizing.Kind, moment_id: int, *, number: str, reason: str,
                     attempts: int, last_error: str) -> Outcome:
-        key = (number
-               or self.ingestor.known_key(kind, moment_id, include_gone=True)
-               or f"id:{moment_id}")
+        # by what Moment's API said of this object (the log), never by the hint's number: a
+        # hint's body is untrusted, and its number could name another object
+        key = self.ingestor.known_key(kind, moment_id, include_gone=True) or f"id:{moment_id}"
         return await self.ingestor.park(kind, moment_id, key=key, reason=reason,
                                         attempts=attempts, last_error=last_error)
 

@@ -149,6 +149,7 @@ class Ingestor:
                 key = f"{key}:back:{row.seq}"
             appended = await self.log.append(fact, idempotency_key=key)
             await self._unpark(kind, fact.number)
+            await self._unpark(kind, f"id:{fact.moment_id}")  # parked before it was known
             await self._renumbered(kind, fact.moment_id, fact.number)
             if appended.new:
                 _log.info("moment fact recorded", kind=kind, key=fact.number,

@@ -50,10 +50,13 @@ async def test_persistent_failure_parks_with_a_reason_and_recovers(harness: Harn
     assert backoffs(harness) == [0.75, 1.5, 3.0, 6.0, 12.0, 24.0, 45.0]
     parked = [e for e in await harness.events(ev.Parked) if isinstance(e, ev.Parked)]
     assert len(parked) == 1
-    assert (parked[0].kind, parked[0].key, parked[0].attempts) == ("customer", "70001", 8)
+    # parked under its Moment id: the log does not know it yet, and the hint's number is
+    # not evidence (issue 11, item 14)
+    key = f"id:{customer.id}"
+    assert (parked[0].kind, parked[0].key, parked[0].attempts) == ("customer", key, 8)
     assert "did not answer" in parked[0].reason and "after 8 attempts" in parked[0].reason
     assert "500" in parked[0].last_error
-    assert harness.log.tables.state("customer", "70001").parked
+    assert harness.log.tables.state("customer", key).parked
     # the hint was processed to an outcome: the watermark moved past it
     hint_seq = next(r.seq for r in await harness.log.read() if r.type == "hint_received")
     assert hinting.saved_watermark(harness.log) >= hint_seq
@@ -61,6 +64,7 @@ async def test_persistent_failure_parks_with_a_reason_and_recovers(harness: Harn
 
     sb.faults.clear()
     assert await harness.poller.resync("customer", "70001") == Outcome.APPENDED
+    assert not harness.log.tables.state("customer", key).parked
     assert not harness.log.tables.state("customer", "70001").parked
 
 
@@ -95,7 +99,8 @@ async def test_a_hint_that_keeps_failing_is_parked_and_the_watermark_moves_on(
     # retried with backoff, then parked saying what happened
     assert backoffs(harness) == [0.75, 1.5, 3.0, 6.0, 12.0, 24.0, 45.0]
     parked = [e for e in await harness.events(ev.Parked) if isinstance(e, ev.Parked)]
-    assert [(p.kind, p.key, p.attempts) for p in parked] == [("customer", "70010", 8)]
+    # by its Moment id: the log does not know it, and the hint's number is no evidence
+    assert [(p.kind, p.key, p.attempts) for p in parked] == [("customer", f"id:{broken.id}", 8)]
     assert "RuntimeError: a bug in the daemon" in parked[0].last_error
     assert "could not record Moment's customer id" in parked[0].reason
     assert "resync it" in parked[0].reason
@@ -117,6 +122,23 @@ async def test_a_hint_that_fails_a_few_times_is_retried_until_it_is_recorded(
     assert harness.log.tables.customers()["70012"].fact.moment_id == customer.id
     assert await harness.events(ev.Parked) == []
     assert int(harness.log.tables.daemon()["cursor:hints"].value) >= hint.seq
+
+
+async def test_a_hint_naming_another_objects_number_cannot_park_that_object(
+        harness: Harness) -> None:
+    """The hint's body is untrusted: a hint for an object Moment will not hand out, naming a
+    managed customer's number, parks the hinted object by its Moment id, not that customer."""
+    sb = harness.sandbox
+    sb.set_webhook(None)
+    victim = sb.add_customer(name="Offer ApS", customer_number="70003")
+    assert await harness.processor.process("customer", victim.id) == Outcome.APPENDED
+    other = sb.add_customer(name="Ukendt ApS", customer_number="70004")
+    sb.faults.add(500, count=None, path_contains=f"/customers/{other.id}")
+    await harness.log.append(ev.HintReceived(kind="customer", moment_id=other.id,
+                                             number="70003"), idempotency_key="hint:forged")
+    await harness.processor.idle()
+    assert not harness.log.tables.state("customer", "70003").parked
+    assert harness.log.tables.state("customer", f"id:{other.id}").parked
 
 
 async def test_a_wrong_api_key_parks_with_what_to_check(harness: Harness) -> None:
