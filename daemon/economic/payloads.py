@@ -49,6 +49,11 @@ class ContactRef(_Payload, kw_only=True):
     self: str | None = None
 
 
+class PriceGroupRef(_Payload, kw_only=True):
+    priceGroupNumber: int | None = None
+    self: str | None = None
+
+
 class DeliveryLocationRef(_Payload, kw_only=True):
     deliveryLocationNumber: int | None = None
     self: str | None = None
@@ -66,7 +71,9 @@ class VatAccountRef(_Payload, kw_only=True):
 
 # ---------------------------------------------------------------- legacy customers -----------
 class CustomerWrite(_Payload, kw_only=True):
-    """Body of ``PUT /customers/{n}`` (legacy ``customers.customerNo.put.schema.json``)."""
+    """Body of ``PUT /customers/{n}`` (legacy ``customers.customerNo.put.schema.json``): every
+    writable property of that schema, so a read-merge-write keeps what people set (a test
+    derives the list from the schema)."""
 
     customerNumber: int | None = None
     name: str
@@ -95,6 +102,7 @@ class CustomerWrite(_Payload, kw_only=True):
     attention: ContactRef | None = None
     customerContact: ContactRef | None = None
     defaultDeliveryLocation: DeliveryLocationRef | None = None
+    priceGroup: PriceGroupRef | None = None
 
 
 class Customer(CustomerWrite, kw_only=True):

@@ -34,7 +34,8 @@ REFS = {"customerGroup": ("customerGroupNumber", "customer-groups"),
         "salesPerson": ("employeeNumber", "employees"),
         "attention": ("customerContactNumber", "contacts"),
         "customerContact": ("customerContactNumber", "contacts"),
-        "defaultDeliveryLocation": ("deliveryLocationNumber", "delivery-locations")}
+        "defaultDeliveryLocation": ("deliveryLocationNumber", "delivery-locations"),
+        "priceGroup": ("priceGroupNumber", "price-groups")}
 REQUIRED = ("currency", "customerGroup", "name", "paymentTerms", "vatZone")
 _S, _I, _F, _B = Field("str"), Field("int"), Field("float"), Field("bool")
 CUSTOMER_FILTER: dict[str, Field] = {
