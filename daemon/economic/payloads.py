@@ -281,7 +281,8 @@ class NumberCreated(_Payload, kw_only=True):
 # ---------------------------------------------------------------- journalsapi v15.0.0 --------
 class DraftEntryWrite(_Payload, kw_only=True):
     """Body of ``POST /draft-entries`` (OpenAPI ``DraftEntry`` without read-only fields).
-    ``date``/``dueDate`` are ``YYYY-MM-DDT00:00:00``; ``customerInvoiceNumber`` is digits."""
+    ``date``/``dueDate`` are ``YYYY-MM-DDT00:00:00Z`` (the spec's ``date-time``; read-backs
+    compare the date part only); ``customerInvoiceNumber`` is digits."""
 
     entryTypeNumber: int
     journalNumber: int

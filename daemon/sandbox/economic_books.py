@@ -196,7 +196,7 @@ def book_cost(a: Agreement, kind: str, body: Record) -> list[Record]:
     if code is not None and code not in a.vat_accounts:
         raise BookingError(f"vatCode {code!r} is not a VAT code of the agreement")
     entry: Record = {"entryTypeNumber": COST_KINDS[kind], "journalNumber": 1,
-                     "date": f"{_day(body)}T00:00:00", "currency": body.get("currency", "DKK"),
+                     "date": f"{_day(body)}T00:00:00Z", "currency": body.get("currency", "DKK"),
                      "contraAccountNumber": account, "contraVatCode": code,
                      "text": body.get("text"), "projectNumber": body.get("projectNumber"),
                      "costTypeNumber": body.get("costTypeNumber")}
@@ -239,7 +239,7 @@ def pay(a: Agreement, body: Record) -> list[Record]:
                            f"{inv['customerInvoiceNumber']}, whose remainder is {left}")
     applied = paid if abs(paid) <= abs(left) else left
     rows = _book_new(a, {
-        "entryTypeNumber": 2, "journalNumber": 1, "date": f"{_day(body)}T00:00:00",
+        "entryTypeNumber": 2, "journalNumber": 1, "date": f"{_day(body)}T00:00:00Z",
         "currency": inv["currencyCode"], "exchangeRate": inv["_rate"],
         "customerNumber": inv["customerNumber"], "amount": -paid,
         "contraAccountNumber": body.get("accountNumber", BANK),

@@ -75,28 +75,35 @@ def validate_legacy(name: str, instance: Any) -> None:
     """Validate against e-conomic's legacy draft-03 schema ``name`` (raises on mismatch)."""
     import jsonschema
 
-    jsonschema.Draft3Validator(_legacy(name)).validate(instance)
+    jsonschema.Draft3Validator(_legacy(name),
+                               format_checker=jsonschema.Draft3Validator.FORMAT_CHECKER,
+                               ).validate(instance)
 
 
 def validate_openapi(service: str, component: str, instance: Any, *, write: bool) -> None:
     """Validate against an OpenAPI 3.0 component with its ``$ref``s resolved; ``write`` uses
     request semantics (read-only properties refused), else response semantics."""
-    from openapi_schema_validator import OAS30ReadValidator, OAS30WriteValidator
+    from openapi_schema_validator import (
+        OAS30ReadValidator,
+        OAS30WriteValidator,
+        oas30_format_checker,
+    )
 
     spec = _openapi(service)
     schema = {"$ref": f"#/components/schemas/{component}", "components": spec["components"]}
     cls = OAS30WriteValidator if write else OAS30ReadValidator
-    cls(schema).validate(instance)
+    cls(schema, format_checker=oas30_format_checker).validate(instance)
 
 
 def validate_answer_of(service: str, path: str, method: str, instance: Any) -> None:
     """Validate against the 200 answer schema the spec gives for ``method path`` inline."""
-    from openapi_schema_validator import OAS30ReadValidator
+    from openapi_schema_validator import OAS30ReadValidator, oas30_format_checker
 
     spec = _openapi(service)
     schema = spec["paths"][path][method]["responses"]["200"]["content"]["application/json"][
         "schema"]
-    OAS30ReadValidator({**schema, "components": spec["components"]}).validate(instance)
+    OAS30ReadValidator({**schema, "components": spec["components"]},
+                       format_checker=oas30_format_checker).validate(instance)
 
 
 # (method, path regex) -> how to validate the request body and the 2xx answer.

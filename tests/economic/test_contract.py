@@ -32,7 +32,7 @@ def customer(n: int, name: str, **kw: object) -> payloads.CustomerWrite:
 def entry(customer_no: int, invoice: int, amount: float, **kw: object
           ) -> payloads.DraftEntryWrite:
     return payloads.DraftEntryWrite(
-        entryTypeNumber=10, journalNumber=1, date=f"{TODAY.isoformat()}T00:00:00",
+        entryTypeNumber=10, journalNumber=1, date=f"{TODAY.isoformat()}T00:00:00Z",
         amount=amount, currency="DKK", customerNumber=customer_no,
         customerInvoiceNumber=str(invoice), contraAccountNumber=1010,
         text=f"Invoice {invoice}", **kw)  # type: ignore[arg-type]

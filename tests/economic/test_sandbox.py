@@ -39,7 +39,7 @@ async def call(http: aiohttp.ClientSession, method: str, path: str, body: Any = 
 
 
 def draft(**kw: Any) -> dict[str, Any]:
-    return {"entryTypeNumber": 10, "journalNumber": 1, "date": f"{YEAR}-03-01T00:00:00",
+    return {"entryTypeNumber": 10, "journalNumber": 1, "date": f"{YEAR}-03-01T00:00:00Z",
             "amount": 100.0, "currency": "DKK", "customerNumber": 1,
             "contraAccountNumber": 1010, **kw}
 
@@ -157,7 +157,7 @@ async def test_journal_rules(sandbox: EconomicSandbox, http: aiohttp.ClientSessi
     st, doc, _ = await call(http, "POST", f"{J}/draft-entries", draft(voucherNumber=5))
     assert doc["errorCode"] == "JournalEntryVoucherNumberNotWithinBoundaries"
     st, doc, _ = await call(http, "POST", f"{J}/draft-entries",
-                            draft(date=f"{YEAR + 5}-01-01T00:00:00"))
+                            draft(date=f"{YEAR + 5}-01-01T00:00:00Z"))
     assert doc["errorCode"] == "JournalEntryDateAccountingYearDoesNotExist"
     a.add_project(3, "Closed", customerNumber=1, isClosed=True)
     st, doc, _ = await call(http, "POST", f"{J}/draft-entries", draft(projectNumber=3))

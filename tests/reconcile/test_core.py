@@ -123,7 +123,7 @@ def test_entry_lookup_compares_number_amount_and_date() -> None:
     assert d is not None
     e = plans.LiveEntry(entry_number=1, voucher_number=3, invoice_number="42",
                         customer_number=10001, amount=Decimal("1250.0"),
-                        date="2026-11-20T00:00:00")
+                        date="2026-11-20T00:00:00Z")
     assert plans.entry_matches(d, e)
     assert not plans.entry_matches(d, plans.LiveEntry(
         entry_number=1, voucher_number=3, invoice_number="42", customer_number=10001,
