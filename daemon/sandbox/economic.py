@@ -35,6 +35,7 @@ from aiohttp import web
 
 from daemon.sandbox import (
     economic_admin,
+    economic_documents,
     economic_journals,
     economic_ledger,
     economic_legacy,
@@ -184,6 +185,7 @@ class EconomicSandbox:
         app.add_routes(economic_legacy.routes(ctx))
         app.add_routes(economic_projects.routes(ctx, lambda: self.cursor_page_size))
         app.add_routes(economic_journals.routes(ctx, lambda: self.cursor_page_size))
+        app.add_routes(economic_documents.routes(ctx))
         app.add_routes(economic_admin.routes(self))
         return app
 

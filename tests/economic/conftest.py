@@ -129,6 +129,7 @@ REQUESTS: list[tuple[str, str, Check]] = [
     ("POST", f"{J}/draft-entries/bulk", _oa("Journals", "DraftEntries", True)),
     ("POST", rf"{J}/journals/\d+/bookdraftentries", _oa("Journals", "BookEntriesParameters", True)),
     ("POST", f"{D}/AttachedDocuments", _oa("Documents", "AttachedDocumentCreate", True)),
+    ("DELETE", f"{D}/AttachedDocuments/deletebulk", _oa("Documents", "AttachedDocuments", True)),
 ]
 ANSWERS: list[tuple[str, str, Check]] = [
     ("GET", r"/rest/self", _leg("self.get")),
@@ -160,6 +161,12 @@ ANSWERS: list[tuple[str, str, Check]] = [
     ("POST", f"{J}/draft-entries/bulk", _oa("Journals", "DraftEntryCreatedResultArray", False)),
     ("GET", f"{B}/booked-entries", _oa("BookedEntries", "BookedEntryCursorResults", False)),
     ("POST", f"{D}/AttachedDocuments", _oa("Documents", "CreatedResult", False)),
+    ("GET", f"{D}/AttachedDocuments", _oa("Documents", "AttachedDocumentCursorResults", False)),
+    ("GET", f"{D}/AttachedDocuments/paged", lambda doc: validate_answer_of(
+        "Documents", "/AttachedDocuments/paged", "get", doc)),
+    ("GET", f"{D}/AttachedDocuments/count", lambda doc: validate_answer_of(
+        "Documents", "/AttachedDocuments/count", "get", doc)),
+    ("GET", rf"{D}/AttachedDocuments/\d+", _oa("Documents", "AttachedDocument", False)),
 ]
 PROBLEM_SERVICE = {"projectsapi": "Projects", "journalsapi": "Journals",
                    "bookedEntriesapi": "BookedEntries", "documentsapi": "Documents"}
@@ -189,6 +196,8 @@ def validate_traffic(sb: EconomicSandbox, *, requests: bool = True) -> int:
             req(doc)
             checked += 1
         if s.response is None or not s.response or s.from_cache:
+            continue
+        if s.content_type == "application/pdf":  # a document's file (its bytes are compared)
             continue
         body = json.loads(s.response)
         if 200 <= s.status < 300:

@@ -260,3 +260,46 @@ async def test_random_faults_follow_probability_and_kinds(clock: FakeClock) -> N
             sb.faults.probability = 0.0
             async with s.get(f"{sb.rest_url}/self") as r:
                 assert r.status == 200
+
+
+async def test_attached_documents_read_back_and_delete_as_the_spec_says(
+        sandbox: EconomicSandbox, http: aiohttp.ClientSession) -> None:
+    """GET/DELETE /AttachedDocuments/{number}, its /pdf, /paged, /count and /deletebulk: the
+    bytes that arrived can be read back, and every answer has the spec's shape."""
+    sandbox.agreement.add_customers(1)
+    for _ in range(3):
+        await call(http, "POST", f"{J}/draft-entries", draft())
+    files = {1: b"%PDF-1.4 first", 2: b"%PDF-1.4 second", 3: b"%PDF-1.4 third"}
+    for voucher, content in files.items():
+        form = aiohttp.FormData()
+        form.add_field("File", io.BytesIO(content), filename="f.pdf",
+                       content_type="application/pdf")
+        form.add_field("AccountingYear", str(YEAR))
+        form.add_field("VoucherNumber", str(voucher))
+        form.add_field("OnConflict", "1")
+        async with http.post(D, data=form) as r:
+            assert r.status == 201
+    st, one, _ = await call(http, "GET", f"{D}/2")
+    assert st == 200 and one == {"number": 2, "voucherNumber": 2, "accountingYear": str(YEAR),
+                                 "pageCount": 1}
+    for number, content in files.items():
+        async with http.get(f"{D}/{number}/pdf") as r:
+            assert (r.status, r.content_type, await r.read()) == (200, "application/pdf",
+                                                                  content)
+    st, count, _ = await call(http, "GET", f"{D}/count?filter=voucherNumber$gte:2")
+    assert (st, count) == (200, 2)
+    st, page, _ = await call(http, "GET", f"{D}/paged?pageSize=2&skipPages=1")
+    assert st == 200 and [d["number"] for d in page] == [3]
+    st, page, _ = await call(http, "GET", f"{D}/paged?sort=-number&pageSize=2")
+    assert [d["number"] for d in page] == [3, 2]
+    st, bad, _ = await call(http, "GET", f"{D}/paged?pageSize=101")
+    assert st == 400 and bad["errors"][0]["property"] == "pageSize"
+    assert (await call(http, "DELETE", f"{D}/1"))[0] == 204
+    assert (await call(http, "GET", f"{D}/1"))[0] == 404
+    assert (await call(http, "DELETE", f"{D}/1"))[0] == 404
+    async with http.get(f"{D}/1/pdf") as r:
+        assert r.status == 404
+    st, _, _ = await call(http, "DELETE", f"{D}/deletebulk", {"documentNumbers": [2, 3, 99]})
+    assert st == 204 and sandbox.agreement.documents == {}
+    assert (await call(http, "GET", f"{D}/count"))[1] == 0
+    assert validate_traffic(sandbox) >= 8

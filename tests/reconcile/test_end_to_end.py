@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import aiohttp
 import anyio
 import pytest
 
@@ -54,6 +55,21 @@ async def test_moment_sample_company_lands_in_economic(
     lines = [b for b in a.booked_entries.values() if b.get("customerInvoiceNumber")]
     assert Counter(b["customerInvoiceNumber"] for b in lines) == Counter(set(invoices))
     by_voucher = {(b["_year"], b["voucherNumber"]): b["customerInvoiceNumber"] for b in lines}
-    assert {by_voucher[(d.accounting_year, d.voucher_number)]: d.content
-            for d in a.documents.values()} == {n: [p] for n, p in pdfs.items()}
+    # read back through documentsapi, as an accountant's tools would: the bytes that arrived
+    # on each invoice's voucher are Moment's PDF of that invoice
+    arrived: dict[int, bytes] = {}
+    headers = {"X-AppSecretToken": sandbox.app_secret_token,
+               "X-AgreementGrantToken": sandbox.agreement_grant_token}
+    documents = f"{sandbox.apis_url}/documentsapi/v4.0.1/AttachedDocuments"
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.get(f"{documents}/count") as r:
+            assert await r.json() == len(pdfs)
+        async with http.get(f"{documents}/paged", params={"pageSize": "100"}) as r:
+            listed = await r.json()
+        for doc in listed:
+            async with http.get(f"{documents}/{doc['number']}/pdf") as r:
+                assert r.status == 200
+                invoice = by_voucher[(doc["accountingYear"], doc["voucherNumber"])]
+                arrived[invoice] = await r.read()
+    assert arrived == pdfs
     assert rec.status().entities["invoice"].in_sync == len(invoices)
