@@ -70,6 +70,7 @@ class Outcome(enum.StrEnum):
     PARKED = "parked"          # Parked appended (number unusable, PDF refused, fetch failed)
     CONFLICT = "conflict"      # InvoiceConflict appended
     QUEUED = "queued"          # handed to the hint processor to retry later
+    UNREADABLE = "unreadable"  # listed without a usable id: nothing to fetch or park
 
 
 class Ingestor:

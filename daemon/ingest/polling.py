@@ -24,7 +24,9 @@ What it does, per kind (customers, then projects, then invoices, so dependencies
   from the log, else from a scan of Moment.
 
 Guarantees: the cursor only moves after every object of the listing has been handed over, so a
-crash or an error mid-listing re-reads it; time and sleeps are injected.
+crash or an error mid-listing re-reads it; a listed object that does not decode is fetched on
+its own (which records it, or parks it with Moment's answer) and never ends the round for the
+others; time and sleeps are injected.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from daemon.core import events as ev
 from daemon.ingest import hinting, normalizing
 from daemon.ingest.ingesting import Outcome
 from daemon.moment import client as moment_client
-from daemon.moment import errors
+from daemon.moment import errors, shapes
 from daemon.store import eventlog
 
 _log = structlog.get_logger(__name__)
@@ -145,7 +147,7 @@ class Poller:
     # --- one round ------------------------------------------------------------------------
 
     def _list(self, kind: str, modified_from: dt.datetime | None,
-              ) -> AsyncIterator[normalizing.Snapshot]:
+              ) -> AsyncIterator[normalizing.Snapshot | shapes.Unreadable]:
         if kind == "customer":
             return self._client.iter_customers(modified_from=modified_from)
         if kind == "project":
@@ -174,6 +176,12 @@ class Poller:
         newest: dt.datetime | None = None
         bound = started - dt.timedelta(seconds=CURSOR_MARGIN_S)
         async for snapshot in self._list(kind, modified_from):
+            if isinstance(snapshot, shapes.Unreadable):
+                outcome = await self._unreadable(snapshot)
+                outcomes[str(outcome)] = outcomes.get(str(outcome), 0) + 1
+                if snapshot.moment_id is not None:
+                    seen.add(snapshot.moment_id)
+                continue
             seen.add(snapshot.id)
             modified = snapshot.last_modified_date
             newest = modified if newest is None or modified > newest else newest
@@ -201,6 +209,15 @@ class Poller:
                   outcomes=outcomes, cursor=new_cursor)
         return result
 
+    async def _unreadable(self, listed: shapes.Unreadable) -> Outcome:
+        """One listed object did not decode: fetch it alone, which records it or parks it with
+        Moment's answer (one object's problem; the listing goes on)."""
+        if listed.moment_id is None:
+            _log.warning("moment listed an object without a usable id; skipped",
+                         kind=listed.kind, error=listed.error)
+            return Outcome.UNREADABLE
+        return await self._processor.process(listed.kind, listed.moment_id)
+
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
                   ) -> None:
         """Poll every kind every ``poll_interval_s`` until cancelled (full scans when due)."""
@@ -225,7 +242,8 @@ class Poller:
         if row is not None:
             return row.fact.moment_id
         async for snapshot in self._list(kind, None):
-            if normalizing.number_of(snapshot) == key:
+            if not isinstance(snapshot, shapes.Unreadable) \
+                    and normalizing.number_of(snapshot) == key:
                 return snapshot.id
         return None
 

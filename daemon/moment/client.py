@@ -26,9 +26,9 @@ import contextlib
 import datetime as dt
 import email.utils
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
-from typing import Final, NoReturn, Self, TypeVar
+from typing import Final, Literal, NoReturn, Self, TypeVar
 
 import aiohttp
 import msgspec
@@ -191,23 +191,24 @@ class MomentClient:
 
     def iter_customers(self, *, modified_from: dt.datetime | None = None,
                        modified_to: dt.datetime | None = None,
-                       ) -> AsyncIterator[shapes.Customer]:
-        """Every customer (modified in ``[from, to)`` when given), by ascending id."""
-        return self._iterate(lambda page: self.customers_page(
-            page=page, modified_from=modified_from, modified_to=modified_to))
+                       ) -> AsyncIterator[shapes.Customer | shapes.Unreadable]:
+        """Every customer (modified in ``[from, to)`` when given), by ascending id; one that
+        does not decode is a :class:`~daemon.moment.shapes.Unreadable` in its place."""
+        return self._iterate("customer", "/customers", shapes.Customer,
+                             modified_from=modified_from, modified_to=modified_to)
 
     def iter_projects(self, *, modified_from: dt.datetime | None = None,
                       modified_to: dt.datetime | None = None,
-                      ) -> AsyncIterator[shapes.Project]:
-        return self._iterate(lambda page: self.projects_page(
-            page=page, modified_from=modified_from, modified_to=modified_to))
+                      ) -> AsyncIterator[shapes.Project | shapes.Unreadable]:
+        return self._iterate("project", "/projects", shapes.Project,
+                             modified_from=modified_from, modified_to=modified_to)
 
     def iter_invoices(self, *, modified_from: dt.datetime | None = None,
                       modified_to: dt.datetime | None = None,
-                      ) -> AsyncIterator[shapes.Invoice]:
+                      ) -> AsyncIterator[shapes.Invoice | shapes.Unreadable]:
         """Invoices of every status; callers keep those with ``is_fact``."""
-        return self._iterate(lambda page: self.invoices_page(
-            page=page, modified_from=modified_from, modified_to=modified_to))
+        return self._iterate("invoice", "/invoices", shapes.Invoice,
+                             modified_from=modified_from, modified_to=modified_to)
 
     @contextlib.asynccontextmanager
     async def invoice_pdf(self, moment_id: int) -> AsyncIterator[PdfStream]:
@@ -265,18 +266,25 @@ class MomentClient:
             raise RuntimeError("MomentClient is not open: use `async with MomentClient(...)`")
         return self._session
 
-    async def _iterate(self, fetch: Callable[[int], Awaitable[shapes.Page[R]]],
-                       ) -> AsyncIterator[R]:
+    async def _iterate(self, kind: Literal["customer", "project", "invoice"], suffix: str,
+                       shape: type[R], *, modified_from: dt.datetime | None,
+                       modified_to: dt.datetime | None,
+                       ) -> AsyncIterator[R | shapes.Unreadable]:
         """Pages 1, 2, ... until ``totalElements`` are seen or a page comes back short.
 
+        Each object is decoded on its own: one that does not fit its shape is yielded as
+        :class:`~daemon.moment.shapes.Unreadable`, so one bad object never hides the others
+        (a page whose envelope does not decode is :class:`~daemon.moment.errors.BadResponse`).
         Objects that change while the pages are read may move; the poller's overlap window,
         not this loop, is what makes such a read complete.
         """
         page_no, seen = 1, 0
         while True:
-            page = await fetch(page_no)
-            for item in page.content:
-                yield item
+            page = await self._get_page(suffix, shapes.Page[msgspec.Raw], page=page_no,
+                                        size=None, modified_from=modified_from,
+                                        modified_to=modified_to)
+            for raw in page.content:
+                yield _listed(kind, raw, shape)
             seen += len(page.content)
             if (not page.content or len(page.content) < self._page_size
                     or seen >= page.page.total_elements):
@@ -361,6 +369,21 @@ class MomentClient:
         except msgspec.DecodeError as exc:
             raise errors.BadResponse(f"answer does not match the expected shape: {exc}",
                                      method=method, path=path, status=200) from exc
+
+
+def _listed(kind: Literal["customer", "project", "invoice"], raw: msgspec.Raw,
+            shape: type[R]) -> R | shapes.Unreadable:
+    try:
+        return msgspec.json.decode(raw, type=shape)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        try:
+            listed = msgspec.json.decode(raw, type=shapes.ListedId).id
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            listed = None
+        usable = isinstance(listed, int) and not isinstance(listed, bool) and 1 <= listed \
+            <= 2 ** 63 - 1
+        return shapes.Unreadable(kind=kind, moment_id=listed if usable else None,  # type: ignore[arg-type]
+                                 error=str(exc)[:_ERROR_SNIPPET])
 
 
 def _where(location: str | None) -> str:

@@ -146,6 +146,21 @@ class ProjectExpense(_Resource, frozen=True, kw_only=True, omit_defaults=True):
     id: MomentId | None = None
 
 
+class Unreadable(msgspec.Struct, frozen=True, kw_only=True):
+    """An object of a list answer that does not decode as its shape: one object's problem,
+    never the whole listing's. ``moment_id`` is its ``id`` when that is a usable id."""
+
+    kind: Literal["customer", "project", "invoice"]
+    moment_id: int | None
+    error: str
+
+
+class ListedId(msgspec.Struct, frozen=True):
+    """Only the ``id`` of a listed object, to name one that does not decode."""
+
+    id: object = None
+
+
 class PageInfo(_Resource, frozen=True, kw_only=True):
     total_elements: Annotated[int, msgspec.Meta(ge=0)]
 

@@ -23,7 +23,6 @@ from daemon.core import projections as pj
 from daemon.core.secrets import Secret
 from daemon.ingest import hinting, polling
 from daemon.moment import client as moment_client
-from daemon.moment import errors
 from daemon.reconcile.running import Reconciler
 from daemon.sandbox.economic import EconomicSandbox, RateLimit
 from daemon.store.eventlog import EventLog
@@ -154,10 +153,9 @@ async def _check(objects: dict[str, list[str]]) -> None:
                 for position in range(1, len(objects[kind]) + 1):
                     await processor.process(kind, position)
                 for scan in (poller.poll_once, poller.poll_once, poller.full_scan):
-                    try:
-                        await scan(kind)
-                    except errors.MomentError:
-                        pass  # a listing Moment answers badly ends that round (and is logged)
+                    # one object that does not decode is that object's problem: the listing
+                    # (whose envelope is sound here) goes on, and nothing raises
+                    await scan(kind)
             tables = log.tables
             for c in tables.customers().values():
                 _same_problem(c, mp.map_customer(c.fact, OPTIONS))

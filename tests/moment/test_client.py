@@ -7,6 +7,7 @@ import decimal
 import socket
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import pytest
 from aiohttp import web
@@ -21,6 +22,18 @@ from tests.moment.conftest import API_KEY, fake_clock, make_client
 pytestmark = pytest.mark.anyio
 
 
+T = TypeVar("T")
+
+
+async def every(items: AsyncIterator[T | shapes.Unreadable]) -> list[T]:
+    """A listing's objects, none of them unreadable."""
+    out: list[T] = []
+    async for item in items:
+        assert not isinstance(item, shapes.Unreadable), item
+        out.append(item)
+    return out
+
+
 def queries(sb: moment_sandbox.MomentSandbox, path_contains: str) -> list[dict[str, str]]:
     return [dict(urllib.parse.parse_qsl(r.query)) for r in sb.requests
             if path_contains in r.path]
@@ -30,7 +43,7 @@ async def test_paging_follows_total_elements_across_pages(
         sandbox: moment_sandbox.MomentSandbox) -> None:
     made = [sandbox.add_customer(name=f"Customer {i}") for i in range(10)]
     async with make_client(sandbox, page_size=3) as client:
-        got = [c async for c in client.iter_customers()]
+        got = await every(client.iter_customers())
     assert [c.id for c in got] == [c.id for c in made]
     assert [c.customer_number for c in got] == [c.customer_number for c in made]
     sent = queries(sandbox, "/customers")
@@ -45,13 +58,13 @@ async def test_paging_stops_at_an_exact_page_boundary(
     for i in range(9):
         sandbox.add_customer(name=f"Customer {i}")
     async with make_client(sandbox, page_size=3) as client:
-        assert len([c async for c in client.iter_customers()]) == 9
+        assert len(await every(client.iter_customers())) == 9
     assert sandbox.count(path_contains="/customers") == 3
 
 
 async def test_empty_list_is_one_request(client: moment_client.MomentClient,
                                          sandbox: moment_sandbox.MomentSandbox) -> None:
-    assert [p async for p in client.iter_projects()] == []
+    assert await every(client.iter_projects()) == []
     assert sandbox.count() == 1
 
 
@@ -67,12 +80,12 @@ async def test_last_modified_filters(client: moment_client.MomentClient,
     later = clock.utcnow()
     sandbox.add_customer(name="Later")
 
-    since = [c.id async for c in client.iter_customers(modified_from=cut)]
+    since = [c.id for c in await every(client.iter_customers(modified_from=cut))]
     assert since[:2] == [changed.id, fresh.id] and len(since) == 3
-    window = [c async for c in client.iter_customers(modified_from=cut, modified_to=later)]
+    window = await every(client.iter_customers(modified_from=cut, modified_to=later))
     assert [c.id for c in window] == [changed.id, fresh.id]
     assert window[0].version == 2 and window[0].email == "new@example.dk"
-    before = [c.id async for c in client.iter_customers(modified_to=cut)]
+    before = [c.id for c in await every(client.iter_customers(modified_to=cut))]
     assert before == [old[0].id, old[2].id]
     sent = queries(sandbox, "/customers")[1]
     assert sent["lastModifiedDateFrom"] == "2026-11-20T09:01:00Z"
@@ -113,7 +126,7 @@ async def test_one_of_each_kind_decodes(client: moment_client.MomentClient,
     assert credited.status == "CREDITED" and credited.is_fact
     assert got_note.is_credit_note and got_note.credited_invoice_number == 1
     assert got_note.invoice_number == 2 and got_note.total_including_vat == "-12500.00"
-    assert [i.id async for i in client.iter_invoices()] == [draft.id, note.id]
+    assert [i.id for i in await every(client.iter_invoices())] == [draft.id, note.id]
 
 
 async def test_unknown_fields_are_ignored(client: moment_client.MomentClient,
@@ -122,7 +135,7 @@ async def test_unknown_fields_are_ignored(client: moment_client.MomentClient,
     sandbox.extra_fields = {"companyId": 7, "links": [{"rel": "self", "href": "x"}],
                             "customerName": "ignored", "newThing": {"a": None}}
     assert (await client.get_customer(customer.id)).name == "Nordlys"
-    assert [c.id async for c in client.iter_customers()] == [customer.id]
+    assert [c.id for c in await every(client.iter_customers())] == [customer.id]
 
 
 async def test_wrong_key_is_unauthorized_and_the_key_never_shows(
@@ -305,6 +318,12 @@ async def hostile() -> AsyncIterator[str]:
                                       "version": 1})
         if tail == "customers/7":
             return web.Response(status=418, text="teapot")
+        if tail == "projects":  # one good project, one bad, one without a usable id
+            return web.Response(content_type="application/json", text=(
+                '{"content": [{"id": 1, "projectNumber": "1", "name": "God", '
+                '"lastModifiedDate": "2026-11-20T09:00:00Z", "version": 1}, '
+                '{"id": 2, "projectNumber": 2, "name": "Daarlig"}, '
+                '{"id": "tre", "name": "Uden id"}], "page": {"totalElements": 3}}'))
         return web.Response(status=404)
 
     app = web.Application()
@@ -340,6 +359,18 @@ async def test_answers_that_break_the_contract(hostile: str, call: str,
         with pytest.raises(expected, match=message) as caught:
             await fetch(int(number))
     assert not caught.value.retryable
+
+
+async def test_one_object_that_does_not_decode_never_hides_the_others(hostile: str) -> None:
+    async with moment_client.MomentClient(api_url=hostile, company="acme",
+                                          api_key=secrets.Secret("k"),
+                                          clock=fake_clock()) as client:
+        listed = [p async for p in client.iter_projects()]
+    good, bad, nameless = listed
+    assert isinstance(good, shapes.Project) and good.project_number == "1"
+    assert isinstance(bad, shapes.Unreadable) and (bad.kind, bad.moment_id) == ("project", 2)
+    assert "projectNumber" in bad.error
+    assert isinstance(nameless, shapes.Unreadable) and nameless.moment_id is None
 
 
 async def test_pdf_with_another_content_type_is_refused(hostile: str) -> None:
