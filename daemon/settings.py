@@ -121,6 +121,7 @@ class EconomicSettings(_Section, frozen=True, kw_only=True, forbid_unknown_field
     )
     invoice_vat_code: str = ""
     default_account: int = 1010
+    language: str = "da"
     include_pdf: bool = True
     auto_book: bool = True
     reconcile_interval: Duration = Duration(600)
@@ -169,6 +170,7 @@ def mapping_options(settings: Settings) -> mp.Options:
                       payment_terms=e.payment_terms, currency=e.currency, vat_zone=e.vat_zone,
                       vat_zones=dict(e.vat_zones), journal_number=e.journal_number,
                       invoice_vat_code=e.invoice_vat_code, default_account=e.default_account,
+                      language=e.language,
                       include_pdf=e.include_pdf, auto_book=e.auto_book)
 
 
@@ -248,6 +250,8 @@ def _validate(settings: Settings) -> None:
             f"economic.vat_zone: {e.vat_zone!r} is not one of the codes in economic.vat_zones "
             f"({', '.join(sorted(e.vat_zones))})"
         )
+    if e.language not in ("da", "en"):
+        raise ConfigError(f"economic.language: {e.language!r} must be \"da\" or \"en\"")
     for code, zone in e.vat_zones.items():
         if zone <= 0:
             raise ConfigError(f"economic.vat_zones.{code}: must be a positive vatZoneNumber")

@@ -9,7 +9,9 @@ that sentence as its reason and nothing is sent.
 Invariants: fields Moment owns mirror Moment exactly (empty stays empty); a value longer than
 e-conomic allows is cut, and the cut value is the desired one, so a cut never shows as drift;
 numbers lie in 1..999999999; the invoice amount is Moment's total including VAT as a
-``Decimal`` (a credit note's is negative); ``contra_vat_code`` is empty unless configured.
+``Decimal`` (a credit note's is negative, an invoice's positive: a sign that contradicts
+``is_credit_note`` is a problem); the text is Moment's description, else ``Faktura <n>`` /
+``Kreditnota <n>`` in ``language``; ``contra_vat_code`` is empty unless configured.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Final, Generic, TypeVar
 
 import msgspec
 
+from daemon.core import books
 from daemon.core import events as ev
 
 MAX_NUMBER: Final = 999_999_999
@@ -45,6 +48,7 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     journal_number: int = 1
     invoice_vat_code: str = ""
     default_account: int = 1010
+    language: str = "da"
     include_pdf: bool = True
     auto_book: bool = True
 
@@ -219,9 +223,13 @@ def map_invoice(fact: ev.InvoiceFinalized, opts: Options) -> Mapped[InvoiceEntry
         if acc is None:
             return Mapped(problem=f"invoice {fact.number}: {problem}")
         account = acc
+    problem = books.check_sign(invoice=num, is_credit_note=fact.is_credit_note, total=amount)
+    if problem:
+        return Mapped(problem=problem)
     w: list[str] = []
     text = cut(fact.description, TEXT_MAX, "text", w) if fact.description.strip() \
-        else f"Invoice {fact.number}"[:TEXT_MAX]
+        else books.entry_text(description="", number=num, is_credit_note=fact.is_credit_note,
+                              language=opts.language)[0]
     return Mapped(value=InvoiceEntry(
         invoice_number=num, text=text, customer_number=cust, project_number=proj, date=day,
         due_date=fact.due_date[:10], amount=amount, contra_account=account,

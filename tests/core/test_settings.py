@@ -43,6 +43,7 @@ def test_defaults_are_designs() -> None:
     (MINIMAL + '[economic]\ncurrency = "kroner"', "economic.currency: 'kroner' is not"),
     (MINIMAL + '[economic]\nrest_url = "ftp://x"', "economic.rest_url: 'ftp://x' is not"),
     (MINIMAL + '[economic]\ninclude_pdf = "yes"', "economic.include_pdf: Expected `bool`"),
+    (MINIMAL + '[economic]\nlanguage = "de"', "economic.language: 'de' must be \"da\" or"),
     (MINIMAL + "[alerts]\nsmtp_port = 0", "alerts.smtp_port: must be a port"),
     ('[moment]\ncompany = "  "', "moment.company: must not be empty"),
     (MINIMAL + "[moment", "not valid TOML"),

@@ -67,14 +67,26 @@ def test_invoice_entry_mapping() -> None:
     assert (e.invoice_number, e.text, e.customer_number, e.project_number, e.date, e.amount,
             e.contra_account, e.contra_vat_code) == \
         (42, "Consulting", 10001, 7, "2026-11-20", Decimal("1250.00"), 1010, "")
-    e2 = mp.map_invoice(inv(description="", financial_account="1020",
+    e2 = mp.map_invoice(inv(description="", financial_account="1020", is_credit_note=True,
                             total_including_vat="-99.50"),
                         mp.Options(invoice_vat_code="U25")).value
-    assert e2 is not None and e2.text == "Invoice 42" and e2.contra_account == 1020
+    assert e2 is not None and e2.text == "Kreditnota 42" and e2.contra_account == 1020
     assert e2.amount == Decimal("-99.50") and e2.contra_vat_code == "U25"
+    e3 = mp.map_invoice(inv(description=""), mp.Options(language="en")).value
+    assert e3 is not None and e3.text == "Invoice 42"
+    e4 = mp.map_invoice(inv(description=""), OPTS).value
+    assert e4 is not None and e4.text == "Faktura 42"
     long = mp.map_invoice(inv(description="d" * 300), OPTS)
     assert long.value is not None and len(long.value.text) == 250 and long.warnings
     assert mp.map_invoice(inv(customer_number=""), OPTS).problem
+
+
+def test_a_sign_that_contradicts_is_credit_note_parks_the_invoice() -> None:
+    credit = mp.map_invoice(inv(is_credit_note=True, total_including_vat="99.50"), OPTS)
+    assert credit.value is None and "credit note" in credit.problem
+    invoice = mp.map_invoice(inv(total_including_vat="-99.50"), OPTS)
+    assert invoice.value is None and "negative" in invoice.problem
+    assert mp.map_invoice(inv(is_credit_note=True, total_including_vat="-99.50"), OPTS).value
 
 
 def test_customer_plans() -> None:
