@@ -177,9 +177,13 @@ async def _retry_directly(settings: config.Settings, kind: str, key: str) -> int
 async def cmd_check(args: argparse.Namespace) -> int:
     settings = _settings(args)
     clock = clocking.SystemClock()
+    # the dates of invoices not yet booked, from the log when this host has one
+    pending = preflight.pending_dates(await reading.tables(settings.db_path)) \
+        if Path(settings.db_path).exists() else set()
     async with app.economic(settings, app.Secrets(settings), clock=clock) as client:
         checks = await preflight.run_checks(client, settings,
-                                            today=clocks.utc(clock.now()).date())
+                                            today=clocks.utc(clock.now()).date(),
+                                            pending=pending)
     _print(preflight.render(checks))
     return 0 if all(c.ok for c in checks) else 1
 

@@ -14,15 +14,16 @@ check it happened in with the reason, and the remaining checks still run.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Final, Protocol
 
 import msgspec
 import structlog
 
 from daemon import settings as config
-from daemon.core import clocks
+from daemon.core import books, clocks
 from daemon.core import events as ev
+from daemon.core import projections as pj
 from daemon.economic import client as economic_client
 from daemon.economic import errors
 from daemon.ops import alerts
@@ -53,9 +54,10 @@ def _pass(name: str, detail: str) -> Check:
 
 
 async def run_checks(client: economic_client.EconomicClient, settings: config.Settings, *,
-                     today: dt.date) -> list[Check]:
-    """Every check in :data:`ORDER`; one result each (the accounting year must cover
-    ``today``, the UTC date of the caller's clock)."""
+                     today: dt.date, pending: Collection[dt.date] = ()) -> list[Check]:
+    """Every check in :data:`ORDER`; one result each (open accounting years must cover
+    ``today``, the UTC date of the caller's clock, and every date in ``pending``: the dates of
+    invoices not yet booked, see :func:`pending_dates`)."""
     e = settings.economic
     day = today
     results: list[Check] = []
@@ -125,7 +127,16 @@ async def run_checks(client: economic_client.EconomicClient, settings: config.Se
         if account.barred or account.blockDirectEntries:
             return _fail("default_account", f"account {e.default_account} is barred or blocks "
                          "direct entries")
-        return _pass("default_account", f"account {e.default_account} exists ({account.name})")
+        code = account.vatAccount.vatCode if account.vatAccount else None
+        if not code:  # an account without VAT is legitimate: its invoices carry no VAT
+            return _pass("default_account", f"account {e.default_account} exists "
+                         f"({account.name}) and books without a VAT code")
+        vat = {v.vatCode: v for v in await client.vat_accounts()}.get(code)
+        if vat is None or vat.ratePercentage is None:
+            return _fail("default_account", f"account {e.default_account} books with VAT code "
+                         f"{code}, whose rate e-conomic does not give (not under VAT accounts)")
+        return _pass("default_account", f"account {e.default_account} exists ({account.name}) "
+                     f"and books with VAT code {code} at {vat.ratePercentage:g} %")
 
     async def vat_zones() -> Check:
         zones = {z.vatZoneNumber for z in await client.vat_zones()}
@@ -137,7 +148,11 @@ async def run_checks(client: economic_client.EconomicClient, settings: config.Se
 
     async def invoice_vat_code() -> Check:
         if not e.invoice_vat_code:
-            return _pass("invoice_vat_code", "not set: invoice entries carry no VAT code")
+            return _pass("invoice_vat_code", "not set: each invoice books with the VAT code of "
+                         "its account")
+        if e.invoice_vat_code.lower() == books.NO_VAT:
+            return _pass("invoice_vat_code", "\"none\": invoice entries carry no VAT code, and "
+                         "an invoice with VAT is parked")
         codes = {v.vatCode: v for v in await client.vat_accounts()}
         found = codes.get(e.invoice_vat_code)
         if found is None or found.barred:
@@ -146,12 +161,19 @@ async def run_checks(client: economic_client.EconomicClient, settings: config.Se
         return _pass("invoice_vat_code", f"VAT code {e.invoice_vat_code} exists")
 
     async def accounting_year() -> Check:
-        year = await client.accounting_year_for(day)
-        if year is None:
-            return _fail("accounting_year", f"no accounting year covers {day.isoformat()}")
-        if year.closed:
-            return _fail("accounting_year", f"accounting year {year.year} is closed")
-        return _pass("accounting_year", f"accounting year {year.year} covers {day.isoformat()}")
+        years = await client.accounting_years()
+        for when in sorted({day, *pending}):
+            iso = when.isoformat()
+            year = next((y for y in years if y.fromDate <= iso <= y.toDate), None)
+            whose = "today" if when == day else "a pending invoice's date"
+            if year is None:
+                return _fail("accounting_year", f"no accounting year covers {iso} ({whose})")
+            if year.closed:
+                return _fail("accounting_year", f"accounting year {year.year} is closed, and "
+                             f"{iso} ({whose}) falls in it")
+        covered = f" and the {len(pending)} dates of pending invoices" if pending else ""
+        return _pass("accounting_year", f"open accounting years cover {day.isoformat()}"
+                     f"{covered}")
 
     for name, question in (("project_module", project_module),
                            ("customer_group", customer_group), ("payment_terms", payment_terms),
@@ -161,6 +183,19 @@ async def run_checks(client: economic_client.EconomicClient, settings: config.Se
                            ("accounting_year", accounting_year)):
         await ask(name, question)
     return results
+
+
+def pending_dates(tables: pj.Tables) -> set[dt.date]:
+    """The invoice dates of the invoices in the log not yet booked in e-conomic."""
+    dates: set[dt.date] = set()
+    for key, row in tables.invoices().items():
+        if tables.state("invoice", key).booked:
+            continue
+        try:
+            dates.add(dt.date.fromisoformat(row.fact.invoice_date[:10]))
+        except ValueError:
+            continue  # an invoice without a usable date is parked by its mapping
+    return dates
 
 
 def render(checks: list[Check]) -> str:
@@ -215,7 +250,8 @@ async def checking(log: eventlog.EventLog, economic: economic_client.EconomicCli
         failing = True
         try:
             results = await run_checks(economic, settings(),
-                                       today=clocks.utc(clock.now()).date())
+                                       today=clocks.utc(clock.now()).date(),
+                                       pending=pending_dates(log.tables))
             await record_checks(log, results, alerter, clock=clock)
             failing = not all(check.ok for check in results)
         except errors.EconomicError as exc:
