@@ -10,7 +10,8 @@ Invariants: fields Moment owns mirror Moment exactly (empty stays empty); a valu
 e-conomic allows is cut, and the cut value is the desired one, so a cut never shows as drift;
 numbers lie in 1..999999999; the invoice amount is Moment's total including VAT as a
 ``Decimal`` (a credit note's is negative, an invoice's positive: a sign that contradicts
-``is_credit_note`` is a problem); the text is Moment's description, else ``Faktura <n>`` /
+``is_credit_note`` is a problem), never a float, rounded half up to 2 decimals with a warning
+when Moment gave more; the text is Moment's description, else ``Faktura <n>`` /
 ``Kreditnota <n>`` in ``language``; ``contra_vat_code`` is empty unless configured.
 """
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Final, Generic, TypeVar
 
 import msgspec
@@ -33,6 +34,7 @@ CUSTOMER_LIMITS: Final = {"name": 255, "email": 255, "address": 510, "zip": 30, 
                           "country": 50, "corporate_id": 40}
 PROJECT_NAME_MAX: Final = 100
 TEXT_MAX: Final = 250
+CENT: Final = Decimal("0.01")
 
 
 class Options(msgspec.Struct, frozen=True, kw_only=True):
@@ -131,6 +133,23 @@ def number(text: str | int, what: str) -> tuple[int | None, str]:
     return value, ""
 
 
+def cents(amount: Decimal) -> Decimal:
+    """``amount`` rounded half up to 2 decimals, as e-conomic keeps it."""
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def money(amount: Decimal, what: str, warnings: list[str]) -> Decimal:
+    """``amount`` as e-conomic can hold it: unchanged when it has at most 2 decimals, else
+    rounded half up to 2 with a warning naming ``what`` and both values."""
+    rounded = cents(amount)
+    if rounded == amount:
+        return amount  # the same value kept as given: its digest does not change
+    warnings.append(f"{what} {amount} has more than 2 decimals, which e-conomic does not keep; "
+                    f"it was sent rounded half up to {rounded} (correct it in Moment if that "
+                    "is wrong)")
+    return rounded
+
+
 def cut(value: str, limit: int, what: str, warnings: list[str]) -> str:
     """``value`` cut to ``limit`` characters; a cut adds a warning naming the field."""
     if len(value) <= limit:
@@ -209,6 +228,8 @@ def map_invoice(fact: ev.InvoiceFinalized, opts: Options) -> Mapped[InvoiceEntry
             return Mapped(problem=f"invoice {fact.number}: {problem}")
     try:
         amount = Decimal(fact.total_including_vat)
+        if amount.is_finite():
+            cents(amount)  # a total too large to round is no amount e-conomic can hold
     except InvalidOperation:
         return Mapped(problem=f"invoice {fact.number} has a total that is not a number "
                               f"({fact.total_including_vat!r})")
@@ -227,6 +248,7 @@ def map_invoice(fact: ev.InvoiceFinalized, opts: Options) -> Mapped[InvoiceEntry
     if problem:
         return Mapped(problem=problem)
     w: list[str] = []
+    amount = money(amount, "the total", w)
     text = cut(fact.description, TEXT_MAX, "text", w) if fact.description.strip() \
         else books.entry_text(description="", number=num, is_credit_note=fact.is_credit_note,
                               language=opts.language)[0]

@@ -34,6 +34,8 @@ from daemon.economic.limiting import Limiter
 
 Base = Literal["rest", "apis"]
 MISSING_MODULES = "AccessDeniedAgreementMissingModules"
+# Money is Decimal: a Decimal goes out as a JSON number written from its decimal string.
+_encoder = msgspec.json.Encoder(decimal_format="number")
 
 
 @dataclass(slots=True)
@@ -217,7 +219,7 @@ class Caller:
         A non-GET needs the caller's ``idempotency_key``, sent unchanged on every attempt."""
         if method != "GET" and not idempotency_key:
             raise ValueError(f"{method} {endpoint} needs the caller's idempotency_key")
-        data = msgspec.json.encode(json) if json is not None else None
+        data = _encoder.encode(json) if json is not None else None
         for attempt in range(self._retries + 1):
             status, body, retry_after, cached, location = await self._once(
                 method, base, path, endpoint=endpoint, params=params, data=data, form=form,

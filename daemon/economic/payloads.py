@@ -9,6 +9,7 @@ so a read record is converted to its ``Write`` form (see :func:`writable`) and w
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TypeVar
 
 import msgspec
@@ -282,12 +283,13 @@ class NumberCreated(_Payload, kw_only=True):
 class DraftEntryWrite(_Payload, kw_only=True):
     """Body of ``POST /draft-entries`` (OpenAPI ``DraftEntry`` without read-only fields).
     ``date``/``dueDate`` are ``YYYY-MM-DDT00:00:00Z`` (the spec's ``date-time``; read-backs
-    compare the date part only); ``customerInvoiceNumber`` is digits."""
+    compare the date part only); ``customerInvoiceNumber`` is digits. ``amount`` is a Decimal,
+    written as a JSON number from its decimal string (never a float)."""
 
     entryTypeNumber: int
     journalNumber: int
     date: str
-    amount: float
+    amount: Decimal
     currency: str
     voucherNumber: int | None = None
     accountNumber: int | None = None
@@ -302,7 +304,7 @@ class DraftEntryWrite(_Payload, kw_only=True):
     supplierNumber: int | None = None
     supplierInvoiceNumber: str | None = None
     dueDate: str | None = None
-    exchangeRate: float | None = None
+    exchangeRate: Decimal | None = None
 
 
 class DraftEntry(DraftEntryWrite, kw_only=True):
@@ -328,10 +330,12 @@ class BookEntries(_Payload, kw_only=True):
 
 # ---------------------------------------------------------------- bookedEntriesapi v4.0.0 ----
 class BookedEntry(_Payload, kw_only=True):
+    """Amounts decode exactly from the JSON number's text into Decimal."""
+
     entryNumber: int
     accountNumber: int
-    amount: float = 0.0
-    amountInBaseCurrency: float = 0.0
+    amount: Decimal = Decimal(0)
+    amountInBaseCurrency: Decimal = Decimal(0)
     currencyCode: str | None = None
     date: str | None = None
     dueDate: str | None = None
@@ -344,7 +348,7 @@ class BookedEntry(_Payload, kw_only=True):
     customerInvoiceNumber: int | None = None
     supplierNumber: int | None = None
     supplierInvoiceNumber: str | None = None
-    remainder: float | None = None
+    remainder: Decimal | None = None
 
 
 # ---------------------------------------------------------------- errors ---------------------

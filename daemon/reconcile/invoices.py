@@ -61,14 +61,14 @@ class Item:
 def draft_write(e: mp.InvoiceEntry) -> payloads.DraftEntryWrite:
     return payloads.DraftEntryWrite(
         entryTypeNumber=10, journalNumber=e.journal_number, date=f"{e.date}T00:00:00Z",
-        amount=float(e.amount), currency=e.currency, contraAccountNumber=e.contra_account,
+        amount=e.amount, currency=e.currency, contraAccountNumber=e.contra_account,
         contraVatCode=e.contra_vat_code or None, text=e.text, projectNumber=e.project_number,
         customerNumber=e.customer_number, customerInvoiceNumber=str(e.invoice_number),
         dueDate=f"{e.due_date}T00:00:00Z" if e.due_date else None)
 
 
-def _amount(value: float) -> Decimal:
-    return Decimal(str(value)).quantize(Decimal("0.01"))
+def _amount(value: Decimal) -> Decimal:
+    return mp.cents(value)
 
 
 def live_draft(d: payloads.DraftEntry) -> plans.LiveEntry:

@@ -47,7 +47,9 @@ Err = tuple[str, str, str]
 
 
 def _insert(a: Agreement, rec: Record) -> int | None:
-    """Store a validated entry; None when the journal has no voucher number left."""
+    """Store a validated entry; None when the journal has no voucher number left. Its amount
+    is kept as e-conomic keeps it: two decimals, rounded half up from the number sent."""
+    rec["amount"] = economic_books.money(rec["amount"])
     if rec.get("voucherNumber") is None:
         nxt = a.next_voucher(rec["journalNumber"], rec["_year"])
         if nxt is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from decimal import Decimal
 
 import msgspec
 import pytest
@@ -29,11 +30,11 @@ def customer(n: int, name: str, **kw: object) -> payloads.CustomerWrite:
         vatZone=payloads.VatZoneRef(vatZoneNumber=1), **kw)  # type: ignore[arg-type]
 
 
-def entry(customer_no: int, invoice: int, amount: float, **kw: object
+def entry(customer_no: int, invoice: int, amount: str, **kw: object
           ) -> payloads.DraftEntryWrite:
     return payloads.DraftEntryWrite(
         entryTypeNumber=10, journalNumber=1, date=f"{TODAY.isoformat()}T00:00:00Z",
-        amount=amount, currency="DKK", customerNumber=customer_no,
+        amount=Decimal(amount), currency="DKK", customerNumber=customer_no,
         customerInvoiceNumber=str(invoice), contraAccountNumber=1010,
         text=f"Invoice {invoice}", **kw)  # type: ignore[arg-type]
 
@@ -202,9 +203,9 @@ async def test_invoice_flow_books_and_attaches(sandbox: EconomicSandbox,
                                                client: EconomicClient) -> None:
     sandbox.agreement.add_customers(3)
     sandbox.agreement.add_project(7, "Site", customerNumber=2)
-    [one] = await client.create_draft_entries([entry(2, 1001, 1250.0, projectNumber=7)],
+    [one] = await client.create_draft_entries([entry(2, 1001, "1250.00", projectNumber=7)],
                                               idempotency_key="inv-1001")
-    more = await client.create_draft_entries([entry(3, 1002, -100.0), entry(3, 1003, 50.0)],
+    more = await client.create_draft_entries([entry(3, 1002, "-100.00"), entry(3, 1003, "50")],
                                              idempotency_key="inv-bulk")
     drafts = [d async for d in client.iter_draft_entries(
         filter=f.eq("entryTypeNumber", 10) & f.eq("customerNumber", 3))]
@@ -226,7 +227,8 @@ async def test_invoice_flow_books_and_attaches(sandbox: EconomicSandbox,
     assert sandbox.agreement.draft_entries == {}
     booked = [b async for b in client.iter_booked_entries(
         filter=f.eq("customerInvoiceNumber", 1001) & f.eq("customerNumber", 2))]
-    assert [(b.amount, b.projectNumber, b.voucherNumber) for b in booked] == [(1250.0, 7, 1)]
+    assert [(b.amount, b.projectNumber, b.voucherNumber) for b in booked] == \
+        [(Decimal("1250.00"), 7, 1)]
     validate_traffic(sandbox)
 
 
