@@ -206,11 +206,13 @@ class _Outcome(Event, frozen=True, kw_only=True):
 
 
 class WriteIntended(_Outcome, frozen=True, kw_only=True, tag="write_intended"):
-    """Recorded (durably) before the first send of a write; its key is reused on every retry."""
+    """Recorded (durably) before the first send of a write; its key is reused on every retry.
+    An invoice's transfer intent records the journal it is sent to (None: not sent to any)."""
 
     action: str
     idempotency_key: str
     content_hash: str = ""
+    journal_number: int | None = None
 
 
 class Applied(_Outcome, frozen=True, kw_only=True, tag="applied"):
@@ -267,6 +269,16 @@ class InvoiceEntryCreated(_Outcome, frozen=True, kw_only=True, tag="invoice_entr
     found_by_lookup: bool = False
 
 
+class InvoiceEntryGone(_Outcome, frozen=True, kw_only=True, tag="invoice_entry_gone"):
+    """The invoice's draft entry is no longer in e-conomic (a person deleted it) and no entry
+    of it is booked: the invoice is to be transferred again."""
+
+    journal_number: int | None = None
+    entry_number: int | None = None
+    voucher_number: int | None = None
+    detail: str = ""
+
+
 class InvoicePdfAttached(_Outcome, frozen=True, kw_only=True, tag="invoice_pdf_attached"):
     accounting_year: str
     voucher_number: int
@@ -303,7 +315,7 @@ ANY_EVENT = (
     | RetryRequested | WriteIntended | Applied | Failed | DriftRepaired | StrayReported
     | Parked | Unparked
     | InvoiceEntryCreated | InvoicePdfAttached | InvoicePdfSkipped | InvoiceBooked
-    | BookedMismatch | CheckReported
+    | BookedMismatch | CheckReported | InvoiceEntryGone
 )
 
 

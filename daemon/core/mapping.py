@@ -212,7 +212,11 @@ def map_project(fact: ev.ProjectUpserted, opts: Options) -> Mapped[ProjectFields
                   warnings=tuple(w))
 
 
-def map_invoice(fact: ev.InvoiceFinalized, opts: Options) -> Mapped[InvoiceEntry]:
+def map_invoice(fact: ev.InvoiceFinalized, opts: Options, *, journal: int | None = None
+                ) -> Mapped[InvoiceEntry]:
+    """``journal``: the journal recorded with the invoice (its entry's, or that of a transfer in
+    doubt); the configured one only for an invoice not yet sent, so changing ``journal_number``
+    neither moves nor re-reports an invoice already in e-conomic."""
     if fact.problem:
         return Mapped(problem=fact.problem)
     num, problem = number(fact.number, "Invoice number")
@@ -256,7 +260,8 @@ def map_invoice(fact: ev.InvoiceFinalized, opts: Options) -> Mapped[InvoiceEntry
         invoice_number=num, text=text, customer_number=cust, project_number=proj, date=day,
         due_date=fact.due_date[:10], amount=amount, contra_account=account,
         currency=(fact.currency or opts.currency).upper(),
-        contra_vat_code=opts.invoice_vat_code, journal_number=opts.journal_number,
+        contra_vat_code=opts.invoice_vat_code,
+        journal_number=opts.journal_number if journal is None else journal,
         pdf_sha256=fact.pdf_sha256), warnings=tuple(w))
 
 

@@ -67,6 +67,7 @@ class LiveEntry(msgspec.Struct, frozen=True, kw_only=True):
     amount: Decimal
     date: str  # YYYY-MM-DD
     booked: bool = False
+    journal_number: int | None = None  # a draft's journal (booked entries do not say)
 
 
 ActionName = Literal["nothing", "create", "update", "recreate", "report_closed", "transfer",

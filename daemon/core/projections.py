@@ -62,6 +62,7 @@ class EntityState(msgspec.Struct, frozen=True, kw_only=True):
     booked: bool = False
     warnings: tuple[str, ...] = ()
     drift_repaired: int = 0
+    entries_lost: int = 0  # draft entries found deleted since the last operator retry
 
 
 #: The daemon-state row of the hint watermark. Logs written before
@@ -139,6 +140,7 @@ _STATE_EVENTS: Final = (
     ev.WriteIntended, ev.Applied, ev.Failed, ev.Parked, ev.Unparked, ev.RetryRequested,
     ev.InvoiceEntryCreated, ev.InvoicePdfAttached, ev.InvoicePdfSkipped, ev.InvoiceBooked,
     ev.DriftRepaired, ev.InvoiceConflict, ev.EntityGone, ev.BookedMismatch,
+    ev.InvoiceEntryGone,
 )
 
 
@@ -157,6 +159,10 @@ def fold_state(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | Non
     replace = msgspec.structs.replace
     match event:
         case ev.WriteIntended(action=action, idempotency_key=ikey):
+            if action == "transfer" and state.kind == "invoice":
+                # the journal of an invoice's entry in doubt (None: sent to none)
+                return replace(state, intents={**state.intents, action: ikey},
+                               journal_number=event.journal_number)
             return replace(state, intents={**state.intents, action: ikey})
         case ev.Applied():
             intents = {a: k for a, k in state.intents.items() if a != event.action}
@@ -173,12 +179,21 @@ def fold_state(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | Non
         case ev.Parked():
             return replace(state, parked=True, reason=event.reason, attempts=event.attempts,
                            last_error=event.last_error, parked_at=at)
-        case ev.Unparked() | ev.RetryRequested():
+        case ev.RetryRequested():
+            return replace(state, parked=False, reason="", attempts=0, parked_at="",
+                           entries_lost=0)
+        case ev.Unparked():
             return replace(state, parked=False, reason="", attempts=0, parked_at="")
         case ev.InvoiceEntryCreated():
+            # the transfer's outcome is known: its intent is closed
+            intents = {a: k for a, k in state.intents.items() if a != "transfer"}
             return replace(state, journal_number=event.journal_number,
                            entry_number=event.entry_number, voucher_number=event.voucher_number,
-                           accounting_year=event.accounting_year)
+                           accounting_year=event.accounting_year, intents=intents)
+        case ev.InvoiceEntryGone():  # every step starts afresh, under new keys
+            return replace(state, journal_number=None, entry_number=None, voucher_number=None,
+                           document_number=None, pdf_done=False, booked=False, intents={},
+                           entries_lost=state.entries_lost + 1)
         case ev.InvoicePdfAttached():
             return replace(state, pdf_done=True, document_number=event.document_number)
         case ev.InvoicePdfSkipped():

@@ -5,7 +5,9 @@ Legacy REST under ``rest_url`` (customers and lookups), the OpenAPI services und
 Every method either returns decoded Structs or raises a :mod:`daemon.economic.errors` error.
 Every write takes the caller's ``idempotency_key``; the client never invents one. Writes leave
 nothing behind in the client on error: whether e-conomic applied a write that raised a
-retryable error is unknown, and the caller looks the natural key up before writing again.
+retryable error is unknown, and the caller looks the natural key up before writing again; a
+write answered 2xx with a body that cannot be read raises :class:`errors.UnknownOutcome` (it was
+applied: never a refusal).
 
 Calls for invoices (draft entries, booking, booked entries, attachments) run with priority and
 may spend the daily budget's invoice reserve; all others may not.
@@ -90,9 +92,13 @@ def _decode(kind: type[T] | object, body: bytes, *, method: str, path: str) -> T
     try:
         return dec.decode(body)  # type: ignore[return-value]
     except msgspec.DecodeError as exc:
+        text, where = body.decode("utf-8", "replace"), path.split(" ", 1)[-1]
+        if method != "GET":  # a 2xx to a write: applied, with an answer we cannot read
+            raise errors.UnknownOutcome(f"applied, but the answer is not as specified: {exc}",
+                                        method=method, path=where, status=200,
+                                        body=text) from exc
         raise errors.ProtocolError(f"answer not as specified: {exc}", method=method,
-                                   path=path.split(" ", 1)[-1],
-                                   status=200, body=body.decode("utf-8", "replace")) from exc
+                                   path=where, status=200, body=text) from exc
 
 
 def _query(filter: filters.Filter | str | None, extra: Mapping[str, str] | None = None

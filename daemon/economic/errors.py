@@ -74,6 +74,12 @@ class Timeout(TransportError):
     """No answer within the client's timeout; the outcome is unknown."""
 
 
+class UnknownOutcome(RetryableError):
+    """A write answered 2xx, so e-conomic applied it, but its body could not be read: what it
+    created (numbers, vouchers) is unknown. Never a refusal: look the natural key up before
+    writing again."""
+
+
 class TerminalError(EconomicError):
     """e-conomic refused the request itself; sending it again unchanged fails the same way."""
 

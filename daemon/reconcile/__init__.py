@@ -17,8 +17,10 @@
   dependencies in e-conomic).
 - :mod:`daemon.reconcile.controlling` — the controller of record kinds (customers, projects):
   read, plan, write only what differs, merge into the live record.
-- :mod:`daemon.reconcile.invoices` — the invoice transfer: bulk draft entries, PDF on the
-  voucher, booking; lookups whenever an earlier outcome is unknown.
+- :mod:`daemon.reconcile.invoices` — the invoice transfer: bulk draft entries
+  (:mod:`~daemon.reconcile.transferring`), PDF on the voucher, booking; lookups
+  (:mod:`~daemon.reconcile.finding`) before every create and whenever an outcome is unknown;
+  :mod:`~daemon.reconcile.invoice_items` holds what they share.
 - :mod:`daemon.reconcile.sweeping` — full and incremental sweeps that queue exactly the keys
   that differ, and report strays.
 - :mod:`daemon.reconcile.planning` — ``moment-sync plan`` and ``GET /plan`` (read-only).

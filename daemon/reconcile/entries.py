@@ -32,6 +32,16 @@ class InvoiceSpec(specs.Spec[ev.InvoiceFinalized, mp.InvoiceEntry, None]):
             ) -> mp.Mapped[mp.InvoiceEntry]:
         return mp.map_invoice(fact, options)
 
+    def make_item(self, key: str, row: specs.Fact[ev.InvoiceFinalized], tables: pj.Tables,
+                  options: mp.Options) -> specs.Item[ev.InvoiceFinalized, mp.InvoiceEntry]:
+        """The invoice in the journal recorded with it (its entry's, or that of a transfer in
+        doubt), else the configured one: changing ``journal_number`` neither moves nor
+        re-reports an invoice already sent."""
+        state = tables.state(KIND, key)
+        mapped = mp.map_invoice(row.fact, options, journal=state.journal_number)
+        content = mp.fields_hash(mapped.value) if mapped.value is not None else ""
+        return specs.Item(key=key, fact=row.fact, state=state, mapped=mapped, content=content)
+
     def number(self, desired: mp.InvoiceEntry) -> int:
         return desired.invoice_number
 

@@ -1,88 +1,49 @@
 """Invoice transfer: a finalized Moment invoice becomes a manual customer-invoice draft entry
-(type 10) in the configured journal, gets its PDF attached to its voucher, and is booked.
+(type 10), gets its PDF attached to its voucher, and is booked.
 
 Steps, each with its outcome committed to the log before the next starts:
-1. transfer — many invoices at once through ``/draft-entries/bulk`` (at most 500 a call, one
-   voucher per invoice): the intents of the whole batch commit first (one idempotency key for
-   the call), then the call, then one read-back of the batch's voucher numbers, then
-   ``InvoiceEntryCreated`` for each. The bulk call is all-or-nothing, so an invoice e-conomic
-   refuses is split out and parked and the rest of its batch is sent again, never blocked.
+1. transfer (:mod:`daemon.reconcile.transferring`) — many invoices at once through
+   ``/draft-entries/bulk``, always after a lookup (:mod:`daemon.reconcile.finding`), each
+   invoice matched to its entry by the invoice number read back, each on a voucher of its own.
 2. attach — the PDF from the blob store onto the entry's voucher with ``onConflict`` = 1;
-   ``DocumentAlreadyAttachedToVoucher`` on the invoice's own voucher means done. A PDF the
-   agreement cannot store is a warning (``InvoicePdfSkipped``, alerted), not a failure.
-3. book — one ``bookdraftentries`` call per batch; then ``Applied`` closes the transfer.
+   ``DocumentAlreadyAttachedToVoucher`` means done only on the invoice's own voucher (no other
+   invoice's entry on it). A PDF the agreement cannot store is a warning (``InvoicePdfSkipped``,
+   alerted), not a failure.
+3. book — one ``bookdraftentries`` call per batch and journal; then ``Applied`` closes it.
 
-Whenever an earlier attempt's outcome is unknown (an open intent with no outcome: timeout,
-dropped answer, crash), the invoice is looked up before anything is written again: draft
-entries of type 10 in the journal for its customer, and booked entries by
-``customerInvoiceNumber``, compared on invoice number, amount and date. So a crash at any
-instant ends, after a restart, with each invoice in e-conomic exactly once.
+Each invoice uses the journal recorded with it (its entry's, or that of a transfer in doubt):
+changing ``journal_number`` affects only invoices not yet sent. A lookup that fails makes only
+the invoices that needed it wait. When e-conomic says an invoice's voucher or entry is not
+there, the invoice is looked up: booked (a person booked it) or moved, it is recorded so; gone
+(a person deleted the draft), it is transferred again, once (``InvoiceEntryGone``); gone a second
+time, it is parked with a reason, since a person evidently keeps deleting it.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Final
 
 import anyio
 
 from daemon.core import events as ev
-from daemon.core import mapping as mp
-from daemon.core import plans
-from daemon.economic import errors, filters, payloads
+from daemon.core import projections as pj
+from daemon.economic import errors, filters
 from daemon.economic.client import MAX_BULK
 from daemon.reconcile import admitting, entries
 from daemon.reconcile.controls import Controls
+from daemon.reconcile.finding import Finder
 from daemon.reconcile.hooks import crash_point
+from daemon.reconcile.invoice_items import Item, journal_of
+from daemon.reconcile.transferring import Transfer, differs
 
-KIND = entries.KIND
+KIND: Final = entries.KIND
 MAX_PDF: Final = 9 * 1024 * 1024
-_INDEX = re.compile(r"entries\[(\d+)\]")
 _DONE_ATTACH: Final = "DocumentAlreadyAttachedToVoucher"
+_NO_VOUCHER: Final = frozenset(("InvalidVoucherNumber", "JournalEntryDoesNotExist"))
 _CANNOT_STORE: Final = frozenset(("UnableToAttach", "InvalidFileData",
                                   "CannotAttachToElectronicInvoice"))
-
-
-class Item:
-    """One invoice in a pass: its key, mapped entry and warnings."""
-
-    __slots__ = ("entry", "hash", "key", "warnings")
-
-    def __init__(self, key: str, entry: mp.InvoiceEntry, warnings: tuple[str, ...]) -> None:
-        self.key = key
-        self.entry = entry
-        self.warnings = warnings
-        self.hash = mp.fields_hash(entry)
-
-
-def draft_write(e: mp.InvoiceEntry) -> payloads.DraftEntryWrite:
-    return payloads.DraftEntryWrite(
-        entryTypeNumber=10, journalNumber=e.journal_number, date=f"{e.date}T00:00:00Z",
-        amount=e.amount, currency=e.currency, contraAccountNumber=e.contra_account,
-        contraVatCode=e.contra_vat_code or None, text=e.text, projectNumber=e.project_number,
-        customerNumber=e.customer_number, customerInvoiceNumber=str(e.invoice_number),
-        dueDate=f"{e.due_date}T00:00:00Z" if e.due_date else None)
-
-
-def _amount(value: Decimal) -> Decimal:
-    return mp.cents(value)
-
-
-def live_draft(d: payloads.DraftEntry) -> plans.LiveEntry:
-    return plans.LiveEntry(entry_number=d.entryNumber, voucher_number=d.voucherNumber or 0,
-                           invoice_number=d.customerInvoiceNumber or "",
-                           customer_number=d.customerNumber, amount=_amount(d.amount),
-                           date=d.date[:10])
-
-
-def live_booked(b: payloads.BookedEntry) -> plans.LiveEntry:
-    return plans.LiveEntry(entry_number=b.entryNumber, voucher_number=b.voucherNumber or 0,
-                           invoice_number=str(b.customerInvoiceNumber or ""),
-                           customer_number=b.customerNumber, amount=_amount(b.amount),
-                           date=(b.date or "")[:10], booked=True)
 
 
 class Invoices:
@@ -90,23 +51,20 @@ class Invoices:
 
     def __init__(self, ctx: Controls) -> None:
         self.ctx = ctx
-        self._years: list[payloads.AccountingYear] = []
+        self.finder = Finder(ctx)
+        self.transfer = Transfer(ctx, self.finder, lambda i: self._step(i) == "transfer")
 
     # --- the pass ---------------------------------------------------------------------------
     async def reconcile(self, keys: Sequence[str]) -> None:
         ctx = self.ctx
+        self.finder.new_pass()
         items = [Item(a.key, a.desired, a.mapped.warnings)
                  for a in await admitting.admit(ctx, entries.SPEC, keys) if a.desired is not None]
         if not items:
             return
-        try:
-            await self._transfer([i for i in items if self._step(i) == "transfer"])
-            await self._attach([i for i in items if self._step(i) == "attach"])
-            await self._book([i for i in items if self._step(i) == "book"])
-        except errors.EconomicError as err:  # a lookup failed: the pass's items back off
-            await ctx.outcomes.refused_many(
-                KIND, [i.key for i in items if self._step(i) != "later"], "read", err)
-            return
+        await self.transfer.run([i for i in items if self._step(i) == "transfer"])
+        await self._attach([i for i in items if self._step(i) == "attach"])
+        await self._book([i for i in items if self._step(i) == "book"])
         done: list[tuple[ev.Event, str, None]] = []
         for i in items:
             step = self._step(i)
@@ -135,134 +93,47 @@ class Invoices:
             await self.ctx.log.append(ev.BookedMismatch(kind=KIND, key=i.key, detail=detail),
                                       idempotency_key=f"mismatch:{i.key}:{i.hash}")
 
-    # --- accounting years -------------------------------------------------------------------
-    async def year_of(self, day: str) -> str:
-        for attempt in range(2):
-            if attempt or not self._years:
-                self._years = await self.ctx.client.accounting_years()
-            for y in self._years:
-                if y.fromDate <= day[:10] <= y.toDate:
-                    return y.year
-        return day[:4]
-
-    # --- lookups ----------------------------------------------------------------------------
-    async def lookup(self, items: Sequence[Item]) -> int:
-        """Find invoices already in e-conomic and record them; returns how many were found."""
-        if not items:
-            return 0
-        j = self.ctx.options.journal_number
-        drafts: list[plans.LiveEntry] = []
-        for chunk in filters.chunks(sorted({i.entry.customer_number for i in items})):
-            flt = (filters.eq("entryTypeNumber", 10) & filters.eq("journalNumber", j)
-                   & filters.in_("customerNumber", chunk))
-            drafts += [live_draft(d) async for d in self.ctx.client.iter_draft_entries(filter=flt)]
-        booked: list[plans.LiveEntry] = []
-        for chunk in filters.chunks(sorted({i.entry.invoice_number for i in items})):
-            flt = filters.in_("customerInvoiceNumber", chunk)
-            booked += [live_booked(b) async for b in
-                       self.ctx.client.iter_booked_entries(filter=flt)]
-        out: list[tuple[ev.Event, str, None]] = []
-        found = 0
+    # --- an entry e-conomic says is not there ---------------------------------------------
+    async def _recheck(self, items: Sequence[Item], *, action: str = "",
+                       err: errors.EconomicError | None = None) -> None:
+        """Look the invoices up after e-conomic said their voucher or entry is not there:
+        found (booked, or moved), they are recorded so and come again; found where the log
+        says, e-conomic's refusal ``err`` of ``action`` stands (when given); absent, their
+        entry is gone; with other content, they are parked; not read, they wait."""
+        tables = self.ctx.log.tables
+        before = {i.key: _where(tables.state(KIND, i.key)) for i in items}
+        look = await self.finder.lookup(items)
+        await self.transfer.wait_for_lookup(look.failed)
         for i in items:
-            st = self.ctx.log.tables.state(KIND, i.key)
-            b = next((e for e in booked if e.customer_number == i.entry.customer_number
-                      and plans.entry_matches(i.entry, e)), None)
-            d = next((e for e in drafts if e.customer_number == i.entry.customer_number
-                      and plans.entry_matches(i.entry, e)), None)
-            hit = b or d
-            if hit is None:
-                continue
-            found += 1
-            year = await self.year_of(hit.date)
-            if st.voucher_number is None:
-                out.append((ev.InvoiceEntryCreated(
-                    kind=KIND, key=i.key, journal_number=j, entry_number=hit.entry_number,
-                    voucher_number=hit.voucher_number, accounting_year=year,
-                    found_by_lookup=True), f"entry:{i.key}:{year}:{hit.voucher_number}", None))
-            if b is not None and not st.booked:
-                out.append((ev.InvoiceBooked(kind=KIND, key=i.key, accounting_year=year,
-                                             voucher_number=b.voucher_number,
-                                             found_by_lookup=True),
-                            f"booked:{i.key}:{year}:{b.voucher_number}", None))
-        if out:
-            await self.ctx.log.append_many(out)
-        return found
+            if i.key in look.found:
+                if _where(tables.state(KIND, i.key)) != before[i.key]:
+                    self.ctx.queue.add(KIND, i.key)  # booked or moved: the next step, next pass
+                elif err is not None:
+                    await self.ctx.outcomes.refused(KIND, i.key, action, err)
+            elif i.key in look.differs:
+                await self.ctx.outcomes.park(KIND, i.key,
+                                             reason=differs(i.key, look.differs[i.key], i))
+            elif i.key in look.absent:
+                await self._gone(i)
 
-    # --- 1. transfer ------------------------------------------------------------------------
-    async def _transfer(self, items: list[Item]) -> None:
-        if not items:
-            return
-        unknown = [i for i in items if self.ctx.outcomes.open_intent(KIND, i.key, "transfer")]
-        await self.lookup(unknown)
-        fresh = [i for i in items if self._step(i) == "transfer"]
-        for start in range(0, len(fresh), MAX_BULK):
-            await self._send_batch(fresh[start:start + MAX_BULK])
-
-    async def _send_batch(self, batch: list[Item]) -> None:
+    async def _gone(self, i: Item) -> None:
         ctx = self.ctx
-        if not batch or ctx.stopping:
-            return
-        # one key for the call, recorded with each invoice's intent (one transaction) before
-        # it is sent
-        ikey = await self._intents(batch, "transfer")
-        crash_point("invoice.after_intent")
-        try:
-            numbers = await ctx.client.create_draft_entries(
-                [draft_write(i.entry) for i in batch], idempotency_key=ikey)
-        except errors.ValidationError as err:
-            await self._split(batch, err)
-            return
-        except errors.EconomicError as err:
-            await ctx.outcomes.refused_many(KIND, [i.key for i in batch], "transfer", err)
-            return
-        crash_point("invoice.after_send")
-        j = ctx.options.journal_number
-        try:
-            flt = (filters.eq("journalNumber", j) & filters.gte("entryNumber", min(numbers))
-                   & filters.lte("entryNumber", max(numbers)))
-            vouchers = {d.entryNumber: d async for d in ctx.client.iter_draft_entries(filter=flt)}
-            years = [await self.year_of(i.entry.date) for i in batch]
-        except errors.EconomicError as err:  # created, numbers unknown: looked up next time
-            await ctx.outcomes.refused_many(KIND, [i.key for i in batch], "transfer", err,
-                                            retry=True)
-            return
-        out: list[tuple[ev.Event, str, None]] = []
-        for i, n, year in zip(batch, numbers, years, strict=True):
-            d = vouchers.get(n)
-            if d is None or d.voucherNumber is None:
-                continue  # gone already (someone deleted it): the next pass looks it up
-            out.append((ev.InvoiceEntryCreated(kind=KIND, key=i.key, journal_number=j,
-                                               entry_number=n, voucher_number=d.voucherNumber,
-                                               accounting_year=year),
-                        f"entry:{i.key}:{year}:{d.voucherNumber}", None))
-        await ctx.log.append_many(out)
-        crash_point("invoice.after_entry")
-
-    async def _intents(self, batch: Sequence[Item], action: str) -> str:
-        """One fresh idempotency key for a batch call, committed as each item's intent."""
-        first = batch[0]
-        ikey = f"{KIND}:{first.key}:{action}:{first.hash}:{uuid.uuid4().hex[:12]}"
-        await self.ctx.log.append_many([
-            (ev.WriteIntended(kind=KIND, key=i.key, action=action, idempotency_key=ikey,
-                              content_hash=i.hash), f"intent:{ikey}:{i.key}", None)
-            for i in batch])
-        return ikey
-
-    async def _split(self, batch: list[Item], err: errors.ValidationError) -> None:
-        """All-or-nothing refusal: park the invoices e-conomic named, send the rest again."""
-        bad = {int(m.group(1)) for k in err.fields for m in [_INDEX.search(k)] if m}
-        bad = {b for b in bad if b < len(batch)}
-        if not bad and len(batch) == 1:
-            bad = {0}
-        if bad:
-            for idx in sorted(bad):
-                await self.ctx.outcomes.refused(KIND, batch[idx].key, "transfer",
-                                                _only(err, idx))
-            await self._send_batch([i for n, i in enumerate(batch) if n not in bad])
-            return
-        half = len(batch) // 2  # e-conomic did not say which: find it by halves
-        await self._send_batch(batch[:half])
-        await self._send_batch(batch[half:])
+        st = ctx.log.tables.state(KIND, i.key)
+        detail = (f"the draft entry {st.entry_number} (voucher {st.voucher_number}) of invoice "
+                  f"{i.key} in journal {journal_of(st, ctx.options)} is no longer in e-conomic, "
+                  "and no entry of the invoice is booked")
+        await ctx.log.append(ev.InvoiceEntryGone(
+            kind=KIND, key=i.key, journal_number=st.journal_number,
+            entry_number=st.entry_number, voucher_number=st.voucher_number, detail=detail),
+            idempotency_key=f"gone:{i.key}:{uuid.uuid4().hex}")
+        self.finder.forget(i.key)
+        if st.entries_lost:
+            await ctx.outcomes.park(KIND, i.key, reason=(
+                f"{detail}: it was deleted there again after the daemon created it anew once, "
+                "so it is not created again. If the invoice belongs in e-conomic, retry it; "
+                "otherwise leave it parked"))
+        else:
+            ctx.queue.add(KIND, i.key)  # transferred again, after a lookup, next pass
 
     # --- 2. attach --------------------------------------------------------------------------
     async def _attach(self, items: list[Item]) -> None:
@@ -299,10 +170,15 @@ class Invoices:
                 idempotency_key=ikey)
         except errors.EconomicError as err:
             if err.code == _DONE_ATTACH:
-                pass  # our own voucher already carries it (an earlier attempt's outcome)
+                # done, if the voucher is the invoice's own (an earlier attempt's outcome)
+                if not await self._own_voucher(i):
+                    return
             elif err.code in _CANNOT_STORE or isinstance(err, errors.Forbidden):
                 await self._skipped(i, f"e-conomic cannot store it ({err.code or err.status}: "
                                        f"{err.message})")
+                return
+            elif err.code in _NO_VOUCHER or isinstance(err, errors.NotFound):
+                await self._recheck([i], action="attach", err=err)  # deleted, moved, booked?
                 return
             else:
                 await ctx.outcomes.refused(KIND, i.key, "attach", err)
@@ -315,6 +191,38 @@ class Invoices:
                              idempotency_key=f"attached:{i.key}:{ikey}")
         crash_point("invoice.after_attach")
 
+    async def _own_voucher(self, i: Item) -> bool:
+        """Whether the invoice's voucher carries no other invoice's entry (in the log, or in
+        e-conomic's drafts and booked entries of its year); if it does, the invoice is parked:
+        the document there may be the other invoice's PDF."""
+        ctx = self.ctx
+        st = ctx.log.tables.state(KIND, i.key)
+        year, voucher = st.accounting_year, st.voucher_number
+        others = {s.key for s in ctx.log.tables.states().values()
+                  if s.kind == KIND and s.key != i.key and s.voucher_number == voucher
+                  and s.accounting_year == year}
+        flt = filters.eq("voucherNumber", voucher or 0)
+        try:
+            lines = [(d.customerInvoiceNumber or "", d.date)
+                     async for d in ctx.client.iter_draft_entries(filter=flt)]
+            lines += [(str(b.customerInvoiceNumber or ""), b.date or "")
+                      async for b in ctx.client.iter_booked_entries(filter=flt)]
+            for number, day in lines:
+                if number.strip() not in ("", str(i.entry.invoice_number)) and \
+                        await self.finder.year_of(day) == year:
+                    others.add(number.strip())
+        except errors.EconomicError as err:
+            await ctx.outcomes.refused(KIND, i.key, "read", err)
+            return False
+        if not others:
+            return True
+        await ctx.outcomes.park(KIND, i.key, reason=(
+            f"invoice {i.key}'s voucher {voucher} ({year}) already carries a document, and "
+            f"the voucher also holds invoice {', '.join(sorted(others))}: the document may be "
+            "that invoice's PDF, so this one's is not taken as attached. Give the invoices "
+            "their own voucher numbers in e-conomic, then retry this invoice"))
+        return False
+
     async def _skipped(self, i: Item, reason: str) -> None:
         await self.ctx.log.append(ev.InvoicePdfSkipped(kind=KIND, key=i.key, reason=reason),
                                   idempotency_key=f"pdf-skipped:{i.key}:{i.hash}")
@@ -325,12 +233,18 @@ class Invoices:
         if not items:
             return
         unknown = [i for i in items if self.ctx.outcomes.open_intent(KIND, i.key, "book")]
-        await self.lookup(unknown)
-        fresh = [i for i in items if self._step(i) == "book"]
-        for start in range(0, len(fresh), MAX_BULK):
-            await self._book_batch(fresh[start:start + MAX_BULK])
+        look = await self.finder.lookup(unknown)
+        await self.transfer.wait_for_lookup(look.failed)
+        by_journal: dict[int, list[Item]] = {}
+        for i in items:
+            if self._step(i) == "book":
+                st = self.ctx.log.tables.state(KIND, i.key)
+                by_journal.setdefault(journal_of(st, self.ctx.options), []).append(i)
+        for journal, fresh in sorted(by_journal.items()):
+            for start in range(0, len(fresh), MAX_BULK):
+                await self._book_batch(journal, fresh[start:start + MAX_BULK])
 
-    async def _book_batch(self, batch: list[Item]) -> None:
+    async def _book_batch(self, journal: int, batch: list[Item]) -> None:
         ctx = self.ctx
         if not batch or ctx.stopping:
             return
@@ -339,18 +253,20 @@ class Invoices:
         states = [ctx.log.tables.state(KIND, i.key) for i in batch]
         try:
             await ctx.client.book_draft_entries(
-                ctx.options.journal_number, [s.entry_number or 0 for s in states],
-                idempotency_key=ikey)
-        except errors.ValidationError as err:
-            # some entry is not (or no longer) a draft: see what is booked, then split
-            await self.lookup(batch)
+                journal, [s.entry_number or 0 for s in states], idempotency_key=ikey)
+        except (errors.ValidationError, errors.NotFound) as err:
+            # some entry is not (or no longer) a draft there: see what is booked, moved or
+            # gone, then book the rest in halves
+            await self._recheck(batch)
             left = [i for i in batch if self._step(i) == "book"]
-            if len(left) == 1 and len(batch) == 1:
+            moved = [i for i, s in zip(batch, states, strict=True)
+                     if ctx.log.tables.state(KIND, i.key).entry_number != s.entry_number]
+            if len(left) == 1 and len(batch) == 1 and not moved:
                 await ctx.outcomes.refused(KIND, left[0].key, "book", err)
             elif left:
                 half = max(1, len(left) // 2)
-                await self._book_batch(left[:half])
-                await self._book_batch(left[half:])
+                await self._book_batch(journal, left[:half])
+                await self._book_batch(journal, left[half:])
             return
         except errors.EconomicError as err:
             await ctx.outcomes.refused_many(KIND, [i.key for i in batch], "book", err)
@@ -363,10 +279,16 @@ class Invoices:
             for i, s in zip(batch, states, strict=True)])
         crash_point("invoice.after_book")
 
+    async def _intents(self, batch: Sequence[Item], action: str) -> str:
+        """One fresh idempotency key for a batch call, committed as each item's intent."""
+        first = batch[0]
+        ikey = f"{KIND}:{first.key}:{action}:{first.hash}:{uuid.uuid4().hex[:12]}"
+        await self.ctx.log.append_many([
+            (ev.WriteIntended(kind=KIND, key=i.key, action=action, idempotency_key=ikey,
+                              content_hash=i.hash), f"intent:{ikey}:{i.key}", None)
+            for i in batch])
+        return ikey
 
-def _only(err: errors.ValidationError, idx: int) -> errors.ValidationError:
-    """The part of a bulk refusal about entry ``idx``."""
-    mine = {k: v for k, v in err.fields.items() if f"entries[{idx}]" in k}
-    code = err.code
-    return errors.ValidationError(err.message, fields=mine or err.fields, method=err.method,
-                                  path=err.path, status=err.status, code=code, body=err.body)
+
+def _where(st: pj.EntityState) -> tuple[int | None, int | None, str, bool]:
+    return (st.entry_number, st.voucher_number, st.accounting_year, st.booked)

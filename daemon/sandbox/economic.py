@@ -44,7 +44,12 @@ from daemon.sandbox import (
 from daemon.sandbox import economic_replies as replies
 from daemon.sandbox.economic_state import Agreement, seeded
 
-FAULT_KINDS = ("500", "503", "429", "reset", "timeout", "drop")
+# "drop": the work is done, the answer lost. "garble": the work is done, a 2xx answer arrives
+# whose body cannot be read (the cache keeps the real one). "late": the connection dies at once
+# and the work is held, applied only just before the next write request is served (e-conomic
+# still applying a call the client gave up on; a lookup in between does not see it).
+FAULT_KINDS = ("500", "503", "429", "reset", "timeout", "drop", "garble", "late")
+_RANDOM_KINDS = ("500", "503", "429", "reset", "timeout", "drop")
 IDEMPOTENCY_TTL_S = 3600.0
 
 
@@ -88,8 +93,10 @@ class Faults:
     queue of faults for the next requests (``scheduled``, consumed first)."""
 
     probability: float = 0.0
-    kinds: list[str] = field(default_factory=lambda: list(FAULT_KINDS))
+    kinds: list[str] = field(default_factory=lambda: list(_RANDOM_KINDS))
     scheduled: deque[str] = field(default_factory=deque)
+    # (method, path fragment, kind): strikes the first matching request, before ``scheduled``
+    targeted: list[tuple[str, str, str]] = field(default_factory=list)
     retry_after_s: int = 1
     timeout_s: float = 35.0  # longer than the client's default 30 s timeout
     seed: int | None = None
@@ -151,6 +158,7 @@ class EconomicSandbox:
         self.accept_demo_tokens = accept_demo_tokens
         self.idempotency: dict[tuple[str, str, str], _Cached] = {}
         self._rng = random.Random(self.faults.seed)
+        self._held: list[tuple[asyncio.Event, asyncio.Event]] = []  # "late" writes: go, done
         self.host = "127.0.0.1"
         self.port = 0
         self._runner: web.AppRunner | None = None
@@ -199,6 +207,7 @@ class EconomicSandbox:
         self.port = int(bound[0][1]) if bound else port
 
     async def stop(self) -> None:
+        await self.apply_held()  # a held write's handler must end before the server can
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -216,11 +225,25 @@ class EconomicSandbox:
             await sb.stop()
 
     # ------------------------------------------------------------------ test helpers -------
-    def inject(self, kind: str, count: int = 1) -> None:
-        """Make the next ``count`` API requests fail with ``kind`` (one of FAULT_KINDS)."""
+    def inject(self, kind: str, count: int = 1, *, on: str = "") -> None:
+        """Make the next ``count`` API requests fail with ``kind`` (one of FAULT_KINDS); with
+        ``on`` (``"POST /draft-entries/bulk"``: a method and a path fragment), the next
+        ``count`` requests that match, whatever comes between."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; one of {FAULT_KINDS}")
-        self.faults.scheduled.extend([kind] * count)
+        if on:
+            method, _, fragment = on.partition(" ")
+            self.faults.targeted += [(method.upper(), fragment, kind)] * count
+        else:
+            self.faults.scheduled.extend([kind] * count)
+
+    async def apply_held(self) -> None:
+        """Apply the writes a ``late`` fault held, now, and wait until they are done."""
+        held, self._held = self._held, []
+        for go, _done in held:
+            go.set()
+        for _go, done in held:
+            await done.wait()
 
     def requests(self, *, method: str | None = None, path_contains: str = "") -> list[Served]:
         return [s for s in self.served if (method is None or s.method == method)
@@ -251,7 +274,11 @@ class EconomicSandbox:
         rl.level += cost
         return None
 
-    def _next_fault(self) -> str | None:
+    def _next_fault(self, method: str, path: str) -> str | None:
+        for n, (m, fragment, kind) in enumerate(self.faults.targeted):
+            if m == method and fragment in path:
+                del self.faults.targeted[n]
+                return kind
         if self.faults.scheduled:
             return self.faults.scheduled.popleft()
         if self.faults.probability > 0 and self._rng.random() < self.faults.probability:
@@ -301,7 +328,18 @@ class EconomicSandbox:
                 family, 401, "The request is not authorized: both tokens are required.",
                 "E02250" if family == "rest" and h.get("X-AppSecretToken") else None)
             return self._decorate(resp, 0)
-        fault = self._next_fault()
+        if method != "GET" and self._held:
+            await self.apply_held()  # what e-conomic was still applying is done by now
+        fault = self._next_fault(method, request.path)
+        if fault == "late":
+            go, done = asyncio.Event(), asyncio.Event()
+            self._held.append((go, done))
+            self._kill(request)  # the client gives up on the call ...
+            try:
+                await go.wait()  # ... which e-conomic applies later
+                return await self._apply(request, handler, family, method, key, record, None)
+            finally:
+                done.set()
         if fault in ("500", "503"):
             return self._decorate(replies.error_for_family(
                 family, int(fault), "An internal error occurred (injected)."), 0)
@@ -314,7 +352,16 @@ class EconomicSandbox:
             return web.Response(status=500)
         if fault == "timeout":
             await asyncio.sleep(self.faults.timeout_s)
+        return await self._apply(request, handler, family, method, key, record, fault)
+
+    async def _apply(self, request: web.Request,
+                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                     family: str, method: str, key: str | None, record: Served,
+                     fault: str | None) -> web.StreamResponse:
+        """The rate limit, the idempotency cache and the handler; then a fault that strikes
+        after the work (``drop``, ``garble``)."""
         cost = self._cost(method, request.path)
+        resp: web.StreamResponse
         if self.rate_limit.enabled:
             wait = self._charge(cost)
             if wait is not None:
@@ -352,6 +399,9 @@ class EconomicSandbox:
                                               resp.headers.get("Location"))
         if fault == "drop":  # the work is committed; the answer never arrives
             self._kill(request)
+        if fault == "garble" and resp.status < 300:  # committed; the answer cannot be read
+            resp = web.Response(status=resp.status, body=b'{"entryNumbers": [1, 2',
+                                content_type="application/json")
         return self._decorate(resp, cost)
 
     @staticmethod

@@ -12,8 +12,8 @@ switches, set the rate limit and faults, and read back every API request served.
   "accept_demo_tokens": bool, "idempotency_cache_errors": bool, "rate_limit": {enabled,
   tokens, window_s, cost_get, cost_write, costs, retry_after}, "faults": {probability, kinds,
   retry_after_s, timeout_s}}`` (PATCH changes only the keys given).
-- ``POST /admin/faults`` ``{"kind": "500"|"503"|"429"|"reset"|"timeout"|"drop", "count": 1}``:
-  the next API requests fail so.
+- ``POST /admin/faults`` ``{"kind": "500"|"503"|"429"|"reset"|"timeout"|"drop"|"garble"|"late",
+  "count": 1}``: the next API requests fail so (see ``FAULT_KINDS``).
 - ``POST /admin/customers``: ``{"count": N, "start": S}`` seeds N customers, else one
   customer from the fields given (``customerNumber`` optional).
 - ``PATCH /admin/customers/{n}``: change fields (``null`` clears one);

@@ -124,6 +124,8 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
             return replies.invalid(errs)
         numbers: list[int] = []
         for rec in recs:
+            if a.bulk_voucher == "shared" and numbers and rec.get("voucherNumber") is None:
+                rec["voucherNumber"] = a.draft_entries[numbers[0]]["voucherNumber"]
             n = _insert(a, rec)
             if n is None:  # roll back: all or nothing
                 for done in numbers:
@@ -132,6 +134,8 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
                                          "JournalEntryVoucherNumberNotWithinBoundaries",
                                          "The journal has no voucher number left.")])
             numbers.append(n)
+        if a.bulk_order == "reversed":
+            numbers.reverse()
         return replies.json({"entryNumbers": numbers}, 201)
 
     async def delete_draft(request: web.Request) -> web.Response:
@@ -156,8 +160,10 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
                                      "entryNumbers must be a list of at least one number.")])
         missing = [n for n in nums if a.draft_entries.get(n, {}).get("journalNumber") != j]
         if missing:
-            return replies.invalid([("entryNumbers", "JournalEntryDoesNotExist",
-                                     f"Draft entries {missing} do not exist in journal {j}.")])
+            text = f"Draft entries {missing} do not exist in journal {j}."
+            if a.book_missing_status == 404:
+                return replies.problem(404, text, code="JournalEntryDoesNotExist")
+            return replies.invalid([("entryNumbers", "JournalEntryDoesNotExist", text)])
         for n in dict.fromkeys(nums):
             economic_books.book(a, a.drop_draft(n))
         return web.Response(status=204)

@@ -75,6 +75,13 @@ class Agreement:
     company_name: str = "Sandbox ApS"
     project_module: bool = True
     attachments: str = "on"  # "on", "unable" (400 UnableToAttach), "forbidden" (403)
+    # What e-conomic does not document, as switches for tests: the order of the numbers a bulk
+    # create answers ("sent", "reversed"), and whether its entries get a voucher each ("each")
+    # or the first entry's voucher all ("shared").
+    bulk_order: str = "sent"
+    bulk_voucher: str = "each"
+    # booking a draft entry that is not in the journal: 400 JournalEntryDoesNotExist, or 404
+    book_missing_status: int = 400
     customers: dict[int, Record] = field(default_factory=dict)
     customer_groups: dict[int, Record] = field(default_factory=dict)
     payment_terms: dict[int, Record] = field(default_factory=dict)

@@ -31,7 +31,10 @@ conflict = st.builds(ev.InvoiceConflict, number=st.integers(1, 3), moment_id=st.
                      recorded_moment_id=st.integers(1, 3))
 outcome = st.one_of(
     st.builds(ev.WriteIntended, kind=st.sampled_from(ev.KINDS), key=NUMBERS,
-              action=st.sampled_from(["create", "update"]), idempotency_key=st.text(max_size=3)),
+              action=st.sampled_from(["create", "update", "transfer"]),
+              idempotency_key=st.text(max_size=3), journal_number=st.none() | st.just(2)),
+    st.builds(ev.InvoiceEntryGone, kind=st.just("invoice"), key=NUMBERS,
+              entry_number=st.none() | st.integers(1, 9)),
     st.builds(ev.Applied, kind=st.sampled_from(ev.KINDS), key=NUMBERS, action=st.just("create"),
               content_hash=st.text(max_size=4), economic_number=st.none() | st.integers(1, 9),
               warnings=st.lists(st.sampled_from(["cut", "x"]), max_size=2).map(tuple)),

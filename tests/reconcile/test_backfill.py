@@ -108,8 +108,11 @@ async def test_backfill_converges_with_minimal_plan(
                       "POST /apis/documentsapi/v4.0.1/AttachedDocuments": INVOICES,
                       "POST /apis/journalsapi/v15.0.0/journals/1/bookdraftentries": 1}
     reads = {k: v for k, v in calls.items() if k.startswith("GET")}
+    # creating entries is preceded by the lookup: the drafts of the invoices' 400 customers
+    # and the booked entries of their 400 numbers, in groups of 200; then one read-back
     assert reads == {"GET /rest/customers": 1, "GET /apis/projectsapi/v1.1.0/Projects": 1,
-                     "GET /apis/journalsapi/v15.0.0/draft-entries": 1,
+                     "GET /apis/journalsapi/v15.0.0/draft-entries": 2 + 1,
+                     "GET /apis/bookedEntriesapi/v4.0.0/booked-entries": 2,
                      "GET /rest/accounting-years": 1}
     counts = msgspec.to_builtins(rec.status().entities)
     assert counts == {"customer": {"desired": 500, "in_sync": 500, "pending": 0, "parked": 0},
