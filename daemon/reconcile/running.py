@@ -31,6 +31,7 @@ from typing import Final
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from daemon import waiting
 from daemon.core import backoff, clocks, plans, reports
@@ -60,7 +61,7 @@ OVERLAP_S: Final = 120.0
 #: over thousands of writes outlasts any freshness window; a wedged pass records none).
 PROGRESS: Final = (ev.WriteIntended, ev.Applied, ev.Failed, ev.Parked, ev.DriftRepaired,
                    ev.InvoiceEntryCreated, ev.InvoicePdfAttached, ev.InvoicePdfSkipped,
-                   ev.InvoiceBooked)
+                   ev.InvoiceBooked, ev.InvoiceEntryGone)
 BATCH: Final = 2000  # keys of one kind per pass, unless ``batch`` says otherwise
 
 
@@ -179,14 +180,25 @@ class Reconciler:
         project takes the items parked waiting on it along."""
         changed, self._changed = self._changed, []
         await self._unpark(changed, "changed in Moment")
+        # One scan of the states per round, whatever the number retried (a full reconcile
+        # retries every parked item at once); the round's un-parks commit together, and may
+        # retry more (a customer, its project, the project's invoices).
         while self._retried:
-            kind, key = self._retried.pop()
-            marker = f"waiting on {kind}:{key}"
-            for st in list(self.controls.log.tables.states().values()):
-                if st.parked and st.last_error == marker:
-                    await self.controls.log.append(
-                        ev.Unparked(kind=st.kind, key=st.key, by=f"{kind} {key} retried"),
-                        idempotency_key=f"unparked:{st.kind}:{st.key}:{uuid.uuid4().hex}")
+            retried, self._retried = self._retried, []
+            markers = {f"waiting on {kind}:{key}": f"{kind} {key} retried"
+                       for kind, key in retried}
+            found: list[tuple[ev.Event, str, None]] = []
+            for n, st in enumerate(list(self.controls.log.tables.states().values())):
+                if n % 5000 == 4999:
+                    await anyio.lowlevel.checkpoint()  # a long scan lets the loop breathe
+                by = markers.get(st.last_error) if st.parked else None
+                if by is not None:
+                    found.append((ev.Unparked(kind=st.kind, key=st.key, by=by),
+                                  f"unparked:{st.kind}:{st.key}:{uuid.uuid4().hex}", None))
+            for start in range(0, len(found), 2000):
+                await self.controls.log.append_many(found[start:start + 2000])
+            if found:
+                await self.intake.pull()  # their un-parks may take more along
 
     # --- operator -------------------------------------------------------------------------
     async def retry(self, kind: str, key: str, *, by: str = "operator") -> None:

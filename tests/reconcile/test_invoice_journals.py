@@ -88,7 +88,7 @@ async def test_an_entry_made_before_the_journal_changed_is_booked_in_its_own_jou
     # and a booked invoice is neither re-planned nor reported when the journal changes again
     rec = await restart(log, client, options(1))
     await settle(rec)
-    counts = rec.status()["entities"]["invoice"]
-    assert counts == {"desired": 2, "in_sync": 2, "pending": 0, "parked": 0}
+    counts = rec.status().entities["invoice"]
+    assert (counts.desired, counts.in_sync, counts.pending, counts.parked) == (2, 2, 0, 0)
     assert not any(log.tables.state("invoice", str(n)).warnings for n in NUMBERS)
     assert invoice_lines(sb) == {n: 1 for n in NUMBERS}
