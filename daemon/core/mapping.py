@@ -103,6 +103,7 @@ class InvoiceEntry(msgspec.Struct, frozen=True, kw_only=True):
     contra_vat_code: str = ""
     journal_number: int = 1
     pdf_sha256: str = ""
+    exchange_rate: Decimal | None = None  # DKK per 100 units; None: e-conomic's own rate
 
 
 T = TypeVar("T")
@@ -271,3 +272,40 @@ _enc = msgspec.json.Encoder(order="deterministic")
 def fields_hash(value: CustomerFields | ProjectFields | InvoiceEntry) -> str:
     """A digest of the desired fields: recorded with ``Applied``, compared for status."""
     return hashlib.sha256(_enc.encode(value)).hexdigest()[:32]
+
+
+#: What an invoice's content hash leaves out: bookkeeping, and the status (crediting an
+#: invoice in Moment makes a credit note of its own; the booked invoice is unchanged).
+_NOT_CONTENT: Final = ("version", "finalized_date", "status")
+CONTENT_PREFIX: Final = "m:"
+
+
+def invoice_content(fact: ev.InvoiceFinalized) -> str:
+    """A digest of Moment's own invoice (never of the daemon's mapping of it), recorded when
+    the entry is sent and compared for "changed in Moment after it was booked": a new mapping
+    option or daemon version never changes it. Prefixed, so a digest recorded by an older
+    daemon (of the mapped entry) is told apart and never reported."""
+    fields = {f: getattr(fact, f) for f in fact.__struct_fields__ if f not in _NOT_CONTENT}
+    return CONTENT_PREFIX + hashlib.sha256(_enc.encode(fields)).hexdigest()[:32]
+
+
+def with_books(entry: InvoiceEntry, fact: ev.InvoiceFinalized, opts: Options,
+               chart: books.Books) -> Mapped[InvoiceEntry]:
+    """``entry`` with the VAT code and exchange rate the agreement's books give it, or the
+    problem that parks the invoice: a VAT code that cannot be known, or Moment's VAT off that
+    code's rate by more than max(1.00, 1 %) (DESIGN.md "VAT on an invoice")."""
+    n = entry.invoice_number
+    vat = books.vat_code(invoice=n, account=entry.contra_account, setting=opts.invoice_vat_code,
+                         books=chart)
+    if vat.problem:
+        return Mapped(problem=vat.problem)
+    problem = books.check_vat(invoice=n, account=entry.contra_account, code=vat.code,
+                              books=chart, total=entry.amount, moment_vat=fact.total_vat,
+                              currency=entry.currency)
+    if problem:
+        return Mapped(problem=problem)
+    rate, warning = books.exchange_rate(currency=entry.currency, books=chart,
+                                        moment_rate=fact.exchange_rate)
+    return Mapped(value=msgspec.structs.replace(entry, contra_vat_code=vat.code,
+                                                exchange_rate=rate),
+                  warnings=(warning,) if warning else ())

@@ -186,7 +186,10 @@ def plan_invoice(desired: mp.InvoiceEntry, progress: InvoiceProgress, *, include
         return Action(name="attach")
     if auto_book and not progress.booked:
         return Action(name="book")
-    if progress.booked and progress.applied_hash and progress.applied_hash != desired_hash:
+    # only Moment's own content recorded at sending counts (mp.invoice_content); a digest an
+    # older daemon recorded of its mapping is no evidence that Moment changed anything
+    if (progress.booked and progress.applied_hash.startswith(mp.CONTENT_PREFIX)
+            and progress.applied_hash != desired_hash):
         return Action(name="report_booked_mismatch",
                       detail=f"invoice {desired.invoice_number} changed in Moment after it was "
                              "booked in e-conomic; booked entries are never edited: correct it "

@@ -1,5 +1,6 @@
 """What a controller works with during a pass: the log, the client, the mapping options, the
-work queue, the outcome recorder, the observer, and the bounds of a pass.
+work queue, the outcome recorder, the observer, the cached books (``chart``), and the bounds
+of a pass.
 
 One instance is shared by the controllers of one reconciler, so a configuration reload
 (``options``) and the start of shutdown (``stopping``) reach every controller at once. Nothing
@@ -9,10 +10,11 @@ else lives here: sweeps, ``plan`` and the status counts take only what they read
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from daemon.core import mapping as mp
+from daemon.economic import charting
 from daemon.economic.client import EconomicClient
 from daemon.reconcile import observers
 from daemon.reconcile.queueing import WorkQueue
@@ -30,6 +32,12 @@ class Controls:
     observer: observers.Observer
     max_in_flight: int = 8
     stopping: bool = False  # set on shutdown: start no new write, finish the ones in flight
+    #: the agreement's books (accounts' VAT codes, rates, base currency), read once and
+    #: forgotten at each full sweep
+    chart: charting.Chart = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.chart = charting.Chart(self.client)
 
 
 class Controller(Protocol):

@@ -36,10 +36,11 @@ class InvoiceSpec(specs.Spec[ev.InvoiceFinalized, mp.InvoiceEntry, None]):
                   options: mp.Options) -> specs.Item[ev.InvoiceFinalized, mp.InvoiceEntry]:
         """The invoice in the journal recorded with it (its entry's, or that of a transfer in
         doubt), else the configured one: changing ``journal_number`` neither moves nor
-        re-reports an invoice already sent."""
+        re-reports an invoice already sent. Its ``content`` is Moment's own invoice, never the
+        mapping: a changed mapping option is no change of a booked invoice."""
         state = tables.state(KIND, key)
         mapped = mp.map_invoice(row.fact, options, journal=state.journal_number)
-        content = mp.fields_hash(mapped.value) if mapped.value is not None else ""
+        content = mp.invoice_content(row.fact) if mapped.value is not None else ""
         return specs.Item(key=key, fact=row.fact, state=state, mapped=mapped, content=content)
 
     def number(self, desired: mp.InvoiceEntry) -> int:

@@ -22,15 +22,19 @@ KIND: Final = "invoice"
 
 
 class Item:
-    """One invoice in a pass: its key, mapped entry and warnings."""
+    """One invoice in a pass: its key, mapped entry and warnings. ``hash`` digests the entry
+    as sent (batches, intents); ``content`` Moment's own invoice (:func:`mp.invoice_content`),
+    recorded with ``Applied`` and compared for "changed in Moment after it was booked"."""
 
-    __slots__ = ("entry", "hash", "key", "warnings")
+    __slots__ = ("content", "entry", "hash", "key", "warnings")
 
-    def __init__(self, key: str, entry: mp.InvoiceEntry, warnings: tuple[str, ...]) -> None:
+    def __init__(self, key: str, entry: mp.InvoiceEntry, warnings: tuple[str, ...], *,
+                 content: str) -> None:
         self.key = key
         self.entry = entry
         self.warnings = warnings
         self.hash = mp.fields_hash(entry)
+        self.content = content
 
 
 def ordered(items: Iterable[Item]) -> list[Item]:
@@ -61,7 +65,7 @@ def draft_write(e: mp.InvoiceEntry) -> payloads.DraftEntryWrite:
         amount=e.amount, currency=e.currency, contraAccountNumber=e.contra_account,
         contraVatCode=e.contra_vat_code or None, text=e.text, projectNumber=e.project_number,
         customerNumber=e.customer_number, customerInvoiceNumber=str(e.invoice_number),
-        dueDate=f"{e.due_date}T00:00:00Z" if e.due_date else None)
+        dueDate=f"{e.due_date}T00:00:00Z" if e.due_date else None, exchangeRate=e.exchange_rate)
 
 
 def live_draft(d: payloads.DraftEntry) -> plans.LiveEntry:

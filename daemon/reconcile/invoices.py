@@ -27,11 +27,12 @@ from typing import Final
 
 import anyio
 
+from daemon.core import books, plans
 from daemon.core import events as ev
 from daemon.core import projections as pj
 from daemon.economic import errors, filters
 from daemon.economic.client import MAX_BULK
-from daemon.reconcile import admitting, entries
+from daemon.reconcile import admitting, entries, vetting
 from daemon.reconcile.controls import Controls
 from daemon.reconcile.finding import Finder
 from daemon.reconcile.hooks import crash_point
@@ -58,8 +59,9 @@ class Invoices:
     async def reconcile(self, keys: Sequence[str]) -> None:
         ctx = self.ctx
         self.finder.new_pass()
-        items = [Item(a.key, a.desired, a.mapped.warnings)
-                 for a in await admitting.admit(ctx, entries.SPEC, keys) if a.desired is not None]
+        items = await vetting.vet(
+            ctx, await admitting.admit(ctx, entries.SPEC, keys),
+            to_transfer=lambda a: not plans.progress_of(a.state).entry_created)
         if not items:
             return
         await self.transfer.run([i for i in items if self._step(i) == "transfer"])
@@ -69,11 +71,12 @@ class Invoices:
         for i in items:
             step = self._step(i)
             state = ctx.log.tables.state(KIND, i.key)
-            if step == "nothing" and state.applied_hash != i.hash:
-                applied = ev.Applied(kind=KIND, key=i.key, action="transfer", content_hash=i.hash,
+            if step == "nothing" and state.applied_hash != i.content:
+                applied = ev.Applied(kind=KIND, key=i.key, action="transfer",
+                                     content_hash=i.content,
                                      economic_number=i.entry.invoice_number,
                                      warnings=i.warnings)
-                done.append((applied, f"applied:{KIND}:{i.key}:{i.hash}", None))
+                done.append((applied, f"applied:{KIND}:{i.key}:{i.content}", None))
             elif step == "report_booked_mismatch":
                 await self._mismatch(i)
         if done:
@@ -83,7 +86,7 @@ class Invoices:
         st = self.ctx.log.tables.state(KIND, i.key)
         if st.parked or self.ctx.queue.queued(KIND, i.key):
             return "later"  # parked, or backed off during this pass
-        return entries.SPEC.next_step(i.entry, st, self.ctx.options, desired_hash=i.hash).name
+        return entries.SPEC.next_step(i.entry, st, self.ctx.options, desired_hash=i.content).name
 
     async def _mismatch(self, i: Item) -> None:
         st = self.ctx.log.tables.state(KIND, i.key)
@@ -91,7 +94,7 @@ class Invoices:
                   "entries are never edited: correct it with a credit note")
         if detail not in st.warnings:
             await self.ctx.log.append(ev.BookedMismatch(kind=KIND, key=i.key, detail=detail),
-                                      idempotency_key=f"mismatch:{i.key}:{i.hash}")
+                                      idempotency_key=f"mismatch:{i.key}:{i.content}")
 
     # --- an entry e-conomic says is not there ---------------------------------------------
     async def _recheck(self, items: Sequence[Item], *, action: str = "",
@@ -166,7 +169,7 @@ class Invoices:
         try:
             number = await ctx.client.attach_document(
                 accounting_year=st.accounting_year, voucher_number=st.voucher_number,
-                content=pdf, filename=f"invoice-{i.entry.invoice_number}.pdf", on_conflict=1,
+                content=pdf, filename=pdf_name(i, ctx.options.language), on_conflict=1,
                 idempotency_key=ikey)
         except errors.EconomicError as err:
             if err.code == _DONE_ATTACH:
@@ -292,3 +295,9 @@ class Invoices:
 
 def _where(st: pj.EntityState) -> tuple[int | None, int | None, str, bool]:
     return (st.entry_number, st.voucher_number, st.accounting_year, st.booked)
+
+
+def pdf_name(i: Item, language: str) -> str:
+    """``Faktura 17.pdf`` / ``Kreditnota 18.pdf`` (``Invoice``/``Credit note`` in English)."""
+    words = books.words(language, is_credit_note=i.entry.amount < 0)
+    return f"{words} {i.entry.invoice_number}.pdf"

@@ -260,6 +260,8 @@ class Reconciler:
         other kinds were swept, and the schedule tries again soon."""
         self._sweeping += 1
         self._recheck()
+        if since is None:
+            self.controls.chart.forget()  # a full sweep reads the books again
         try:
             return await self._sweep_in_turn(since)
         finally:

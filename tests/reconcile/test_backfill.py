@@ -113,7 +113,9 @@ async def test_backfill_converges_with_minimal_plan(
     assert reads == {"GET /rest/customers": 1, "GET /apis/projectsapi/v1.1.0/Projects": 1,
                      "GET /apis/journalsapi/v15.0.0/draft-entries": 2 + 1,
                      "GET /apis/bookedEntriesapi/v4.0.0/booked-entries": 2,
-                     "GET /rest/accounting-years": 1}
+                     "GET /rest/accounting-years": 1,
+                     # the books (accounts' VAT codes, rates, base currency), read once
+                     "GET /rest/accounts": 1, "GET /rest/vat-accounts": 1, "GET /rest/self": 1}
     counts = msgspec.to_builtins(rec.status().entities)
     assert counts == {"customer": {"desired": 500, "in_sync": 500, "pending": 0, "parked": 0},
                       "project": {"desired": 300, "in_sync": 300, "pending": 0, "parked": 0},

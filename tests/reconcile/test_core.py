@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import msgspec
 import pytest
 
 from daemon.core import backoff, plans
@@ -114,7 +115,7 @@ def test_project_plans() -> None:
 def test_invoice_steps_in_order() -> None:
     d = mp.map_invoice(inv(), OPTS).value
     assert d is not None
-    h = mp.fields_hash(d)
+    h = mp.invoice_content(inv())
     step = plans.InvoiceProgress
     kw = {"include_pdf": True, "auto_book": True, "desired_hash": h}
     assert plans.plan_invoice(d, step(), **kw).name == "transfer"  # type: ignore[arg-type]
@@ -124,8 +125,12 @@ def test_invoice_steps_in_order() -> None:
     assert plans.plan_invoice(d, step(entry_created=True, pdf_done=True, booked=True,
                                       applied_hash=h), **kw) == plans.NOTHING  # type: ignore[arg-type]
     assert plans.plan_invoice(d, step(entry_created=True, pdf_done=True, booked=True,
-                                      applied_hash="other"),
+                                      applied_hash=mp.invoice_content(inv(total_vat="1"))),
                               **kw).name == "report_booked_mismatch"  # type: ignore[arg-type]
+    # a digest an older daemon recorded (of its mapping, not of Moment's invoice) is not a change
+    assert plans.plan_invoice(d, step(entry_created=True, pdf_done=True, booked=True,
+                                      applied_hash=mp.fields_hash(d)),
+                              **kw) == plans.NOTHING  # type: ignore[arg-type]
     assert plans.plan_invoice(d, step(entry_created=True), include_pdf=False, auto_book=False,
                               desired_hash=h) == plans.NOTHING
 
@@ -162,3 +167,27 @@ def test_backoff_is_exponential_jittered_capped_and_honours_retry_after() -> Non
     assert not backoff.exhausted(p, 3) and backoff.exhausted(p, 4)
     with pytest.raises(ValueError):
         backoff.delay(p, 0, 0.1)
+
+
+def test_configuration_is_not_content() -> None:
+    """Changing default_account, invoice_vat_code or journal_number changes the entry a
+    not-yet-sent invoice gets, never the content a booked invoice is compared by; crediting
+    the invoice in Moment (its status) is not a change of it either."""
+    fact = inv(financial_account="")
+    base = mp.map_invoice(fact, OPTS).value
+    assert base is not None
+    for opts in (mp.Options(default_account=1020), mp.Options(invoice_vat_code="U25"),
+                 mp.Options(journal_number=3)):
+        other = mp.map_invoice(fact, opts).value
+        assert other is not None and mp.fields_hash(other) != mp.fields_hash(base)
+    content = mp.invoice_content(fact)
+    assert content == mp.invoice_content(msgspec.structs.replace(fact, status="CREDITED",
+                                                                 version=9))
+    assert content != mp.invoice_content(msgspec.structs.replace(fact, total_vat="250.00"))
+    booked = plans.InvoiceProgress(entry_created=True, pdf_done=True, booked=True,
+                                   applied_hash=content)
+    for opts in (mp.Options(default_account=1020), mp.Options(invoice_vat_code="U25")):
+        other = mp.map_invoice(fact, opts).value
+        assert other is not None
+        assert plans.plan_invoice(other, booked, include_pdf=True, auto_book=True,
+                                  desired_hash=mp.invoice_content(fact)) == plans.NOTHING
