@@ -21,6 +21,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,8 @@ async def _invoices(tmp: Path) -> dict[str, float]:
                     moment_id=50_000 + n, number=10_000 + n, customer_number=str(n % 100 + 1),
                     project_number=str(n % 50 + 1), invoice_date="2026-11-20",
                     due_date="2026-12-04", currency="DKK", total_including_vat=f"{n}.25",
+                    # 25 % VAT, as account 1010 books with (U25): a fifth of the total
+                    total_vat=f"{Decimal(f'{n}.25') / 5:.2f}",
                     description=f"Invoice {n}", pdf_sha256=sha))
             await _record(log, invoices)
             await _drain(rec)
