@@ -298,6 +298,7 @@ def _where(st: pj.EntityState) -> tuple[int | None, int | None, str, bool]:
 
 
 def pdf_name(i: Item, language: str) -> str:
-    """``Faktura 17.pdf`` / ``Kreditnota 18.pdf`` (``Invoice``/``Credit note`` in English)."""
-    words = books.words(language, is_credit_note=i.entry.amount < 0)
-    return f"{words} {i.entry.invoice_number}.pdf"
+    """``Faktura-17.pdf`` / ``Kreditnota-18.pdf`` (``Invoice``/``Credit-note`` in English): no
+    spaces, which a multipart file name would carry percent-encoded."""
+    words = books.words(language, is_credit_note=i.entry.amount < 0).replace(" ", "-")
+    return f"{words}-{i.entry.invoice_number}.pdf"

@@ -9,9 +9,12 @@ import datetime as dt
 import pytest
 
 from daemon import settings as config
+from daemon.core import events as ev
 from daemon.economic.client import EconomicClient
 from daemon.ops import preflight
 from daemon.sandbox.economic import EconomicSandbox
+from daemon.store.eventlog import EventLog
+from tests.clocks import FakeClock
 
 pytestmark = pytest.mark.anyio
 TODAY = dt.datetime.now(dt.UTC).date()
@@ -64,3 +67,17 @@ async def test_a_closed_year_fails_for_a_pending_invoice_in_it(
     assert (await check(client, settings(), "accounting_year")).ok  # today alone is fine
     failed = await check(client, settings(), "accounting_year", {last_year})
     assert not failed.ok and "closed" in failed.detail
+
+
+async def test_pending_dates_are_those_of_invoices_not_yet_booked() -> None:
+    log = await EventLog.open(":memory:", clock=FakeClock())
+    try:
+        for n, day in ((1, "2024-03-01"), (2, "2025-06-30"), (3, "2025-07-01")):
+            await log.append(ev.InvoiceFinalized(moment_id=n, number=n, invoice_date=day),
+                             idempotency_key=f"invoice:{n}")
+        await log.append(ev.InvoiceBooked(kind="invoice", key="1", accounting_year="2024",
+                                          voucher_number=1), idempotency_key="booked:1")
+        assert preflight.pending_dates(log.tables) == {dt.date(2025, 6, 30),
+                                                       dt.date(2025, 7, 1)}
+    finally:
+        await log.close()

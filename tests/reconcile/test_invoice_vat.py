@@ -74,6 +74,10 @@ async def test_vat_codes_follow_the_account_and_a_disagreeing_vat_parks(
     assert "250.00 DKK" in without.reason
     sign = tables.state("invoice", "88")
     assert sign.parked and "credit note" in sign.reason
+    # the PDF is named like the entry's text: Faktura <n> / Kreditnota <n>
+    files = " ".join(s.body for s in sandbox.requests(method="POST",
+                                                      path_contains="/AttachedDocuments"))
+    assert "<file Faktura-81.pdf " in files and "<file Kreditnota-87.pdf " in files
     # the books were read once for all of them, not per invoice
     assert len(sandbox.requests(method="GET", path_contains="/rest/accounts")) == 1
     assert len(sandbox.requests(method="GET", path_contains="/rest/vat-accounts")) == 1
@@ -103,3 +107,22 @@ async def test_a_changed_mapping_option_is_no_change_of_a_booked_invoice(
     assert not log.tables.state("invoice", "91").warnings
     assert len(sandbox.requests(method="POST", path_contains="/draft-entries/bulk")) == 1
     assert Decimal(str(sent(sandbox)["91"]["amount"])) == Decimal("1250.00")
+
+
+async def test_an_invoice_waits_while_the_books_cannot_be_read(
+        sandbox: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
+    rec = stepper(log, client)
+    sha = await log.put_blob(pdf(95))
+    await record(log, [customer(1)])
+    await settle(rec)
+    sandbox.inject("500", 1000, on="GET /rest/vat-accounts")
+    await record(log, [invoice(95, 1, None, sha=sha, total_including_vat="1250.00",
+                               total_vat="250.00")])
+    await rec.step()
+    st = log.tables.state("invoice", "95")
+    assert not st.parked and st.attempts == 1 and "500" in st.last_error
+    assert not sent(sandbox)  # never sent without its VAT code
+    sandbox.faults.targeted.clear()
+    await settle(rec)
+    assert log.tables.state("invoice", "95").booked
+    assert sent(sandbox)["95"]["contraVatCode"] == "U25"
