@@ -115,12 +115,14 @@ class EconomicSettings(_Section, frozen=True, kw_only=True, forbid_unknown_field
     project_group: int = 1
     payment_terms: int = 1
     currency: str = "DKK"
-    vat_zone: str = "DK"
+    vat_zone: str = ""
     vat_zones: dict[str, int] = msgspec.field(
         default_factory=lambda: {"DK": 1, "EU": 2, "ABROAD": 3}
     )
     invoice_vat_code: str = ""
     default_account: int = 1010
+    internal_project_group: int = 0
+    invoice_without_project: str = "book"
     language: str = "da"
     include_pdf: bool = True
     auto_book: bool = True
@@ -170,7 +172,8 @@ def mapping_options(settings: Settings) -> mp.Options:
                       payment_terms=e.payment_terms, currency=e.currency, vat_zone=e.vat_zone,
                       vat_zones=dict(e.vat_zones), journal_number=e.journal_number,
                       invoice_vat_code=e.invoice_vat_code, default_account=e.default_account,
-                      language=e.language,
+                      internal_project_group=e.internal_project_group,
+                      invoice_without_project=e.invoice_without_project, language=e.language,
                       include_pdf=e.include_pdf, auto_book=e.auto_book)
 
 
@@ -245,11 +248,18 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"economic.{key}: must be a positive whole number")
     if not e.vat_zones:
         raise ConfigError("economic.vat_zones: must map at least one Moment VAT code")
-    if e.vat_zone not in e.vat_zones:
+    if e.vat_zone and e.vat_zone not in e.vat_zones:
         raise ConfigError(
             f"economic.vat_zone: {e.vat_zone!r} is not one of the codes in economic.vat_zones "
-            f"({', '.join(sorted(e.vat_zones))})"
+            f"({', '.join(sorted(e.vat_zones))}); leave it empty to take the zone from the "
+            "country"
         )
+    if e.internal_project_group < 0:
+        raise ConfigError("economic.internal_project_group: must be a project group number, or "
+                          "0 to park projects without a customer")
+    if e.invoice_without_project not in ("book", "wait"):
+        raise ConfigError(f"economic.invoice_without_project: {e.invoice_without_project!r} "
+                          "must be \"book\" or \"wait\"")
     if e.language not in ("da", "en"):
         raise ConfigError(f"economic.language: {e.language!r} must be \"da\" or \"en\"")
     for code, zone in e.vat_zones.items():

@@ -24,7 +24,7 @@ from typing import Final, Generic, TypeVar
 
 import msgspec
 
-from daemon.core import books
+from daemon.core import books, countries
 from daemon.core import events as ev
 
 MAX_NUMBER: Final = 999_999_999
@@ -44,12 +44,14 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     project_group: int = 1
     payment_terms: int = 1
     currency: str = "DKK"
-    vat_zone: str = "DK"
+    vat_zone: str = ""
     vat_zones: dict[str, int] = msgspec.field(default_factory=lambda: {"DK": 1, "EU": 2,
                                                                        "ABROAD": 3})
     journal_number: int = 1
     invoice_vat_code: str = ""
     default_account: int = 1010
+    internal_project_group: int = 0
+    invoice_without_project: str = "book"
     language: str = "da"
     include_pdf: bool = True
     auto_book: bool = True
@@ -166,7 +168,7 @@ def map_customer(fact: ev.CustomerUpserted, opts: Options) -> Mapped[CustomerFie
     num, problem = number(fact.number, "Customer number")
     if num is None:
         return Mapped(problem=problem)
-    code = (fact.vat_code or opts.vat_zone).strip()
+    code = (fact.vat_code or opts.vat_zone).strip() or countries.zone_key(fact.country_code)
     zone = opts.vat_zones.get(code)
     if zone is None:
         known = ", ".join(sorted(opts.vat_zones)) or "none"
@@ -199,17 +201,26 @@ def map_project(fact: ev.ProjectUpserted, opts: Options) -> Mapped[ProjectFields
     if num is None:
         return Mapped(problem=problem)
     cust: int | None = None
+    group = opts.project_group
     if fact.customer_number:
         cust, problem = number(fact.customer_number, "Customer number")
         if cust is None:
             return Mapped(problem=problem)
+    elif opts.internal_project_group:
+        group = opts.internal_project_group
+    else:
+        return Mapped(problem=f"project {fact.number} has no customer in Moment, and e-conomic "
+                              "takes a project without a customer only in an internal project "
+                              "group, while [economic] internal_project_group is 0; set it to "
+                              "an internal project group, or give the project a customer in "
+                              "Moment")
     if not fact.name.strip():
         return Mapped(problem=f"project {fact.number} has no name in Moment, and e-conomic "
                               "requires one; give the project a name in Moment")
     w: list[str] = []
     return Mapped(value=ProjectFields(number=num,
                                       name=cut(fact.name, PROJECT_NAME_MAX, "name", w),
-                                      customer_number=cust, project_group=opts.project_group),
+                                      customer_number=cust, project_group=group),
                   warnings=tuple(w))
 
 

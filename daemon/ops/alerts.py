@@ -56,7 +56,9 @@ CHECK_ADVICE: Final[dict[str, str]] = {
                      "[economic] payment_terms to one that exists.",
     "currency": "Check [economic] currency: it must be a currency e-conomic offers, such as DKK.",
     "project_group": "Create the project group in e-conomic (Projects → Settings → Project "
-                     "groups), or set [economic] project_group to one that exists.",
+                     "groups), or set [economic] project_group to one that exists; "
+                     "[economic] internal_project_group must be an internal group (type "
+                     "Internal), or 0.",
     "journal": "Create the journal in e-conomic (Accounting → Journals), or set [economic] "
                "journal_number to one that exists.",
     "default_account": "Create the account in the chart of accounts, or set [economic] "

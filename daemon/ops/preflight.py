@@ -44,6 +44,11 @@ ORDER: Final = ("tokens", "project_module", "customer_group", "payment_terms", "
                 "invoice_vat_code", "accounting_year")
 
 
+#: projectsapi's project group type that takes projects without a customer (1 Internal;
+#: 2 and 3 are external groups, whose projects e-conomic requires a customer on).
+INTERNAL: Final = 1
+
+
 def _fail(name: str, detail: str) -> Check:
     return Check(name=name, ok=False, detail=detail,
                  advice=alerts.CHECK_ADVICE.get(name, ""))
@@ -105,12 +110,25 @@ async def run_checks(client: economic_client.EconomicClient, settings: config.Se
 
     async def project_group() -> Check:
         try:
-            groups = {g.number for g in await client.project_groups()}
+            groups = {g.number: g for g in await client.project_groups()}
         except errors.MissingModule:
             return _fail("project_group", "not checked: the Projects module is not active")
-        if e.project_group in groups:
-            return _pass("project_group", f"project group {e.project_group} exists")
-        return _fail("project_group", f"project group {e.project_group} does not exist")
+        if e.project_group not in groups:
+            return _fail("project_group", f"project group {e.project_group} does not exist")
+        internal = e.internal_project_group
+        if not internal:
+            return _pass("project_group", f"project group {e.project_group} exists; "
+                         "internal_project_group is 0: projects without a customer are parked")
+        group = groups.get(internal)
+        if group is None:
+            return _fail("project_group", f"internal_project_group {internal} does not exist, "
+                         "so projects without a customer cannot be created")
+        if group.type != INTERNAL:
+            return _fail("project_group", f"internal_project_group {internal} "
+                         f"({group.name or '?'}) is not an internal group, and e-conomic "
+                         "requires a customer on the projects of any other group")
+        return _pass("project_group", f"project group {e.project_group} exists; projects "
+                     f"without a customer go into internal group {internal}")
 
     async def journal() -> Check:
         journals = {j.journalNumber: j for j in await client.journals()}

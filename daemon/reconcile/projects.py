@@ -8,6 +8,8 @@ through once the customer is retried. ``POST`` creates under Moment's number; ``
 the whole project with the ``objectVersion`` read, changing only the fields Moment owns (name,
 customer, not barred), so a sweep's read may travel to the write: a 409 (someone wrote in
 between) is retried after a fresh read. A closed project is reported: no client can reopen it.
+A project without a customer goes into ``internal_project_group`` (the mapping parks it while
+that is 0), and one whose customer Moment removed is moved there.
 """
 
 from __future__ import annotations
@@ -41,9 +43,13 @@ def written(desired: mp.ProjectFields, live: payloads.Project | None) -> payload
                                      projectGroupNumber=desired.project_group,
                                      customerNumber=desired.customer_number)
     base = payloads.writable(live, payloads.ProjectWrite)
+    # a project whose customer Moment removed moves to the internal group (an external group
+    # refuses a project without a customer); otherwise the group is the accountant's
+    group = (desired.project_group if desired.customer_number is None
+             and live.customerNumber is not None else live.projectGroupNumber)
     return msgspec.structs.replace(base, number=desired.number, name=desired.name,
                                    customerNumber=desired.customer_number, isBarred=False,
-                                   objectVersion=live.objectVersion)
+                                   projectGroupNumber=group, objectVersion=live.objectVersion)
 
 
 class ProjectSpec(specs.RecordSpec[ev.ProjectUpserted, mp.ProjectFields,

@@ -20,6 +20,9 @@ switches, set the rate limit and faults, and read back every API request served.
   ``POST /admin/customers/{n}/renumber`` ``{"to": M}``; ``DELETE /admin/customers/{n}``.
 - ``PATCH /admin/projects/{n}`` (e.g. ``{"isClosed": true}``);
   ``POST /admin/projects/{n}/renumber`` ``{"to": M}``; ``DELETE /admin/projects/{n}``.
+- ``POST /admin/project-groups`` ``{"number": n, "name": "...", "type": 1}``: a project group
+  as a person creates it (type 1 Internal, 2 External invoiceable, 3 External
+  non-invoiceable; an external group's projects need a customer).
 - ``DELETE /admin/idempotency``: forget cached answers.
 
 Bookings a person makes in e-conomic's journal, booked at once on the next voucher of journal 1
@@ -219,6 +222,20 @@ def routes(sb: EconomicSandbox) -> list[web.RouteDef]:
             return replies.json(out, status)
         return run
 
+    async def post_project_group(request: web.Request) -> web.Response:
+        body = await _body(request)
+        if (body is None or not isinstance(body.get("number"), int)
+                or body.get("type") not in (1, 2, 3)):
+            return _bad('body must be {"number": <number>, "name": "...", "type": 1|2|3}')
+        a = sb.agreement
+        if body["number"] in a.project_groups:
+            return _bad(f"project group {body['number']} exists")
+        group: Record = {"number": body["number"], "type": body["type"],
+                         "name": str(body.get("name") or f"Group {body['number']}"),
+                         "objectVersion": a.version()}
+        a.project_groups[body["number"]] = group
+        return replies.json(group, 201)
+
     async def clear_idempotency(_r: web.Request) -> web.Response:
         sb.idempotency.clear()
         return web.Response(status=204)
@@ -237,6 +254,7 @@ def routes(sb: EconomicSandbox) -> list[web.RouteDef]:
         web.patch("/admin/projects/{n}", patch_project),
         web.post("/admin/projects/{n}/renumber", renumber_project),
         web.delete("/admin/projects/{n}", delete_project),
+        web.post("/admin/project-groups", post_project_group),
         web.delete("/admin/idempotency", clear_idempotency),
         web.post("/admin/supplier-invoices", booking(
             lambda b: economic_books.book_cost(sb.agreement, "supplierInvoice", b))),

@@ -21,6 +21,11 @@ def test_defaults_are_designs() -> None:
     assert (s.economic.reconcile_interval, s.economic.full_reconcile_interval) == (600.0, 21600.0)
     assert s.economic.daily_call_budget == 50000 and s.economic.include_pdf is True
     assert s.alerts.email_to == "" and s.alerts.smtp_port == 25
+    assert (s.economic.vat_zone, s.economic.internal_project_group,
+            s.economic.invoice_without_project, s.economic.language) == ("", 0, "book", "da")
+    opts = config.mapping_options(s)
+    assert (opts.vat_zone, opts.internal_project_group, opts.invoice_without_project,
+            opts.language) == ("", 0, "book", "da")
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -45,6 +50,13 @@ def test_defaults_are_designs() -> None:
     (MINIMAL + '[economic]\ninclude_pdf = "yes"', "economic.include_pdf: Expected `bool`"),
     (MINIMAL + '[economic]\nlanguage = "de"', "economic.language: 'de' must be \"da\" or"),
     (MINIMAL + "[alerts]\nsmtp_port = 0", "alerts.smtp_port: must be a port"),
+    (MINIMAL + "[economic]\ninternal_project_group = -1",
+     "economic.internal_project_group: must be a project group number"),
+    (MINIMAL + '[economic]\ninternal_project_group = "x"',
+     "economic.internal_project_group: Expected `int`"),
+    (MINIMAL + '[economic]\ninvoice_without_project = "skip"',
+     "economic.invoice_without_project: 'skip' must be"),
+    (MINIMAL + '[economic]\nlanguage = "de"', "economic.language: 'de' must be"),
     ('[moment]\ncompany = "  "', "moment.company: must not be empty"),
     (MINIMAL + "[moment", "not valid TOML"),
     ('source = "x"\n' + MINIMAL, "source: unknown key"),
