@@ -303,6 +303,15 @@ class BookedMismatch(_Outcome, frozen=True, kw_only=True, tag="booked_mismatch")
     detail: str
 
 
+class WentWithout(_Outcome, frozen=True, kw_only=True, tag="went_without"):
+    """The entity goes to e-conomic without a dependency that is parked (an invoice without
+    its project, with ``invoice_without_project = "book"``): a warning, and from then on the
+    entity's desired state leaves that dependency out."""
+
+    dependency: str  # "project:7"
+    warning: str
+
+
 class CheckReported(Event, frozen=True, kw_only=True, tag="check_reported"):
     name: str
     ok: bool
@@ -315,7 +324,7 @@ ANY_EVENT = (
     | RetryRequested | WriteIntended | Applied | Failed | DriftRepaired | StrayReported
     | Parked | Unparked
     | InvoiceEntryCreated | InvoicePdfAttached | InvoicePdfSkipped | InvoiceBooked
-    | BookedMismatch | CheckReported | InvoiceEntryGone
+    | BookedMismatch | WentWithout | CheckReported | InvoiceEntryGone
 )
 
 

@@ -63,6 +63,8 @@ class EntityState(msgspec.Struct, frozen=True, kw_only=True):
     warnings: tuple[str, ...] = ()
     drift_repaired: int = 0
     entries_lost: int = 0  # draft entries found deleted since the last operator retry
+    #: dependencies it went to e-conomic without ("project:7") -> the warning that said so
+    without: dict[str, str] = {}
 
 
 #: The daemon-state row of the hint watermark. Logs written before
@@ -140,7 +142,7 @@ _STATE_EVENTS: Final = (
     ev.WriteIntended, ev.Applied, ev.Failed, ev.Parked, ev.Unparked, ev.RetryRequested,
     ev.InvoiceEntryCreated, ev.InvoicePdfAttached, ev.InvoicePdfSkipped, ev.InvoiceBooked,
     ev.DriftRepaired, ev.InvoiceConflict, ev.EntityGone, ev.BookedMismatch,
-    ev.InvoiceEntryGone,
+    ev.InvoiceEntryGone, ev.WentWithout,
 )
 
 
@@ -206,6 +208,9 @@ def fold_state(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | Non
             return replace(state, drift_repaired=state.drift_repaired + 1)
         case ev.BookedMismatch():
             return replace(state, warnings=_add_warning(state, event.detail))
+        case ev.WentWithout():
+            return replace(state, without={**state.without, event.dependency: event.warning},
+                           warnings=_add_warning(state, event.warning))
         case ev.InvoiceConflict():
             return replace(state, warnings=_add_warning(
                 state, f"another Moment invoice (id {event.moment_id}) claims this number"))

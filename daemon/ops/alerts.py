@@ -25,6 +25,7 @@ class AlertKind(enum.StrEnum):
     CHECK_FAILED = "check_failed"
     PDF_NOT_ATTACHED = "pdf_not_attached"
     DRIFT_REPAIRED = "drift_repaired"
+    WARNING = "warning"
 
 
 class Severity(enum.StrEnum):
@@ -154,4 +155,17 @@ def drift_repaired(*, kind: str, key: str, fields: list[str], at: float) -> Aler
             "Nothing, unless the change in e-conomic was meant: Moment is the master for "
             "these fields, so make such changes in Moment."
         ), at=at,
+    )
+
+
+def entity_warning(*, kind: str, key: str, warning: str, at: float) -> Alert:
+    """The entity went to e-conomic, but not quite as Moment has it (an invoice entered
+    without its parked project, say): ``warning`` says how and why."""
+    return Alert(
+        kind=AlertKind.WARNING, severity=Severity.WARNING, entity=_entity(kind, key),
+        problem=_clean(f"It is in e-conomic, with a warning: {warning}"),
+        action=_clean(
+            "Fix what the warning names (in e-conomic or in Moment) if it matters; the "
+            f"{kind} itself needs nothing more. `moment-sync events --entity {kind}:{key}` "
+            "shows its history."), at=at,
     )

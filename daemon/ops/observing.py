@@ -38,6 +38,10 @@ class Observer:
         self.alerter.alert(alerts.pdf_not_attached(invoice=invoice, reason=reason,
                                                    at=self.clock.now()))
 
+    def warned(self, kind: str, key: str, warning: str) -> None:
+        self.alerter.alert(alerts.entity_warning(kind=kind, key=key, warning=warning,
+                                                 at=self.clock.now()))
+
     def drift_repaired(self, kind: str, key: str, fields: list[str]) -> None:
         self.meter.drift_repaired(kind)
         self.alerter.alert(alerts.drift_repaired(kind=kind, key=key, fields=fields,

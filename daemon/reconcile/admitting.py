@@ -2,11 +2,14 @@
 
 A key goes ahead when its kind's spec maps it (a mapping problem parks it with the sentence),
 it is not parked, and every kind it depends on (the spec's ``depends_on``, data) is in
-e-conomic. An item whose dependency is not there yet waits under it in the queue (and the
-dependency is queued when Moment has it); an item whose dependency is parked is parked with the
-dependency's reason, and goes again when the dependency is retried.
+e-conomic, or is an optional dependency that is parked and the item goes without (an invoice
+without its project: recorded once as ``WentWithout`` and alerted as a warning). An item whose
+dependency is not there yet waits under it in the queue (and the dependency is queued when
+Moment has it); an item whose dependency is parked is parked with the dependency's reason, and
+goes again when the dependency is retried.
 
-Guarantees: writes nothing to e-conomic; the only events recorded are ``Parked``.
+Guarantees: writes nothing to e-conomic; the only events recorded are ``Parked`` and
+``WentWithout``.
 """
 
 from __future__ import annotations
@@ -35,11 +38,27 @@ async def admit(controls: Controls, spec: specs.Spec[F, D, Any],
         if item.desired is None:
             await controls.outcomes.park(spec.kind, key, reason=item.mapped.problem)
             continue
+        skipped = {w.dependency for w in item.without}
         if await blocked(controls, spec.kind, key,
-                         [(d.kind, d.key(item.fact)) for d in spec.depends_on]):
+                         [(d.kind, d.key(item.fact)) for d in spec.depends_on
+                          if f"{d.kind}:{d.key(item.fact)}" not in skipped]):
             continue
+        await went_without(controls, spec.kind, key, item.without)
         out.append(item)
     return out
+
+
+async def went_without(controls: Controls, kind: str, item_key: str,
+                       without: Sequence[specs.Without]) -> None:
+    """Record (once) and alert that the item goes ahead without these parked dependencies."""
+    state = controls.log.tables.state(kind, item_key)
+    for w in without:
+        if w.dependency in state.without:
+            continue
+        await controls.log.append(
+            ev.WentWithout(kind=kind, key=item_key, dependency=w.dependency, warning=w.warning),
+            idempotency_key=f"without:{kind}:{item_key}:{w.dependency}")
+        controls.observer.warned(kind, item_key, w.warning)
 
 
 async def blocked(controls: Controls, kind: str, key: str,

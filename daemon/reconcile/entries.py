@@ -4,7 +4,8 @@ An invoice's live state is not read by sweeps or ``plan``: its progress (entry c
 attached or skipped, booked) is what the log recorded, and the transfer itself
 (:mod:`daemon.reconcile.invoices`) looks e-conomic up whenever an earlier outcome is unknown.
 The plan is :func:`daemon.core.plans.plan_invoice` over that progress. An invoice depends on
-its customer and, when it names one, its project.
+its customer and, when it names one, its project; with ``invoice_without_project = "book"``
+an invoice whose project is parked goes without ``projectNumber``, with a warning.
 """
 
 from __future__ import annotations
@@ -20,10 +21,18 @@ from daemon.reconcile import specs
 KIND = "invoice"
 
 
+def _book_without_project(options: mp.Options) -> bool:
+    return options.invoice_without_project == "book"
+
+
 class InvoiceSpec(specs.Spec[ev.InvoiceFinalized, mp.InvoiceEntry, None]):
     kind = KIND
+    # no customer-ledger entry without its customer: an invoice always waits for it; it waits
+    # for its project only with invoice_without_project = "wait" (else it goes without it
+    # while the project is parked: the VAT period must not wait for a project)
     depends_on = (specs.Dependency(kind="customer", field="customer_number"),
-                  specs.Dependency(kind="project", field="project_number"))
+                  specs.Dependency(kind="project", field="project_number",
+                                   target="project_number", optional=_book_without_project))
 
     def rows(self, tables: pj.Tables) -> Mapping[str, specs.Fact[ev.InvoiceFinalized]]:
         return tables.invoices()

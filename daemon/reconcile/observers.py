@@ -23,6 +23,8 @@ class Observer(Protocol):
 
     def drift_repaired(self, kind: str, key: str, fields: list[str]) -> None: ...
 
+    def warned(self, kind: str, key: str, warning: str) -> None: ...
+
 
 class SafeObserver:
     """Calls an observer and keeps its failures away from the reconcile loop."""
@@ -48,6 +50,12 @@ class SafeObserver:
         except Exception:
             _log.exception("observer failed on drift_repaired %s:%s", kind, key)
 
+    def warned(self, kind: str, key: str, warning: str) -> None:
+        try:
+            self.inner.warned(kind, key, warning)
+        except Exception:
+            _log.exception("observer failed on warned %s:%s", kind, key)
+
 
 class NullObserver:
     """Hears nothing: for commands that reconcile once (``resync``) and for tests."""
@@ -60,3 +68,6 @@ class NullObserver:
 
     def drift_repaired(self, kind: str, key: str, fields: list[str]) -> None:
         del kind, key, fields
+
+    def warned(self, kind: str, key: str, warning: str) -> None:
+        del kind, key, warning

@@ -16,9 +16,11 @@ Guarantees: :meth:`Spec.items` and :meth:`Spec.decide` do no I/O; nothing here w
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
+
+import msgspec
 
 from daemon.core import events as ev
 from daemon.core import mapping as mp
@@ -46,13 +48,34 @@ class Fact(Protocol[F_co]):
 
 @dataclass(frozen=True, slots=True)
 class Dependency:
-    """``kind`` must be in e-conomic before an entity that names it in its fact's ``field``."""
+    """``kind`` must be in e-conomic before an entity that names it in its fact's ``field``.
+
+    An ``optional`` dependency may be gone without while it is parked, when ``optional`` says
+    so for the options: the item then goes ahead with its desired ``target`` field dropped
+    (None) and a warning naming the dependency and why it is parked (:meth:`Spec.make_item`).
+    Once an entity went without it (``WentWithout`` in the log), it stays without, so what was
+    sent is what stays desired."""
 
     kind: str
     field: str
+    target: str = ""
+    optional: Callable[[mp.Options], bool] | None = None
 
     def key(self, fact: ev.Event) -> str:
         return str(getattr(fact, self.field) or "")
+
+
+@dataclass(frozen=True, slots=True)
+class Without:
+    """A parked dependency an item goes ahead without, and the warning that says so."""
+
+    kind: str
+    key: str
+    warning: str
+
+    @property
+    def dependency(self) -> str:
+        return f"{self.kind}:{self.key}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +87,7 @@ class Item(Generic[F, D]):
     state: pj.EntityState
     mapped: mp.Mapped[D]
     content: str  # the hash of the mapped fields; "" when they cannot be mapped
+    without: tuple[Without, ...] = ()  # parked dependencies it goes without
 
     @property
     def desired(self) -> D | None:
@@ -108,10 +132,28 @@ class Spec(abc.ABC, Generic[F, D, L]):
 
     def make_item(self, key: str, row: Fact[F], tables: pj.Tables,
                   options: mp.Options) -> Item[F, D]:
+        state = tables.state(self.kind, key)
         mapped = self.map(row.fact, options)
+        without: list[Without] = []
+        for dep in self.depends_on:
+            dep_key = dep.key(row.fact)
+            if mapped.value is None or not dep.target or not dep_key:
+                continue
+            gone = Without(kind=dep.kind, key=dep_key, warning="")
+            warning = state.without.get(gone.dependency, "")
+            dep_state = tables.state(dep.kind, dep_key)
+            if not warning and dep.optional is not None and dep.optional(options) \
+                    and dep_state.parked:
+                warning = (f"entered without {dep.kind} {dep_key}, which is parked: "
+                           f"{dep_state.reason}")
+            if warning:
+                without.append(Without(kind=dep.kind, key=dep_key, warning=warning))
+                mapped = mp.Mapped(value=msgspec.structs.replace(mapped.value,
+                                                                 **{dep.target: None}),
+                                   warnings=(*mapped.warnings, warning))
         content = mp.fields_hash(mapped.value) if mapped.value is not None else ""
-        return Item(key=key, fact=row.fact, state=tables.state(self.kind, key), mapped=mapped,
-                    content=content)
+        return Item(key=key, fact=row.fact, state=state, mapped=mapped, content=content,
+                    without=tuple(without))
 
     def item(self, tables: pj.Tables, options: mp.Options, key: str) -> Item[F, D] | None:
         """The managed entity ``key`` (None: unknown, or gone from Moment)."""

@@ -5,6 +5,7 @@ an invoice waits for its customer and project, or parks with their reason."""
 from __future__ import annotations
 
 import anyio
+import msgspec
 import pytest
 
 from daemon.core import events as ev
@@ -14,6 +15,7 @@ from daemon.sandbox.economic import EconomicSandbox
 from daemon.store.eventlog import EventLog
 from tests.clocks import T0, FakeClock
 from tests.reconcile.conftest import (
+    OPTIONS,
     customer,
     invoice,
     project,
@@ -32,6 +34,7 @@ class Observer:
         self.parks: list[tuple[str, str, str]] = []
         self.skipped: list[tuple[str, str]] = []
         self.drift: list[tuple[str, str, list[str]]] = []
+        self.warnings: list[tuple[str, str, str]] = []
 
     def parked(self, kind: str, key: str, reason: str) -> None:
         self.parks.append((kind, key, reason))
@@ -41,6 +44,9 @@ class Observer:
 
     def drift_repaired(self, kind: str, key: str, fields: list[str]) -> None:
         self.drift.append((kind, key, fields))
+
+    def warned(self, kind: str, key: str, warning: str) -> None:
+        self.warnings.append((kind, key, warning))
 
 
 async def test_drift_is_repaired_and_the_stray_reported(
@@ -142,11 +148,13 @@ async def test_invoice_waits_for_its_customer_then_goes_through(
 
 async def test_parked_dependency_parks_the_invoice_and_both_go_through_once_fixed(
         sandbox: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
+    """With ``invoice_without_project = "wait"`` (no longer the default) the invoice waits."""
     sandbox.agreement.project_module = False
     await record(log, [customer(1), project(2, 1)])
     await record_invoices(log, [(5, 1, 2)])
     obs = Observer()
-    rec = reconciler(log, client, observer=obs)
+    rec = reconciler(log, client, observer=obs,
+                     options=msgspec.structs.replace(OPTIONS, invoice_without_project="wait"))
     async with anyio.create_task_group() as tg:
         await tg.start(rec.run)
         await settle(rec)
