@@ -58,6 +58,12 @@ class CustomerUpserted(Event, frozen=True, kw_only=True, tag="customer_upserted"
         return self.number
 
 
+#: The customer fact's fields Moment may leave empty; a field an earlier fact of the customer
+#: had a value in stays Moment's when it is emptied (DESIGN.md, "Which fields Moment owns").
+CUSTOMER_OPTIONAL_FIELDS: Final = ("email", "organization_number", "street", "postal_code",
+                                   "city", "country_code")
+
+
 class ProjectUpserted(Event, frozen=True, kw_only=True, tag="project_upserted"):
     entity_kind: ClassVar[str] = "project"
     moment_id: int

@@ -6,7 +6,9 @@ of values cut to e-conomic's maximum lengths, or a ``problem`` sentence when the
 mapped at all (an unknown VAT code, a number e-conomic refuses): such an entity is parked with
 that sentence as its reason and nothing is sent.
 
-Invariants: fields Moment owns mirror Moment exactly (empty stays empty); a value longer than
+Invariants: fields Moment owns mirror Moment exactly; a customer field Moment leaves empty and
+never filled is not owned (e-conomic's value stays), one it emptied is emptied; a country is
+its name in ``language`` (:mod:`daemon.core.countries`); a value longer than
 e-conomic allows is cut, and the cut value is the desired one, so a cut never shows as drift;
 numbers lie in 1..999999999; the invoice amount is Moment's total including VAT as a
 ``Decimal`` (a credit note's is negative, an invoice's positive: a sign that contradicts
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Collection
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Final, Generic, TypeVar
 
@@ -58,9 +61,12 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CustomerFields(msgspec.Struct, frozen=True, kw_only=True):
-    """What e-conomic's customer should hold. The first group Moment owns; the references
-    (group, terms, currency) are set when the daemon creates the customer and left to people
-    afterwards, except ``vat_zone`` which follows Moment's VAT code."""
+    """What e-conomic's customer should hold. The first group Moment owns, except the fields
+    named in ``unowned`` (Moment leaves them empty and never filled them: e-conomic's value
+    stays). ``country`` is the name in ``language``, compared by ``country_code``. ``vat_zone``
+    is owned while Moment states a VAT code (``zone_owned``); otherwise it is written when the
+    customer is created or its country is written. The references (group, terms, currency) are
+    set when the daemon creates the customer and left to people afterwards."""
 
     number: int
     name: str
@@ -70,7 +76,10 @@ class CustomerFields(msgspec.Struct, frozen=True, kw_only=True):
     zip: str = ""
     city: str = ""
     country: str = ""
+    country_code: str = ""
     vat_zone: int = 1
+    zone_owned: bool = True
+    unowned: tuple[str, ...] = ()
     currency: str = "DKK"
     customer_group: int = 1
     payment_terms: int = 1
@@ -78,6 +87,10 @@ class CustomerFields(msgspec.Struct, frozen=True, kw_only=True):
 
 OWNED_CUSTOMER_FIELDS: Final = ("name", "email", "corporate_id", "address", "zip", "city",
                                 "country", "vat_zone")
+#: the desired field of each optional fact field (:data:`events.CUSTOMER_OPTIONAL_FIELDS`)
+OPTIONAL_CUSTOMER_FIELDS: Final = {"email": "email", "organization_number": "corporate_id",
+                                   "street": "address", "postal_code": "zip", "city": "city",
+                                   "country_code": "country"}
 
 
 class ProjectFields(msgspec.Struct, frozen=True, kw_only=True):
@@ -162,17 +175,31 @@ def cut(value: str, limit: int, what: str, warnings: list[str]) -> str:
     return value[:limit]
 
 
-def map_customer(fact: ev.CustomerUpserted, opts: Options) -> Mapped[CustomerFields]:
+def map_customer(fact: ev.CustomerUpserted, opts: Options, *,
+                 filled: Collection[str] = ()) -> Mapped[CustomerFields]:
+    """``filled``: the optional fact fields some fact of this customer had a value in (the
+    projection's ``DesiredCustomer.filled``); an empty field outside it is left to e-conomic."""
     if fact.problem:
         return Mapped(problem=fact.problem)
     num, problem = number(fact.number, "Customer number")
     if num is None:
         return Mapped(problem=problem)
-    code = (fact.vat_code or opts.vat_zone).strip() or countries.zone_key(fact.country_code)
-    zone = opts.vat_zones.get(code)
+    code = ""
+    if fact.country_code.strip():
+        found = countries.iso_code(fact.country_code)
+        if found is None:
+            return Mapped(problem=f"customer {fact.number} has the country code "
+                                  f"{fact.country_code.strip()!r} in Moment, which is no ISO "
+                                  "3166 country code; correct the customer's country in Moment")
+        code = found
+    vat_code = fact.vat_code.strip()
+    key = vat_code or opts.vat_zone.strip() or countries.zone_key(code)
+    zone = opts.vat_zones.get(key)
     if zone is None:
         known = ", ".join(sorted(opts.vat_zones)) or "none"
-        return Mapped(problem=f"VAT code {code!r} of customer {fact.number} has no e-conomic VAT "
+        what = f"VAT code {key!r}" if vat_code or opts.vat_zone.strip() else \
+            f"the VAT zone {key!r} of its country"
+        return Mapped(problem=f"{what} of customer {fact.number} has no e-conomic VAT "
                               f"zone in vat_zones (known: {known}); add it to the configuration "
                               "or fix the customer in Moment")
     if not fact.name.strip():
@@ -180,6 +207,9 @@ def map_customer(fact: ev.CustomerUpserted, opts: Options) -> Mapped[CustomerFie
                               "requires one; give the customer a name in Moment")
     w: list[str] = []
     lim = CUSTOMER_LIMITS
+    country = countries.name(code, opts.language) or "" if code else ""
+    unowned = tuple(sorted(OPTIONAL_CUSTOMER_FIELDS[f] for f in OPTIONAL_CUSTOMER_FIELDS
+                           if not getattr(fact, f).strip() and f not in filled))
     fields = CustomerFields(
         number=num, name=cut(fact.name, lim["name"], "name", w),
         email=cut(fact.email, lim["email"], "e-mail", w),
@@ -188,9 +218,9 @@ def map_customer(fact: ev.CustomerUpserted, opts: Options) -> Mapped[CustomerFie
         address=cut(fact.street, lim["address"], "address", w),
         zip=cut(fact.postal_code, lim["zip"], "postal code", w),
         city=cut(fact.city, lim["city"], "city", w),
-        country=cut(fact.country_code, lim["country"], "country", w),
-        vat_zone=zone, currency=opts.currency, customer_group=opts.customer_group,
-        payment_terms=opts.payment_terms)
+        country=cut(country, lim["country"], "country", w), country_code=code,
+        vat_zone=zone, zone_owned=bool(vat_code), unowned=unowned, currency=opts.currency,
+        customer_group=opts.customer_group, payment_terms=opts.payment_terms)
     return Mapped(value=fields, warnings=tuple(w))
 
 

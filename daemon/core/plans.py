@@ -27,6 +27,7 @@ from typing import Final, Literal
 
 import msgspec
 
+from daemon.core import countries
 from daemon.core import mapping as mp
 from daemon.core import projections as pj
 
@@ -113,10 +114,33 @@ def _norm(value: object) -> object:
     return "" if value is None else value
 
 
+def _differs(field: str, desired: mp.CustomerFields, live: LiveCustomer) -> bool:
+    if field == "country" and desired.country_code:
+        # any name of the same country, in any language or case, is the same country
+        return not countries.same(live.country, desired.country_code)
+    if field == "country":
+        return bool(live.country.strip())
+    return _norm(getattr(live, field)) != _norm(getattr(desired, field))
+
+
 def customer_diff(desired: mp.CustomerFields, live: LiveCustomer) -> tuple[str, ...]:
-    """The owned fields whose live value differs from the desired one (``None`` == ``""``)."""
-    return tuple(f for f in mp.OWNED_CUSTOMER_FIELDS
-                 if _norm(getattr(live, f)) != _norm(getattr(desired, f)))
+    """The owned fields whose live value differs from the desired one (``None`` == ``""``):
+    never a field Moment does not own (``desired.unowned``); the VAT zone only while Moment
+    states a VAT code, or together with the country (a zone derived from the country is the
+    accountant's once written)."""
+    out = [f for f in mp.OWNED_CUSTOMER_FIELDS
+           if f != "vat_zone" and f not in desired.unowned and _differs(f, desired, live)]
+    if (desired.zone_owned or "country" in out) and live.vat_zone != desired.vat_zone:
+        out.append("vat_zone")
+    return tuple(out)
+
+
+def customer_writes(desired: mp.CustomerFields, live: LiveCustomer | None) -> tuple[str, ...]:
+    """The owned fields a write sets from Moment: on creation every one Moment owns, else only
+    those that differ; every other field keeps e-conomic's value."""
+    if live is None:
+        return tuple(f for f in mp.OWNED_CUSTOMER_FIELDS if f not in desired.unowned)
+    return customer_diff(desired, live)
 
 
 def plan_customer(desired: mp.CustomerFields, live: LiveCustomer | None, *,

@@ -23,6 +23,9 @@ class DesiredCustomer(msgspec.Struct, frozen=True, kw_only=True):
     fact: ev.CustomerUpserted
     seq: int
     gone: bool = False
+    #: the optional fact fields (:data:`~daemon.core.events.CUSTOMER_OPTIONAL_FIELDS`) that some
+    #: fact of this customer had a value in: Moment owns them even while it leaves them empty
+    filled: tuple[str, ...] = ()
 
 
 class DesiredProject(msgspec.Struct, frozen=True, kw_only=True):
@@ -106,7 +109,9 @@ def _fact_keys(kind: str, fact_type: type) -> Callable[[ev.Event], Iterable[str]
 
 def fold_customer(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | None:
     if isinstance(event, ev.CustomerUpserted):
-        return DesiredCustomer(fact=event, seq=seq)
+        before = row.filled if isinstance(row, DesiredCustomer) else ()
+        filled = {f for f in ev.CUSTOMER_OPTIONAL_FIELDS if getattr(event, f).strip()}
+        return DesiredCustomer(fact=event, seq=seq, filled=tuple(sorted(filled.union(before))))
     if isinstance(event, ev.EntityGone) and isinstance(row, DesiredCustomer):
         return msgspec.structs.replace(row, gone=True, seq=seq)
     return row

@@ -3,11 +3,14 @@
 The spec (:data:`SPEC`) says how a customer is read (``customerNumber$in:[...]``, 200 numbers a
 call; every page of 1000 for sweeps), planned (:func:`daemon.core.plans.plan_customer`) and
 written. ``PUT /customers/{n}`` replaces the whole record and creates it when missing, so the
-body is the live record as read with only the fields Moment owns replaced: what people keep in
-e-conomic survives. That write carries no version, so a sweep's read never travels to it: the
-controller (:mod:`daemon.reconcile.controlling`) merges into a fresh read. A customer missing
-under Moment's number is written again under it, and look-alikes under other numbers (same
-organization number, else name and e-mail) are reported as strays, never deleted.
+body is the live record as read with only the fields Moment changes replaced: what people keep
+in e-conomic survives, and so does a field Moment leaves empty and never filled (an accountant's
+e-mail for reminders), a country written under another of its names, and a VAT zone the
+accountant chose while Moment states no VAT code. That write carries no version, so a sweep's
+read never travels to it: the controller (:mod:`daemon.reconcile.controlling`) merges into a
+fresh read. A customer missing under Moment's number is written again under it, and look-alikes
+under other numbers (same organization number, else name and e-mail) are reported as strays,
+never deleted.
 """
 
 from __future__ import annotations
@@ -40,13 +43,24 @@ def _opt(value: str) -> str | None:
     return value or None  # e-conomic refuses null and empty means "not set": omit it
 
 
+#: the e-conomic field of each owned field
+_ECONOMIC: dict[str, str] = {"name": "name", "email": "email",
+                             "corporate_id": "corporateIdentificationNumber",
+                             "address": "address", "zip": "zip", "city": "city",
+                             "country": "country", "vat_zone": "vatZone"}
+
+
 def merged(desired: mp.CustomerFields, live: payloads.Customer | None) -> payloads.CustomerWrite:
-    """The whole record to PUT: ``live`` with Moment's fields replaced (or a new record)."""
-    owned = {"name": desired.name, "email": _opt(desired.email),
-             "corporateIdentificationNumber": _opt(desired.corporate_id),
-             "address": _opt(desired.address), "zip": _opt(desired.zip),
-             "city": _opt(desired.city), "country": _opt(desired.country),
-             "vatZone": payloads.VatZoneRef(vatZoneNumber=desired.vat_zone)}
+    """The whole record to PUT: ``live`` with the fields Moment changes replaced (a new record
+    with every field Moment owns, when there is none); the rest keeps e-conomic's value."""
+    values: dict[str, object] = {
+        "name": desired.name, "email": _opt(desired.email),
+        "corporate_id": _opt(desired.corporate_id), "address": _opt(desired.address),
+        "zip": _opt(desired.zip), "city": _opt(desired.city),
+        "country": _opt(desired.country),
+        "vat_zone": payloads.VatZoneRef(vatZoneNumber=desired.vat_zone)}
+    writes = plans.customer_writes(desired, live_customer(live) if live is not None else None)
+    owned = {_ECONOMIC[f]: values[f] for f in writes}
     if live is None:
         return payloads.CustomerWrite(
             customerNumber=desired.number, currency=desired.currency,
@@ -72,6 +86,11 @@ class CustomerSpec(specs.RecordSpec[ev.CustomerUpserted, mp.CustomerFields,
     def map(self, fact: ev.CustomerUpserted, options: mp.Options
             ) -> mp.Mapped[mp.CustomerFields]:
         return mp.map_customer(fact, options)
+
+    def map_row(self, row: specs.Fact[ev.CustomerUpserted], options: mp.Options
+                ) -> mp.Mapped[mp.CustomerFields]:
+        filled = row.filled if isinstance(row, pj.DesiredCustomer) else ()
+        return mp.map_customer(row.fact, options, filled=filled)
 
     def number(self, desired: mp.CustomerFields) -> int:
         return desired.number

@@ -126,6 +126,11 @@ class Spec(abc.ABC, Generic[F, D, L]):
     def map(self, fact: F, options: mp.Options) -> mp.Mapped[D]:
         """The fact as the e-conomic fields the daemon owns (or a problem)."""
 
+    def map_row(self, row: Fact[F], options: mp.Options) -> mp.Mapped[D]:
+        """The projection row as the e-conomic fields (a kind whose mapping needs more of the
+        row than its latest fact overrides this)."""
+        return self.map(row.fact, options)
+
     @abc.abstractmethod
     def number(self, desired: D) -> int:
         """The natural key in e-conomic."""
@@ -133,7 +138,7 @@ class Spec(abc.ABC, Generic[F, D, L]):
     def make_item(self, key: str, row: Fact[F], tables: pj.Tables,
                   options: mp.Options) -> Item[F, D]:
         state = tables.state(self.kind, key)
-        mapped = self.map(row.fact, options)
+        mapped = self.map_row(row, options)
         without: list[Without] = []
         for dep in self.depends_on:
             dep_key = dep.key(row.fact)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,4 +43,25 @@ def test_core_imports_no_io_library_even_inside_functions() -> None:
                 root = name.split(".")[0]
                 assert root not in IO_LIBRARIES, f"{path.name} imports {name}"
                 assert not name.startswith("daemon.") or name.startswith("daemon.core"), (
+                    f"{path.name} imports {name}")
+
+
+#: What the core may import besides the standard library and itself (DESIGN.md, Layers):
+#: msgspec, and pycountry's ISO 3166 data for country names (daemon/core/countries.py).
+CORE_MAY_IMPORT = {"msgspec", "pycountry"}
+
+
+def test_core_imports_only_stdlib_msgspec_and_pycountry() -> None:
+    for path in (REPO / "daemon" / "core").glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            for name in names:
+                root = name.split(".")[0]
+                assert (root in sys.stdlib_module_names or root in CORE_MAY_IMPORT
+                        or name.startswith("daemon.core") or root == "__future__"), (
                     f"{path.name} imports {name}")

@@ -54,7 +54,7 @@ def test_long_values_are_cut_with_a_warning_and_cut_value_is_not_drift() -> None
     assert m.value is not None and len(m.value.city) == 50 and len(m.value.name) == 255
     assert len(m.warnings) == 2 and "city" in m.warnings[1]
     live = plans.LiveCustomer(number=10001, name="N" * 255, email="a@acme.dk",
-                              corporate_id="12345678", city="X" * 50, country="DK", vat_zone=1)
+                              corporate_id="12345678", city="X" * 50, country="Danmark", vat_zone=1)
     assert plans.plan(m.value, live) == plans.NOTHING
     p = mp.map_project(ev.ProjectUpserted(moment_id=1, number="7", name="P" * 101,
                                           customer_number="10001"), OPTS)
@@ -96,7 +96,7 @@ def test_customer_plans() -> None:
     assert plans.plan(d, None).name == "create"
     assert plans.plan(d, None, applied_before=True).name == "recreate"
     live = plans.LiveCustomer(number=10001, name="Acme", email="a@acme.dk",
-                              corporate_id="12345678", city="Aarhus", country="DK", vat_zone=1,
+                              corporate_id="12345678", city="Aarhus", country="danmark", vat_zone=1,
                               zip="")
     a = plans.plan(d, live)
     assert a.name == "update" and a.fields == ("name",) and a.writes
