@@ -87,8 +87,9 @@ class CustomerSpec(specs.RecordSpec[ev.CustomerUpserted, mp.CustomerFields,
             ) -> mp.Mapped[mp.CustomerFields]:
         return mp.map_customer(fact, options)
 
-    def map_row(self, row: specs.Fact[ev.CustomerUpserted], options: mp.Options
-                ) -> mp.Mapped[mp.CustomerFields]:
+    def map_row(self, row: specs.Fact[ev.CustomerUpserted], state: pj.EntityState,
+                options: mp.Options) -> mp.Mapped[mp.CustomerFields]:
+        del state
         filled = row.filled if isinstance(row, pj.DesiredCustomer) else ()
         return mp.map_customer(row.fact, options, filled=filled)
 

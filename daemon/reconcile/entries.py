@@ -41,16 +41,18 @@ class InvoiceSpec(specs.Spec[ev.InvoiceFinalized, mp.InvoiceEntry, None]):
             ) -> mp.Mapped[mp.InvoiceEntry]:
         return mp.map_invoice(fact, options)
 
-    def make_item(self, key: str, row: specs.Fact[ev.InvoiceFinalized], tables: pj.Tables,
-                  options: mp.Options) -> specs.Item[ev.InvoiceFinalized, mp.InvoiceEntry]:
+    def map_row(self, row: specs.Fact[ev.InvoiceFinalized], state: pj.EntityState,
+                options: mp.Options) -> mp.Mapped[mp.InvoiceEntry]:
         """The invoice in the journal recorded with it (its entry's, or that of a transfer in
         doubt), else the configured one: changing ``journal_number`` neither moves nor
-        re-reports an invoice already sent. Its ``content`` is Moment's own invoice, never the
-        mapping: a changed mapping option is no change of a booked invoice."""
-        state = tables.state(KIND, key)
-        mapped = mp.map_invoice(row.fact, options, journal=state.journal_number)
-        content = mp.invoice_content(row.fact) if mapped.value is not None else ""
-        return specs.Item(key=key, fact=row.fact, state=state, mapped=mapped, content=content)
+        re-reports an invoice already sent."""
+        return mp.map_invoice(row.fact, options, journal=state.journal_number)
+
+    def content_of(self, row: specs.Fact[ev.InvoiceFinalized],
+                   mapped: mp.Mapped[mp.InvoiceEntry]) -> str:
+        """Moment's own invoice, never the mapping: a changed mapping option (or the project
+        an invoice went without) is no change of a booked invoice."""
+        return mp.invoice_content(row.fact) if mapped.value is not None else ""
 
     def number(self, desired: mp.InvoiceEntry) -> int:
         return desired.invoice_number

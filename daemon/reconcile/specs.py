@@ -126,9 +126,11 @@ class Spec(abc.ABC, Generic[F, D, L]):
     def map(self, fact: F, options: mp.Options) -> mp.Mapped[D]:
         """The fact as the e-conomic fields the daemon owns (or a problem)."""
 
-    def map_row(self, row: Fact[F], options: mp.Options) -> mp.Mapped[D]:
+    def map_row(self, row: Fact[F], state: pj.EntityState,
+                options: mp.Options) -> mp.Mapped[D]:
         """The projection row as the e-conomic fields (a kind whose mapping needs more of the
-        row than its latest fact overrides this)."""
+        row than its latest fact, or of what the log recorded for it, overrides this)."""
+        del state
         return self.map(row.fact, options)
 
     @abc.abstractmethod
@@ -138,7 +140,7 @@ class Spec(abc.ABC, Generic[F, D, L]):
     def make_item(self, key: str, row: Fact[F], tables: pj.Tables,
                   options: mp.Options) -> Item[F, D]:
         state = tables.state(self.kind, key)
-        mapped = self.map_row(row, options)
+        mapped = self.map_row(row, state, options)
         without: list[Without] = []
         for dep in self.depends_on:
             dep_key = dep.key(row.fact)
@@ -156,9 +158,14 @@ class Spec(abc.ABC, Generic[F, D, L]):
                 mapped = mp.Mapped(value=msgspec.structs.replace(mapped.value,
                                                                  **{dep.target: None}),
                                    warnings=(*mapped.warnings, warning))
-        content = mp.fields_hash(mapped.value) if mapped.value is not None else ""
-        return Item(key=key, fact=row.fact, state=state, mapped=mapped, content=content,
-                    without=tuple(without))
+        return Item(key=key, fact=row.fact, state=state, mapped=mapped,
+                    content=self.content_of(row, mapped), without=tuple(without))
+
+    def content_of(self, row: Fact[F], mapped: mp.Mapped[D]) -> str:
+        """What ``Applied`` records and in-sync compares: by default the hash of the mapped
+        fields ("" when they cannot be mapped)."""
+        del row
+        return mp.fields_hash(mapped.value) if mapped.value is not None else ""
 
     def item(self, tables: pj.Tables, options: mp.Options, key: str) -> Item[F, D] | None:
         """The managed entity ``key`` (None: unknown, or gone from Moment)."""
