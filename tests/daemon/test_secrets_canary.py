@@ -128,8 +128,16 @@ def webhooks(setup: harness.Setup, sb: harness.Sandboxes, art: Artefacts) -> Non
         setup.listen_port, f"{path} \x00\x01 {CANARIES['bad-webhook-token']}\r\n\r\n".encode())
 
 
+def parked(daemon: harness.Daemon, kind: str, key: str) -> bool:
+    items: list[dict[str, str]] = daemon.ask("GET", "/parked").json()
+    return any(item["kind"] == kind and str(item["key"]) == key for item in items)
+
+
 def refused_tokens(daemon: harness.Daemon, sb: harness.Sandboxes, art: Artefacts) -> None:
-    """Both services rotate their tokens for a while; the daemon keeps sending the canaries."""
+    """Both services rotate their tokens for a while; the daemon keeps sending the canaries.
+
+    A customer that arrives while e-conomic refuses the tokens parks: the tokens come back only
+    once it has (the parking and its explanation are error paths too)."""
     served_before = len(sb.economic_requests())
     moment_before = sb.call(lambda: len(sb.moment.requests))
     sb.call(lambda: setattr(sb.economic, "agreement_grant_token", "rotated-" + uuid.uuid4().hex))
@@ -139,6 +147,9 @@ def refused_tokens(daemon: harness.Daemon, sb: harness.Sandboxes, art: Artefacts
         lambda: any(r.status == 401 for r in sb.economic_requests()[served_before:]),
         timeout=20, what="e-conomic to refuse the daemon's tokens")
     assert daemon.ask("POST", "/reconcile").status == 202
+    harness.wait_until(
+        lambda: parked(daemon, "customer", str(record.customer_number)),
+        timeout=30, every=0.2, what="the customer that arrived while refused to park")
     sb.call(lambda: setattr(sb.moment, "api_key", "rotated-" + uuid.uuid4().hex))
     harness.wait_until(
         lambda: any(r.status == 401 for r in sb.call(lambda: sb.moment.requests[moment_before:])),
