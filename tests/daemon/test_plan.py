@@ -52,9 +52,22 @@ def test_plan_without_the_daemon_in_sync_exits_0(converged: harness.Setup,
 
 def test_plan_with_a_customer_renamed_in_economic_exits_2_and_writes_nothing(
         converged: harness.Setup, sandboxes: harness.Sandboxes) -> None:
-    reply = speaking.fetch("PATCH", f"{sandboxes.economic.admin_url}/customers/10001",
-                          body={"name": "Renamed by hand"})
+    name = sandboxes.call(lambda: sandboxes.economic.agreement.customers[10001]["name"])
+    rename(sandboxes, "Renamed by hand")
+    try:
+        plan_sees_the_rename(converged, sandboxes)
+    finally:  # the module's e-conomic is shared: in sync again for the tests in any order
+        rename(sandboxes, name)
+
+
+def rename(sb: harness.Sandboxes, name: str) -> None:
+    """Rename customer 10001 by hand in e-conomic."""
+    reply = speaking.fetch("PATCH", f"{sb.economic.admin_url}/customers/10001",
+                          body={"name": name})
     assert reply.status == 200
+
+
+def plan_sees_the_rename(converged: harness.Setup, sandboxes: harness.Sandboxes) -> None:
     before = event_count(converged)
     sandboxes.call(sandboxes.economic.served.clear)
 
