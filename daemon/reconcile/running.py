@@ -103,6 +103,7 @@ class Reconciler:
         # A sweep's reads must not race a pass's writes (a stale read would queue a write
         # that was just made): sweeps run between passes.
         self._turn = anyio.Lock()
+        self._away = False  # the worker is between its passes, neither passing nor idle
         self._first_sweep = anyio.Event()
         self._full_now = anyio.Event()
         # from the head: what came before is in the projections, which run() queues from
@@ -139,7 +140,7 @@ class Reconciler:
         controller recorded progress. Idempotent: a batch seen twice queues the same keys."""
         q = self.queue
         if any(isinstance(e, PROGRESS) for _seq, e in batch):
-            self.beat()
+            self._progress()
         for _seq, e in batch:
             match e:
                 case ev.CustomerUpserted() | ev.ProjectUpserted() | ev.InvoiceFinalized():
@@ -279,7 +280,7 @@ class Reconciler:
                     continue  # its progress is in the log: queued below, on a full sweep
                 try:
                     queued += await sweeping.sweep(self.controls, spec, since=since,
-                                                   beat=self.beat)
+                                                   beat=self._progress)
                 except errors.EconomicError as err:
                     if err.retryable:
                         retry = err
@@ -342,11 +343,13 @@ class Reconciler:
             await waiting.wait_for(self._first_sweep, seconds=min(self.idle_beat_s, left),
                                    clock=self.clock)
         while True:
+            self._away = True
             if hooks.wedged():
                 await anyio.sleep_forever()  # test hook: the watchdog must notice
             self.beat()
             if self.controls.stopping:
                 await anyio.sleep_forever()  # stopped: the task group is about to cancel us
+            self._away = False
             self._passing(True)
             try:
                 did = await self.step()
@@ -398,6 +401,13 @@ class Reconciler:
         return await waiting.wait_for(self._pass_over, seconds=grace, clock=self.clock)
 
     # --- idle and busy, as events ---------------------------------------------------------
+    def _progress(self) -> None:
+        """Beat for progress made on the worker's behalf (a sweep's pages, outcomes recorded),
+        unless the worker is away from its pass and its idle wait: a worker hung there is a
+        wedge, which the sweeps running beside it must not hide from the watchdog."""
+        if not self._away:
+            self.beat()
+
     def _passing(self, busy: bool) -> None:
         """A pass starts (True) or ends (False)."""
         self.busy = busy

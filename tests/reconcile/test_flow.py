@@ -7,7 +7,7 @@ import msgspec
 import pytest
 
 from daemon.economic.client import EconomicClient
-from daemon.reconcile import planning
+from daemon.reconcile import hooks, planning
 from daemon.sandbox.economic import EconomicSandbox, RateLimit
 from daemon.store.eventlog import EventLog
 from tests.clocks import FakeClock
@@ -140,3 +140,29 @@ async def test_a_full_sweep_beats_the_watchdog_while_its_pages_arrive(
     await rec.full_sweep()
     assert sum(1 for s in sandbox.served if s.path == "/rest/customers") == 3
     assert {1, 2, 3} <= set(pages_read)
+
+
+async def test_sweeps_beside_a_wedged_worker_do_not_beat_the_watchdog(
+        sandbox: EconomicSandbox, client: EconomicClient, log: EventLog,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reconcile pulse is the worker's: once it hangs outside its pass (the wedge hook),
+    the incremental sweeps that go on beside it read e-conomic but feed the watchdog nothing,
+    so systemd sees the wedge (before, each sweep's pages beat the pulse and hid it)."""
+    sandbox.agreement.add_customers(3)
+    await record(log, [customer(n) for n in range(1, 4)])
+    monkeypatch.setenv(hooks.WEDGE_ENV, "1")
+    clock = client.limiter.clock
+    assert isinstance(clock, FakeClock)
+    beats: list[float] = []
+    rec = reconciler(log, client, reconcile_interval=10.0,
+                     beat=lambda: beats.append(clock.monotonic()))
+    async with anyio.create_task_group() as tg:
+        await tg.start(rec.run)
+        await clock.run_until(lambda: rec.last_full_at is not None)
+        wedged_at = clock.monotonic()
+        listings = sum(1 for s in sandbox.served if s.path == "/rest/customers")
+        await clock.run(35.0)
+        tg.cancel_scope.cancel()
+    # the incremental sweeps went on beside the wedge (every 10 s of the 35), yet none beat
+    assert sum(1 for s in sandbox.served if s.path == "/rest/customers") >= listings + 2
+    assert [at for at in beats if at > wedged_at] == []
