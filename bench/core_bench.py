@@ -28,7 +28,7 @@ import anyio
 
 from daemon.core import events as ev
 from daemon.ops import clocking
-from daemon.store import eventlog, opening, replaying
+from daemon.store import eventlog, opening, records, replaying
 
 APPEND_EVENTS = 20_000
 APPEND_TASKS = 100
@@ -79,7 +79,7 @@ def sqlite_floor_append(path: Path) -> float:
     rows = _rows(APPEND_EVENTS)
     start = time.perf_counter()
     conn.execute("BEGIN")
-    conn.executemany(f"INSERT INTO events ({eventlog.COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+    conn.executemany(f"INSERT INTO events ({records.COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows)
     conn.execute("COMMIT")
     elapsed = time.perf_counter() - start
     conn.close()
@@ -163,7 +163,7 @@ def build_replay_db(path: Path) -> None:
                  "2026-11-20T09:14:00.000000Z", "2026-11-20T09:14:00.000000Z",
                  ev.encode(snapshot(i))) for i in range(start, start + 100_000)]
         conn.executemany(
-            f"INSERT INTO events ({eventlog.COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            f"INSERT INTO events ({records.COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows)
     conn.execute("COMMIT")
     conn.close()
 

@@ -51,7 +51,7 @@ from daemon.ops import (
 )
 from daemon.ops import logging as logsetup
 from daemon.reconcile import running as reconcile_running
-from daemon.store import consuming, eventlog, opening
+from daemon.store import consuming, eventlog, opening, records
 
 _log = structlog.get_logger("daemon")
 
@@ -228,7 +228,7 @@ async def run(settings: config.Settings) -> int:
         return 1
     meter = metrics.Metrics()
 
-    async def count(batch: Sequence[eventlog.Committed]) -> None:
+    async def count(batch: Sequence[records.Committed]) -> None:
         for _seq, event in batch:
             meter.event_appended(ev.type_name(event))
 

@@ -25,7 +25,7 @@ from daemon.core import events as ev
 from daemon.ops import asking, clocking, preflight, rendering
 from daemon.ops import logging as logsetup
 from daemon.reconcile import planning
-from daemon.store import eventlog, reading, replaying
+from daemon.store import eventlog, reading, records, replaying
 
 
 class CommandError(Exception):
@@ -77,7 +77,7 @@ async def cmd_sandbox(args: argparse.Namespace) -> int:
 # --- commands that read the log --------------------------------------------------------------
 
 
-def _record_json(record: eventlog.Record) -> bytes:
+def _record_json(record: records.Record) -> bytes:
     return msgspec.json.encode({
         "seq": record.seq, "type": record.type, "kind": record.kind, "key": record.key,
         "idempotency_key": record.idempotency_key, "occurred_at": record.occurred_at,

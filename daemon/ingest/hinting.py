@@ -48,7 +48,7 @@ from daemon.ingest import ingesting, normalizing, pdfs
 from daemon.ingest.ingesting import Outcome
 from daemon.moment import client as moment_client
 from daemon.moment import errors
-from daemon.store import consuming, eventlog
+from daemon.store import consuming, eventlog, records
 
 _log = structlog.get_logger(__name__)
 
@@ -147,7 +147,7 @@ class HintProcessor:
         else:
             self._tg.start_soon(self._handle, key)
 
-    async def _on_events(self, batch: Sequence[eventlog.Committed]) -> None:
+    async def _on_events(self, batch: Sequence[records.Committed]) -> None:
         """The consumer's handler: queue what each hint names; note how far the log was read
         (the processor's own watermark events do not count, so saving one saves no other)."""
         for seq, event in batch:

@@ -53,8 +53,8 @@ from daemon.reconcile import (
     sweeping,
 )
 from daemon.reconcile.queueing import WorkQueue
-from daemon.store import consuming
-from daemon.store.eventlog import Committed, EventLog
+from daemon.store import consuming, records
+from daemon.store.eventlog import EventLog
 
 OVERLAP_S: Final = 120.0
 #: Outcomes the controllers record: each is progress, so it beats the watchdog pulse (a pass
@@ -135,7 +135,7 @@ class Reconciler:
             self.queue.add_many(kind, keys)
 
     # --- intake ---------------------------------------------------------------------------
-    async def _on_events(self, batch: Sequence[Committed]) -> None:
+    async def _on_events(self, batch: Sequence[records.Committed]) -> None:
         """Queue keys when desired state changes or an operator asks; beat the pulse when a
         controller recorded progress. Idempotent: a batch seen twice queues the same keys."""
         q = self.queue

@@ -32,11 +32,11 @@ import anyio.abc
 import structlog
 
 from daemon.core import backoff, clocks
-from daemon.store import eventlog
+from daemon.store import eventlog, records
 
 _log = structlog.get_logger(__name__)
 
-Handler = Callable[[Sequence[eventlog.Committed]], Awaitable[None]]
+Handler = Callable[[Sequence[records.Committed]], Awaitable[None]]
 #: Restarts after a failure: 1 s, 2 s, 4 s ... up to a minute between attempts (no jitter).
 RESTARTS: Final = backoff.Policy(base_s=2.0, cap_s=120.0)
 

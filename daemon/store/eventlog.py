@@ -21,59 +21,21 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Final, NamedTuple, TypeVar
+from typing import Final
 
 import aiosqlite
 import anyio
 import anyio.lowlevel
-import msgspec
 
 from daemon.core import clocks
 from daemon.core import events as ev
 from daemon.core import projections as pj
-from daemon.store import opening
+from daemon.store import opening, records, writing
 
-T = TypeVar("T")
-_CHUNK: Final = 900  # stay under SQLite's bound-parameter limit
 _TAIL: Final = 8192  # committed events kept in memory for consumers near the head
-
-
-def iso(moment: datetime) -> str:
-    """How the log writes a time: UTC, to the microsecond, with ``Z``."""
-    return clocks.iso(moment, timespec="microseconds")
-
-
-class Record(msgspec.Struct, frozen=True):
-    """One row of the log. ``payload`` is the msgspec JSON; :attr:`event` decodes it."""
-
-    seq: int
-    type: str
-    schema_version: int
-    kind: str
-    key: str
-    idempotency_key: str
-    occurred_at: str
-    recorded_at: str
-    payload: bytes
-
-    @property
-    def event(self) -> ev.Event:
-        return ev.decode(self.payload)
-
-
-class Committed(NamedTuple):
-    """One committed event as a consumer sees it."""
-
-    seq: int
-    event: ev.Event
-
-
-class Appended(msgspec.Struct, frozen=True):
-    seq: int
-    new: bool
 
 
 class _Pending:
@@ -83,61 +45,9 @@ class _Pending:
         self.event = event
         self.key = key
         self.occurred_at = occurred_at
-        self.result: Appended | None = None
+        self.result: records.Appended | None = None
         self.error: BaseException | None = None
         self.done = False
-
-
-COLUMNS: Final = ("seq, type, schema_version, entity_kind, entity_key, idempotency_key, "
-                   "occurred_at, recorded_at, payload")
-
-
-def to_record(row: Sequence[object]) -> Record:
-    seq, type_, version, kind, key, ikey, occurred, recorded, payload = row
-    return Record(int(seq), str(type_), int(version), str(kind), str(key),  # type: ignore[call-overload]
-                  str(ikey), str(occurred), str(recorded), bytes(payload))  # type: ignore[call-overload]
-
-
-def _upsert(table: str) -> str:
-    return (f"INSERT INTO {table} (key, seq, row) VALUES (?, ?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET seq = excluded.seq, row = excluded.row")
-
-
-async def _in_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: object) -> T:
-    """Run ``fn(sqlite3_connection, *args)`` on aiosqlite's own thread for ``conn``: one hop for
-    a whole batch instead of one per statement. (aiosqlite 0.22's ``_execute``, pinned.)"""
-    result: T = await conn._execute(fn, conn._conn, *args)  # type: ignore[no-untyped-call]
-    return result
-
-
-def _known_keys(conn: sqlite3.Connection, keys: list[str]) -> dict[str, int]:
-    known: dict[str, int] = {}
-    unique = list(dict.fromkeys(keys))
-    for i in range(0, len(unique), _CHUNK):
-        chunk = unique[i:i + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        for key, seq in conn.execute(
-                f"SELECT idempotency_key, seq FROM events WHERE idempotency_key IN ({marks})",
-                chunk):
-            known[key] = int(seq)
-    return known
-
-
-def _commit(conn: sqlite3.Connection, rows: list[tuple[object, ...]],
-            projection_rows: dict[str, list[tuple[str, int, bytes]]], checkpoint: int) -> None:
-    """One transaction: the events, the projection rows they changed, the checkpoint."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.executemany(f"INSERT INTO events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         rows)
-        for table, table_rows in projection_rows.items():
-            conn.executemany(_upsert(table), table_rows)
-        conn.execute("UPDATE checkpoints SET seq = ? WHERE name = 'projections'", (checkpoint,))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 class EventLog:
@@ -158,7 +68,7 @@ class EventLog:
         self.tables = pj.Tables()
         self.last_seq = 0
         # the latest committed events, gap-free and in order (appended in this process only)
-        self._tail: list[Committed] = []
+        self._tail: list[records.Committed] = []
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -254,15 +164,15 @@ class EventLog:
     # --- appending ------------------------------------------------------------------------
 
     async def append(self, event: ev.Event, *, idempotency_key: str,
-                     occurred_at: datetime | str | None = None) -> Appended:
+                     occurred_at: datetime | str | None = None) -> records.Appended:
         """Append one event durably; a known idempotency key appends nothing."""
         return (await self.append_many([(event, idempotency_key, occurred_at)]))[0]
 
     async def append_many(
         self, items: Iterable[tuple[ev.Event, str, datetime | str | None]],
-    ) -> list[Appended]:
+    ) -> list[records.Appended]:
         """Append several events; all of them commit in the same transaction."""
-        mine = [_Pending(event, key, at if at is None or isinstance(at, str) else iso(at))
+        mine = [_Pending(event, key, at if at is None or isinstance(at, str) else records.iso(at))
                 for event, key, at in items]
         if not mine:
             return []
@@ -278,7 +188,7 @@ class EventLog:
                 batch, self._pending = self._pending, []
                 if batch:
                     await self._write(batch)
-        results: list[Appended] = []
+        results: list[records.Appended] = []
         for pending in mine:
             if pending.error is not None:
                 raise pending.error
@@ -308,17 +218,18 @@ class EventLog:
             await self._write_shielded(batch)
 
     async def _write_shielded(self, batch: list[_Pending]) -> None:
-        recorded = iso(clocks.utc(self._clock.now()))
+        recorded = records.iso(clocks.utc(self._clock.now()))
         start_seq, start_checkpoint = self.last_seq, self.tables.checkpoint
         changed: list[pj.Change] = []
         try:
-            known = await _in_thread(self._writer, _known_keys, [p.key for p in batch])
+            known = await writing.in_thread(self._writer, writing.known_keys,
+                                            [p.key for p in batch])
             rows: list[tuple[object, ...]] = []
-            fresh: list[Committed] = []
+            fresh: list[records.Committed] = []
             seq = self.last_seq
             for pending in batch:
                 if pending.key in known:
-                    pending.result = Appended(known[pending.key], False)
+                    pending.result = records.Appended(known[pending.key], False)
                     continue
                 seq += 1
                 known[pending.key] = seq
@@ -327,11 +238,11 @@ class EventLog:
                 rows.append((seq, ev.type_name(pending.event), ev.SCHEMA_VERSION, kind, key,
                              pending.key, occurred, recorded, ev.encode(pending.event)))
                 changed += self.tables.apply(seq, occurred, pending.event)
-                pending.result = Appended(seq, True)
-                fresh.append(Committed(seq, pending.event))
+                pending.result = records.Appended(seq, True)
+                fresh.append(records.Committed(seq, pending.event))
             if rows:
-                await _in_thread(self._writer, _commit, rows, self._projection_rows(changed),
-                                 self.tables.checkpoint)
+                await writing.in_thread(self._writer, writing.commit, rows,
+                                        self._projection_rows(changed), self.tables.checkpoint)
                 self.last_seq = seq
         except BaseException as exc:
             self.tables.undo(changed, start_checkpoint)
@@ -372,7 +283,7 @@ class EventLog:
 
     async def _write_rows(self, changed: list[pj.Change]) -> None:
         for table, rows in self._projection_rows(changed).items():
-            await self._writer.executemany(_upsert(table), rows)
+            await self._writer.executemany(writing.upsert(table), rows)
         await self._writer.execute(
             "UPDATE checkpoints SET seq = ? WHERE name = 'projections'", (self.tables.checkpoint,))
 
@@ -388,7 +299,7 @@ class EventLog:
                     "INSERT OR IGNORE INTO blobs (sha256, size, content_type, data, stored_at) "
                     "VALUES (?, ?, ?, ?, ?)",
                     (digest, len(data), content_type, data,
-                     iso(clocks.utc(self._clock.now()))))
+                     records.iso(clocks.utc(self._clock.now()))))
                 await self._writer.execute("COMMIT")
             except BaseException:
                 await self._rollback()
@@ -409,16 +320,16 @@ class EventLog:
     # --- reading --------------------------------------------------------------------------
 
     async def _read(self, conn: aiosqlite.Connection, where: str,
-                    params: tuple[object, ...]) -> list[Record]:
-        async with conn.execute(f"SELECT {COLUMNS} FROM events {where}", params) as cur:
-            return [to_record(row) for row in await cur.fetchall()]
+                    params: tuple[object, ...]) -> list[records.Record]:
+        async with conn.execute(f"SELECT {records.COLUMNS} FROM events {where}", params) as cur:
+            return [records.to_record(row) for row in await cur.fetchall()]
 
-    async def read(self, *, since: int = 0, limit: int = 10_000) -> list[Record]:
+    async def read(self, *, since: int = 0, limit: int = 10_000) -> list[records.Record]:
         """Committed events with ``seq > since``, oldest first, at most ``limit``."""
         return await self._read(self._reader, "WHERE seq > ? ORDER BY seq LIMIT ?",
                                 (since, limit))
 
-    async def read_entity(self, kind: str, key: str) -> list[Record]:
+    async def read_entity(self, kind: str, key: str) -> list[records.Record]:
         return await self._read(self._reader,
                                 "WHERE entity_kind = ? AND entity_key = ? ORDER BY seq",
                                 (kind, key))
@@ -428,7 +339,7 @@ class EventLog:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
-    async def committed(self, *, after: int, limit: int = 1000) -> list[Committed]:
+    async def committed(self, *, after: int, limit: int = 1000) -> list[records.Committed]:
         """Committed events with ``seq > after``, oldest first, at most ``limit``: from memory
         when they are recent, else from the file."""
         tail = self._tail
@@ -437,14 +348,15 @@ class EventLog:
             return tail[start:start + limit]
         if after >= self.last_seq:
             return []
-        return [Committed(r.seq, r.event) for r in await self.read(since=after, limit=limit)]
+        rows = await self.read(since=after, limit=limit)
+        return [records.Committed(r.seq, r.event) for r in rows]
 
     async def wait_for(self, seq: int) -> None:
         """Return once an event with sequence number ``>= seq`` is committed."""
         while self.last_seq < seq:
             await self._committed.wait()
 
-    async def follow(self, *, since: int = 0, batch: int = 1000) -> AsyncIterator[Record]:
+    async def follow(self, *, since: int = 0, batch: int = 1000) -> AsyncIterator[records.Record]:
         """Every committed event after ``since``, then each new one as it commits; forever."""
         position = since
         while True:

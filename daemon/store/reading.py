@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from daemon.core import projections as pj
-from daemon.store import eventlog, opening
+from daemon.store import opening, records
 
 
 async def events(path: Path | str, *, since: int = 0, kind: str | None = None,
-                 key: str | None = None, batch: int = 5000) -> AsyncIterator[eventlog.Record]:
+                 key: str | None = None, batch: int = 5000) -> AsyncIterator[records.Record]:
     """Events with ``seq > since``, optionally of one entity, oldest first."""
     conn = await opening.connect(str(path), readonly=True)
     try:
@@ -30,9 +30,9 @@ async def events(path: Path | str, *, since: int = 0, kind: str | None = None,
         while True:
             params[0] = position
             async with conn.execute(
-                    f"SELECT {eventlog.COLUMNS} FROM events {where} "
+                    f"SELECT {records.COLUMNS} FROM events {where} "
                     "ORDER BY seq LIMIT ?", (*params, batch)) as cur:
-                rows = [eventlog.to_record(row) for row in await cur.fetchall()]
+                rows = [records.to_record(row) for row in await cur.fetchall()]
             for record in rows:
                 yield record
             if len(rows) < batch:

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from daemon.core import events as ev
-from daemon.store import consuming, eventlog, opening
+from daemon.store import consuming, eventlog, opening, records
 from tests.clocks import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -57,7 +57,7 @@ class Heard:
         self.batches: list[list[int]] = []
         self.failing = False
 
-    async def __call__(self, batch: Sequence[eventlog.Committed]) -> None:
+    async def __call__(self, batch: Sequence[records.Committed]) -> None:
         self.batches.append([c.seq for c in batch])
         if self.failing:
             raise RuntimeError("a bug in a consumer")

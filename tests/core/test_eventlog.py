@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from daemon.core import events as ev
-from daemon.store import eventlog, opening
+from daemon.store import eventlog, opening, records
 from tests.clocks import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -31,14 +31,14 @@ async def test_duplicate_key_returns_original_seq_and_writes_nothing(
         log: eventlog.EventLog) -> None:
     first = await log.append(customer(1), idempotency_key="a")
     again = await log.append(customer(1, "Other"), idempotency_key="a")
-    assert first == eventlog.Appended(1, True)
-    assert again == eventlog.Appended(1, False)
+    assert first == records.Appended(1, True)
+    assert again == records.Appended(1, False)
     assert await log.count() == 1
     assert log.tables.customers()["1"].fact.name == "Nordlys"
 
 
 async def test_fifty_tasks_with_overlapping_keys(log: eventlog.EventLog) -> None:
-    results: dict[int, eventlog.Appended] = {}
+    results: dict[int, records.Appended] = {}
 
     async def one(i: int) -> None:
         results[i] = await log.append(customer(i % 7), idempotency_key=f"k{i % 7}")
