@@ -304,9 +304,12 @@ class InvoiceBooked(_Outcome, frozen=True, kw_only=True, tag="invoice_booked"):
 
 
 class BookedMismatch(_Outcome, frozen=True, kw_only=True, tag="booked_mismatch"):
-    """A booked entry no longer matches Moment: reported, never edited."""
+    """A booked invoice differs from Moment (``fields`` ``["moment"]``: Moment's own invoice
+    changed after booking) or from e-conomic's booked entry (``amount``, ``customer``,
+    ``date``, or ``missing``): reported, never edited."""
 
     detail: str
+    fields: tuple[str, ...] = ()
 
 
 class WentWithout(_Outcome, frozen=True, kw_only=True, tag="went_without"):

@@ -68,6 +68,8 @@ class EntityState(msgspec.Struct, frozen=True, kw_only=True):
     entries_lost: int = 0  # draft entries found deleted since the last operator retry
     #: dependencies it went to e-conomic without ("project:7") -> the warning that said so
     without: dict[str, str] = {}
+    mismatch: str = ""  # the last BookedMismatch's sentence, and the fields it names
+    mismatch_fields: tuple[str, ...] = ()
 
 
 #: The daemon-state row of the hint watermark. Logs written before
@@ -212,7 +214,8 @@ def fold_state(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | Non
         case ev.DriftRepaired():
             return replace(state, drift_repaired=state.drift_repaired + 1)
         case ev.BookedMismatch():
-            return replace(state, warnings=_add_warning(state, event.detail))
+            return replace(state, warnings=_add_warning(state, event.detail),
+                           mismatch=event.detail, mismatch_fields=event.fields)
         case ev.WentWithout():
             return replace(state, without={**state.without, event.dependency: event.warning},
                            warnings=_add_warning(state, event.warning))

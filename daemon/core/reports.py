@@ -57,12 +57,22 @@ class Moment(msgspec.Struct, frozen=True):
     clock_skew_s: float = 0.0
 
 
+class BookedMismatch(msgspec.Struct, frozen=True):
+    """A booked invoice that differs from Moment or from e-conomic's booked entry."""
+
+    number: int
+    fields: list[str]
+    note: str
+
+
 class Reconcile(msgspec.Struct, frozen=True):
     last_full_at: str | None = None
     last_incremental_at: str | None = None
     drift_repaired: int = 0
     #: reported, never deleted (the same struct ``plan`` lists them with)
     strays: list[plans.PlanStray] = msgspec.field(default_factory=list)
+    #: reported once each, never edited
+    booked_mismatches: list[BookedMismatch] = msgspec.field(default_factory=list)
     queue: dict[str, int] = msgspec.field(default_factory=dict)
     waiting: int = 0
     last_error: str | None = None

@@ -45,6 +45,7 @@ _TITLE: Final[dict[AlertKind, str]] = {
     AlertKind.CHECK_FAILED: "a preflight check failed",
     AlertKind.PDF_NOT_ATTACHED: "invoice PDF not attached",
     AlertKind.DRIFT_REPAIRED: "changes in e-conomic were set back",
+    AlertKind.BOOKED_MISMATCH: "a booked invoice differs in e-conomic",
 }
 _DIGEST_TITLE: Final[dict[AlertKind, str]] = {
     AlertKind.PARKED: "items stopped syncing",
@@ -52,6 +53,7 @@ _DIGEST_TITLE: Final[dict[AlertKind, str]] = {
     AlertKind.CHECK_FAILED: "preflight checks failed",
     AlertKind.PDF_NOT_ATTACHED: "invoice PDFs not attached",
     AlertKind.DRIFT_REPAIRED: "records changed in e-conomic were set back",
+    AlertKind.BOOKED_MISMATCH: "booked invoices differ in e-conomic",
 }
 
 _log = structlog.get_logger(__name__)

@@ -26,6 +26,7 @@ class AlertKind(enum.StrEnum):
     PDF_NOT_ATTACHED = "pdf_not_attached"
     DRIFT_REPAIRED = "drift_repaired"
     WARNING = "warning"
+    BOOKED_MISMATCH = "booked_mismatch"
 
 
 class Severity(enum.StrEnum):
@@ -168,4 +169,16 @@ def entity_warning(*, kind: str, key: str, warning: str, at: float) -> Alert:
             "Fix what the warning names (in e-conomic or in Moment) if it matters; the "
             f"{kind} itself needs nothing more. `moment-sync events --entity {kind}:{key}` "
             "shows its history."), at=at,
+    )
+
+
+def booked_mismatch(*, invoice: str, fields: list[str], note: str, at: float) -> Alert:
+    """A booked invoice differs from e-conomic's booked entry (``note`` names it, what differs
+    with both values, and that booked entries are never edited)."""
+    del fields  # named in the note, with their values
+    return Alert(
+        kind=AlertKind.BOOKED_MISMATCH, severity=Severity.WARNING,
+        entity=_entity("invoice", invoice), problem=_clean(note),
+        action=("Check the booked entry in e-conomic. If it is wrong, correct it there with a "
+                "new entry or a credit note; the daemon never edits booked entries."), at=at,
     )

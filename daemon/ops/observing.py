@@ -47,6 +47,10 @@ class Observer:
         self.alerter.alert(alerts.drift_repaired(kind=kind, key=key, fields=fields,
                                                  at=self.clock.now()))
 
+    def booked_mismatch(self, invoice: str, fields: list[str], note: str) -> None:
+        self.alerter.alert(alerts.booked_mismatch(invoice=invoice, fields=fields, note=note,
+                                                  at=self.clock.now()))
+
 
 async def measuring(log: eventlog.EventLog, economic: economic_client.EconomicClient,
                     reconciler: reconcile_running.Reconciler, meter: metrics.Metrics, *,

@@ -95,6 +95,9 @@ def render_status(report: reports.StatusReport, parked: Sequence[reports.ParkedI
     for stray in rec.strays:
         note = f": {stray.note}" if stray.note else ""
         lines.append(f"{_INDENT}stray {stray.kind} {stray.number} in e-conomic{note}")
+    for mismatch in rec.booked_mismatches:
+        lines.append(f"{_INDENT}booked invoice {mismatch.number} differs "
+                     f"({', '.join(mismatch.fields)}): {mismatch.note}")
 
     failed = [c for c in report.checks if not c.ok]
     if failed:

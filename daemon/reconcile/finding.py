@@ -69,12 +69,9 @@ class Finder:
                     ) -> tuple[dict[str, list[plans.LiveEntry]], dict[str, list[plans.LiveEntry]]]:
         """Drafts and booked entries by invoice number; failed groups noted in ``look``."""
         by_customer: dict[int, list[Item]] = {}
-        by_number: dict[int, list[Item]] = {}
         for i in items:
             by_customer.setdefault(i.entry.customer_number, []).append(i)
-            by_number.setdefault(i.entry.invoice_number, []).append(i)
         drafts: dict[str, list[plans.LiveEntry]] = {}
-        booked: dict[str, list[plans.LiveEntry]] = {}
         client = self.ctx.client
         for chunk in _groups(by_customer):
             flt = filters.eq("entryTypeNumber", 10) & filters.in_("customerNumber", chunk)
@@ -85,16 +82,29 @@ class Finder:
                 continue
             for e in rows:
                 drafts.setdefault(e.invoice_number, []).append(e)
+        booked = await self.read_booked(items, look)
+        return drafts, booked
+
+    async def read_booked(self, items: Sequence[Item], look: Lookup
+                          ) -> dict[str, list[plans.LiveEntry]]:
+        """The booked customer rows of ``items`` by invoice number (any customer): one read
+        per group of 200 invoice numbers, each to its last page; failed groups noted in
+        ``look``."""
+        by_number: dict[int, list[Item]] = {}
+        for i in items:
+            by_number.setdefault(i.entry.invoice_number, []).append(i)
+        booked: dict[str, list[plans.LiveEntry]] = {}
         for chunk in _groups(by_number):
             flt = filters.in_("customerInvoiceNumber", chunk)
             try:
-                rows = [live_booked(b) async for b in client.iter_booked_entries(filter=flt)]
+                rows = [live_booked(b)
+                        async for b in self.ctx.client.iter_booked_entries(filter=flt)]
             except errors.EconomicError as err:
                 look.failed.update((i.key, err) for n in chunk for i in by_number[n])
                 continue
             for e in rows:
                 booked.setdefault(e.invoice_number, []).append(e)
-        return drafts, booked
+        return booked
 
     async def lookup(self, items: Sequence[Item]) -> Lookup:
         """Look ``items`` up and record what is found (see the module docstring)."""

@@ -93,7 +93,8 @@ class Invoices:
         detail = (f"invoice {i.key} changed in Moment after it was booked in e-conomic; booked "
                   "entries are never edited: correct it with a credit note")
         if detail not in st.warnings:
-            await self.ctx.log.append(ev.BookedMismatch(kind=KIND, key=i.key, detail=detail),
+            await self.ctx.log.append(ev.BookedMismatch(kind=KIND, key=i.key, detail=detail,
+                                                        fields=("moment",)),
                                       idempotency_key=f"mismatch:{i.key}:{i.content}")
 
     # --- an entry e-conomic says is not there ---------------------------------------------

@@ -1,5 +1,6 @@
 """The observer port: where the reconcile layer reports what a person or a dashboard should
-hear of (an item parked, a PDF not attached, drift repaired). The app adapts :mod:`daemon.ops`
+hear of (an item parked, a PDF not attached, drift repaired, a booked invoice that differs from
+e-conomic's booked entry). The app adapts :mod:`daemon.ops`
 (alerts, metrics) to :class:`Observer`; tests pass their own or :class:`NullObserver`.
 
 Guarantees: an observer is told only after the outcome it reports is durable in the log, and
@@ -24,6 +25,8 @@ class Observer(Protocol):
     def drift_repaired(self, kind: str, key: str, fields: list[str]) -> None: ...
 
     def warned(self, kind: str, key: str, warning: str) -> None: ...
+
+    def booked_mismatch(self, invoice: str, fields: list[str], note: str) -> None: ...
 
 
 class SafeObserver:
@@ -56,6 +59,12 @@ class SafeObserver:
         except Exception:
             _log.exception("observer failed on warned %s:%s", kind, key)
 
+    def booked_mismatch(self, invoice: str, fields: list[str], note: str) -> None:
+        try:
+            self.inner.booked_mismatch(invoice, fields, note)
+        except Exception:
+            _log.exception("observer failed on booked_mismatch %s", invoice)
+
 
 class NullObserver:
     """Hears nothing: for commands that reconcile once (``resync``) and for tests."""
@@ -71,3 +80,6 @@ class NullObserver:
 
     def warned(self, kind: str, key: str, warning: str) -> None:
         del kind, key, warning
+
+    def booked_mismatch(self, invoice: str, fields: list[str], note: str) -> None:
+        del invoice, fields, note

@@ -40,6 +40,7 @@ from daemon.core import mapping as mp
 from daemon.economic import errors
 from daemon.economic.client import EconomicClient
 from daemon.reconcile import (
+    auditing,
     controlling,
     controls,
     hooks,
@@ -241,6 +242,7 @@ class Reconciler:
                 last_incremental_at=clocks.iso_posix(self.last_incremental_at),
                 drift_repaired=statuses.drift_repaired(tables),
                 strays=statuses.strays(tables),
+                booked_mismatches=statuses.booked_mismatches(tables),
                 queue={k: self.queue.depth(k) for k in kinds.NAMES},
                 waiting=self.queue.waiting(), last_error=self.last_error))
 
@@ -297,6 +299,7 @@ class Reconciler:
                     await self._unpark(parked, "full reconcile")
                     queued += len(parked)
                 queued += sweeping.queue_unread(self.controls)
+                await auditing.audit_booked(self.controls)  # reads only; reports differences
             self._first_sweep.set()
             failure = retry or refused
             self.last_error = str(failure) if failure is not None else None

@@ -3,7 +3,7 @@
 Per kind (every spec of :data:`daemon.reconcile.kinds.SPECS`): ``desired`` (managed entities,
 not gone), ``parked``, ``in_sync`` (the log records the current desired fields as applied; for
 an invoice: transferred, PDF attached or skipped, booked, as configured) and ``pending`` (the
-rest). Strays as reported, never deleted.
+rest). Strays as reported, never deleted; booked invoices reported as differing.
 """
 
 from __future__ import annotations
@@ -45,3 +45,14 @@ def strays(tables: pj.Tables) -> list[plans.PlanStray]:
                                        managed_key=row.extra.get("managed_key", ""),
                                        note=row.value, reported_at=row.at))
     return out
+
+
+def booked_mismatches(tables: pj.Tables) -> list[reports.BookedMismatch]:
+    """The booked invoices last reported as differing (``BookedMismatch``), by number."""
+    out = [reports.BookedMismatch(
+        number=st.economic_number if st.economic_number is not None else int(st.key),
+        fields=list(st.mismatch_fields), note=st.mismatch)
+        for st in tables.states().values()
+        if st.kind == "invoice" and st.mismatch and (st.economic_number is not None
+                                                      or st.key.isdigit())]
+    return sorted(out, key=lambda m: m.number)

@@ -38,6 +38,9 @@ Bookings a person makes in e-conomic's journal, booked at once on the next vouch
   "date", "accountNumber": 5820}``: the invoice's customer-row ``remainder`` goes toward 0.
 - ``POST /admin/settlements`` ``{"customerNumber", "customerInvoiceNumber",
   "creditNoteNumber"}``: a credit note settles an invoice (200, the two customer rows).
+- ``PATCH /admin/booked-entries/{n}`` ``{"amount", "date", "customerNumber"}`` (any of them):
+  a fault, not a booking: edits booked row ``n`` in place, as the real e-conomic lets no one do
+  (corrections are new entries), to produce a booked entry that differs from what was sent.
 
 A refused request answers 400 ``{"error": "..."}`` and changes nothing.
 """
@@ -236,6 +239,12 @@ def routes(sb: EconomicSandbox) -> list[web.RouteDef]:
         a.project_groups[body["number"]] = group
         return replies.json(group, 201)
 
+    async def tamper(request: web.Request) -> web.Response:
+        n = _num(request)
+        if n is None:
+            return replies.json({"error": "no such booked entry"}, 404)
+        return await booking(lambda b: economic_books.tamper(sb.agreement, n, b), 200)(request)
+
     async def clear_idempotency(_r: web.Request) -> web.Response:
         sb.idempotency.clear()
         return web.Response(status=204)
@@ -264,4 +273,5 @@ def routes(sb: EconomicSandbox) -> list[web.RouteDef]:
             lambda b: economic_books.pay(sb.agreement, b))),
         web.post("/admin/settlements", booking(
             lambda b: economic_books.settle(sb.agreement, b), 200)),
+        web.patch("/admin/booked-entries/{n}", tamper),
     ]

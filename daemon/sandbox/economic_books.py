@@ -271,3 +271,29 @@ def settle(a: Agreement, body: Record) -> list[Record]:
 def _lower(a: Agreement, r: Record, by: Decimal) -> None:
     r["remainder"] = Decimal(str(r["remainder"])) - by
     r["objectVersion"] = a.version()
+
+
+def tamper(a: Agreement, entry: int, body: Record) -> list[Record]:
+    """Change booked row ``entry``'s ``amount``, ``date`` or ``customerNumber`` in place.
+
+    A fault, not a booking: the real e-conomic lets no one edit a booked entry (corrections
+    are new entries). Tests use it to produce a booked entry that differs from what was sent.
+    """
+    r = a.booked_entries.get(entry)
+    if r is None:
+        raise BookingError(f"no booked entry {entry}")
+    unknown = set(body) - {"amount", "date", "customerNumber"}
+    if unknown:
+        raise BookingError(f"only amount, date and customerNumber can be changed, not "
+                           f"{', '.join(sorted(unknown))}")
+    if "customerNumber" in body and body["customerNumber"] not in a.customers:
+        raise BookingError(f"customerNumber {body['customerNumber']!r} is not a customer")
+    change: Record = {k: body[k] for k in ("customerNumber",) if k in body}
+    if "amount" in body:
+        change["amount"] = _amount(body)
+    if "date" in body:
+        change["date"] = f"{_day(body)}T00:00:00Z" if "T" in str(r.get("date", "")) \
+            else _day(body)
+    r.update(change)  # validated whole: a refused request changes nothing
+    r["objectVersion"] = a.version()
+    return [r]

@@ -298,3 +298,25 @@ async def test_voucher_numbers_follow_drafts_that_come_and_go(
         "amount": 100, "date": f"{YEAR}-03-02", "projectNumber": 1})
     assert (st, doc["voucherNumber"]) == (201, 5)
     assert a.voucher_exists(str(YEAR), 5) and not a.voucher_exists(str(YEAR - 1), 5)
+
+
+async def test_admin_edits_a_booked_entry_as_no_one_can_in_economic(
+        sandbox: EconomicSandbox, http: aiohttp.ClientSession) -> None:
+    await book(http, invoice(17, 1000.0))
+    [row] = await rows(http, "customerInvoiceNumber$eq:17")
+    n = row["entryNumber"]
+    st, doc = await call(http, "PATCH", f"/admin/booked-entries/{n}",
+                         {"amount": "1250.00", "date": f"{YEAR}-03-02", "customerNumber": 2})
+    assert st == 200, doc
+    [row] = await rows(http, "customerInvoiceNumber$eq:17")
+    assert (row["amount"], row["date"][:10], row["customerNumber"]) == (
+        1250.0, f"{YEAR}-03-02", 2)
+    before = dict(sandbox.agreement.booked_entries[n])
+    st, doc = await call(http, "PATCH", f"/admin/booked-entries/{n}", {"text": "other"})
+    assert st == 400 and "not text" in doc["error"]
+    st, doc = await call(http, "PATCH", f"/admin/booked-entries/{n}",
+                         {"amount": 5, "customerNumber": 99})
+    assert st == 400 and "not a customer" in doc["error"]
+    st, doc = await call(http, "PATCH", "/admin/booked-entries/9999", {"amount": 1})
+    assert st == 400 and doc["error"] == "no booked entry 9999"
+    assert sandbox.agreement.booked_entries[n] == before

@@ -33,6 +33,13 @@ SAMPLE_STATUS: dict[str, object] = {
                   "strays": [{"kind": "customer", "number": 1050, "managed_key": "10001",
                               "note": "same organization number as customer 10001",
                               "reported_at": "2026-11-20T06:00:01Z"}],
+                  "booked_mismatches": [{
+                      "number": 17, "fields": ["amount"],
+                      "note": "Invoice 17's booked entry in e-conomic (voucher 5 (2026)) differs "
+                              "from the invoice in Moment: amount 1300.00 DKK in e-conomic, "
+                              "1250.00 DKK in Moment. The daemon never edits booked entries: "
+                              "if e-conomic's entry is wrong, correct it there with a new entry "
+                              "(or a credit note)."}],
                   "queue": {"customer": 0, "project": 0, "invoice": 0}, "waiting": 1,
                   "last_error": None},
     "checks": [{"name": "project_module", "ok": False,

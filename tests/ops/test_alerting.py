@@ -196,6 +196,23 @@ async def test_no_mail_without_email_to(smtp: SMTPServer) -> None:
     assert alerter.held() == 0 and smtp.mailbox.messages == []
 
 
+async def test_a_booked_invoice_that_differs_in_economic_is_mailed(smtp: SMTPServer) -> None:
+    clock = fake_clock()
+    alerter = make_alerter(smtp, clock)
+    note = ("Invoice 17's booked entry in e-conomic (voucher 5 (2026)) differs from the invoice "
+            "in Moment: amount 30.00 DKK in e-conomic, 26.25 DKK in Moment. The daemon never "
+            "edits booked entries: if e-conomic's entry is wrong, correct it there with a new "
+            "entry (or a credit note).")
+    alerter.alert(alerts.booked_mismatch(invoice="17", fields=["amount"], note=note,
+                                         at=clock.now()))
+    assert await alerter.flush() == 1
+    [message] = smtp.mailbox.messages
+    assert "a booked invoice differs in e-conomic" in message["Subject"]
+    text = body(message)
+    assert "amount 30.00 DKK in e-conomic, 26.25 DKK in Moment" in text
+    assert "invoice 17" in text and "never edits booked entries" in text
+
+
 async def test_several_recipients_and_the_warning_wording(smtp: SMTPServer) -> None:
     clock = fake_clock()
     alerter = make_alerter(smtp, clock, to="a@example.com, b@example.com")

@@ -20,6 +20,10 @@ e-conomic  rate limit bucket 120/10000 (1%), drains 10000 per 60s; 1450 calls to
 Moment     last webhook 2026-11-20T09:20:02Z, last poll 2026-11-20T09:25:00Z
 Reconcile  last full 2026-11-20T06:00:00Z, last incremental 2026-11-20T09:20:00Z; drift repaired 3
            stray customer 1050 in e-conomic: same organization number as customer 10001
+           booked invoice 17 differs (amount): Invoice 17's booked entry in e-conomic \
+(voucher 5 (2026)) differs from the invoice in Moment: amount 1300.00 DKK in e-conomic, 1250.00 \
+DKK in Moment. The daemon never edits booked entries: if e-conomic's entry is wrong, correct it \
+there with a new entry (or a credit note).
 Checks     1 of 1 FAILED
            FAIL project_module: the Projects module is not active on this agreement
 Parked     1 item(s)

@@ -121,12 +121,15 @@ async def test_backfill_converges_with_minimal_plan(
                       "project": {"desired": 300, "in_sync": 300, "pending": 0, "parked": 0},
                       "invoice": {"desired": 400, "in_sync": 400, "pending": 0, "parked": 0}}
 
-    # a full sweep of N customers reads ceil(N/1000) pages and writes nothing
+    # a full sweep of N customers reads ceil(N/1000) pages, compares the booked invoices by
+    # 200 invoice numbers a read (never one per invoice), and writes nothing
     sandbox.served.clear()
     await rec.full_sweep()
     assert rec.idle()
     assert served(sandbox) == {"GET /rest/customers": math.ceil(CUSTOMERS / 1000),
-                               "GET /apis/projectsapi/v1.1.0/Projects": 1}
+                               "GET /apis/projectsapi/v1.1.0/Projects": 1,
+                               "GET /apis/bookedEntriesapi/v4.0.0/booked-entries":
+                                   math.ceil(INVOICES / 200)}
     report = await rec.plan()
     assert report.pending == 0 and planning.exit_code(report) == 0
 

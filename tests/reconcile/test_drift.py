@@ -35,6 +35,7 @@ class Observer:
         self.skipped: list[tuple[str, str]] = []
         self.drift: list[tuple[str, str, list[str]]] = []
         self.warnings: list[tuple[str, str, str]] = []
+        self.mismatches: list[tuple[str, list[str], str]] = []
 
     def parked(self, kind: str, key: str, reason: str) -> None:
         self.parks.append((kind, key, reason))
@@ -47,6 +48,9 @@ class Observer:
 
     def warned(self, kind: str, key: str, warning: str) -> None:
         self.warnings.append((kind, key, warning))
+
+    def booked_mismatch(self, invoice: str, fields: list[str], note: str) -> None:
+        self.mismatches.append((invoice, fields, note))
 
 
 async def test_drift_is_repaired_and_the_stray_reported(
