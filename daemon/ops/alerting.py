@@ -45,6 +45,7 @@ _TITLE: Final[dict[AlertKind, str]] = {
     AlertKind.CHECK_FAILED: "a preflight check failed",
     AlertKind.PDF_NOT_ATTACHED: "invoice PDF not attached",
     AlertKind.DRIFT_REPAIRED: "changes in e-conomic were set back",
+    AlertKind.WARNING: "synced with a warning",
     AlertKind.BOOKED_MISMATCH: "a booked invoice differs in e-conomic",
 }
 _DIGEST_TITLE: Final[dict[AlertKind, str]] = {
@@ -53,6 +54,7 @@ _DIGEST_TITLE: Final[dict[AlertKind, str]] = {
     AlertKind.CHECK_FAILED: "preflight checks failed",
     AlertKind.PDF_NOT_ATTACHED: "invoice PDFs not attached",
     AlertKind.DRIFT_REPAIRED: "records changed in e-conomic were set back",
+    AlertKind.WARNING: "records synced with a warning",
     AlertKind.BOOKED_MISMATCH: "booked invoices differ in e-conomic",
 }
 

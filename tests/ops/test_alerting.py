@@ -213,6 +213,20 @@ async def test_a_booked_invoice_that_differs_in_economic_is_mailed(smtp: SMTPSer
     assert "invoice 17" in text and "never edits booked entries" in text
 
 
+async def test_an_invoice_booked_without_its_project_is_mailed(smtp: SMTPServer) -> None:
+    """Every kind of alert has its subject (a warning's was missing: its mail failed)."""
+    assert set(alerting._TITLE) == set(alerts.AlertKind) == set(alerting._DIGEST_TITLE)
+    clock = fake_clock()
+    alerter = make_alerter(smtp, clock)
+    alerter.alert(alerts.entity_warning(
+        kind="invoice", key="17", warning="booked without project 2, which is parked",
+        at=clock.now()))
+    assert await alerter.flush() == 1
+    [message] = smtp.mailbox.messages
+    assert "synced with a warning" in message["Subject"]
+    assert "booked without project 2" in body(message)
+
+
 async def test_several_recipients_and_the_warning_wording(smtp: SMTPServer) -> None:
     clock = fake_clock()
     alerter = make_alerter(smtp, clock, to="a@example.com, b@example.com")
