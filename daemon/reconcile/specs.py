@@ -16,7 +16,7 @@ Guarantees: :meth:`Spec.items` and :meth:`Spec.decide` do no I/O; nothing here w
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
@@ -176,8 +176,13 @@ class Spec(abc.ABC, Generic[F, D, L]):
 
     def items(self, tables: pj.Tables, options: mp.Options) -> list[Item[F, D]]:
         """Every managed entity (not gone), in the projection's order."""
-        return [self.make_item(key, row, tables, options)
-                for key, row in self.rows(tables).items() if not row.gone]
+        return list(self.each_item(tables, options))
+
+    def each_item(self, tables: pj.Tables, options: mp.Options) -> Iterator[Item[F, D]]:
+        """:meth:`items` one at a time, none kept (the log must not change meanwhile)."""
+        for key, row in self.rows(tables).items():
+            if not row.gone:
+                yield self.make_item(key, row, tables, options)
 
     def out_of_sync(self, tables: pj.Tables, options: mp.Options) -> list[str]:
         """Keys whose log state is not their desired state (what a restart queues)."""

@@ -18,6 +18,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import anyio.lowlevel
+
 from daemon.core import clocks
 from daemon.core import events as ev
 from daemon.core import mapping as mp
@@ -25,6 +27,9 @@ from daemon.core import projections as pj
 from daemon.economic import filters
 from daemon.reconcile import kinds, specs
 from daemon.reconcile.controls import Controls
+
+PAGE = 1000  # live records diffed, queued and dropped together (the size of a listing page)
+STRIDE = 100  # records diffed between two yields to the event loop (a few ms of work)
 
 
 async def _record_in_sync(controls: Controls, events: Iterable[ev.Event],
@@ -35,49 +40,80 @@ async def _record_in_sync(controls: Controls, events: Iterable[ev.Event],
         beat()
 
 
+async def _settle(controls: Controls, spec: specs.RecordSpec[Any, Any, Any, Any],
+                  found: list[tuple[str, Any]], beat: Callable[[], None]) -> int:
+    """Diff one page of ``(key, record or None)`` against the log: queue the keys that need
+    something, record ``Applied`` for those in sync; returns how many were queued."""
+    queued = 0
+    in_sync: list[ev.Event] = []
+    for n, (key, rec) in enumerate(found, 1):
+        if n % STRIDE == 0:
+            await anyio.lowlevel.checkpoint()  # a page's diff must not stall the event loop
+        item = spec.item(controls.log.tables, controls.options, key)
+        if item is None or item.desired is None or item.state.parked:
+            continue  # gone, unmappable or parked since the sweep began: not this sweep's
+        action = spec.decide(item, spec.live(rec) if rec is not None else None,
+                             controls.options)
+        if action.name == "nothing":
+            in_sync += spec.in_sync(item, rec)
+        elif rec is None or spec.sweep_hint:
+            controls.queue.add(spec.kind, key, hint=rec)
+            queued += 1
+        else:
+            # No hint: the write carries no version, so the pass merges into a fresh read,
+            # not this one, or an edit a person made in between would be lost.
+            controls.queue.add(spec.kind, key)
+            queued += 1
+    await _record_in_sync(controls, in_sync, beat)
+    return queued
+
+
 async def sweep(controls: Controls, spec: specs.RecordSpec[Any, Any, Any, Any], *,
                 since: float | None, beat: Callable[[], None]) -> int:
     """Queue the entities of ``spec``'s kind that need something; returns how many were
-    queued. ``since``: only records changed after it (POSIX seconds); None: a full sweep."""
+    queued. ``since``: only records changed after it (POSIX seconds); None: a full sweep.
+
+    Memory: the records are diffed a page at a time and dropped; what is kept across the
+    listing is each pending entity's number and key, and the records under numbers Moment
+    does not use (the only ones that can be strays)."""
     flt = (filters.gt("lastUpdated", clocks.utc(since).replace(microsecond=0))
            if since is not None else None)
-    live: dict[int, Any] = {}
-    async for rec in spec.listing(controls.client, flt):
-        live[spec.number_of(rec)] = rec
-        beat()  # a sweep of many pages outlasts the watchdog's window: each read is progress
     queued = 0
-    in_sync: list[ev.Event] = []
-    managed: list[Any] = []
-    for item in spec.items(controls.log.tables, controls.options):
+    pending: dict[int, str] = {}  # number -> key of the unparked, mapped entities not yet read
+    numbers: set[int] = set()  # every managed number (parked ones too): not strays
+    for item in spec.each_item(controls.log.tables, controls.options):
         desired = item.desired
         if desired is not None:
-            managed.append(desired)
+            numbers.add(spec.number(desired))
         if item.state.parked:
             continue
         if desired is None:
             controls.queue.add(spec.kind, item.key)  # parks it with the mapping problem
             queued += 1
             continue
-        rec = live.get(spec.number(desired))
-        if since is not None and rec is None:
-            continue  # unchanged since the last sweep
-        action = spec.decide(item, spec.live(rec) if rec is not None else None,
-                             controls.options)
-        if action.name == "nothing":
-            in_sync += spec.in_sync(item, rec)
-        elif rec is None or spec.sweep_hint:
-            controls.queue.add(spec.kind, item.key, hint=rec)
-            queued += 1
-        else:
-            # No hint: the write carries no version, so the pass merges into a fresh read,
-            # not this one, or an edit a person made in between would be lost.
-            controls.queue.add(spec.kind, item.key)
-            queued += 1
-    await _record_in_sync(controls, in_sync, beat)
-    if since is None:
-        numbers = {spec.number(d) for d in managed}
-        strays = spec.strays(managed, [spec.live(r) for r in live.values()], numbers)
-        await controls.outcomes.strays(strays)
+        pending[spec.number(desired)] = item.key
+    others: list[Any] = []  # the live records under numbers Moment does not use
+    page: list[tuple[str, Any]] = []
+    async for rec in spec.listing(controls.client, flt):
+        beat()  # a sweep of many pages outlasts the watchdog's window: each read is progress
+        number = spec.number_of(rec)
+        key = pending.pop(number, None)
+        if key is not None:
+            page.append((key, rec))
+        elif number not in numbers and since is None:
+            others.append(spec.live(rec))
+        if len(page) >= PAGE:
+            queued += await _settle(controls, spec, page, beat)
+            page = []
+    queued += await _settle(controls, spec, page, beat)
+    if since is None:  # records not found: created (a later incremental sweep: unchanged)
+        absent = [(key, None) for key in pending.values()]
+        pending.clear()
+        for start in range(0, len(absent), PAGE):
+            queued += await _settle(controls, spec, absent[start:start + PAGE], beat)
+        managed = ([i.desired for i in spec.each_item(controls.log.tables, controls.options)
+                    if i.desired is not None] if others else [])
+        await controls.outcomes.strays(spec.strays(managed, others, numbers))
     return queued
 
 

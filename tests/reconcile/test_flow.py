@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import msgspec
 import pytest
@@ -166,3 +168,27 @@ async def test_sweeps_beside_a_wedged_worker_do_not_beat_the_watchdog(
     # the incremental sweeps went on beside the wedge (every 10 s of the 35), yet none beat
     assert sum(1 for s in sandbox.served if s.path == "/rest/customers") >= listings + 2
     assert [at for at in beats if at > wedged_at] == []
+
+
+async def test_a_full_sweep_queues_each_page_before_it_reads_the_next(
+        sandbox: EconomicSandbox, client: EconomicClient, log: EventLog,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full sweep diffs a page of records and drops it before it reads the next, so a sweep
+    of 100,000 customers never holds them all: each drifted customer is queued while the
+    listing is still on that customer's page."""
+    sandbox.agreement.add_customers(2500)  # three pages of 1,000, each differing from Moment
+    await record(log, [customer(n) for n in range(1, 2501)])
+    rec = reconciler(log, client)
+    pages_when_queued: dict[str, int] = {}
+    add = rec.queue.add
+
+    def spy(kind: str, key: str, **kw: Any) -> None:
+        pages_when_queued.setdefault(key, sum(1 for s in sandbox.served
+                                              if s.path == "/rest/customers"))
+        add(kind, key, **kw)
+
+    monkeypatch.setattr(rec.queue, "add", spy)
+    assert await rec.full_sweep() == 2500
+    assert {pages_when_queued[str(n)] for n in range(1, 1001)} == {1}
+    assert {pages_when_queued[str(n)] for n in range(1001, 2001)} == {2}
+    assert {pages_when_queued[str(n)] for n in range(2001, 2501)} == {3}
