@@ -113,7 +113,8 @@ def fold_customer(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | 
     if isinstance(event, ev.CustomerUpserted):
         before = row.filled if isinstance(row, DesiredCustomer) else ()
         filled = {f for f in ev.CUSTOMER_OPTIONAL_FIELDS if getattr(event, f).strip()}
-        return DesiredCustomer(fact=event, seq=seq, filled=tuple(sorted(filled.union(before))))
+        return DesiredCustomer(fact=event, seq=seq,
+                               filled=_shared_filled(tuple(sorted(filled.union(before)))))
     if isinstance(event, ev.EntityGone) and isinstance(row, DesiredCustomer):
         return msgspec.structs.replace(row, gone=True, seq=seq)
     return row
@@ -362,6 +363,20 @@ def encode_row(row: Row) -> bytes:
     return _row_encoder.encode(row)
 
 
+#: One shared tuple per distinct set of filled fields (at most 2**len(optional fields)): a
+#: customer's ``filled`` decoded from its row is replaced by it, so 100,000 customers hold a
+#: handful of tuples instead of 100,000 tuples of fresh strings (about 60 MB).
+_FILLED: Final[dict[tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def _shared_filled(filled: tuple[str, ...]) -> tuple[str, ...]:
+    return _FILLED.setdefault(filled, filled)
+
+
 def decode_row(table: str, data: bytes) -> Row:
     row: Row = _row_decoders[table].decode(data)
+    if isinstance(row, DesiredCustomer) and row.filled:
+        shared = _shared_filled(row.filled)
+        if shared is not row.filled:
+            row = msgspec.structs.replace(row, filled=shared)
     return row

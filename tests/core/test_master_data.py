@@ -128,3 +128,15 @@ def test_a_zone_from_moments_vat_code_is_owned() -> None:
     d = mapped(cust(country_code="DE", vat_code="EU"))
     a = plans.plan(d, live(country="Tyskland", vat_zone=3))
     assert a.name == "update" and a.fields == ("vat_zone",)
+
+
+def test_customers_with_the_same_filled_fields_share_one_tuple_once_decoded() -> None:
+    """The projection keeps one ``filled`` tuple per distinct set, not one per customer: a
+    full reconcile of 100,000 customers must fit its memory bound (bench fullpass)."""
+    rows = [pj.DesiredCustomer(fact=ev.CustomerUpserted(moment_id=n, number=str(n), name="N"),
+                               seq=n, filled=("city", "email"))
+            for n in range(1, 4)]
+    decoded = [pj.decode_row("desired_customers", pj.encode_row(r)) for r in rows]
+    assert decoded == rows
+    first, *rest = [d.filled for d in decoded if isinstance(d, pj.DesiredCustomer)]
+    assert all(other is first for other in rest)
