@@ -69,6 +69,8 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("--verify", action="store_true",
                         help="compare a rebuild with the live tables instead; writes nothing")
     add("check", commands.cmd_check, "preflight against e-conomic; exit 1 on any failure")
+    add("restore", commands.cmd_restore, "after the event log was restored from a replica or a "
+        "backup: mark every entity whose last write may be missing as in doubt")
     return top
 
 

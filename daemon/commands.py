@@ -25,7 +25,7 @@ from daemon.core import events as ev
 from daemon.ops import asking, clocking, preflight, rendering
 from daemon.ops import logging as logsetup
 from daemon.reconcile import planning
-from daemon.store import eventlog, reading, records, replaying
+from daemon.store import eventlog, reading, records, replaying, restoring
 
 
 class CommandError(Exception):
@@ -118,6 +118,18 @@ async def cmd_replay(args: argparse.Namespace) -> int:
         return 0 if result.ok else 1
     count = await replaying.rebuild(settings.db_path)
     _print(f"rebuilt the projections from {count} events")
+    return 0
+
+
+async def cmd_restore(args: argparse.Namespace) -> int:
+    """``moment-sync restore``: refuse a damaged file, else mark the entities in doubt."""
+    settings = _settings(args)
+    outcome = await restoring.restore(settings.db_path, clock=clocking.SystemClock())
+    _print(f"{outcome.marked} entities marked in doubt")
+    if outcome.marked:
+        _print(f"(of {outcome.entities} the log has written to, through event "
+               f"{outcome.last_seq - 1}: each one's next write to e-conomic is preceded by a "
+               "lookup; Moment is read again from the log's cursors)")
     return 0
 
 

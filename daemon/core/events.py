@@ -327,13 +327,25 @@ class CheckReported(Event, frozen=True, kw_only=True, tag="check_reported"):
     detail: str = ""
 
 
+class RestoreMarked(Event, frozen=True, kw_only=True, tag="restore_marked"):
+    """``moment-sync restore``: the log was brought back from a replica or a backup and may
+    lack its tail, so each listed entity's last write may be missing from it. Each is in doubt
+    until its next write has been preceded by a lookup in e-conomic (DESIGN.md, "Losing the
+    host loses nothing")."""
+
+    #: ``"kind:key"`` of every entity marked, as the ``entity_states`` projection keys them
+    entities: tuple[str, ...] = ()
+    #: the log's last sequence number when the restore was marked
+    through_seq: int = 0
+
+
 ANY_EVENT = (
     CustomerUpserted | ProjectUpserted | InvoiceFinalized | EntityGone | InvoiceConflict
     | HintReceived | PollCursorAdvanced | HintWatermarkAdvanced | ResyncRequested
     | RetryRequested | WriteIntended | Applied | Failed | DriftRepaired | StrayReported
     | Parked | Unparked
     | InvoiceEntryCreated | InvoicePdfAttached | InvoicePdfSkipped | InvoiceBooked
-    | BookedMismatch | WentWithout | CheckReported | InvoiceEntryGone
+    | BookedMismatch | WentWithout | CheckReported | InvoiceEntryGone | RestoreMarked
 )
 
 

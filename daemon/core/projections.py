@@ -70,6 +70,9 @@ class EntityState(msgspec.Struct, frozen=True, kw_only=True):
     without: dict[str, str] = {}
     mismatch: str = ""  # the last BookedMismatch's sentence, and the fields it names
     mismatch_fields: tuple[str, ...] = ()
+    #: marked by ``moment-sync restore``: its last write may be missing from the log, so the
+    #: next write is preceded by a lookup; cleared by the next recorded write
+    in_doubt: bool = False
 
 
 #: The daemon-state row of the hint watermark. Logs written before
@@ -150,11 +153,13 @@ _STATE_EVENTS: Final = (
     ev.WriteIntended, ev.Applied, ev.Failed, ev.Parked, ev.Unparked, ev.RetryRequested,
     ev.InvoiceEntryCreated, ev.InvoicePdfAttached, ev.InvoicePdfSkipped, ev.InvoiceBooked,
     ev.DriftRepaired, ev.InvoiceConflict, ev.EntityGone, ev.BookedMismatch,
-    ev.InvoiceEntryGone, ev.WentWithout,
+    ev.InvoiceEntryGone, ev.WentWithout, ev.RestoreMarked,
 )
 
 
 def _state_keys(event: ev.Event) -> Iterable[str]:
+    if isinstance(event, ev.RestoreMarked):
+        return event.entities
     kind, key = ev.entity_of(event)
     return (f"{kind}:{key}",)
 
@@ -164,6 +169,12 @@ def _add_warning(row: EntityState, warning: str) -> tuple[str, ...]:
 
 
 def fold_state(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | None:
+    if isinstance(event, ev.RestoreMarked):
+        # only an entity with a recorded life can have lost a write; one the log never wrote
+        # to is looked up before its first write anyway
+        if isinstance(row, EntityState) and not row.in_doubt:
+            return msgspec.structs.replace(row, in_doubt=True)
+        return row
     kind, key = ev.entity_of(event)
     state = row if isinstance(row, EntityState) else EntityState(kind=kind, key=key)
     replace = msgspec.structs.replace
@@ -183,6 +194,7 @@ def fold_state(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | Non
                 else state.economic_number,
                 object_version=event.object_version or state.object_version,
                 intents=intents, attempts=0, last_error="", warnings=warnings,
+                in_doubt=False,
             )
         case ev.Failed():
             return replace(state, attempts=event.attempt, last_error=event.error)
@@ -203,7 +215,7 @@ def fold_state(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | Non
         case ev.InvoiceEntryGone():  # every step starts afresh, under new keys
             return replace(state, journal_number=None, entry_number=None, voucher_number=None,
                            document_number=None, pdf_done=False, booked=False, intents={},
-                           entries_lost=state.entries_lost + 1)
+                           entries_lost=state.entries_lost + 1, in_doubt=False)
         case ev.InvoicePdfAttached():
             return replace(state, pdf_done=True, document_number=event.document_number)
         case ev.InvoicePdfSkipped():
@@ -211,7 +223,7 @@ def fold_state(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | Non
                            warnings=_add_warning(state, f"PDF not attached: {event.reason}"))
         case ev.InvoiceBooked():
             return replace(state, booked=True, accounting_year=event.accounting_year,
-                           voucher_number=event.voucher_number)
+                           voucher_number=event.voucher_number, in_doubt=False)
         case ev.DriftRepaired():
             return replace(state, drift_repaired=state.drift_repaired + 1)
         case ev.BookedMismatch():
@@ -288,6 +300,14 @@ def projections_for(event_type: type) -> tuple[Projection, ...]:
         found = tuple(p for p in PROJECTIONS if issubclass(event_type, p.handles))
         _BY_TYPE[event_type] = found
     return found
+
+
+def restore_candidates(tables: Tables) -> list[str]:
+    """The ``entity_states`` keys ``moment-sync restore`` marks in doubt: every entity the log
+    has written to, not already in doubt, whose life in e-conomic is not over (a booked invoice
+    is: booking is the last write the daemon makes to it)."""
+    return sorted(key for key, st in tables.states().items()
+                  if not st.in_doubt and not (st.kind == "invoice" and st.booked))
 
 
 Change = tuple[str, str, Row | None, int]

@@ -236,7 +236,10 @@ class Invoices:
     async def _book(self, items: list[Item]) -> None:
         if not items:
             return
-        unknown = [i for i in items if self.ctx.outcomes.open_intent(KIND, i.key, "book")]
+        # an open intent's outcome is unknown; an invoice in doubt after a restore may have
+        # been booked in the tail the log lost: both are looked up before booking
+        unknown = [i for i in items if self.ctx.outcomes.open_intent(KIND, i.key, "book")
+                   or self.ctx.log.tables.state(KIND, i.key).in_doubt]
         look = await self.finder.lookup(unknown)
         await self.transfer.wait_for_lookup(look.failed)
         by_journal: dict[int, list[Item]] = {}
