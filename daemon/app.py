@@ -43,6 +43,7 @@ from daemon.ops import (
     alerting,
     answering,
     clocking,
+    exposing,
     metrics,
     notifying,
     observing,
@@ -240,13 +241,17 @@ async def run(settings: config.Settings) -> int:
             moment(settings, secrets, clock=clock) as moment_api:
         ingest = ingest_running.Ingest(settings=settings, log=log, client=moment_api,
                                        webhook_token=secrets["moment-webhook-token"],
-                                       clock=clock)
+                                       clock=clock,
+                                       on_webhook=lambda status: meter.webhook_answered(
+                                           "moment", status))
         reconcile = reconciler(settings, log=log, client=economic_api, clock=clock,
                                observer=observing.Observer(alerter, meter, clock=clock),
                                watchdog=watchdog)
         answers = answering.Answers(runtime=runtime, log=log, economic=economic_api, clock=clock,
                                     ingest=ingest, reconciler=reconcile)
         server = statusserver.StatusServer(answers, meter)
+        metrics_at = settings.daemon.metrics_address
+        scraped = None if metrics_at is None else exposing.MetricsListener(meter, metrics_at)
         current = [settings]
 
         def reload(fresh: config.Settings) -> None:
@@ -257,6 +262,8 @@ async def run(settings: config.Settings) -> int:
         check_pulse = watchdog.pulse("preflight")
         try:
             await server.start(Path(settings.daemon.status_socket))
+            if scraped is not None:
+                await scraped.start()
             async with anyio.create_task_group() as tg:
                 await tg.start(counting.run)
                 await tg.start(ingest.run)
@@ -280,11 +287,16 @@ async def run(settings: config.Settings) -> int:
                 await supervise(runtime, notifier, on_reload=reload,
                                 on_stopping=finish_in_flight)
                 tg.cancel_scope.cancel()
+        except exposing.MetricsListenError as exc:
+            _log.error("cannot start", error=str(exc))
+            return 1
         except Exception as exc:
             _log.exception("the daemon stopped on an error", error=str(exc))
             return 1
         finally:
             with anyio.CancelScope(shield=True):
+                if scraped is not None:
+                    await scraped.stop()
                 await server.stop()
                 with anyio.move_on_after(10):
                     await alerter.flush(force=True)

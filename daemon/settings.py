@@ -10,6 +10,7 @@ log never touch them.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -85,6 +86,29 @@ class Listen:
         return f"{self.host}:{self.port}"
 
 
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+
+def parse_metrics_listen(text: str) -> Listen | None:
+    """``[daemon] metrics_listen``: ``""`` is off, else ``HOST:PORT`` with an IP address or a
+    host name and a port from 1 to 65535 (a Prometheus server must know the port, so 0, "any
+    free port", is refused). Raises :class:`ValueError` saying what is wrong."""
+    if not text.strip():
+        return None
+    address = Listen.parse(text.strip())
+    try:
+        ipaddress.ip_address(address.host)
+    except ValueError:
+        if not _HOSTNAME.match(address.host):
+            raise ValueError(f"{address.host!r} is neither an IP address nor a host name, in "
+                             f"{text!r}") from None
+    if address.port == 0:
+        raise ValueError(f"{text!r}: the port must be from 1 to 65535 (a Prometheus server "
+                         "scrapes a fixed port)")
+    return address
+
+
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     pass
 
@@ -94,6 +118,13 @@ class DaemonSettings(_Section, frozen=True, kw_only=True, forbid_unknown_fields=
     status_socket: str = "/run/moment-sync/status.sock"
     listen: Listen = Listen(host="127.0.0.1", port=8080)
     log_format: str = "json"
+    metrics_listen: str = ""  # HOST:PORT serving /metrics over TCP; empty: off
+
+    @property
+    def metrics_address(self) -> Listen | None:
+        """Where ``/metrics`` is served over TCP, or ``None`` when it is off (validated at
+        load, so this never raises on loaded settings)."""
+        return parse_metrics_listen(self.metrics_listen)
 
 
 class MomentSettings(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -271,6 +302,14 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"daemon.log_format: {settings.daemon.log_format!r} must be \"json\" or \"console\""
         )
+    try:
+        metrics_at = parse_metrics_listen(settings.daemon.metrics_listen)
+    except ValueError as exc:
+        raise ConfigError(f"daemon.metrics_listen: {exc}; write HOST:PORT such as "
+                          "\"127.0.0.1:9108\", or \"\" to leave it off") from None
+    if metrics_at is not None and metrics_at == settings.daemon.listen:
+        raise ConfigError(f"daemon.metrics_listen: {metrics_at} is daemon.listen's address too "
+                          "(the webhook receiver's); give /metrics a port of its own")
     for section, key in (("moment", "api_url"), ("economic", "rest_url"), ("economic", "apis_url")):
         url = getattr(getattr(settings, section), key)
         if not url.startswith(("http://", "https://")):

@@ -196,13 +196,16 @@ def hint_event(hint: shapes.Hint) -> ev.HintReceived:
 
 class Receiver:
     """The receiver on one ``host:port`` (port 0: any free port, see :attr:`port` after
-    :meth:`start`). Run it with ``await tg.start(receiver.serve)``, which yields the port."""
+    :meth:`start`). Run it with ``await tg.start(receiver.serve)``, which yields the port.
+    ``on_answer(status)`` is told the HTTP status of every answer the handler gives (e.g. to
+    feed metrics); it must not raise."""
 
     def __init__(self, *, log: eventlog.EventLog, token: secrets.Secret,
                  host: str = "127.0.0.1", port: int = 8080,
                  header_timeout_s: float = HEADER_TIMEOUT_S,
                  body_timeout_s: float = BODY_TIMEOUT_S,
-                 max_connections: int = MAX_CONNECTIONS) -> None:
+                 max_connections: int = MAX_CONNECTIONS,
+                 on_answer: Callable[[int], None] | None = None) -> None:
         if header_timeout_s <= 0 or body_timeout_s <= 0 or max_connections < 1:
             raise ValueError("the timeouts must be positive and max_connections at least 1")
         if not token:
@@ -226,6 +229,7 @@ class Receiver:
         self._counter = itertools.count(1)
         self.accepted = 0
         self.refused = 0
+        self._on_answer = on_answer
 
     def __repr__(self) -> str:
         return f"<Receiver {self.host}:{self.port}>"
@@ -342,6 +346,8 @@ class Receiver:
             # never the path: it holds the token (a wrong one may be a typo of the right one)
             _log.info("webhook request refused", status=response.status,
                       reason=_reason(response)[:_LOGGED_REASON])
+        if self._on_answer is not None:
+            self._on_answer(response.status)
         return response
 
     async def _check_and_record(self, request: web.Request) -> web.Response:

@@ -20,6 +20,8 @@ processor saves its hint watermark (shielded). The log and the client must outli
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import anyio
 import anyio.abc
 
@@ -36,12 +38,14 @@ class Ingest:
 
     def __init__(self, *, settings: config.Settings, log: eventlog.EventLog,
                  client: moment_client.MomentClient, webhook_token: secrets.Secret,
-                 clock: clocks.Clock, concurrency: int = 4) -> None:
+                 clock: clocks.Clock, concurrency: int = 4,
+                 on_webhook: Callable[[int], None] | None = None) -> None:
+        """``on_webhook(status)``: told of every answer the webhook receiver gives."""
         listen = settings.daemon.listen
         self.processor = hinting.HintProcessor(log=log, client=client, concurrency=concurrency,
                                                clock=clock)
         self.receiver = receiving.Receiver(log=log, token=webhook_token, host=listen.host,
-                                           port=listen.port)
+                                           port=listen.port, on_answer=on_webhook)
         self.poller = polling.Poller(log=log, client=client, processor=self.processor,
                                      poll_interval_s=float(settings.moment.poll_interval),
                                      full_scan_interval_s=float(

@@ -8,7 +8,8 @@
 - :mod:`daemon.ops.rendering` — the answers (:mod:`daemon.core.reports`) as text.
 - :mod:`daemon.ops.preflight` — the checks against e-conomic, and the loop that records them.
 - :mod:`daemon.ops.observing` — reconcile outcomes to alerts and metrics; the gauges' loop.
-- :mod:`daemon.ops.metrics` — Prometheus metrics on the daemon's own registry.
+- :mod:`daemon.ops.metrics` — Prometheus metrics on the daemon's own registry;
+  :mod:`daemon.ops.exposing` — their ``GET /metrics`` over TCP (``[daemon] metrics_listen``).
 - :mod:`daemon.ops.notifying` — sd_notify and the progress-gated watchdog.
 - :mod:`daemon.ops.alerts`, :mod:`daemon.ops.alerting` — alert wording, and throttled mail.
 - :mod:`daemon.ops.logging` — structlog setup.

@@ -14,13 +14,21 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from daemon.core import events as ev
 from daemon.ops import providing
 
 PREFIX: Final = "moment_sync"
+#: Where webhooks come from (the ``source`` label of ``moment_sync_webhook_requests_total``).
+WEBHOOK_SOURCES: Final = ("moment", "economic")
 _NUMBER_SEGMENT = re.compile(r"/(?:[0-9]+|[0-9a-fA-F-]{32,36})(?=/|$)")
 
 
@@ -48,6 +56,9 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # process_resident_memory_bytes, process_cpu_seconds_total, process_start_time_seconds,
+        # open files: what a fleet's capacity is measured in (read from /proc at each scrape)
+        ProcessCollector(registry=r)
         self._events = Counter(
             f"{PREFIX}_events_appended", "Events appended to the event log, by event type.",
             ["type"], registry=r,
@@ -84,6 +95,16 @@ class Metrics:
         self._today = Gauge(
             f"{PREFIX}_economic_calls_today",
             "Calls to e-conomic counted against today's fair-use budget.", registry=r,
+        )
+        self._budget = Gauge(
+            f"{PREFIX}_economic_daily_call_budget",
+            "Calls to e-conomic the daemon allows itself per day ([economic] daily_call_budget).",
+            registry=r,
+        )
+        self._webhooks = Counter(
+            f"{PREFIX}_webhook_requests",
+            "Webhook requests answered, by source (moment, economic) and HTTP status "
+            "(202: the hint was recorded).", ["source", "status"], registry=r,
         )
         self._drift = Counter(
             f"{PREFIX}_drift_repaired",
@@ -129,6 +150,17 @@ class Metrics:
 
     def set_calls_today(self, calls: int) -> None:
         self._today.set(calls)
+
+    def set_daily_call_budget(self, calls: int) -> None:
+        self._budget.set(calls)
+
+    def webhook_answered(self, source: str, status: int) -> None:
+        """One webhook request from ``source`` (one of :data:`WEBHOOK_SOURCES`) was answered
+        with HTTP ``status``."""
+        if source not in WEBHOOK_SOURCES:
+            raise ValueError(f"unknown webhook source {source!r}: use one of "
+                             f"{', '.join(WEBHOOK_SOURCES)}")
+        self._webhooks.labels(source=source, status=str(status)).inc()
 
     def drift_repaired(self, kind: str, count: int = 1) -> None:
         self._drift.labels(kind=_check_kind(kind)).inc(count)

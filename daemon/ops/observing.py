@@ -62,6 +62,7 @@ async def measuring(log: eventlog.EventLog, economic: economic_client.EconomicCl
         stats = economic.stats()
         meter.set_rate_limit(stats.rate_limit.used, stats.rate_limit.limit)
         meter.set_calls_today(stats.calls_today)
+        meter.set_daily_call_budget(economic.limiter.budget.daily)
         for kind in ev.KINDS:
             meter.set_queue_depth(kind, reconciler.queue.depth(kind))
             meter.set_parked(kind, sum(1 for s in log.tables.states().values()

@@ -52,6 +52,12 @@ def _error(status: int, message: str) -> web.Response:
     return _json({"error": message}, status=status)
 
 
+def metrics_response(source: providing.MetricsSource) -> web.Response:
+    """``GET /metrics``: ``source`` rendered now, with its Prometheus content type (the same
+    answer on the status socket and on ``[daemon] metrics_listen``)."""
+    return web.Response(body=source.render(), headers={"Content-Type": source.content_type})
+
+
 @web.middleware
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn aiohttp's plain-text HTTP errors into JSON errors, and crashes into a 500."""
@@ -208,9 +214,7 @@ class StatusServer:
         return _json({"state": state}, status=200 if state in providing.HEALTHY_STATES else 503)
 
     async def _metrics_text(self, request: web.Request) -> web.Response:
-        return web.Response(
-            body=self._metrics.render(), headers={"Content-Type": self._metrics.content_type}
-        )
+        return metrics_response(self._metrics)
 
     async def _entity(self, request: web.Request) -> web.Response:
         parsed = self._kind_and_key(request)

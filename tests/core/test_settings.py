@@ -21,6 +21,7 @@ def test_defaults_are_designs() -> None:
     assert (s.economic.reconcile_interval, s.economic.full_reconcile_interval) == (600.0, 21600.0)
     assert s.economic.daily_call_budget == 50000 and s.economic.include_pdf is True
     assert s.alerts.email_to == "" and s.alerts.smtp_port == 25
+    assert s.daemon.metrics_listen == "" and s.daemon.metrics_address is None
     assert (s.economic.vat_zone, s.economic.internal_project_group,
             s.economic.invoice_without_project, s.economic.language) == ("", 0, "book", "da")
     opts = config.mapping_options(s)
@@ -42,6 +43,17 @@ def test_defaults_are_designs() -> None:
     (MINIMAL + '[daemon]\nlisten = "8080"', "daemon.listen: expected HOST:PORT"),
     (MINIMAL + '[daemon]\nlisten = "h:99999"', "daemon.listen: expected HOST:PORT with a port"),
     (MINIMAL + '[daemon]\nlog_format = "xml"', "daemon.log_format: 'xml' must be"),
+    (MINIMAL + '[daemon]\nmetrics_listen = "9108"',
+     "daemon.metrics_listen: expected HOST:PORT such as"),
+    (MINIMAL + '[daemon]\nmetrics_listen = "localhost:http"',
+     "daemon.metrics_listen: expected HOST:PORT with a port"),
+    (MINIMAL + '[daemon]\nmetrics_listen = "127.0.0.1:0"',
+     "daemon.metrics_listen: '127.0.0.1:0': the port must be from 1 to 65535"),
+    (MINIMAL + '[daemon]\nmetrics_listen = "local host:9108"',
+     "daemon.metrics_listen: 'local host' is neither an IP address nor a host name"),
+    (MINIMAL + "[daemon]\nmetrics_listen = 9108", "daemon.metrics_listen: Expected `str`"),
+    (MINIMAL + '[daemon]\nlisten = "127.0.0.1:9108"\nmetrics_listen = "127.0.0.1:9108"',
+     "daemon.metrics_listen: 127.0.0.1:9108 is daemon.listen's address too"),
     (MINIMAL + '[economic]\nvat_zones = {DK = "one"}', "economic.vat_zones"),
     (MINIMAL + '[economic]\nvat_zone = "XX"', "economic.vat_zone: 'XX' is not one of"),
     (MINIMAL + "[economic]\nvat_zones = {}", "economic.vat_zones: must map at least one"),
@@ -76,6 +88,19 @@ def test_environment_overrides() -> None:
     assert s.economic.vat_zones == {"DK": 7} and s.economic.journal_number == 7
     assert s.moment.company == "beta" and s.economic.auto_book is False
     assert s.daemon.listen.port == 9000
+
+
+@pytest.mark.parametrize(("text", "host", "port"), [
+    ("127.0.0.1:9108", "127.0.0.1", 9108),
+    ("[::1]:9108", "::1", 9108),
+    ("metrics.internal:9100", "metrics.internal", 9100),
+    ("0.0.0.0:9108", "0.0.0.0", 9108),
+])
+def test_metrics_listen(text: str, host: str, port: int) -> None:
+    s = config.parse(MINIMAL + f'[daemon]\nmetrics_listen = "{text}"', environ={})
+    assert s.daemon.metrics_address == config.Listen(host=host, port=port)
+    by_env = config.parse(MINIMAL, environ={"MOMENT_SYNC_DAEMON_METRICS_LISTEN": text})
+    assert by_env.daemon.metrics_address == config.Listen(host=host, port=port)
 
 
 @pytest.mark.parametrize(("env", "message"), [

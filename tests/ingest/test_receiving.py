@@ -273,3 +273,26 @@ async def test_slow_clients_are_cut_off_and_a_good_hint_still_gets_its_202(
 def test_the_bounds_are_the_designs() -> None:
     assert (receiving.HEADER_TIMEOUT_S, receiving.BODY_TIMEOUT_S,
             receiving.MAX_CONNECTIONS) == (10.0, 30.0, 256)
+
+
+async def test_every_answer_is_told_to_on_answer(harness: Harness) -> None:
+    """``on_answer`` hears the status of each answer, good and bad (the daemon counts them in
+    ``moment_sync_webhook_requests_total``)."""
+    import anyio
+
+    from daemon.core import secrets
+
+    heard: list[int] = []
+    receiver = receiving.Receiver(log=harness.log, token=secrets.Secret(TOKEN), port=0,
+                                  on_answer=heard.append)
+    async with anyio.create_task_group() as tg:
+        await tg.start(receiver.serve)
+        url = f"http://127.0.0.1:{receiver.port}{receiving.PATH_PREFIX}"
+        async with aiohttp.ClientSession() as http:
+            for token, body, content_type in ((TOKEN, GOOD, JSON), ("wrong", GOOD, JSON),
+                                              (TOKEN, GOOD, "text/plain"), (TOKEN, b"[]", JSON)):
+                async with http.post(url + token, data=body,
+                                     headers={"Content-Type": content_type}) as response:
+                    await response.read()
+        tg.cancel_scope.cancel()
+    assert heard == [202, 404, 415, 400]

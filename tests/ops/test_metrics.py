@@ -32,6 +32,10 @@ def test_every_metric_renders_and_parses() -> None:
     m.set_calls_today(1450)
     m.drift_repaired("customer", 2)
     m.reconcile_succeeded(1_795_600_000.0)
+    m.set_daily_call_budget(50000)
+    m.webhook_answered("moment", 202)
+    m.webhook_answered("moment", 202)
+    m.webhook_answered("moment", 404)
     got = samples(m)
     p = "moment_sync_"
     assert got[(p + "events_appended_total", (("type", "customer_upserted"),))] == 3
@@ -53,6 +57,12 @@ def test_every_metric_renders_and_parses() -> None:
     assert got[(p + "drift_repaired_total", (("kind", "customer"),))] == 2
     assert got[(p + "drift_repaired_total", (("kind", "invoice"),))] == 0
     assert got[(p + "last_successful_reconcile_timestamp_seconds", ())] == 1_795_600_000.0
+    assert got[(p + "economic_daily_call_budget", ())] == 50000
+    assert got[(p + "webhook_requests_total", (("source", "moment"), ("status", "202")))] == 2
+    assert got[(p + "webhook_requests_total", (("source", "moment"), ("status", "404")))] == 1
+    # the process's own figures, read from /proc at each render
+    assert got[("process_resident_memory_bytes", ())] > 1_000_000
+    assert got[("process_start_time_seconds", ())] > 1_600_000_000
 
 
 def test_registries_are_separate_and_not_global() -> None:
@@ -65,6 +75,11 @@ def test_registries_are_separate_and_not_global() -> None:
 def test_kinds_are_checked() -> None:
     with pytest.raises(ValueError, match="unknown kind 'vendor'"):
         metrics.Metrics().set_parked("vendor", 1)
+
+
+def test_webhook_sources_are_checked() -> None:
+    with pytest.raises(ValueError, match="unknown webhook source 'github'"):
+        metrics.Metrics().webhook_answered("github", 202)
 
 
 def test_endpoint_template() -> None:
