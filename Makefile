@@ -4,7 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint bench clean
+# Downloads the tests need are cached here, outside the repository (tests/tools.py reads it).
+CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/moment-sync
+PROMETHEUS := $(CACHE)/prometheus
+PROMTOOL := $(PROMETHEUS)/usr/bin/promtool
+
+.PHONY: venv run test test-tools lint bench clean
 
 venv: $(STAMP)
 
@@ -17,8 +22,24 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/moment-sync demo
 
-test: $(STAMP)
+test: $(STAMP) test-tools
 	$(BIN)/python -m pytest -q
+
+# Real components some tests run. Prometheus and promtool come from Debian's prometheus
+# package, unpacked into the cache (not installed: no service starts, nothing outside it
+# changes); apt's package lists are refreshed first when they lack it and we are root. When it
+# cannot be had the Prometheus tests skip, saying why.
+test-tools: $(PROMTOOL)
+
+$(PROMTOOL):
+	@mkdir -p $(PROMETHEUS)
+	@cd $(PROMETHEUS) && rm -f prometheus_*.deb && \
+	  { apt-get download prometheus >/dev/null 2>&1 || \
+	    { [ "$$(id -u)" = 0 ] && apt-get update -qq >/dev/null 2>&1 && \
+	      apt-get download prometheus >/dev/null 2>&1; }; } && \
+	  dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb && \
+	  echo "unpacked Debian's prometheus package into $(PROMETHEUS)" || \
+	  echo "could not fetch Debian's prometheus package (apt-get download prometheus): the Prometheus tests will skip"
 
 lint: $(STAMP)
 	$(BIN)/ruff check daemon tests bench
