@@ -39,6 +39,7 @@ from daemon.economic import client as economic_client
 from daemon.ingest import hinting, polling
 from daemon.ingest import running as ingest_running
 from daemon.moment import client as moment_client
+from daemon.moment import limiting as moment_limiting
 from daemon.ops import (
     alerting,
     answering,
@@ -118,7 +119,8 @@ def moment(settings: config.Settings, secrets: Secrets, *, clock: clocks.Clock
     """The Moment client of ``[moment]``."""
     return moment_client.MomentClient(api_url=settings.moment.api_url,
                                       company=settings.moment.company,
-                                      api_key=secrets["moment-api-key"], clock=clock)
+                                      api_key=secrets["moment-api-key"], clock=clock,
+                                      pace=moment_limiting.DEFAULT_PACE)
 
 
 def reconciler(settings: config.Settings, *, log: eventlog.EventLog,

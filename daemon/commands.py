@@ -64,9 +64,11 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 async def cmd_sandbox(args: argparse.Namespace) -> int:
     from daemon.sandbox import economic as economic_sandbox
     from daemon.sandbox import moment as moment_sandbox
+    from daemon.sandbox import moment_faults
 
     async with economic_sandbox.EconomicSandbox.running(port=args.economic_port) as esb, \
-            moment_sandbox.MomentSandbox.running(port=args.moment_port) as msb:
+            moment_sandbox.MomentSandbox.running(
+                port=args.moment_port, rate_limit=moment_faults.DOCUMENTED_LIMIT) as msb:
         line = {**esb.describe(), "moment_api_url": msb.api_url,
                 "moment_company": msb.company, "moment_api_key": msb.api_key}
         _print(msgspec.json.encode(line).decode())

@@ -31,6 +31,7 @@ from daemon.ops import asking
 from daemon.ops import logging as logsetup
 from daemon.sandbox import economic as economic_sandbox
 from daemon.sandbox import moment as moment_sandbox
+from daemon.sandbox import moment_faults
 from daemon.store import reading
 
 NOTABLE: Final = {
@@ -214,7 +215,8 @@ async def run(args: argparse.Namespace) -> int:
     logsetup.configure("console", level=30)  # warnings and errors only: the view is the output
     with _state_dir(args.state_dir) as state:
         async with economic_sandbox.EconomicSandbox.running() as esb, \
-                moment_sandbox.MomentSandbox.running(company="demo") as msb:
+                moment_sandbox.MomentSandbox.running(
+                    company="demo", rate_limit=moment_faults.DOCUMENTED_LIMIT) as msb:
             summary = msb.populate(customers=args.customers, projects=args.projects,
                                    invoices=args.invoices, seed=1)
             listen_port = _free_port()

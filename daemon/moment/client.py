@@ -1,8 +1,9 @@
 """An async client for the Moment REST API, on one aiohttp session.
 
 What it does: reads customers, projects and invoices (one by id, or every page of a filtered
-list, ``sort=id,asc``), streams an invoice PDF, and creates/finds project expenses, all with
-Basic auth (user ``apikey``, password the API key). Shapes come from :mod:`daemon.moment.shapes`.
+list, ``sort=id,asc``), streams an invoice PDF, creates/finds project expenses, and reads/sets
+an invoice's payment status, all with Basic auth (user ``apikey``, password the API key).
+Shapes come from :mod:`daemon.moment.shapes`.
 
 Guarantees:
 
@@ -16,6 +17,14 @@ Guarantees:
   :class:`~daemon.moment.errors.Redirected`, saying where it pointed.
 * The client stores nothing: an invoice PDF is handed back as a stream of byte chunks that the
   caller consumes inside ``async with client.invoice_pdf(id) as pdf``.
+* Every call waits for the client's :class:`~daemon.moment.limiting.Limiter`: its pace, when
+  one is set, and the pause a 429 imposes on every call until ``Retry-After`` has passed.
+* Every write (POST, PUT) carries the caller's ``Idempotency-Key`` header, the key recorded
+  with the intent. Moment ignores it (API.md): the caller's lookup before writing again is what
+  keeps a write single; the key is sent so that the request is the same on every attempt.
+* Failures are classified as the e-conomic client's are: retryable (429, 5xx, transport,
+  and :class:`~daemon.moment.errors.UnknownOutcome` for a write Moment answered 2xx with a
+  body that cannot be read), or terminal (refused).
 * No retries here: a caller decides when to try a retryable error again.
 """
 
@@ -34,7 +43,7 @@ import aiohttp
 import msgspec
 
 from daemon.core import clocks, secrets
-from daemon.moment import errors, shapes
+from daemon.moment import errors, limiting, shapes
 
 MAX_PAGE_SIZE: Final = 100
 PDF_CHUNK: Final = 64 * 1024
@@ -117,12 +126,14 @@ class MomentClient:
     """One company's Moment API. Use as ``async with MomentClient(...) as client:``.
 
     ``api_url`` is the API root, e.g. ``https://app.moment.team/api/1.0``. ``clock`` (its wall
-    time) is used only to turn an HTTP-date ``Retry-After`` into seconds.
+    time) turns an HTTP-date ``Retry-After`` into seconds and times the limiter's waits;
+    ``pace``: the client-side limit, None for none (429 pauses still hold every call).
     """
 
     def __init__(self, *, api_url: str, company: str, api_key: secrets.Secret,
                  timeout_s: float = 30.0, page_size: int = MAX_PAGE_SIZE,
-                 clock: clocks.Clock) -> None:
+                 clock: clocks.Clock, pace: limiting.Pace | None = None,
+                 max_in_flight: int = 8) -> None:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
         if not company:
@@ -134,6 +145,7 @@ class MomentClient:
                                               sock_connect=timeout_s, sock_read=timeout_s)
         self._page_size = page_size
         self._clock = clock
+        self.limiter = limiting.Limiter(clock=clock, pace=pace, max_in_flight=max_in_flight)
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
@@ -219,31 +231,37 @@ class MomentClient:
         """
         method, path = "GET", f"{self._company_path}/invoices/{_positive(moment_id)}/pdf"
         session = self._open_session()
+        await self.limiter.acquire()
         try:
-            response = await session.get(self._api_url + path,
-                                         headers=self._headers("application/pdf"),
-                                         allow_redirects=False)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _transport_error(exc, method=method, path=path) from _cause(exc)
-        try:
-            if response.status != 200:
-                body = await self._read(response, method=method, path=path)
-                self._raise_for_status(response, body, method=method, path=path)
-            content_type = response.content_type
-            if content_type != "application/pdf":
-                raise errors.BadResponse(f"expected application/pdf, got {content_type}",
-                                         method=method, path=path, status=response.status)
-            yield PdfStream(response, method=method, path=path, chunk_size=PDF_CHUNK)
+            try:
+                response = await session.get(self._api_url + path,
+                                             headers=self._headers("application/pdf"),
+                                             allow_redirects=False)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise _transport_error(exc, method=method, path=path) from _cause(exc)
+            try:
+                if response.status != 200:
+                    body = await self._read(response, method=method, path=path)
+                    self._raise_for_status(response, body, method=method, path=path)
+                content_type = response.content_type
+                if content_type != "application/pdf":
+                    raise errors.BadResponse(f"expected application/pdf, got {content_type}",
+                                             method=method, path=path, status=response.status)
+                yield PdfStream(response, method=method, path=path, chunk_size=PDF_CHUNK)
+            finally:
+                response.release()
         finally:
-            response.release()
+            self.limiter.release()
 
-    async def create_project_expense(self, expense: shapes.ProjectExpense,
-                                     ) -> shapes.ProjectExpense:
-        """POST a project expense; Moment's answer (with its ``id``) is returned."""
-        body = msgspec.json.encode(expense)
-        raw = await self._send("POST", f"{self._company_path}/projectExpenses", json_body=body)
-        return self._decode(raw, shapes.ProjectExpense, method="POST",
-                            path=f"{self._company_path}/projectExpenses")
+    async def create_project_expense(self, expense: shapes.ProjectExpense, *,
+                                     idempotency_key: str) -> shapes.ProjectExpense:
+        """POST a project expense; Moment's answer (with its ``id``) is returned. A 2xx whose
+        body does not decode is :class:`~daemon.moment.errors.UnknownOutcome`: the expense
+        may exist, look it up by ``externalId`` before posting again."""
+        path = f"{self._company_path}/projectExpenses"
+        raw = await self._send("POST", path, json_body=msgspec.json.encode(expense),
+                               idempotency_key=idempotency_key)
+        return self._decode_written(raw, shapes.ProjectExpense, method="POST", path=path)
 
     async def find_project_expense(self, external_id: str) -> shapes.ProjectExpense | None:
         """The expense created with ``external_id``, or None when Moment has none."""
@@ -254,6 +272,21 @@ class MomentClient:
             if expense.external_id == external_id:
                 return expense
         return None
+
+    async def get_payment_status(self, moment_id: int) -> shapes.PaymentStatus:
+        """The invoice's payment status (never paid: ``paidAmount`` "0.00")."""
+        return await self._get_one(f"/invoices/{_positive(moment_id)}/paymentStatus",
+                                   shapes.PaymentStatus)
+
+    async def set_payment_status(self, moment_id: int, status: shapes.PaymentStatus, *,
+                                 idempotency_key: str) -> shapes.PaymentStatus:
+        """PUT the invoice's payment status; Moment's answer is returned. The PUT is idempotent
+        (the same body twice is one state); a 2xx whose body does not decode is
+        :class:`~daemon.moment.errors.UnknownOutcome`."""
+        path = f"{self._company_path}/invoices/{_positive(moment_id)}/paymentStatus"
+        raw = await self._send("PUT", path, json_body=msgspec.json.encode(status),
+                               idempotency_key=idempotency_key)
+        return self._decode_written(raw, shapes.PaymentStatus, method="PUT", path=path)
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -314,11 +347,17 @@ class MomentClient:
         return self._decode(raw, kind, method="GET", path=path)
 
     async def _send(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
-                    json_body: bytes | None = None) -> bytes:
+                    json_body: bytes | None = None, idempotency_key: str | None = None,
+                    ) -> bytes:
+        if method != "GET" and not idempotency_key:
+            raise ValueError(f"{method} {path} needs the caller's idempotency_key")
         session = self._open_session()
         headers = self._headers("application/json")
         if json_body is not None:
             headers["Content-Type"] = "application/json"
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        await self.limiter.acquire()
         try:
             async with session.request(method, self._api_url + path, params=params,
                                        data=json_body, headers=headers,
@@ -329,6 +368,8 @@ class MomentClient:
                 return body
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _transport_error(exc, method=method, path=path) from _cause(exc)
+        finally:
+            self.limiter.release()
 
     @staticmethod
     async def _read(response: aiohttp.ClientResponse, *, method: str, path: str) -> bytes:
@@ -346,6 +387,8 @@ class MomentClient:
             retry_after = parse_retry_after(response.headers.get("Retry-After"),
                                             clocks.utc(self._clock.now()))
             kind = errors.RateLimited if status == 429 else errors.ServerError
+            if status == 429:  # every call of this client waits, not only this one
+                self.limiter.throttled(retry_after)
             raise kind(detail, method=method, path=path, status=status, retry_after=retry_after)
         if 300 <= status < 400:
             where = _where(response.headers.get("Location"))
@@ -369,6 +412,17 @@ class MomentClient:
         except msgspec.DecodeError as exc:
             raise errors.BadResponse(f"answer does not match the expected shape: {exc}",
                                      method=method, path=path, status=200) from exc
+
+
+    @staticmethod
+    def _decode_written(raw: bytes, kind: type[R], *, method: str, path: str) -> R:
+        """A write's answer; one that does not decode leaves what Moment did unknown."""
+        try:
+            return msgspec.json.decode(raw, type=kind)
+        except msgspec.DecodeError as exc:
+            raise errors.UnknownOutcome(
+                f"Moment answered the write but its body cannot be read ({exc}): whether it "
+                "was applied must be looked up", method=method, path=path, status=200) from exc
 
 
 def _listed(kind: Literal["customer", "project", "invoice"], raw: msgspec.Raw,

@@ -6,13 +6,20 @@ Hierarchy::
     ├── RetryableError          try again later, with backoff
     │   ├── RateLimited         429; ``retry_after`` seconds when Moment said so
     │   ├── ServerError         5xx (``retry_after`` too, when a 503 says so)
-    │   └── TransportError      connection refused or reset, timeout, truncated body
+    │   ├── TransportError      connection refused or reset, timeout, truncated body
+    │   └── UnknownOutcome      a write answered 2xx whose body cannot be read: applied,
+    │                           with what result unknown; look it up before writing again
     └── TerminalError           retrying the same request cannot help
         ├── Unauthorized        401/403: the API key is wrong, expired or lacks rights
         ├── NotFound            404: Moment has no such object
         ├── RequestRejected     any other 4xx: the request itself is wrong
         └── BadResponse         2xx/3xx that is not what API.md promises (shape, type)
             └── Redirected      3xx: not followed (the key would go along); says where to
+
+The classes follow the e-conomic client's (``daemon.economic.errors``): retryable, refused
+(terminal), and unknown outcome. A write whose outcome is unknown, a
+:class:`TransportError` or :class:`UnknownOutcome` on a POST or PUT, must be followed by a
+lookup of its natural key (the ``externalId``, the payment status) before it is sent again.
 
 Guarantees: every error names the method and the path (never the query's secrets: there are
 none, the key travels in a header) and, for HTTP answers, the status; none keeps a reference
@@ -62,6 +69,11 @@ class ServerError(RetryableError):
 
 class TransportError(RetryableError):
     """No complete HTTP answer: refused, reset, timed out, or the body was cut short."""
+
+
+class UnknownOutcome(RetryableError):
+    """A write answered 2xx, so Moment applied it, but its body could not be read: what it
+    created (the expense's id) is unknown. Never a refusal: look it up before writing again."""
 
 
 class TerminalError(MomentError):

@@ -4,7 +4,8 @@ This is the one module that knows Moment's field names (see ``../shared/moment/A
 adapting to Moment's own Swagger later is a change here only. It holds:
 
 * the API resources as frozen msgspec Structs (:class:`Customer`, :class:`Project`,
-  :class:`Invoice`, :class:`ProjectExpense`) and the paged list envelope (:class:`Page`);
+  :class:`Invoice`, :class:`ProjectExpense`, :class:`PaymentStatus`) and the paged list
+  envelope (:class:`Page`);
 * the thin webhook hints (:class:`CustomerHint`, :class:`ProjectHint`, :class:`InvoiceHint`)
   and :func:`decode_hint`, the strict decoder the webhook receiver answers 400 with.
 
@@ -131,7 +132,7 @@ class ExpenseProjectRef(_Resource, frozen=True, kw_only=True):
 
 
 class ProjectExpense(_Resource, frozen=True, kw_only=True, omit_defaults=True):
-    """A project expense, created by the daemon for an incoming expense (not used yet).
+    """A project expense, created by the daemon for an incoming expense.
 
     ``id`` is Moment's, absent when the daemon creates one; unset fields are not sent.
     """
@@ -144,6 +145,21 @@ class ProjectExpense(_Resource, frozen=True, kw_only=True, omit_defaults=True):
     date: dt.date
     cost_type: str | None = None
     id: MomentId | None = None
+
+
+NonNegativeMoney: TypeAlias = Annotated[str, msgspec.Meta(pattern=r"^[0-9]+(\.[0-9]+)?$")]
+
+
+class PaymentStatus(_Resource, frozen=True, kw_only=True):
+    """An invoice's payment status (``GET``/``PUT /invoices/{id}/paymentStatus``): set by the
+    daemon from e-conomic. Moment shows the invoice as paid when ``fully_paid``;
+    ``paid_amount`` is never negative (for a credit note it is the amount settled). An invoice
+    never paid answers ``"0.00"``, false, and nulls."""
+
+    paid_amount: NonNegativeMoney
+    fully_paid: bool
+    paid_date: dt.date | None = None
+    external_id: str | None = None
 
 
 class Unreadable(msgspec.Struct, frozen=True, kw_only=True):

@@ -18,13 +18,21 @@ Guarantees:
   auth (user ``apikey``) is required for every API request (401 otherwise), an unknown company
   or id is 404, bad paging or filter values are 400 with a message.
 * Every API request is recorded in :attr:`MomentSandbox.requests` (method, path, query,
-  status), including ones answered by an injected fault or a 401; admin requests are not. A
+  status, the ``Idempotency-Key`` it carried), including ones answered by an injected fault,
+  the throttle or a 401; admin requests are not. A
   ``drop`` fault's request is served (its effect kept, its status recorded) and then the
   connection is cut, so the client never learns the outcome.
 * Every create, change or delete made while the sandbox runs with a webhook URL set sends one
   thin hint, as Moment does: no signature, no retries; deliveries happen one at a time in a
   task owned by the sandbox, and each outcome is kept in :attr:`webhook_deliveries`.
   :meth:`MomentSandbox.webhooks_idle` waits until every queued hint has been delivered.
+* With a rate limit (:attr:`MomentSandbox.throttle`, a
+  :class:`~daemon.sandbox.moment_faults.Throttle`; off unless given, and
+  :data:`~daemon.sandbox.moment_faults.DOCUMENTED_LIMIT` under ``moment-sync sandbox`` and the
+  demo), a request over it is answered 429 with ``Retry-After`` (whole seconds until one
+  request fits) and not served.
+* An ``Idempotency-Key`` header is ignored, as Moment documents: a POST sent twice with the
+  same key creates twice; only the ``externalId`` lookup keeps an expense single.
 * It only binds the host it is given (127.0.0.1 by default) and it imports nothing of the
   daemon outside ``daemon.sandbox``: it shares no code with the client it stands in for.
 """
@@ -68,6 +76,7 @@ class ServedRequest:
     path: str
     query: str
     status: int
+    idempotency_key: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +96,8 @@ class MomentSandbox(moment_data.MomentData):
 
     def __init__(self, *, company: str = "acme", api_key: str = DEFAULT_API_KEY,
                  now: Callable[[], dt.datetime] = moment_records.utc_now, seed: int = 0,
-                 default_page_size: int = 20) -> None:
+                 default_page_size: int = 20,
+                 rate_limit: tuple[int, float] | None = None) -> None:
         super().__init__(now=now)
         if not company or "/" in company:
             raise ValueError("company must be a non-empty path segment")
@@ -95,6 +105,8 @@ class MomentSandbox(moment_data.MomentData):
         self.api_key = api_key
         self.default_page_size = default_page_size
         self.faults = moment_faults.FaultInjector(seed=seed)
+        self.throttle: moment_faults.Throttle | None = None
+        self.set_rate_limit(rate_limit)
         self.requests: list[ServedRequest] = []
         self.webhook_url: str | None = None
         self.webhook_deliveries: list[WebhookDelivery] = []
@@ -113,9 +125,11 @@ class MomentSandbox(moment_data.MomentData):
     async def running(cls, *, host: str = "127.0.0.1", port: int = 0, company: str = "acme",
                       api_key: str = DEFAULT_API_KEY,
                       now: Callable[[], dt.datetime] = moment_records.utc_now, seed: int = 0,
-                      webhook_url: str | None = None) -> AsyncIterator[Self]:
+                      webhook_url: str | None = None,
+                      rate_limit: tuple[int, float] | None = None) -> AsyncIterator[Self]:
         """A started sandbox, stopped (webhook worker and server) when the block exits."""
-        sandbox = cls(company=company, api_key=api_key, now=now, seed=seed)
+        sandbox = cls(company=company, api_key=api_key, now=now, seed=seed,
+                      rate_limit=rate_limit)
         sandbox.webhook_url = webhook_url
         await sandbox.start(host=host, port=port)
         try:
@@ -190,6 +204,10 @@ class MomentSandbox(moment_data.MomentData):
     def set_webhook(self, url: str | None) -> None:
         """Send a hint for every later change to ``url`` (None: stop sending)."""
         self.webhook_url = url
+
+    def set_rate_limit(self, limit: tuple[int, float] | None) -> None:
+        """Throttle the API at ``(requests, per seconds)`` from now on (None: never)."""
+        self.throttle = None if limit is None else moment_faults.Throttle(*limit)
 
     def count(self, *, method: str | None = None, path_contains: str | None = None) -> int:
         """How many API requests matched (all of them without arguments)."""
@@ -297,8 +315,13 @@ class MomentSandbox(moment_data.MomentData):
         response: web.StreamResponse
         try:
             fault = self.faults.pick(request.method, request.path)
+            wait = None if self.throttle is None else self.throttle.admit(
+                self._now().timestamp())
             if fault is not None and not fault.drop:
                 response = moment_api.fault_response(fault)
+            elif wait is not None:
+                response = moment_api.error(429, "too many requests",
+                                            headers={"Retry-After": str(wait)})
             elif not moment_api.authorized(request, self.api_key):
                 response = moment_api.error(401, "missing or wrong API key",
                                             headers={"WWW-Authenticate": 'Basic realm="Moment"'})
@@ -312,5 +335,6 @@ class MomentSandbox(moment_data.MomentData):
             status = exc.status
             raise
         finally:
-            self.requests.append(ServedRequest(method=request.method, path=request.path,
-                                               query=request.query_string, status=status))
+            self.requests.append(ServedRequest(
+                method=request.method, path=request.path, query=request.query_string,
+                status=status, idempotency_key=request.headers.get("Idempotency-Key")))

@@ -19,6 +19,7 @@ camelCase (a customer's ``address`` is an object with ``street``, ``postalCode``
 | ``POST /admin/webhook/fire`` | ``{"kind": "invoice", "id": n, "event": "UPDATE"}``: send now |
 | ``GET/POST/DELETE /admin/faults`` | list, add, clear faults (see below) |
 | ``GET/DELETE /admin/requests`` | the API requests served, or forget them |
+| ``GET/PUT /admin/rate-limit`` | ``{"limit": 600, "windowS": 60}`` or null: the throttle |
 | ``POST /admin/sample`` | ``{"customers": N, "projects": M, "invoices": K, "seed": S}`` |
 
 A fault is ``{"status": 429, "count": 1, "probability": 1.0, "retryAfter": 2,
@@ -226,6 +227,30 @@ def routes(sandbox: MomentSandbox, root: str) -> list[web.RouteDef]:
         sandbox.faults.clear()
         return web.Response(status=204)
 
+    async def get_rate_limit(request: web.Request) -> web.StreamResponse:
+        throttle = sandbox.throttle
+        return json_response(None if throttle is None else throttle.to_json())
+
+    async def put_rate_limit(request: web.Request) -> web.StreamResponse:
+        try:
+            body = json.loads(await request.read())
+        except (ValueError, UnicodeDecodeError):
+            raise moment_records.SandboxError("body is not JSON") from None
+        if body is None:
+            sandbox.set_rate_limit(None)
+            return json_response(None)
+        if not isinstance(body, dict) or set(body) != {"limit", "windowS"}:
+            raise moment_records.SandboxError(
+                'the rate limit is {"limit": N, "windowS": S} or null')
+        limit, window = body["limit"], body["windowS"]
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise moment_records.SandboxError("limit must be a whole number of at least 1")
+        if isinstance(window, bool) or not isinstance(window, (int, float)) or window <= 0:
+            raise moment_records.SandboxError("windowS must be a number of seconds above 0")
+        sandbox.set_rate_limit((limit, float(window)))
+        assert sandbox.throttle is not None
+        return json_response(sandbox.throttle.to_json())
+
     async def list_requests(request: web.Request) -> web.StreamResponse:
         return json_response([dataclasses.asdict(r) for r in sandbox.requests])
 
@@ -259,6 +284,8 @@ def routes(sandbox: MomentSandbox, root: str) -> list[web.RouteDef]:
         web.get(f"{root}/faults", _guarded(list_faults)),
         web.post(f"{root}/faults", _guarded(add_fault)),
         web.delete(f"{root}/faults", _guarded(clear_faults)),
+        web.get(f"{root}/rate-limit", _guarded(get_rate_limit)),
+        web.put(f"{root}/rate-limit", _guarded(put_rate_limit)),
         web.get(f"{root}/requests", _guarded(list_requests)),
         web.delete(f"{root}/requests", _guarded(clear_requests)),
         web.post(f"{root}/sample", _guarded(sample)),

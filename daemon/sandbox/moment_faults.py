@@ -1,5 +1,6 @@
 """Programmable faults for the Moment sandbox: 429 with ``Retry-After``, 5xx, and
-commit-then-drop on demand.
+commit-then-drop on demand; and the sandbox's throttling (:class:`Throttle`), which answers 429
+with ``Retry-After`` to a client that goes over its limit.
 
 A :class:`Fault` answers a matching API request with its status instead of serving it (or, a
 ``drop`` fault, serves it, keeps its effect, and cuts the connection before the answer), with a
@@ -11,6 +12,7 @@ requests. Faults never apply to the admin surface. No I/O.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from typing import Final
 
@@ -88,3 +90,44 @@ class FaultInjector:
             return fault
         self.faults = [f for f in self.faults if not f.spent]
         return None
+
+
+@dataclasses.dataclass
+class Throttle:
+    """Moment's throttling as the sandbox plays it: a bucket of ``limit`` requests that drains
+    continuously at ``limit / window_s`` a second. A request that would overflow it is refused
+    (not counted) with the whole seconds until one request fits, for ``Retry-After``.
+
+    Moment publishes no number (``moment/RESEARCH.md``); :data:`DOCUMENTED_LIMIT` is the one
+    this sandbox documents for itself and serves with under ``moment-sync sandbox`` and the
+    demo. Times are POSIX seconds from the sandbox's own clock. No I/O.
+    """
+
+    limit: int
+    window_s: float
+    level: float = 0.0
+    at: float | None = None
+    refused: int = 0
+
+    def __post_init__(self) -> None:
+        if self.limit < 1 or not self.window_s > 0:
+            raise ValueError("a rate limit needs limit >= 1 and window_s > 0")
+
+    def admit(self, now: float) -> int | None:
+        """None when a request at ``now`` fits (it is counted); else the seconds to wait."""
+        rate = self.limit / self.window_s
+        if self.at is not None and now > self.at:
+            self.level = max(0.0, self.level - (now - self.at) * rate)
+        self.at = now if self.at is None else max(self.at, now)
+        if self.level + 1 <= self.limit + 1e-9:
+            self.level += 1
+            return None
+        self.refused += 1
+        return max(1, math.ceil((self.level + 1 - self.limit) / rate - 1e-9))
+
+    def to_json(self) -> dict[str, object]:
+        return {"limit": self.limit, "windowS": self.window_s}
+
+
+#: The limit the sandbox documents for itself: 600 requests a minute, in bursts of up to 600.
+DOCUMENTED_LIMIT: Final = (600, 60.0)

@@ -10,6 +10,7 @@ import pytest
 
 from daemon.core import secrets
 from daemon.moment import client as moment_client
+from daemon.moment import limiting as moment_limiting
 from daemon.sandbox import moment as moment_sandbox
 from tests.clocks import FakeClock
 
@@ -35,10 +36,12 @@ async def sandbox(clock: FakeClock) -> AsyncIterator[moment_sandbox.MomentSandbo
 
 
 def make_client(sb: moment_sandbox.MomentSandbox, *, key: str | None = None,
-                page_size: int = 100) -> moment_client.MomentClient:
+                page_size: int = 100, clock: FakeClock | None = None,
+                pace: moment_limiting.Pace | None = None) -> moment_client.MomentClient:
     return moment_client.MomentClient(api_url=sb.api_url, company=sb.company,
                                       api_key=secrets.Secret(key or sb.api_key),
-                                      timeout_s=5.0, page_size=page_size, clock=fake_clock())
+                                      timeout_s=5.0, page_size=page_size,
+                                      clock=clock or fake_clock(), pace=pace)
 
 
 @pytest.fixture

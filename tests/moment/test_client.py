@@ -167,14 +167,17 @@ async def test_wrong_company_is_not_found(sandbox: moment_sandbox.MomentSandbox)
             await client.customers_page()
 
 
-async def test_429_surfaces_retry_after(client: moment_client.MomentClient,
-                                        sandbox: moment_sandbox.MomentSandbox) -> None:
+async def test_429_surfaces_retry_after(sandbox: moment_sandbox.MomentSandbox) -> None:
+    clock = FakeClock(autojump=True)
     sandbox.faults.add(429, count=1, retry_after=7, path_contains="/customers")
-    with pytest.raises(errors.RateLimited) as caught:
-        await client.customers_page()
-    assert caught.value.retry_after == 7.0 and caught.value.retryable
-    assert isinstance(caught.value, errors.RetryableError)
-    assert (await client.customers_page()).page.total_elements == 0  # the fault is spent
+    async with make_client(sandbox, clock=clock) as client:
+        with pytest.raises(errors.RateLimited) as caught:
+            await client.customers_page()
+        assert caught.value.retry_after == 7.0 and caught.value.retryable
+        assert isinstance(caught.value, errors.RetryableError)
+        # the next call waits out the pause first; the fault is spent
+        assert (await client.customers_page()).page.total_elements == 0
+    assert clock.sleeps == [7.0]
 
 
 async def test_429_without_retry_after(client: moment_client.MomentClient,
@@ -260,11 +263,11 @@ async def test_project_expense_round_trip(client: moment_client.MomentClient,
         description="Rejse Aarhus-København", amount_including_vat="1450.00", currency="DKK",
         date=dt.date(2026, 11, 18), cost_type="Rejser")
     assert await client.find_project_expense(expense.external_id) is None
-    created = await client.create_project_expense(expense)
+    created = await client.create_project_expense(expense, idempotency_key="k1")
     assert created.id is not None and created.amount_including_vat == "1450.00"
     assert await client.find_project_expense(expense.external_id) == created
     # Moment does not refuse a repeated externalId (API.md): only the lookup keeps it single.
-    again = await client.create_project_expense(expense)
+    again = await client.create_project_expense(expense, idempotency_key="k2")
     assert again.id is not None and again.id != created.id
     assert await client.find_project_expense(expense.external_id) == created
 
