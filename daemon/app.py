@@ -49,6 +49,7 @@ from daemon.ops import (
     notifying,
     observing,
     preflight,
+    replicating,
     statusserver,
 )
 from daemon.ops import logging as logsetup
@@ -146,6 +147,16 @@ def poller(settings: config.Settings, *, log: eventlog.EventLog,
                           processor=hinting.HintProcessor(log=log, client=client, clock=clock),
                           poll_interval_s=settings.moment.poll_interval,
                           full_scan_interval_s=settings.moment.full_scan_interval, clock=clock)
+
+
+def replication_watch(settings: config.Settings, *, clock: clocks.Clock
+                      ) -> replicating.Watch | None:
+    """The watch on Litestream of ``[replication]``; None when it is not watched."""
+    rep = settings.replication
+    if not rep.metrics_url:
+        return None
+    return replicating.Watch(url=rep.metrics_url, db_path=str(settings.db_path),
+                             max_lag=rep.max_lag, clock=clock)
 
 
 def _catch_up_progress(notifier: notifying.Notifier) -> Callable[[int, int], None]:
@@ -249,8 +260,9 @@ async def run(settings: config.Settings) -> int:
         reconcile = reconciler(settings, log=log, client=economic_api, clock=clock,
                                observer=observing.Observer(alerter, meter, clock=clock),
                                watchdog=watchdog)
+        watch = replication_watch(settings, clock=clock)
         answers = answering.Answers(runtime=runtime, log=log, economic=economic_api, clock=clock,
-                                    ingest=ingest, reconciler=reconcile)
+                                    ingest=ingest, reconciler=reconcile, replication=watch)
         server = statusserver.StatusServer(answers, meter)
         metrics_at = settings.daemon.metrics_address
         scraped = None if metrics_at is None else exposing.MetricsListener(meter, metrics_at)
@@ -280,6 +292,11 @@ async def run(settings: config.Settings) -> int:
                     every=lambda: current[0].economic.full_reconcile_interval,
                     again=lambda: current[0].economic.reconcile_interval,
                     idle_beat_s=watchdog.beat_every))
+                if watch is not None:
+                    tg.start_soon(lambda: replicating.watching(
+                        watch, lambda ok, detail: preflight.record_checks(
+                            log, [preflight.replication_check(ok, detail)], alerter,
+                            clock=clock), clock=clock))
 
                 async def finish_in_flight() -> None:
                     """Stop intake, then let the reconcile pass in flight record its outcome."""

@@ -22,7 +22,7 @@ from daemon import app
 from daemon import settings as config
 from daemon.core import clocks, plans, reports
 from daemon.core import events as ev
-from daemon.ops import asking, clocking, preflight, rendering
+from daemon.ops import asking, clocking, preflight, rendering, replicating
 from daemon.ops import logging as logsetup
 from daemon.reconcile import planning
 from daemon.store import eventlog, reading, records, replaying, restoring
@@ -198,8 +198,27 @@ async def cmd_check(args: argparse.Namespace) -> int:
         checks = await preflight.run_checks(client, settings,
                                             today=clocks.utc(clock.now()).date(),
                                             pending=pending)
+    if settings.replication.metrics_url:
+        checks.append(await _replication_check(settings, clock))
     _print(preflight.render(checks))
     return 0 if all(c.ok for c in checks) else 1
+
+
+async def _replication_check(settings: config.Settings, clock: clocks.Clock) -> preflight.Check:
+    """The running daemon's verdict, which has watched Litestream over time; without a
+    daemon, a watch of up to 10 s (or ``max_lag`` when shorter)."""
+    try:
+        rep = reports.decode_status(await _client(settings).status()).replication
+    except asking.DaemonNotRunning:
+        ok, detail = await replicating.check_once(
+            settings.replication.metrics_url, str(settings.db_path),
+            window=min(10.0, settings.replication.max_lag), clock=clock)
+        return preflight.replication_check(ok, detail)
+    if rep.ok:
+        return preflight.replication_check(True, f"the running daemon sees the replica "
+                                                 f"{rep.lag_s:g}s behind the log")
+    return preflight.replication_check(False, f"replication is failing: the replica is "
+                                              f"{rep.lag_s:g}s behind the log. {rep.last_error}")
 
 
 def render_plan(report: plans.PlanReport) -> str:

@@ -169,10 +169,18 @@ class AlertSettings(_Section, frozen=True, kw_only=True, forbid_unknown_fields=T
     smtp_from: str = "moment-sync@localhost"
 
 
+class ReplicationSettings(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Litestream beside the daemon (DESIGN.md, "Losing the host loses nothing")."""
+
+    metrics_url: str = ""  # Litestream's /metrics (its `addr:`); empty: replication not watched
+    max_lag: Duration = Duration(60)  # longer behind than this (or unreadable) is failing
+
+
 class Settings(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
     moment: MomentSettings
     daemon: DaemonSettings = DaemonSettings()
     economic: EconomicSettings = msgspec.field(default_factory=EconomicSettings)
+    replication: ReplicationSettings = ReplicationSettings()
     alerts: AlertSettings = AlertSettings()
     source: str = ""  # the file these settings came from; not a TOML key
 
@@ -185,7 +193,7 @@ class Settings(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
         return self.state_dir / "events.db"
 
 
-SECTIONS: Final = ("daemon", "moment", "economic", "alerts")
+SECTIONS: Final = ("daemon", "moment", "economic", "replication", "alerts")
 
 #: secret name (systemd credential) -> (section, key of the file path)
 SECRETS: Final = {
@@ -314,6 +322,12 @@ def _validate(settings: Settings) -> None:
         url = getattr(getattr(settings, section), key)
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"{section}.{key}: {url!r} is not an http(s) URL")
+    metrics_url = settings.replication.metrics_url
+    if metrics_url and not metrics_url.startswith(("http://", "https://")):
+        raise ConfigError(f"replication.metrics_url: {metrics_url!r} is not an http(s) URL "
+                          "(Litestream's addr, e.g. \"http://127.0.0.1:9090/metrics\"), or empty")
+    if settings.replication.max_lag <= 0:
+        raise ConfigError("replication.max_lag: must be longer than 0s")
     if not settings.moment.company.strip():
         raise ConfigError("moment.company: must not be empty")
     if not 0 < settings.alerts.smtp_port < 65536:

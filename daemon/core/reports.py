@@ -85,6 +85,15 @@ class ReconcilerStatus(msgspec.Struct, frozen=True):
     reconcile: Reconcile
 
 
+class Replication(msgspec.Struct, frozen=True):
+    """Litestream's replica of the log, as the daemon last saw it (``[replication]``)."""
+
+    watched: bool = False
+    ok: bool = True
+    lag_s: float = 0.0
+    last_error: str | None = None
+
+
 class Check(msgspec.Struct, frozen=True):
     """One preflight verdict (``at``: when it was recorded; ``None`` for ``config``)."""
 
@@ -104,6 +113,7 @@ class StatusReport(msgspec.Struct, frozen=True):
     economic: Economic = Economic()
     moment: Moment = Moment()
     reconcile: Reconcile = Reconcile()
+    replication: Replication = Replication()
     checks: list[Check] = msgspec.field(default_factory=list)
 
 

@@ -70,6 +70,10 @@ CHECK_ADVICE: Final[dict[str, str]] = {
                         "(Settings → VAT), or leave it empty.",
     "accounting_year": "Create the accounting year covering today in e-conomic (Accounting → "
                        "Accounting years).",
+    "replication": "Read Litestream's own log (journalctl -u moment-sync-replica@NAME, or the "
+                   "sidecar's): create the bucket, or correct the replica's credentials, then "
+                   "restart Litestream. moment-sync keeps syncing meanwhile, but a host lost "
+                   "now loses what the replica lacks.",
     "config": "Correct the configuration file; the daemon keeps running with the previous one "
               "until a reload succeeds.",
 }

@@ -21,7 +21,7 @@ import daemon
 from daemon.core import clocks, reports
 from daemon.core import projections as pj
 from daemon.economic import errors as economic_errors
-from daemon.ops import providing
+from daemon.ops import providing, replicating
 
 if TYPE_CHECKING:
     from daemon.economic.client import EconomicClient
@@ -45,8 +45,10 @@ class Lifecycle(Protocol):
 
 class Answers:
     def __init__(self, *, runtime: Lifecycle, log: EventLog, economic: EconomicClient,
-                 ingest: Ingest, reconciler: Reconciler, clock: clocks.Clock) -> None:
+                 ingest: Ingest, reconciler: Reconciler, clock: clocks.Clock,
+                 replication: replicating.Watch | None = None) -> None:
         self.runtime = runtime
+        self.replication = replication
         self.clock = clock
         self.log = log
         self.economic = economic
@@ -99,6 +101,8 @@ class Answers:
                                   poll_cursor=cursors,
                                   clock_skew_s=round(self.ingest.poller.clock_skew_s, 1)),
             reconcile=reconciler.reconcile,
+            replication=self.replication.report() if self.replication is not None
+            else reports.Replication(),
             checks=self.checks())
 
     async def entity(self, kind: providing.Kind, key: str) -> Mapping[str, object] | None:

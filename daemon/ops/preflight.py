@@ -58,6 +58,11 @@ def _pass(name: str, detail: str) -> Check:
     return Check(name=name, ok=True, detail=detail)
 
 
+def replication_check(ok: bool, detail: str) -> Check:
+    """The ``replication`` check (its verdict comes from :mod:`daemon.ops.replicating`)."""
+    return _pass("replication", detail) if ok else _fail("replication", detail)
+
+
 async def run_checks(client: economic_client.EconomicClient, settings: config.Settings, *,
                      today: dt.date, pending: Collection[dt.date] = ()) -> list[Check]:
     """Every check in :data:`ORDER`; one result each (open accounting years must cover

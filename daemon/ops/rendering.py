@@ -99,6 +99,14 @@ def render_status(report: reports.StatusReport, parked: Sequence[reports.ParkedI
         lines.append(f"{_INDENT}booked invoice {mismatch.number} differs "
                      f"({', '.join(mismatch.fields)}): {mismatch.note}")
 
+    rep = report.replication
+    if rep.watched:
+        verdict = "ok" if rep.ok else "FAILING"
+        behind = f", {_number(rep.lag_s)}s behind" if rep.lag_s else ", up to date"
+        lines.append(f"Replica    {verdict}{behind}")
+        if rep.last_error:
+            lines.append(f"{_INDENT}{rep.last_error}")
+
     failed = [c for c in report.checks if not c.ok]
     if failed:
         lines.append(f"Checks     {len(failed)} of {len(report.checks)} FAILED")

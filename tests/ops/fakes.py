@@ -42,6 +42,7 @@ SAMPLE_STATUS: dict[str, object] = {
                               "(or a credit note)."}],
                   "queue": {"customer": 0, "project": 0, "invoice": 0}, "waiting": 1,
                   "last_error": None},
+    "replication": {"watched": True, "ok": True, "lag_s": 0.8, "last_error": None},
     "checks": [{"name": "project_module", "ok": False,
                 "detail": "the Projects module is not active on this agreement",
                 "at": "2026-11-20T06:00:00Z"}],
