@@ -175,8 +175,11 @@ async def open_log(settings: config.Settings, notifier: notifying.Notifier, *,
                    clock: clocks.Clock) -> eventlog.EventLog:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     notifier.status("opening the event log")
+    # a log Litestream replicates is checkpointed by Litestream alone (README, "Backups and
+    # restore")
     return await eventlog.EventLog.open(settings.db_path, clock=clock,
-                                        progress=_catch_up_progress(notifier))
+                                        progress=_catch_up_progress(notifier),
+                                        checkpoints=not settings.replication.metrics_url)
 
 
 # --- supervision ------------------------------------------------------------------------------

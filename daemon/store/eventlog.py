@@ -74,8 +74,10 @@ class EventLog:
 
     @classmethod
     async def open(cls, path: Path | str, *, clock: clocks.Clock, catch_up: bool = True,
-                   progress: Callable[[int, int], None] | None = None) -> EventLog:
+                   progress: Callable[[int, int], None] | None = None,
+                   checkpoints: bool = True) -> EventLog:
         """Take the directory's lock, apply the schema, load projections, catch them up.
+        ``checkpoints=False`` leaves checkpoints to Litestream (:func:`opening.connect`).
 
         Raises :class:`~daemon.store.opening.AlreadyRunning` (nothing written) when another
         process holds the lock, :class:`~daemon.store.opening.NewerSchema` for a newer file.
@@ -86,7 +88,7 @@ class EventLog:
             lock = opening.Lock(Path(name))
             lock.acquire()
         try:
-            writer = await opening.connect(name)
+            writer = await opening.connect(name, checkpoints=checkpoints)
             try:
                 await opening.apply_schema(writer, name)
                 reader = writer if name == opening.MEMORY else await opening.connect(

@@ -66,8 +66,15 @@ class Lock:
             self._fd = None
 
 
-async def connect(path: str, *, readonly: bool = False) -> aiosqlite.Connection:
-    """A connection in autocommit mode (we issue BEGIN/COMMIT), WAL, synchronous=FULL."""
+async def connect(path: str, *, readonly: bool = False,
+                  checkpoints: bool = True) -> aiosqlite.Connection:
+    """A connection in autocommit mode (we issue BEGIN/COMMIT), WAL, synchronous=FULL.
+
+    ``checkpoints=False`` (a writer whose log Litestream replicates) turns SQLite's automatic
+    checkpoints off: Litestream checkpoints the WAL itself once it has copied it, and nothing
+    here ever runs ``wal_checkpoint`` or ``VACUUM``, so the WAL is never restarted or truncated
+    under it. (SQLite still checkpoints when the last connection to the file closes; Litestream
+    holds one while it runs.)"""
     if readonly and path != MEMORY:
         if not Path(path).exists():
             raise StoreError(f"{path}: no event log here yet (has the daemon ever run?)")
@@ -78,6 +85,8 @@ async def connect(path: str, *, readonly: bool = False) -> aiosqlite.Connection:
     if not readonly:
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute("PRAGMA synchronous = FULL")
+        if not checkpoints:
+            await conn.execute("PRAGMA wal_autocheckpoint = 0")
     return conn
 
 
