@@ -8,6 +8,12 @@ STAMP := $(VENV)/.installed
 CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/moment-sync
 PROMETHEUS := $(CACHE)/prometheus
 PROMTOOL := $(PROMETHEUS)/usr/bin/promtool
+# Litestream v0.3.13, as Fly.io ships it in an npm package (npm checks the registry's sha512;
+# the sha1 below pins the exact tarball)
+LITESTREAM_PKG := @flydotio/litestream-linux-x64@1.0.1
+LITESTREAM_SHA1 := 68acc68bf74841e778b1841cda5d113ba7a9248e
+LITESTREAM_DIR := $(CACHE)/litestream-linux-x64-1.0.1
+LITESTREAM := $(LITESTREAM_DIR)/litestream
 
 .PHONY: venv run test test-tools lint bench clean
 
@@ -29,7 +35,15 @@ test: $(STAMP) test-tools
 # package, unpacked into the cache (not installed: no service starts, nothing outside it
 # changes); apt's package lists are refreshed first when they lack it and we are root. When it
 # cannot be had the Prometheus tests skip, saying why.
-test-tools: $(PROMTOOL)
+test-tools: $(PROMTOOL) $(LITESTREAM)
+
+$(LITESTREAM):
+	mkdir -p $(LITESTREAM_DIR)
+	cd $(LITESTREAM_DIR) && rm -f *.tgz && npm pack --silent $(LITESTREAM_PKG) >/dev/null \
+		&& echo "$(LITESTREAM_SHA1)  flydotio-litestream-linux-x64-1.0.1.tgz" | sha1sum -c --quiet \
+		&& tar xzf flydotio-litestream-linux-x64-1.0.1.tgz --strip-components=1 package/litestream \
+		&& rm flydotio-litestream-linux-x64-1.0.1.tgz
+	$(LITESTREAM) version
 
 $(PROMTOOL):
 	@mkdir -p $(PROMETHEUS)

@@ -27,3 +27,9 @@ def prometheus_or_skip(name: str) -> Path:
     pytest.skip(f"{name} is not in {PROMETHEUS_BIN} nor on $PATH: `make test` unpacks Debian's "
                 "prometheus package there (apt-get download prometheus), which failed or did "
                 "not run on this machine")
+
+
+#: Litestream v0.3.13 from the npm package ``@flydotio/litestream-linux-x64`` (the Makefile's
+#: test setup downloads it; ``$LITESTREAM`` names another build).
+LITESTREAM = Path(os.environ.get("LITESTREAM") or
+                  CACHE / "litestream-linux-x64-1.0.1" / "litestream")

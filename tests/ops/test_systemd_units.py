@@ -58,13 +58,31 @@ def analyze(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+#: where the shipped scripts (systemd/moment-sync-*) are installed
+SHIPPED_SCRIPTS = "/usr/lib/moment-sync/"
+
+
 def installed_copy(unit: str, directory: Path) -> Path:
-    """``unit`` copied into ``directory`` with ``ExecStart=`` pointing at the built entry point."""
+    """``unit`` copied into ``directory`` with ``ExecStart=`` pointing at the built entry point
+    (or, for the replica, at the script in this checkout)."""
     text = (UNITS / unit).read_text(encoding="utf-8")
-    assert text.count(SHIPPED_EXEC) == 1, f"{unit} must start /usr/bin/moment-sync once"
+    if "replica" not in unit:
+        assert text.count(SHIPPED_EXEC) == 1, f"{unit} must start /usr/bin/moment-sync once"
     copy = directory / unit
-    copy.write_text(text.replace(SHIPPED_EXEC, f"ExecStart={entry_point()} "), encoding="utf-8")
+    copy.write_text(text.replace(SHIPPED_EXEC, f"ExecStart={entry_point()} ")
+                    .replace(SHIPPED_SCRIPTS, f"{UNITS}/"), encoding="utf-8")
     return copy
+
+
+def with_replica(directory: Path) -> None:
+    """The template, its replica drop-in and the replica unit, as installed."""
+    installed_copy("moment-sync@.service", directory)
+    installed_copy("moment-sync-replica@.service", directory)
+    dropins = directory / "moment-sync@.service.d"
+    dropins.mkdir()
+    installed = dropins / "replica.conf"
+    installed.write_text((UNITS / "moment-sync@.service.d" / "replica.conf").read_text(
+        encoding="utf-8").replace(SHIPPED_SCRIPTS, f"{UNITS}/"), encoding="utf-8")
 
 
 def verify(path: Path) -> str:
@@ -91,6 +109,30 @@ CASES = [
 def test_verify_is_clean(tmp_path: Path, shipped: str, name: str) -> None:
     installed_copy(shipped, tmp_path)
     assert verify(tmp_path / name) == ""
+
+
+@pytest.mark.parametrize("name", ["moment-sync@acme.service", "moment-sync-replica@acme.service"])
+def test_the_replicated_arrangement_verifies_clean_and_as_hardened(tmp_path: Path,
+                                                                    name: str) -> None:
+    with_replica(tmp_path)
+    assert verify(tmp_path / name) == ""
+    score, result = exposure(tmp_path / name)
+    assert result.returncode == 0, result.stdout[-800:] + result.stderr
+    assert score <= MAX_EXPOSURE
+
+
+def test_the_replica_travels_with_its_daemon() -> None:
+    replica = (UNITS / "moment-sync-replica@.service").read_text(encoding="utf-8")
+    for line in ("BindsTo=moment-sync@%i.service", "After=moment-sync@%i.service",
+                 "StateDirectory=moment-sync/%i"):
+        assert f"\n{line}\n" in replica, line
+    dropin = (UNITS / "moment-sync@.service.d" / "replica.conf").read_text(encoding="utf-8")
+    assert "\nWants=moment-sync-replica@%i.service\n" in dropin
+    assert re.search(r"^ExecStartPre=/usr/lib/moment-sync/moment-sync-restore-from-replica "
+                     r"/etc/moment-sync/%i.toml /etc/moment-sync/litestream.yml "
+                     r"/var/lib/moment-sync/%i/events.db$", dropin, re.M)
+    for text in (replica, dropin):
+        assert not re.search(r"^[A-Za-z]+=.*[ \t]#", text, re.M)
 
 
 @pytest.mark.parametrize(("shipped", "name"), CASES)
