@@ -7,7 +7,9 @@ Around every API request, in this order: the request is recorded; both tokens ar
 answers 429 with ``Retry-After``; a known ``Idempotency-Key`` (non-GET, within an hour) replays
 the first answer with ``X-ResultFromCache: true``; and every answer carries ``X-CallCost``,
 ``X-RateLimiting`` (while limiting is on) and ``X-RequestId``. ``/admin`` (no tokens) lets tests
-and the demo change data as a person would and read back every request served.
+and the demo change data as a person would and read back every request served. webhooksapi is
+served too, and every change fires the installed webhooks (:attr:`EconomicSandbox.firing`,
+:mod:`daemon.sandbox.economic_firing`).
 
 Start it in-process::
 
@@ -36,10 +38,12 @@ from aiohttp import web
 from daemon.sandbox import (
     economic_admin,
     economic_documents,
+    economic_firing,
     economic_journals,
     economic_ledger,
     economic_legacy,
     economic_projects,
+    economic_webhooks,
 )
 from daemon.sandbox import economic_replies as replies
 from daemon.sandbox.economic_state import Agreement, seeded
@@ -51,6 +55,7 @@ from daemon.sandbox.economic_state import Agreement, seeded
 FAULT_KINDS = ("500", "503", "429", "reset", "timeout", "drop", "garble", "late")
 _RANDOM_KINDS = ("500", "503", "429", "reset", "timeout", "drop")
 IDEMPOTENCY_TTL_S = 3600.0
+APP = "sandbox-app"  # the app the tokens stand for: it owns the webhooks the API creates
 
 
 @dataclass
@@ -140,8 +145,14 @@ class EconomicSandbox:
                  rate_limit: RateLimit | None = None, faults: Faults | None = None,
                  clock: Callable[[], float] = time.monotonic, cursor_page_size: int = 1000,
                  record_limit: int = 100_000, keep_responses: bool = False,
-                 accept_demo_tokens: bool = False) -> None:
+                 accept_demo_tokens: bool = False,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 firing: economic_firing.FiringSettings | None = None) -> None:
         self.agreement = agreement or seeded()
+        # Deliveries of the webhooks; ``sleep`` spaces their retries (tests: a fake clock's).
+        self.firing = economic_firing.Firing(lambda: self.agreement, clock=clock, sleep=sleep,
+                                             settings=firing)
+        self.agreement.listeners.append(self.firing.tell)
         # Fresh tokens per sandbox unless given, so a client configured for another one fails.
         self.app_secret_token = app_secret_token or "sbx-app-" + secrets.token_hex(12)
         self.agreement_grant_token = agreement_grant_token or "sbx-grant-" + secrets.token_hex(12)
@@ -194,7 +205,9 @@ class EconomicSandbox:
         app.add_routes(economic_projects.routes(ctx, lambda: self.cursor_page_size))
         app.add_routes(economic_journals.routes(ctx, lambda: self.cursor_page_size))
         app.add_routes(economic_documents.routes(ctx))
+        app.add_routes(economic_webhooks.routes(ctx, lambda: self.cursor_page_size, APP))
         app.add_routes(economic_admin.routes(self))
+        app.add_routes(economic_firing.admin_routes(self))
         return app
 
     async def start(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -205,8 +218,10 @@ class EconomicSandbox:
         self.host = host
         bound = [a for a in self._runner.addresses if isinstance(a, tuple)]
         self.port = int(bound[0][1]) if bound else port
+        await self.firing.start()
 
     async def stop(self) -> None:
+        await self.firing.stop()
         await self.apply_held()  # a held write's handler must end before the server can
         if self._runner is not None:
             await self._runner.cleanup()

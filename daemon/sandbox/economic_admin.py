@@ -11,7 +11,9 @@ switches, set the rate limit and faults, and read back every API request served.
   "attachments": "on"|"unable"|"forbidden", "cursor_page_size": int,
   "accept_demo_tokens": bool, "idempotency_cache_errors": bool, "rate_limit": {enabled,
   tokens, window_s, cost_get, cost_write, costs, retry_after}, "faults": {probability, kinds,
-  retry_after_s, timeout_s}}`` (PATCH changes only the keys given).
+  retry_after_s, timeout_s}, "webhooks": {attempts, retry_delays_s, timeout_s, disable_after}}``
+  (PATCH changes only the keys given; webhooks: see :mod:`economic_firing`, whose
+  ``/admin/webhooks`` routes install, disable and observe webhooks and their deliveries).
 - ``POST /admin/faults`` ``{"kind": "500"|"503"|"429"|"reset"|"timeout"|"drop"|"garble"|"late",
   "count": 1}``: the next API requests fail so (see ``FAULT_KINDS``).
 - ``POST /admin/customers``: ``{"count": N, "start": S}`` seeds N customers, else one
@@ -92,7 +94,8 @@ def routes(sb: EconomicSandbox) -> list[web.RouteDef]:
                 "idempotency_cache_errors": sb.idempotency_cache_errors,
                 "rate_limit": {k: getattr(rl, k) for k in _RATE_KEYS},
                 "faults": {**{k: getattr(f, k) for k in _FAULT_KEYS},
-                           "scheduled": list(f.scheduled)}}
+                           "scheduled": list(f.scheduled)},
+                "webhooks": sb.firing.settings.as_dict()}
 
     async def get_state(_r: web.Request) -> web.Response:
         return replies.json(sb.agreement.summary())
@@ -123,6 +126,11 @@ def routes(sb: EconomicSandbox) -> list[web.RouteDef]:
             sb.accept_demo_tokens = bool(body["accept_demo_tokens"])
         if "cursor_page_size" in body:
             sb.cursor_page_size = max(1, int(body["cursor_page_size"]))
+        hooks = body.get("webhooks") or {}
+        wrong = sb.firing.settings.update(hooks) if isinstance(hooks, dict) \
+            else "webhooks: an object"
+        if wrong:
+            return _bad(wrong)
         rate = body.get("rate_limit") or {}
         for k, v in rate.items():
             if k not in _RATE_KEYS:
@@ -180,7 +188,7 @@ def routes(sb: EconomicSandbox) -> list[web.RouteDef]:
 
     async def delete_customer(request: web.Request) -> web.Response:
         n = _num(request)
-        if n is None or sb.agreement.customers.pop(n, None) is None:
+        if n is None or sb.agreement.delete_customer(n) is None:
             return replies.json({"error": "no such customer"}, 404)
         return web.Response(status=204)
 
@@ -205,7 +213,7 @@ def routes(sb: EconomicSandbox) -> list[web.RouteDef]:
 
     async def delete_project(request: web.Request) -> web.Response:
         n = _num(request)
-        if n is None or sb.agreement.projects.pop(n, None) is None:
+        if n is None or sb.agreement.delete_project(n) is None:
             return replies.json({"error": "no such project"}, 404)
         return web.Response(status=204)
 

@@ -178,7 +178,9 @@ def _book_new(a: Agreement, entry: Record) -> list[Record]:
     if voucher is None:
         raise BookingError(f"journal {rec['journalNumber']} has no voucher number left")
     rec["voucherNumber"] = voucher
-    return book(a, rec)
+    rows = book(a, rec)
+    a.daybook_booked(rec["journalNumber"], rows)
+    return rows
 
 
 def book_cost(a: Agreement, kind: str, body: Record) -> list[Record]:

@@ -45,12 +45,6 @@ def render(d: Document) -> Record:
             **({"note": d.note} if d.note else {})}
 
 
-def _bad_filter(exc: FilterError) -> web.Response:
-    return replies.problem(400, exc.message, code="BadFilterRequest",
-                           errors=[{"message": exc.message, "errorCode": "BadFilterRequest",
-                                    "property": "filter"}])
-
-
 def _filtered(a: Agreement, request: web.Request) -> list[Record] | web.Response:
     records = [render(d) for d in sorted(a.documents.values(), key=lambda d: d.number)]
     text = request.rel_url.query.get("filter")
@@ -59,19 +53,8 @@ def _filtered(a: Agreement, request: web.Request) -> list[Record] | web.Response
     try:
         keep = compile_filter(text, FILTER)
     except FilterError as exc:
-        return _bad_filter(exc)
+        return replies.bad_filter(exc)
     return [r for r in records if keep(r)]
-
-
-def _bounded(request: web.Request, name: str, default: int, low: int, high: int
-             ) -> int | web.Response:
-    raw = request.rel_url.query.get(name)
-    if raw is None:
-        return default
-    if not raw.isascii() or not raw.lstrip("-").isdigit() or not low <= int(raw) <= high:
-        return replies.invalid([(name, "InvalidValue",
-                                 f"{name} must be a whole number from {low} to {high}.")])
-    return int(raw)
 
 
 def _document(a: Agreement, request: web.Request) -> Document | None:
@@ -83,10 +66,10 @@ def routes(ctx: Ctx) -> list[web.RouteDef]:
         records = _filtered(ctx(request), request)
         if isinstance(records, web.Response):
             return records
-        size = _bounded(request, "pageSize", 20, 1, MAX_PAGE)
+        size = replies.query_int(request, "pageSize", 20, 1, MAX_PAGE)
         if isinstance(size, web.Response):
             return size
-        skip = _bounded(request, "skipPages", 0, 0, MAX_SKIP)
+        skip = replies.query_int(request, "skipPages", 0, 0, MAX_SKIP)
         if isinstance(skip, web.Response):
             return skip
         sort = request.rel_url.query.get("sort")
@@ -94,7 +77,7 @@ def routes(ctx: Ctx) -> list[web.RouteDef]:
             try:
                 records = sort_records(records, sort, SORTABLE)
             except FilterError as exc:
-                return _bad_filter(exc)
+                return replies.bad_filter(exc)
         return replies.json(records[skip * size:(skip + 1) * size])
 
     async def count(request: web.Request) -> web.Response:

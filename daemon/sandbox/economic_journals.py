@@ -164,8 +164,8 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
             if a.book_missing_status == 404:
                 return replies.problem(404, text, code="JournalEntryDoesNotExist")
             return replies.invalid([("entryNumbers", "JournalEntryDoesNotExist", text)])
-        for n in dict.fromkeys(nums):
-            economic_books.book(a, a.drop_draft(n))
+        rows = [r for n in dict.fromkeys(nums) for r in economic_books.book(a, a.drop_draft(n))]
+        a.daybook_booked(j, rows)
         return web.Response(status=204)
 
     async def list_booked(request: web.Request) -> web.Response:

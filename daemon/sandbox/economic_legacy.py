@@ -302,6 +302,7 @@ def routes(ctx: Ctx) -> list[web.RouteDef]:
         created = n not in a.customers
         rec["lastUpdated"] = stamp()
         a.customers[n] = rec
+        a.customer_changed(None if created else n, n)
         out = render_customer(rec, base_url(request))
         headers = {"Location": out["self"]} if created else None
         return replies.json(out, 201 if created else 200, headers)
@@ -321,6 +322,7 @@ def routes(ctx: Ctx) -> list[web.RouteDef]:
         rec["customerNumber"] = n
         rec["lastUpdated"] = stamp()
         a.customers[n] = rec
+        a.customer_changed(None, n)
         out = render_customer(rec, base_url(request))
         return replies.json(out, 201, {"Location": out["self"]})
 
@@ -332,7 +334,7 @@ def routes(ctx: Ctx) -> list[web.RouteDef]:
         if any(e.get("customerNumber") == n for e in a.booked_entries.values()):
             return replies.legacy_error(400, "The customer has entries and cannot be deleted.",
                                         code="E06100")
-        del a.customers[n]
+        a.delete_customer(n)
         return web.Response(status=204)
 
     def lookup(path: str, table: Callable[[Agreement], Mapping[Any, Record]],

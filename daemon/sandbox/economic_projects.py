@@ -164,6 +164,7 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
         rec["lastUpdated"] = stamp()
         rec["objectVersion"] = a.version()
         a.projects[num] = rec
+        a.project_changed(None, num)
         return replies.json({"number": num}, 201,
                             {"Location": f"{request.scheme}://{request.host}{PREFIX}/Projects/{num}"})
 
@@ -195,6 +196,7 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
         rec["lastUpdated"] = stamp()
         rec["objectVersion"] = a.version()
         a.projects[num] = rec
+        a.project_changed(num, num)
         return web.Response(status=204)
 
     async def delete_project(request: web.Request) -> web.Response:
@@ -211,7 +213,7 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
         if any(e.get("projectNumber") == num for e in a.draft_entries.values()):
             return replies.invalid([("number", "ProjectCannotBeDeletedHasDraftEntries",
                                      "The project has draft entries.")])
-        del a.projects[num]
+        a.delete_project(num)
         return web.Response(status=204)
 
     async def list_groups(request: web.Request) -> web.Response:

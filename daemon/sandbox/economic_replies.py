@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from daemon.sandbox.economic_filters import FilterError
 
 # Money is held as Decimal and written as a JSON number with its two decimals (12500.00).
 _enc = msgspec.json.Encoder(decimal_format="number")
@@ -99,10 +102,31 @@ def error_for_family(family: str, status: int, message: str, code: str | None = 
     return problem(status, message, code=code)
 
 
+def bad_filter(exc: FilterError) -> web.Response:
+    """The problem+json 400 ``BadFilterRequest`` for a ``FilterError`` (its ``message``)."""
+    return problem(400, exc.message, code="BadFilterRequest",
+                   errors=[{"message": exc.message, "errorCode": "BadFilterRequest",
+                            "property": "filter"}])
+
+
+def query_int(request: web.Request, name: str, default: int, low: int, high: int
+              ) -> int | web.Response:
+    """Query parameter ``name`` as a whole number from ``low`` to ``high`` (``default`` when
+    absent), or the problem+json 400 that refuses it."""
+    raw = request.rel_url.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.lstrip("-").isdigit() or not low <= int(raw) <= high:
+        return invalid([(name, "InvalidValue",
+                         f"{name} must be a whole number from {low} to {high}.")])
+    return int(raw)
+
+
 def cursor_page(request: web.Request, records: list[dict[str, Any]], *, key: str,
                 fields: Any, page_size: int, render: Any = None) -> web.Response:
-    """An OpenAPI cursor answer ``{items, cursor?}``: records sorted by ``key``; the cursor is
-    the key of the first record of the next set and is absent at the end. ``sort`` is ignored,
+    """An OpenAPI cursor answer ``{items, cursor?}``: records sorted by ``key`` (a number, or
+    text such as a webhook's event type); the cursor is the key of the first record of the next
+    set and is absent at the end. ``sort`` is ignored,
     as e-conomic ignores it on cursor endpoints. Filter errors are problem+json
     ``BadFilterRequest``."""
     from daemon.sandbox.economic_filters import FilterError, compile_filter
@@ -114,15 +138,14 @@ def cursor_page(request: web.Request, records: list[dict[str, Any]], *, key: str
         try:
             pred = compile_filter(flt, fields)
         except FilterError as exc:
-            return problem(400, exc.message, code="BadFilterRequest",
-                           errors=[{"message": exc.message, "errorCode": "BadFilterRequest",
-                                    "property": "filter"}])
+            return bad_filter(exc)
         recs = [r for r in recs if pred(r)]
     cursor = q.get("cursor")
     if cursor:
-        if len(cursor) > 50 or not cursor.lstrip("-").isdigit():
+        textual = bool(recs) and isinstance(recs[0][key], str)  # e.g. a webhook's eventType
+        if len(cursor) > 50 or not (textual or cursor.lstrip("-").isdigit()):
             return problem(400, "The cursor is not valid.", code="InvalidCursor")
-        start = int(cursor)
+        start: int | str = cursor if textual else int(cursor)
         recs = [r for r in recs if r[key] >= start]
     chunk = recs[:page_size]
     items = [render(r) if render else r for r in chunk]

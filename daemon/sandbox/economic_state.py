@@ -9,6 +9,13 @@ Records are stored without links; the routes add ``self`` and friends when they 
 write stamps ``lastUpdated`` (and, for OpenAPI records, a fresh ``objectVersion``). Keys that
 start with ``_`` are the sandbox's own and never served. Imports nothing from the client it
 stands in for.
+
+Every change e-conomic fires a webhook for is told to :attr:`Agreement.listeners` as
+``(event type, merge fields)`` once it is stored (:meth:`Agreement.changed`): a customer or
+project created (``[OLDNUMBER]`` empty), changed (both the number), renumbered (old and new) or
+deleted (``[NEWNUMBER]`` empty), and a day book booked (journal, first and last voucher). The
+methods below tell it themselves; a route that writes a table directly calls :meth:`changed`.
+Seeding many customers at once (:meth:`Agreement.add_customers`) tells nothing.
 """
 
 from __future__ import annotations
@@ -16,10 +23,15 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 Record = dict[str, Any]
+# (event type, merge fields): what a listener is told after a change (see the module docstring)
+Listener = Callable[[str, dict[str, str]], None]
+CUSTOMER_UPDATED, PROJECT_UPDATED, DAYBOOK_BOOKED = (
+    "CUSTOMER_UPDATED", "PROJECT_UPDATED", "DAYBOOK_BOOKED")
 
 # e-conomic's VAT types (legacy ``/vat-types``, as a real agreement answers them).
 VAT_TYPES = {1: "Outgoing Sales Domestic", 2: "Ingoing Purchase Domestic", 3: "Reversed charge"}
@@ -98,6 +110,9 @@ class Agreement:
     draft_entries: dict[int, Record] = field(default_factory=dict)
     booked_entries: dict[int, Record] = field(default_factory=dict)
     documents: dict[int, Document] = field(default_factory=dict)
+    # webhooksapi: event type -> webhook (``_app``: the app that installed it, private)
+    webhooks: dict[str, Record] = field(default_factory=dict)
+    listeners: list[Listener] = field(default_factory=list)
     _versions: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _vouchers: dict[str, collections.Counter[int]] = field(default_factory=dict)
     _tops: dict[str, int] = field(default_factory=dict)
@@ -108,6 +123,29 @@ class Agreement:
     def version(self) -> str:
         """A fresh opaque ``objectVersion``."""
         return f"v{next(self._versions):08x}"
+
+    # ------------------------------------------------------------------ changes -----------
+    def changed(self, event_type: str, **merge: Any) -> None:
+        """Tell every listener that an ``event_type`` change is stored; ``merge`` are the
+        merge fields without brackets (``OLDNUMBER=3``), None for an empty one."""
+        if not self.listeners:
+            return
+        fields = {f"[{k}]": "" if v is None else str(v) for k, v in merge.items()}
+        for listen in self.listeners:
+            listen(event_type, fields)
+
+    def customer_changed(self, old: int | None, new: int | None) -> None:
+        self.changed(CUSTOMER_UPDATED, OLDNUMBER=old, NEWNUMBER=new)
+
+    def project_changed(self, old: int | None, new: int | None) -> None:
+        self.changed(PROJECT_UPDATED, OLDNUMBER=old, NEWNUMBER=new)
+
+    def daybook_booked(self, journal: int, rows: list[Record]) -> None:
+        """Booked ``rows`` of ``journal``: one day-book booking, its first and last voucher."""
+        vouchers = [int(r["voucherNumber"]) for r in rows if r.get("voucherNumber") is not None]
+        if vouchers:
+            self.changed(DAYBOOK_BOOKED, DAYBOOKNO=journal, FROMSERIALNO=min(vouchers),
+                         TOSERIALNO=max(vouchers))
 
     # ------------------------------------------------------------------ lookups -----------
     def year_for(self, day: str) -> Record | None:
@@ -186,6 +224,7 @@ class Agreement:
         rec.update(fields)
         rec["lastUpdated"] = stamp()
         self.customers[number] = rec
+        self.customer_changed(None, number)
         return rec
 
     def add_customers(self, count: int, *, start: int = 1) -> None:
@@ -208,6 +247,7 @@ class Agreement:
             else:
                 rec[k] = v
         rec["lastUpdated"] = stamp()
+        self.customer_changed(number, number)
         return rec
 
     def renumber_customer(self, old: int, new: int) -> Record:
@@ -217,6 +257,14 @@ class Agreement:
         rec["customerNumber"] = new
         rec["lastUpdated"] = stamp()
         self.customers[new] = rec
+        self.customer_changed(old, new)
+        return rec
+
+    def delete_customer(self, number: int) -> Record | None:
+        """Delete customer ``number`` as a person would; None when there is none."""
+        rec = self.customers.pop(number, None)
+        if rec is not None:
+            self.customer_changed(number, None)
         return rec
 
     def add_project(self, number: int, name: str, **fields: Any) -> Record:
@@ -225,6 +273,7 @@ class Agreement:
         rec["lastUpdated"] = stamp()
         rec["objectVersion"] = self.version()
         self.projects[number] = rec
+        self.project_changed(None, number)
         return rec
 
     def edit_project(self, number: int, changes: Record) -> Record:
@@ -236,6 +285,7 @@ class Agreement:
                 rec[k] = v
         rec["lastUpdated"] = stamp()
         rec["objectVersion"] = self.version()
+        self.project_changed(number, number)
         return rec
 
     def renumber_project(self, old: int, new: int) -> Record:
@@ -245,12 +295,21 @@ class Agreement:
         rec["number"] = new
         rec["objectVersion"] = self.version()
         self.projects[new] = rec
+        self.project_changed(old, new)
+        return rec
+
+    def delete_project(self, number: int) -> Record | None:
+        """Delete project ``number`` as a person would; None when there is none."""
+        rec = self.projects.pop(number, None)
+        if rec is not None:
+            self.project_changed(number, None)
         return rec
 
     def summary(self) -> dict[str, Any]:
         return {"customers": len(self.customers), "projects": len(self.projects),
                 "draft_entries": len(self.draft_entries),
                 "booked_entries": len(self.booked_entries), "documents": len(self.documents),
+                "webhooks": len(self.webhooks),
                 "project_module": self.project_module, "attachments": self.attachments}
 
 

@@ -120,6 +120,7 @@ def _oa(service: str, comp: str, write: bool) -> Check:
 
 P, J, B, D = ("/apis/projectsapi/v1.1.0", "/apis/journalsapi/v15.0.0",
               "/apis/bookedEntriesapi/v4.0.0", "/apis/documentsapi/v4.0.1")
+W = "/apis/webhooksapi/v1.0.0"
 REQUESTS: list[tuple[str, str, Check]] = [
     ("PUT", r"/rest/customers/\d+", _leg("customers.customerNo.put")),
     ("POST", r"/rest/customers", _leg("customers.post")),
@@ -130,6 +131,8 @@ REQUESTS: list[tuple[str, str, Check]] = [
     ("POST", rf"{J}/journals/\d+/bookdraftentries", _oa("Journals", "BookEntriesParameters", True)),
     ("POST", f"{D}/AttachedDocuments", _oa("Documents", "AttachedDocumentCreate", True)),
     ("DELETE", f"{D}/AttachedDocuments/deletebulk", _oa("Documents", "AttachedDocuments", True)),
+    ("POST", f"{W}/webhooks", _oa("webhooks-api", "Webhook", True)),
+    ("PUT", f"{W}/webhooks", _oa("webhooks-api", "Webhook", True)),
 ]
 ANSWERS: list[tuple[str, str, Check]] = [
     ("GET", r"/rest/self", _leg("self.get")),
@@ -167,9 +170,19 @@ ANSWERS: list[tuple[str, str, Check]] = [
     ("GET", f"{D}/AttachedDocuments/count", lambda doc: validate_answer_of(
         "Documents", "/AttachedDocuments/count", "get", doc)),
     ("GET", rf"{D}/AttachedDocuments/\d+", _oa("Documents", "AttachedDocument", False)),
+    ("GET", f"{W}/EventTypes", lambda doc: validate_answer_of(
+        "webhooks-api", "/EventTypes", "get", doc)),
+    ("GET", f"{W}/webhooks", _oa("webhooks-api", "WebhookCursorResults", False)),
+    ("GET", f"{W}/webhooks/paged", lambda doc: validate_answer_of(
+        "webhooks-api", "/webhooks/paged", "get", doc)),
+    ("GET", f"{W}/webhooks/count", lambda doc: validate_answer_of(
+        "webhooks-api", "/webhooks/count", "get", doc)),
+    ("GET", rf"{W}/webhooks/[A-Z0-9_]+", _oa("webhooks-api", "Webhook", False)),
+    ("POST", f"{W}/webhooks", _oa("webhooks-api", "WebhookCreatedResult", False)),
 ]
 PROBLEM_SERVICE = {"projectsapi": "Projects", "journalsapi": "Journals",
-                   "bookedEntriesapi": "BookedEntries", "documentsapi": "Documents"}
+                   "bookedEntriesapi": "BookedEntries", "documentsapi": "Documents",
+                   "webhooksapi": "webhooks-api"}
 
 
 def _match(table: list[tuple[str, str, Check]], method: str, path: str) -> Check | None:
