@@ -268,7 +268,8 @@ async def run(settings: config.Settings) -> int:
                                     ingest=ingest, reconciler=reconcile, replication=watch)
         server = statusserver.StatusServer(answers, meter)
         metrics_at = settings.daemon.metrics_address
-        scraped = None if metrics_at is None else exposing.MetricsListener(meter, metrics_at)
+        scraped = None if metrics_at is None else exposing.MetricsListener(
+            meter, metrics_at, state=answers.state)
         current = [settings]
 
         def reload(fresh: config.Settings) -> None:

@@ -1,10 +1,13 @@
 """``GET /metrics`` over TCP for a Prometheus server (``[daemon] metrics_listen``).
 
 What it guarantees: the answer is the status socket's ``GET /metrics``, byte for byte
-(:func:`daemon.ops.statusserver.metrics_response` renders both); nothing else is served on this
-port (any other path is 404, any other method 405), so a scraper that can reach it learns the
-metrics and nothing more: no status document, no entity, no write. It binds exactly the host and
-port it is given (loopback by default in the examples) and never reads a secret.
+(:func:`daemon.ops.statusserver.metrics_response` renders both), and, when the daemon gives
+its state, the socket's ``GET /healthz`` (200 running or degraded, 503 starting or stopping:
+what a Kubernetes readiness probe asks, which cannot reach a Unix socket); nothing else is
+served on this port (any other path is 404, any other method 405), so a scraper that can reach
+it learns the metrics and the state and nothing more: no status document, no entity, no write.
+It binds exactly the host and port it is given (loopback by default in the examples) and never
+reads a secret.
 
 :meth:`MetricsListener.start` raises :class:`MetricsListenError` with a sentence naming
 ``daemon.metrics_listen`` when the address cannot be bound (in use, not this host's), so the
@@ -13,6 +16,7 @@ daemon stops its start with that sentence instead of a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import structlog
@@ -37,8 +41,10 @@ class MetricsListener:
     Lifecycle: :meth:`start` once, then :meth:`stop` (also safe when :meth:`start` failed).
     """
 
-    def __init__(self, source: providing.MetricsSource, address: config.Listen) -> None:
+    def __init__(self, source: providing.MetricsSource, address: config.Listen, *,
+                 state: Callable[[], Awaitable[str]] | None = None) -> None:
         self._source = source
+        self._state = state
         self.address = address
         self.port = address.port
         self._runner: web.AppRunner | None = None
@@ -46,7 +52,13 @@ class MetricsListener:
     def application(self) -> web.Application:
         app = web.Application(client_max_size=1024)
         app.router.add_get("/metrics", self._metrics)
+        if self._state is not None:
+            app.router.add_get("/healthz", self._healthz)
         return app
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        assert self._state is not None
+        return statusserver.healthz_response(await self._state())
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return statusserver.metrics_response(self._source)

@@ -52,6 +52,11 @@ def _error(status: int, message: str) -> web.Response:
     return _json({"error": message}, status=status)
 
 
+def healthz_response(state: str) -> web.Response:
+    """``GET /healthz``: the state, 200 when running or degraded, else 503."""
+    return _json({"state": state}, status=200 if state in providing.HEALTHY_STATES else 503)
+
+
 def metrics_response(source: providing.MetricsSource) -> web.Response:
     """``GET /metrics``: ``source`` rendered now, with its Prometheus content type (the same
     answer on the status socket and on ``[daemon] metrics_listen``)."""
@@ -210,8 +215,7 @@ class StatusServer:
         return _json(await self._provider.status())
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        state = await self._provider.state()
-        return _json({"state": state}, status=200 if state in providing.HEALTHY_STATES else 503)
+        return healthz_response(await self._provider.state())
 
     async def _metrics_text(self, request: web.Request) -> web.Response:
         return metrics_response(self._metrics)

@@ -49,6 +49,30 @@ async def test_serves_the_metrics_and_nothing_else() -> None:
                     (("source", "moment"), ("status", "404")))] == 1
 
 
+async def test_healthz_answers_the_daemons_state_when_given() -> None:
+    state = ["starting"]
+
+    async def current() -> str:
+        return state[0]
+
+    listener = exposing.MetricsListener(metrics.Metrics(), config.Listen("127.0.0.1",
+                                                                          _free_port()),
+                                        state=current)
+    await listener.start()
+    try:
+        url = f"http://127.0.0.1:{listener.port}/healthz"
+        async with aiohttp.ClientSession() as http:
+            for now, status in (("starting", 503), ("running", 200), ("degraded", 200),
+                                ("stopping", 503)):
+                state[0] = now
+                async with http.get(url) as response:
+                    assert (response.status, await response.json()) == (status, {"state": now})
+            async with http.post(url) as response:
+                assert response.status == 405
+    finally:
+        await listener.stop()
+
+
 async def test_an_address_in_use_is_a_sentence_naming_the_setting() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
