@@ -300,7 +300,7 @@ async def run(settings: config.Settings) -> int:
                     tg.start_soon(lambda: replicating.watching(
                         watch, lambda ok, detail: preflight.record_checks(
                             log, [preflight.replication_check(ok, detail)], alerter,
-                            clock=clock), clock=clock))
+                            clock=clock), clock=clock, measure=meter.set_replication))
 
                 async def finish_in_flight() -> None:
                     """Stop intake, then let the reconcile pass in flight record its outcome."""

@@ -115,6 +115,16 @@ class Metrics:
             "Unix time when the last full reconcile finished without error (0: never).",
             registry=r,
         )
+        self._replica_lag = Gauge(
+            f"{PREFIX}_replication_lag_seconds",
+            "How far Litestream's replica is behind the event log ([replication] metrics_url; "
+            "absent when replication is not watched).", ["replicator"], registry=r,
+        )
+        self._replica_ok = Gauge(
+            f"{PREFIX}_replication_ok",
+            "1 while the replica keeps within [replication] max_lag of the log, else 0 "
+            "(absent when replication is not watched).", ["replicator"], registry=r,
+        )
         for kind in ev.KINDS:
             self._queue.labels(kind=kind).set(0)
             self._parked.labels(kind=kind).set(0)
@@ -164,6 +174,11 @@ class Metrics:
 
     def drift_repaired(self, kind: str, count: int = 1) -> None:
         self._drift.labels(kind=_check_kind(kind)).inc(count)
+
+    def set_replication(self, lag_s: float, ok: bool) -> None:
+        """Litestream's replica, as :mod:`daemon.ops.replicating` last saw it."""
+        self._replica_lag.labels(replicator="litestream").set(lag_s)
+        self._replica_ok.labels(replicator="litestream").set(1 if ok else 0)
 
     def reconcile_succeeded(self, at: float) -> None:
         """A full reconcile finished without error at Unix time ``at``."""

@@ -159,12 +159,14 @@ def interval(max_lag: float) -> float:
 
 
 async def watching(watch: Watch, record: Callable[[bool, str], Awaitable[None]], *,
-                   clock: clocks.Clock) -> None:
+                   clock: clocks.Clock,
+                   measure: Callable[[float, bool], None] = lambda _lag, _ok: None) -> None:
     """Sample Litestream's metrics until cancelled, recording the ``replication`` check (as
     :func:`daemon.ops.preflight.record_checks` does: a changed verdict, an alert when it
-    newly fails)."""
+    newly fails) and giving ``measure`` the lag and verdict (the daemon's gauges)."""
     while True:
         await watch.observe()
+        measure(watch.lag_s, watch.ok)
         await record(*watch.check())
         await clock.sleep(interval(watch.max_lag))
 

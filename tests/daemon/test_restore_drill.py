@@ -106,6 +106,8 @@ def test_the_host_dies_the_log_comes_back_from_the_replica_and_nothing_is_booked
                     timeout=15, what="the daemon to see the replica caught up")
                 status = daemon.ask("GET", "/status").json()
                 assert status["replication"]["watched"] and status["replication"]["ok"]
+                scraped = daemon.ask("GET", "/metrics").body.decode()
+                assert 'moment_sync_replication_ok{replicator="litestream"} 1.0' in scraped
                 copied = litestream.restore(behind)
                 assert copied.returncode == 0, copied.stderr
                 first = finalized(sb)
@@ -194,6 +196,8 @@ def test_a_replica_that_cannot_be_written_is_reported_while_syncing_goes_on(
                     check = {c["name"]: c for c in status["checks"]}["replication"]
                     assert not check["ok"] and "replication is failing" in check["detail"]
                     assert daemon.ask("GET", "/healthz").status == 200
+                    scraped = daemon.ask("GET", "/metrics").body.decode()
+                    assert 'moment_sync_replication_ok{replicator="litestream"} 0.0' in scraped
                     # syncing goes on
                     add_invoices(sb, 1)
                     converged(sb, daemon)
