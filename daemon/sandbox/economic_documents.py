@@ -21,7 +21,7 @@ import msgspec
 from aiohttp import web
 
 from daemon.sandbox import economic_replies as replies
-from daemon.sandbox.economic_filters import Field, FilterError, compile_filter, sort_records
+from daemon.sandbox.economic_filters import Field
 from daemon.sandbox.economic_journals import DOCUMENTS
 from daemon.sandbox.economic_state import Agreement, Document, Record
 
@@ -32,8 +32,6 @@ FILTER: Final = {"number": Field("int", frozenset(("eq", "ne", "lt", "lte", "gt"
                  "accountingYear": Field("str", frozenset(("eq", "ne", "lt", "lte", "gt", "gte",
                                                            "in", "nin")))}
 SORTABLE: Final = {"number": Field("int")}
-MAX_PAGE: Final = 100
-MAX_SKIP: Final = 100
 MAX_BULK: Final = 500
 Ctx = Callable[[web.Request], Agreement]
 
@@ -47,14 +45,7 @@ def render(d: Document) -> Record:
 
 def _filtered(a: Agreement, request: web.Request) -> list[Record] | web.Response:
     records = [render(d) for d in sorted(a.documents.values(), key=lambda d: d.number)]
-    text = request.rel_url.query.get("filter")
-    if not text:
-        return records
-    try:
-        keep = compile_filter(text, FILTER)
-    except FilterError as exc:
-        return replies.bad_filter(exc)
-    return [r for r in records if keep(r)]
+    return replies.filtered(request, records, FILTER)
 
 
 def _document(a: Agreement, request: web.Request) -> Document | None:
@@ -66,19 +57,7 @@ def routes(ctx: Ctx) -> list[web.RouteDef]:
         records = _filtered(ctx(request), request)
         if isinstance(records, web.Response):
             return records
-        size = replies.query_int(request, "pageSize", 20, 1, MAX_PAGE)
-        if isinstance(size, web.Response):
-            return size
-        skip = replies.query_int(request, "skipPages", 0, 0, MAX_SKIP)
-        if isinstance(skip, web.Response):
-            return skip
-        sort = request.rel_url.query.get("sort")
-        if sort:
-            try:
-                records = sort_records(records, sort, SORTABLE)
-            except FilterError as exc:
-                return replies.bad_filter(exc)
-        return replies.json(records[skip * size:(skip + 1) * size])
+        return replies.classic_page(request, records, sortable=SORTABLE)
 
     async def count(request: web.Request) -> web.Response:
         records = _filtered(ctx(request), request)

@@ -11,7 +11,6 @@ multipart, 9 MiB, PDF/JPEG/PNG by content, one document per voucher with ``onCon
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -74,13 +73,6 @@ def _sniff(data: bytes) -> str | None:
 
 
 def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
-    async def body_of(request: web.Request) -> Any:
-        raw = await request.read()
-        try:
-            return msgspec.json.decode(raw) if raw else None
-        except msgspec.DecodeError:
-            return msgspec.UNSET
-
     async def list_drafts(request: web.Request) -> web.Response:
         recs = list(ctx(request).draft_entries.values())
         return replies.cursor_page(request, recs, key="entryNumber", fields=DRAFT_FILTER,
@@ -93,7 +85,7 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
 
     async def post_draft(request: web.Request) -> web.Response:
         a = ctx(request)
-        body = await body_of(request)
+        body = await replies.body_of(request)
         rec, errs = economic_entries.validate(a, body)
         if rec is None:
             return replies.invalid(errs)
@@ -106,7 +98,7 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
 
     async def post_bulk(request: web.Request) -> web.Response:
         a = ctx(request)
-        body = await body_of(request)
+        body = await replies.body_of(request)
         entries = body.get("entries") if isinstance(body, dict) else None
         if not isinstance(entries, list) or not entries:
             return replies.invalid([("entries", "InvalidValue", "The entries field is required.")])
@@ -152,7 +144,7 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
         j = int(raw) if raw.isdigit() else -1
         if j not in a.journals:
             return replies.problem(404, "The journal does not exist.", code="JournalDoesNotExist")
-        body = await body_of(request)
+        body = await replies.body_of(request)
         nums = body.get("entryNumbers") if isinstance(body, dict) else None
         if not isinstance(nums, list) or not nums or \
                 not all(isinstance(n, int) and not isinstance(n, bool) for n in nums):

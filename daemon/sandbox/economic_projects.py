@@ -118,13 +118,6 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
         return replies.problem(403, "Missing modules: Project",
                                code="AccessDeniedAgreementMissingModules")
 
-    async def body_of(request: web.Request) -> Any:
-        raw = await request.read()
-        try:
-            return msgspec.json.decode(raw) if raw else None
-        except msgspec.DecodeError:
-            return msgspec.UNSET
-
     async def list_projects(request: web.Request) -> web.Response:
         if not module_on(request):
             return missing()
@@ -149,10 +142,9 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
         if not module_on(request):
             return missing()
         a = ctx(request)
-        body = await body_of(request)
+        body = await replies.body_of(request)
         if body is msgspec.UNSET:
-            return replies.problem(400, "The request body is not valid JSON.",
-                                   code="InvalidRequestBody")
+            return replies.not_json()
         rec, errs = validate_project(a, body, creating=True)
         if rec is None:
             return replies.invalid(errs)
@@ -172,20 +164,15 @@ def routes(ctx: Ctx, page_size: Callable[[], int]) -> list[web.RouteDef]:
         if not module_on(request):
             return missing()
         a = ctx(request)
-        body = await body_of(request)
+        body = await replies.body_of(request)
         if body is msgspec.UNSET:
-            return replies.problem(400, "The request body is not valid JSON.",
-                                   code="InvalidRequestBody")
+            return replies.not_json()
         num = body.get("number") if isinstance(body, dict) else None
         if not isinstance(num, int) or num not in a.projects:
             return replies.not_found_problem()
         current = a.projects[num]
         if body.get("objectVersion") != current.get("objectVersion"):
-            return replies.problem(409, "Update conflict. Version does not match.",
-                                   code="UpdateConflict",
-                                   errors=[{"message": "Version does not match.",
-                                            "errorCode": "UpdateConflict",
-                                            "property": "objectVersion"}])
+            return replies.update_conflict()
         rec, errs = validate_project(a, body, creating=False)
         if rec is None:
             return replies.invalid(errs)

@@ -90,6 +90,18 @@ def invalid(errors: list[tuple[str, str, str]]) -> web.Response:
                    errors=[{"message": m, "errorCode": c, "property": p} for p, c, m in errors])
 
 
+def not_json() -> web.Response:
+    """The problem+json 400 for a body that is not JSON."""
+    return problem(400, "The request body is not valid JSON.", code="InvalidRequestBody")
+
+
+def update_conflict() -> web.Response:
+    """The problem+json 409 for a PUT whose ``objectVersion`` is not the record's."""
+    return problem(409, "Update conflict. Version does not match.", code="UpdateConflict",
+                   errors=[{"message": "Version does not match.", "errorCode": "UpdateConflict",
+                            "property": "objectVersion"}])
+
+
 def not_found_problem() -> web.Response:
     return problem(404, "Resource not found.", code="ResourceNotFound")
 
@@ -107,6 +119,52 @@ def bad_filter(exc: FilterError) -> web.Response:
     return problem(400, exc.message, code="BadFilterRequest",
                    errors=[{"message": exc.message, "errorCode": "BadFilterRequest",
                             "property": "filter"}])
+
+
+async def body_of(request: web.Request) -> Any:
+    """The request's JSON body: None when empty, ``msgspec.UNSET`` when it is not JSON."""
+    raw = await request.read()
+    try:
+        return msgspec.json.decode(raw) if raw else None
+    except msgspec.DecodeError:
+        return msgspec.UNSET
+
+
+def filtered(request: web.Request, records: list[dict[str, Any]], fields: Any
+             ) -> list[dict[str, Any]] | web.Response:
+    """``records`` that pass the ``filter`` query parameter, or its 400 ``BadFilterRequest``."""
+    from daemon.sandbox.economic_filters import FilterError, compile_filter
+
+    text = request.rel_url.query.get("filter")
+    if not text:
+        return records
+    try:
+        keep = compile_filter(text, fields)
+    except FilterError as exc:
+        return bad_filter(exc)
+    return [r for r in records if keep(r)]
+
+
+def classic_page(request: web.Request, records: list[dict[str, Any]], *, sortable: Any,
+                 render: Any = None) -> web.Response:
+    """An OpenAPI ``/paged`` answer: a bare array of page ``skipPages`` (0-100) of
+    ``pageSize`` (1-100, default 20) of ``records`` (already filtered), in ``sort`` order."""
+    from daemon.sandbox.economic_filters import FilterError, sort_records
+
+    size = query_int(request, "pageSize", 20, 1, 100)
+    if isinstance(size, web.Response):
+        return size
+    skip = query_int(request, "skipPages", 0, 0, 100)
+    if isinstance(skip, web.Response):
+        return skip
+    sort = request.rel_url.query.get("sort")
+    if sort:
+        try:
+            records = sort_records(records, sort, sortable)
+        except FilterError as exc:
+            return bad_filter(exc)
+    chunk = records[skip * size:(skip + 1) * size]
+    return json([render(r) for r in chunk] if render else chunk)
 
 
 def query_int(request: web.Request, name: str, default: int, low: int, high: int

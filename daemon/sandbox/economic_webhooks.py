@@ -28,7 +28,7 @@ import msgspec
 from aiohttp import web
 
 from daemon.sandbox import economic_replies as replies
-from daemon.sandbox.economic_filters import OPS, Field, FilterError, compile_filter, sort_records
+from daemon.sandbox.economic_filters import OPS, Field
 from daemon.sandbox.economic_state import (
     CUSTOMER_UPDATED,
     DAYBOOK_BOOKED,
@@ -65,7 +65,6 @@ FILTER: Final = {"eventType": Field("str", frozenset(OPS) - {"like"}),
                  "isDisabled": Field("bool", _CMP), "lastDisabledDate": Field("datetime", _CMP),
                  "lastUpdated": Field("datetime", _CMP)}
 SORTABLE: Final = {"eventType": Field("str"), "name": Field("str")}
-MAX_PAGE, MAX_SKIP = 100, 100
 
 
 def render(hook: Record) -> Record:
@@ -205,13 +204,6 @@ def create(a: Agreement, body: Any, *, app: str, read_only: bool = False
 def routes(ctx: Ctx, page_size: Callable[[], int], app: str) -> list[web.RouteDef]:
     """The API routes; webhooks created through them belong to ``app``."""
 
-    async def body_of(request: web.Request) -> Any:
-        raw = await request.read()
-        try:
-            return msgspec.json.decode(raw) if raw else None
-        except msgspec.DecodeError:
-            return msgspec.UNSET
-
     def event_of(request: web.Request) -> str | web.Response:
         event = request.match_info["event"]
         if not _EVENT_PATTERN.fullmatch(event):
@@ -221,14 +213,7 @@ def routes(ctx: Ctx, page_size: Callable[[], int], app: str) -> list[web.RouteDe
 
     def filtered(request: web.Request) -> list[Record] | web.Response:
         hooks = sorted(ctx(request).webhooks.values(), key=lambda h: str(h["eventType"]))
-        text = request.rel_url.query.get("filter")
-        if not text:
-            return hooks
-        try:
-            keep = compile_filter(text, FILTER)
-        except FilterError as exc:
-            return replies.bad_filter(exc)
-        return [h for h in hooks if keep(h)]
+        return replies.filtered(request, hooks, FILTER)
 
     async def event_types(_request: web.Request) -> web.Response:
         return replies.json([
@@ -245,19 +230,7 @@ def routes(ctx: Ctx, page_size: Callable[[], int], app: str) -> list[web.RouteDe
         hooks = filtered(request)
         if isinstance(hooks, web.Response):
             return hooks
-        size = replies.query_int(request, "pageSize", 20, 1, MAX_PAGE)
-        if isinstance(size, web.Response):
-            return size
-        skip = replies.query_int(request, "skipPages", 0, 0, MAX_SKIP)
-        if isinstance(skip, web.Response):
-            return skip
-        sort = request.rel_url.query.get("sort")
-        if sort:
-            try:
-                hooks = sort_records(hooks, sort, SORTABLE)
-            except FilterError as exc:
-                return replies.bad_filter(exc)
-        return replies.json([render(h) for h in hooks[skip * size:(skip + 1) * size]])
+        return replies.classic_page(request, hooks, sortable=SORTABLE, render=render)
 
     async def count(request: web.Request) -> web.Response:
         hooks = filtered(request)
@@ -271,10 +244,9 @@ def routes(ctx: Ctx, page_size: Callable[[], int], app: str) -> list[web.RouteDe
         return replies.json(render(hook)) if hook else replies.not_found_problem()
 
     async def post_hook(request: web.Request) -> web.Response:
-        body = await body_of(request)
+        body = await replies.body_of(request)
         if body is msgspec.UNSET:
-            return replies.problem(400, "The request body is not valid JSON.",
-                                   code="InvalidRequestBody")
+            return replies.not_json()
         rec, errs = create(ctx(request), body, app=app)
         if rec is None:
             return replies.invalid(errs)
@@ -284,10 +256,9 @@ def routes(ctx: Ctx, page_size: Callable[[], int], app: str) -> list[web.RouteDe
 
     async def put_hook(request: web.Request) -> web.Response:
         a = ctx(request)
-        body = await body_of(request)
+        body = await replies.body_of(request)
         if body is msgspec.UNSET:
-            return replies.problem(400, "The request body is not valid JSON.",
-                                   code="InvalidRequestBody")
+            return replies.not_json()
         event = body.get("eventType") if isinstance(body, dict) else None
         current = a.webhooks.get(event) if isinstance(event, str) else None
         if current is None:
@@ -295,11 +266,7 @@ def routes(ctx: Ctx, page_size: Callable[[], int], app: str) -> list[web.RouteDe
         if current.get("_readOnly"):
             return _read_only(current["eventType"])
         if body.get("objectVersion") != current.get("objectVersion"):
-            return replies.problem(409, "Update conflict. Version does not match.",
-                                   code="UpdateConflict",
-                                   errors=[{"message": "Version does not match.",
-                                            "errorCode": "UpdateConflict",
-                                            "property": "objectVersion"}])
+            return replies.update_conflict()
         rec, errs = validate(body)
         if rec is None:
             return replies.invalid(errs)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from functools import cache
 from typing import Any
 
+import aiohttp
 import pytest
 
 from daemon.core.secrets import Secret
@@ -34,6 +35,24 @@ async def sandbox(clock: FakeClock, request: pytest.FixtureRequest
     async with EconomicSandbox.running(clock=clock.now, keep_responses=True) as sb:
         yield sb
     validate_traffic(sb, requests=not getattr(request.module, "RAW_REQUESTS", False))
+
+
+@pytest.fixture
+async def http(sandbox: EconomicSandbox) -> AsyncIterator[aiohttp.ClientSession]:
+    """A raw HTTP session to the sandbox, carrying its tokens."""
+    headers = {"X-AppSecretToken": sandbox.app_secret_token,
+               "X-AgreementGrantToken": sandbox.agreement_grant_token}
+    async with aiohttp.ClientSession(f"http://{sandbox.host}:{sandbox.port}",
+                                     headers=headers) as s:
+        yield s
+
+
+async def call(http: aiohttp.ClientSession, method: str, path: str, body: Any = None,
+               **kw: Any) -> tuple[int, Any, dict[str, str]]:
+    """``(status, decoded JSON body or None, headers)`` of one raw request."""
+    async with http.request(method, path, json=body, **kw) as r:
+        raw = await r.read()
+        return r.status, json.loads(raw) if raw else None, dict(r.headers)
 
 
 def make_client(sb: EconomicSandbox, clock: FakeClock, **kw: Any) -> EconomicClient:

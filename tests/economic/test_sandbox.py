@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -13,29 +11,13 @@ import pytest
 
 from daemon.sandbox.economic import EconomicSandbox
 from tests.clocks import T0, FakeClock
-from tests.economic.conftest import limited, validate_traffic
+from tests.economic.conftest import call, limited, validate_traffic
 
 pytestmark = pytest.mark.anyio
 RAW_REQUESTS = True  # these tests send malformed bodies on purpose
 YEAR = dt.datetime.now(dt.UTC).year
 J = "/apis/journalsapi/v15.0.0"
 D = "/apis/documentsapi/v4.0.1/AttachedDocuments"
-
-
-@pytest.fixture
-async def http(sandbox: EconomicSandbox) -> AsyncIterator[aiohttp.ClientSession]:
-    headers = {"X-AppSecretToken": sandbox.app_secret_token,
-               "X-AgreementGrantToken": sandbox.agreement_grant_token}
-    async with aiohttp.ClientSession(f"http://{sandbox.host}:{sandbox.port}",
-                                     headers=headers) as s:
-        yield s
-
-
-async def call(http: aiohttp.ClientSession, method: str, path: str, body: Any = None,
-               **kw: Any) -> tuple[int, Any, dict[str, str]]:
-    async with http.request(method, path, json=body, **kw) as r:
-        raw = await r.read()
-        return r.status, json.loads(raw) if raw else None, dict(r.headers)
 
 
 def draft(**kw: Any) -> dict[str, Any]:

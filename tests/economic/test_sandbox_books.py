@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -21,15 +20,10 @@ J = "/apis/journalsapi/v15.0.0"
 B = "/apis/bookedEntriesapi/v4.0.0/booked-entries"
 
 
-@pytest.fixture
-async def http(sandbox: EconomicSandbox) -> AsyncIterator[aiohttp.ClientSession]:
+@pytest.fixture(autouse=True)
+def _seeded(sandbox: EconomicSandbox) -> None:
     sandbox.agreement.add_customers(2)
     sandbox.agreement.add_project(1, "Havnebadet", customerNumber=1)
-    headers = {"X-AppSecretToken": sandbox.app_secret_token,
-               "X-AgreementGrantToken": sandbox.agreement_grant_token}
-    async with aiohttp.ClientSession(f"http://{sandbox.host}:{sandbox.port}",
-                                     headers=headers) as s:
-        yield s
 
 
 async def call(http: aiohttp.ClientSession, method: str, path: str, body: Any = None,

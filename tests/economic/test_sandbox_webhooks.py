@@ -18,6 +18,7 @@ from aiohttp import web
 
 from daemon.sandbox.economic import EconomicSandbox
 from tests.clocks import FakeClock
+from tests.economic.conftest import call
 
 pytestmark = pytest.mark.anyio
 RAW_REQUESTS = True  # the error cases send malformed bodies on purpose
@@ -62,22 +63,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     yield rec
     rec.gate.set()
     await runner.cleanup()
-
-
-@pytest.fixture
-async def http(sandbox: EconomicSandbox) -> AsyncIterator[aiohttp.ClientSession]:
-    headers = {"X-AppSecretToken": sandbox.app_secret_token,
-               "X-AgreementGrantToken": sandbox.agreement_grant_token}
-    async with aiohttp.ClientSession(f"http://{sandbox.host}:{sandbox.port}",
-                                     headers=headers) as s:
-        yield s
-
-
-async def call(http: aiohttp.ClientSession, method: str, path: str, body: Any = None
-               ) -> tuple[int, Any, dict[str, str]]:
-    async with http.request(method, path, json=body) as r:
-        raw = await r.read()
-        return r.status, json.loads(raw) if raw else None, dict(r.headers)
 
 
 def hook(event: str, url: str, **kw: Any) -> dict[str, Any]:
