@@ -31,7 +31,6 @@ from typing import Final
 
 import anyio
 import anyio.abc
-import anyio.lowlevel
 
 from daemon import waiting
 from daemon.core import backoff, clocks, plans, reports
@@ -52,6 +51,7 @@ from daemon.reconcile import (
     specs,
     statuses,
     sweeping,
+    unparking,
 )
 from daemon.reconcile.queueing import WorkQueue
 from daemon.store import consuming, records
@@ -99,8 +99,7 @@ class Reconciler:
         self._pass_over.set()
         self._settled = waiting.Condition(self.settled)
         self._idle = waiting.Condition(self.idle)
-        self._retried: list[tuple[str, str]] = []
-        self._changed: list[tuple[str, str]] = []
+        self.unparker = unparking.Unparker(log)
         # A sweep's reads must not race a pass's writes (a stale read would queue a write
         # that was just made): sweeps run between passes.
         self._turn = anyio.Lock()
@@ -148,14 +147,14 @@ class Reconciler:
                     kind, key = ev.entity_of(e)
                     q.add(kind, key)
                     if self.controls.log.tables.state(kind, key).parked:
-                        self._changed.append((kind, key))  # fixed in Moment, perhaps
+                        self.unparker.changed(kind, key)  # fixed in Moment, perhaps
                 case ev.EntityGone(kind=kind, key=key):
                     q.discard(kind, key)
                 case ev.ResyncRequested(kind=kind, key=key):
                     q.add(kind, key, force=True)
                 case ev.RetryRequested(kind=kind, key=key) | ev.Unparked(kind=kind, key=key):
                     q.add(kind, key, force=True)
-                    self._retried.append((kind, key))
+                    self.unparker.retried(kind, key)
                 case ev.Parked(kind=kind, key=key, source=source) if source:
                     # ingest parked a Moment object (a conflicting invoice number, a value the
                     # daemon cannot use): a person must hear of it as of reconcile's parkings
@@ -166,41 +165,6 @@ class Reconciler:
                 case _:
                     pass
         self._recheck()
-
-    async def _unpark(self, items: list[tuple[str, str]], by: str) -> None:
-        """Un-park the parked ones among ``items`` (one transaction); the intake queues them
-        and takes what waited on them along."""
-        states = self.controls.log.tables
-        events = [(ev.Unparked(kind=kind, key=key, by=by),
-                   f"unparked:{kind}:{key}:{uuid.uuid4().hex}", None)
-                  for kind, key in dict.fromkeys(items) if states.state(kind, key).parked]
-        if events:
-            await self.controls.log.append_many(events)
-
-    async def _unpark_dependents(self) -> None:
-        """A parked item whose Moment data changed is tried again; a retried customer or
-        project takes the items parked waiting on it along."""
-        changed, self._changed = self._changed, []
-        await self._unpark(changed, "changed in Moment")
-        # One scan of the states per round, whatever the number retried (a full reconcile
-        # retries every parked item at once); the round's un-parks commit together, and may
-        # retry more (a customer, its project, the project's invoices).
-        while self._retried:
-            retried, self._retried = self._retried, []
-            markers = {f"waiting on {kind}:{key}": f"{kind} {key} retried"
-                       for kind, key in retried}
-            found: list[tuple[ev.Event, str, None]] = []
-            for n, st in enumerate(list(self.controls.log.tables.states().values())):
-                if n % 5000 == 4999:
-                    await anyio.lowlevel.checkpoint()  # a long scan lets the loop breathe
-                by = markers.get(st.last_error) if st.parked else None
-                if by is not None:
-                    found.append((ev.Unparked(kind=st.kind, key=st.key, by=by),
-                                  f"unparked:{st.kind}:{st.key}:{uuid.uuid4().hex}", None))
-            for start in range(0, len(found), 2000):
-                await self.controls.log.append_many(found[start:start + 2000])
-            if found:
-                await self.intake.pull()  # their un-parks may take more along
 
     # --- operator -------------------------------------------------------------------------
     async def retry(self, kind: str, key: str, *, by: str = "operator") -> None:
@@ -274,29 +238,14 @@ class Reconciler:
     async def _sweep_in_turn(self, since: float | None) -> int:
         async with self._turn:
             started = self.clock.now()
-            queued = 0
-            retry: errors.EconomicError | None = None
-            refused: errors.EconomicError | None = None
-            for spec in kinds.SPECS:
-                if not isinstance(spec, specs.RecordSpec):
-                    continue  # its progress is in the log: queued below, on a full sweep
-                try:
-                    queued += await sweeping.sweep(self.controls, spec, since=since,
-                                                   beat=self._progress)
-                except errors.EconomicError as err:
-                    if err.retryable:
-                        retry = err
-                        continue
-                    refused = err
-                    keys = spec.out_of_sync(self.controls.log.tables, self.options)
-                    self.queue.add_many(spec.kind, keys)
-                    queued += len(keys)
+            queued, retry, refused = await sweeping.sweep_records(
+                self.controls, since=since, beat=self._progress)
             if since is None:
                 if retry is None:
                     # a full reconcile tries parked items again (their cause may be fixed)
                     parked = [(st.kind, st.key) for st in self.controls.log.tables.states().values()
                               if st.parked]
-                    await self._unpark(parked, "full reconcile")
+                    await self.unparker.unpark(parked, "full reconcile")
                     queued += len(parked)
                 queued += sweeping.queue_unread(self.controls)
                 await auditing.audit_booked(self.controls)  # reads only; reports differences
@@ -325,7 +274,7 @@ class Reconciler:
         """One pass over the due keys, dependencies first; True when it did something."""
         async with self._turn:
             await self.intake.pull()
-            await self._unpark_dependents()
+            await self.unparker.round(pull=self.intake.pull)
             did = False
             for kind in kinds.NAMES:
                 await self.intake.pull()  # what the last kind's outcomes released
@@ -425,7 +374,7 @@ class Reconciler:
         for, no key due now, no un-park pending."""
         nxt = self.queue.next_due()
         return (not self.busy and not self._sweeping and not self._full_now.is_set()
-                and not self._retried and not self._changed and self.intake.lag == 0
+                and not self.unparker.pending and self.intake.lag == 0
                 and (nxt is None or nxt > self.clock.monotonic()))
 
     def idle(self) -> bool:

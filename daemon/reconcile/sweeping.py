@@ -24,7 +24,7 @@ from daemon.core import clocks
 from daemon.core import events as ev
 from daemon.core import mapping as mp
 from daemon.core import projections as pj
-from daemon.economic import filters
+from daemon.economic import errors, filters
 from daemon.reconcile import kinds, specs
 from daemon.reconcile.controls import Controls
 
@@ -115,6 +115,31 @@ async def sweep(controls: Controls, spec: specs.RecordSpec[Any, Any, Any, Any], 
                     if i.desired is not None] if others else [])
         await controls.outcomes.strays(spec.strays(managed, others, numbers))
     return queued
+
+
+async def sweep_records(controls: Controls, *, since: float | None, beat: Callable[[], None]
+                        ) -> tuple[int, errors.EconomicError | None, errors.EconomicError | None]:
+    """Sweep every record kind; returns (keys queued, a retryable failure, a refusal). A kind
+    e-conomic refuses to list for good (no project module) has its out-of-sync keys queued
+    unread, so its controller parks them with the reason; a retryable failure skips its kind
+    and the others are still swept."""
+    queued = 0
+    retry: errors.EconomicError | None = None
+    refused: errors.EconomicError | None = None
+    for spec in kinds.SPECS:
+        if not isinstance(spec, specs.RecordSpec):
+            continue  # its progress is in the log: see queue_unread
+        try:
+            queued += await sweep(controls, spec, since=since, beat=beat)
+        except errors.EconomicError as err:
+            if err.retryable:
+                retry = err
+                continue
+            refused = err
+            keys = spec.out_of_sync(controls.log.tables, controls.options)
+            controls.queue.add_many(spec.kind, keys)
+            queued += len(keys)
+    return queued, retry, refused
 
 
 def queue_unread(controls: Controls) -> int:

@@ -16,31 +16,6 @@ from tests.clocks import FakeClock
 pytestmark = pytest.mark.anyio
 
 
-class HeldClock:
-    """A clock whose sleeps last until the test ends them (:meth:`wake`)."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-        self.asleep = anyio.Event()
-        self._wake = anyio.Event()
-
-    def now(self) -> float:
-        return 0.0
-
-    def monotonic(self) -> float:
-        return 0.0
-
-    async def sleep(self, seconds: float) -> None:
-        self.delays.append(seconds)
-        wake = self._wake = anyio.Event()
-        self.asleep.set()
-        await wake.wait()
-
-    def wake(self) -> None:
-        self.asleep = anyio.Event()
-        self._wake.set()
-
-
 @pytest.fixture(params=["file", "memory"])
 async def log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[eventlog.EventLog]:
     path = tmp_path / "events.db" if request.param == "file" else opening.MEMORY
@@ -71,7 +46,7 @@ async def test_a_consumer_is_woken_by_each_commit_and_hears_it_once(
         log: eventlog.EventLog) -> None:
     await log.append(customer(1), idempotency_key="a")
     heard = Heard()
-    consumer = consuming.Consumer(name="t", log=log, handle=heard, clock=HeldClock())
+    consumer = consuming.Consumer(name="t", log=log, handle=heard, clock=FakeClock())
     assert consumer.position == 1  # by default from the head
     async with anyio.create_task_group() as tg:
         await tg.start(consumer.run)
@@ -91,7 +66,7 @@ async def test_a_consumer_resumes_from_its_recorded_position(tmp_path: Path) -> 
     async with await eventlog.EventLog.open(path, clock=FakeClock()) as log:
         # what the earlier process appended is read from the file, two at a time
         heard = Heard()
-        consumer = consuming.Consumer(name="t", log=log, handle=heard, clock=HeldClock(),
+        consumer = consuming.Consumer(name="t", log=log, handle=heard, clock=FakeClock(),
                                       position=2, batch=2)
         assert consumer.lag == 3
         assert await consumer.pull()
@@ -103,25 +78,26 @@ async def test_a_consumer_resumes_from_its_recorded_position(tmp_path: Path) -> 
 
 async def test_a_failing_consumer_fails_no_appender_and_starts_again_from_its_position(
         log: eventlog.EventLog) -> None:
-    clock = HeldClock()
+    clock = FakeClock()
     heard = Heard()
     heard.failing = True
     consumer = consuming.Consumer(name="t", log=log, handle=heard, clock=clock)
     async with anyio.create_task_group() as tg:
         await tg.start(consumer.run)
         first = await log.append(customer(1), idempotency_key="a")
-        await clock.asleep.wait()  # the consumer failed and waits out its backoff
+        await clock.asked(1.0)  # the consumer failed and waits out its backoff
         more = await log.append_many([(customer(2), "b", None), (customer(3), "c", None)])
         assert (first.seq, [m.seq for m in more]) == (1, [2, 3])  # every append went through
         assert consumer.position == 0 and consumer.failures == 1
         assert consumer.last_error == "RuntimeError: a bug in a consumer"
-        clock.wake()
-        await clock.asleep.wait()  # failed again, from the same position: a longer wait
+        clock.advance(1.0)
+        await clock.asked(2.0)  # failed again, from the same position: a longer wait
         heard.failing = False  # the cause is gone
-        clock.wake()
+        clock.advance(2.0)
         await consumer.caught_up()
         tg.cancel_scope.cancel()
     assert [batch[0] for batch in heard.batches] == [1, 1, 1]
     assert heard.batches[-1] == [1, 2, 3]
-    assert clock.delays == [1.0, 2.0]
+    assert clock.sleeps == [1.0, 2.0]
+    assert clock.monotonic() == 3.0
     assert consumer.position == 3 and consumer.failures == 0

@@ -5,22 +5,19 @@ the invoices that needed it wait."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from daemon.core import events as ev
 from daemon.core import mapping as mp
 from daemon.economic.client import EconomicClient
 from daemon.reconcile import invoice_items
-from daemon.sandbox.economic import EconomicSandbox, RateLimit
+from daemon.sandbox.economic import EconomicSandbox
 from daemon.store.eventlog import EventLog
 from tests.clocks import FakeClock
 from tests.reconcile.conftest import (
     OPTIONS,
     customer,
     invoice,
-    make_client,
     record,
     record_invoices,
 )
@@ -30,46 +27,35 @@ pytestmark = pytest.mark.anyio
 NUMBERS = (41, 42, 43)
 
 
-@pytest.fixture
-async def sb() -> AsyncIterator[EconomicSandbox]:
-    async with EconomicSandbox.running(rate_limit=RateLimit(enabled=False)) as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-async def client(sb: EconomicSandbox, clock: FakeClock) -> AsyncIterator[EconomicClient]:
-    async with make_client(sb, clock, timeout_s=5.0) as c:
-        yield c
-
-
-def all_booked_once(sb: EconomicSandbox, log: EventLog, numbers: tuple[int, ...]) -> bool:
-    return invoice_lines(sb) == {n: 1 for n in numbers} and not sb.agreement.draft_entries \
-        and len(sb.agreement.documents) == len(numbers) \
+def all_booked_once(sandbox: EconomicSandbox, log: EventLog, numbers: tuple[int, ...]) -> bool:
+    a = sandbox.agreement
+    return invoice_lines(sandbox) == {n: 1 for n in numbers} and not a.draft_entries \
+        and len(a.documents) == len(numbers) \
         and all(log.tables.state("invoice", str(n)).booked for n in numbers)
 
 
 async def test_a_bulk_call_applied_after_the_client_gave_up_is_sent_again_under_its_key(
-        sb: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
+        sandbox: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
     rec = stepper(log, client)
     await record(log, [customer(1), customer(2)])
     await settle(rec)
     # e-conomic applies the bulk call only after the client gave up on it, and after the
     # lookup before the retry: that lookup cannot see the entries
-    sb.inject("late", on="POST /draft-entries/bulk")
+    sandbox.inject("late", on="POST /draft-entries/bulk")
     await record_invoices(log, [(n, n % 2 + 1, None) for n in NUMBERS])
     await settle(rec)
-    bulks = sb.requests(method="POST", path_contains="/draft-entries/bulk")
+    bulks = sandbox.requests(method="POST", path_contains="/draft-entries/bulk")
     assert len(bulks) == 2 and bulks[0].idempotency_key == bulks[1].idempotency_key
     assert bulks[1].from_cache  # replayed, not applied again
-    calls = [(s.method, s.path.rsplit("/", 1)[-1]) for s in sb.served]
+    calls = [(s.method, s.path.rsplit("/", 1)[-1]) for s in sandbox.served]
     first, second = (n for n, c in enumerate(calls) if c == ("POST", "bulk"))
     assert ("GET", "draft-entries") in calls[first:second]  # the lookup that saw nothing
-    assert all_booked_once(sb, log, NUMBERS)
+    assert all_booked_once(sandbox, log, NUMBERS)
 
 
 @pytest.mark.parametrize("left_as", ["booked", "draft"])
 async def test_a_log_that_lost_its_tail_books_nothing_twice(
-        left_as: str, sb: EconomicSandbox, client: EconomicClient, clock: FakeClock) -> None:
+        left_as: str, sandbox: EconomicSandbox, client: EconomicClient, clock: FakeClock) -> None:
     facts: list[ev.Event] = [customer(1), customer(2)]
     first = await EventLog.open(":memory:", clock=clock)
     try:
@@ -81,7 +67,7 @@ async def test_a_log_that_lost_its_tail_books_nothing_twice(
         await settle(rec)
     finally:
         await first.close()
-    assert sum(invoice_lines(sb).values()) == len(NUMBERS)
+    assert sum(invoice_lines(sandbox).values()) == len(NUMBERS)
     # restored from a replica that had only the Moment facts: no intent, no outcome
     restored = await EventLog.open(":memory:", clock=clock)
     try:
@@ -90,8 +76,8 @@ async def test_a_log_that_lost_its_tail_books_nothing_twice(
         rec = stepper(restored, client)
         await rec.full_sweep()
         await settle(rec)
-        assert all_booked_once(sb, restored, NUMBERS)
-        assert len(sb.requests(method="POST", path_contains="/draft-entries/bulk")) == 1
+        assert all_booked_once(sandbox, restored, NUMBERS)
+        assert len(sandbox.requests(method="POST", path_contains="/draft-entries/bulk")) == 1
         found = [e for n in NUMBERS for r in await restored.read_entity("invoice", str(n))
                  if getattr(e := r.event, "found_by_lookup", False)]
         assert found
@@ -100,21 +86,21 @@ async def test_a_log_that_lost_its_tail_books_nothing_twice(
 
 
 async def test_an_answer_that_cannot_be_read_is_looked_up_not_taken_for_a_refusal(
-        sb: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
+        sandbox: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
     rec = stepper(log, client)
     await record(log, [customer(1), customer(2)])
     await settle(rec)
-    sb.inject("garble", on="POST /draft-entries/bulk")  # applied; the 201's body is garbage
-    sb.inject("garble", on="POST /AttachedDocuments")
+    sandbox.inject("garble", on="POST /draft-entries/bulk")  # applied; the 201's body is garbage
+    sandbox.inject("garble", on="POST /AttachedDocuments")
     await record_invoices(log, [(n, n % 2 + 1, None) for n in NUMBERS])
     await settle(rec)
-    assert all_booked_once(sb, log, NUMBERS)
+    assert all_booked_once(sandbox, log, NUMBERS)
     assert not any(log.tables.state("invoice", str(n)).parked for n in NUMBERS)
-    assert len(sb.requests(method="POST", path_contains="/draft-entries/bulk")) == 1
+    assert len(sandbox.requests(method="POST", path_contains="/draft-entries/bulk")) == 1
 
 
 async def test_a_failed_lookup_makes_only_the_invoices_in_doubt_wait(
-        sb: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
+        sandbox: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
     rec = stepper(log, client)
     await record(log, [customer(1), customer(2)])
     await settle(rec)
@@ -128,7 +114,7 @@ async def test_a_failed_lookup_makes_only_the_invoices_in_doubt_wait(
     assert entry is not None
     [number] = await client.create_draft_entries([invoice_items.draft_write(entry)],
                                                  idempotency_key="made-by-an-earlier-life")
-    made = sb.agreement.draft_entries[number]
+    made = sandbox.agreement.draft_entries[number]
     voucher, year = made["voucherNumber"], made["_year"]
     await log.append_many([
         (ev.InvoiceEntryCreated(kind="invoice", key="51", journal_number=1, entry_number=number,
@@ -136,14 +122,14 @@ async def test_a_failed_lookup_makes_only_the_invoices_in_doubt_wait(
         (ev.WriteIntended(kind="invoice", key="52", action="transfer",
                           idempotency_key="invoice:52:transfer:x:y", journal_number=1), "i52",
          None)])
-    sb.inject("503", on="GET /booked-entries")  # the lookup of 52 fails
+    sandbox.inject("503", on="GET /booked-entries")  # the lookup of 52 fails
     await rec.controllers["invoice"].reconcile(["51", "52"])
     st51, st52 = log.tables.state("invoice", "51"), log.tables.state("invoice", "52")
     assert st51.booked and st51.pdf_done and st51.attempts == 0
     assert st52.voucher_number is None and st52.attempts == 1 and "503" in st52.last_error
     failed = [r.event for r in await log.read_entity("invoice", "52") if r.type == "failed"]
     assert [getattr(e, "action", "") for e in failed] == ["read"]
-    bulks = sb.requests(method="POST", path_contains="/draft-entries/bulk")
+    bulks = sandbox.requests(method="POST", path_contains="/draft-entries/bulk")
     assert [b.idempotency_key for b in bulks] == ["made-by-an-earlier-life"]  # 52 waits
     await settle(rec)
-    assert invoice_lines(sb) == {51: 1, 52: 1}
+    assert invoice_lines(sandbox) == {51: 1, 52: 1}

@@ -37,7 +37,7 @@ async def test_retrying_many_scans_the_states_once_per_round(
     await log.append_many([(ev.RetryRequested(kind="customer", key=str(n)), f"r{n}", None)
                            for n in range(1, N + 1)])
     await rec.intake.pull()
-    await rec._unpark_dependents()
+    await rec.unparker.round(pull=rec.intake.pull)
     assert scans <= 2  # a round for the customers, one for the invoices they took along
     monkeypatch.undo()
     assert not any(log.tables.state("invoice", str(n)).parked for n in range(1, N + 1))
