@@ -53,6 +53,7 @@ from daemon.ops import (
     statusserver,
 )
 from daemon.ops import logging as logsetup
+from daemon.reconcile import hooks
 from daemon.reconcile import running as reconcile_running
 from daemon.store import consuming, eventlog, opening, records
 
@@ -107,12 +108,15 @@ class Secrets:
 def economic(settings: config.Settings, secrets: Secrets, *, clock: clocks.Clock,
              on_call: Callable[[str, str, int | None], None] | None = None,
              ) -> economic_client.EconomicClient:
-    """The e-conomic client of ``[economic]``: its URLs, tokens and daily call budget."""
+    """The e-conomic client of ``[economic]``: its URLs, tokens and daily call budget (and the
+    call timeout a test hook may shorten)."""
+    timeout = hooks.economic_timeout_s() or economic_client.TIMEOUT_S
     return economic_client.EconomicClient(
         rest_url=settings.economic.rest_url, apis_url=settings.economic.apis_url,
         app_secret_token=secrets["economic-app-secret-token"],
         agreement_grant_token=secrets["economic-agreement-grant-token"], clock=clock,
-        daily_call_budget=settings.economic.daily_call_budget, on_call=on_call)
+        daily_call_budget=settings.economic.daily_call_budget, on_call=on_call,
+        timeout_s=timeout)
 
 
 def moment(settings: config.Settings, secrets: Secrets, *, clock: clocks.Clock

@@ -38,6 +38,7 @@ BOOKED = "bookedEntriesapi/v4.0.0"
 DOCUMENTS = "documentsapi/v4.0.1"
 PAGE_SIZE = 1000
 MAX_BULK = 500
+TIMEOUT_S = 30.0  # a call that has not answered by then is an unknown outcome
 
 
 class LegacyPage(msgspec.Struct, Generic[T]):
@@ -119,7 +120,7 @@ class EconomicClient:
     def __init__(self, *, rest_url: str, apis_url: str, app_secret_token: Secret,
                  agreement_grant_token: Secret, clock: clocks.Clock,
                  daily_call_budget: int = 50_000, invoice_reserve: int | None = None,
-                 max_in_flight: int = 4, timeout_s: float = 30.0, rate_limit_retries: int = 2,
+                 max_in_flight: int = 4, timeout_s: float = TIMEOUT_S, rate_limit_retries: int = 2,
                  session: aiohttp.ClientSession | None = None,
                  on_call: Callable[[str, str, int | None], None] | None = None) -> None:
         self.limiter = Limiter(clock=clock, daily_call_budget=daily_call_budget,

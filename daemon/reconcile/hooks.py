@@ -4,8 +4,10 @@
 transfer reaches that named step (see :data:`CRASH_POINTS`); the crash tests run a daemon with
 it at every step and check that a restart ends with each invoice in e-conomic exactly once.
 ``MOMENT_SYNC_TEST_WEDGE=1`` makes the reconcile loop hang without beating its watchdog pulse.
+``MOMENT_SYNC_TEST_ECONOMIC_TIMEOUT_S=<seconds>`` shortens the e-conomic client's call timeout
+(30 s), so a test of a timed-out call does not wait half a minute of real time.
 
-Guarantees: with neither variable set (production), nothing here has any effect. Never read
+Guarantees: with none of them set (production), nothing here has any effect. Never read
 anything else from the environment here.
 """
 
@@ -17,6 +19,7 @@ from typing import Final
 
 CRASH_ENV: Final = "MOMENT_SYNC_TEST_CRASH_AT"
 WEDGE_ENV: Final = "MOMENT_SYNC_TEST_WEDGE"
+TIMEOUT_ENV: Final = "MOMENT_SYNC_TEST_ECONOMIC_TIMEOUT_S"
 CRASH_POINTS: Final = (
     "invoice.after_intent",        # transfer intent committed, nothing sent
     "invoice.after_send",          # bulk draft entries created, outcome not recorded
@@ -38,3 +41,9 @@ def crash_point(step: str) -> None:
 def wedged() -> bool:
     """True when ``$MOMENT_SYNC_TEST_WEDGE`` asks the reconcile loop to hang."""
     return os.environ.get(WEDGE_ENV) == "1"
+
+
+def economic_timeout_s() -> float | None:
+    """The e-conomic call timeout ``$MOMENT_SYNC_TEST_ECONOMIC_TIMEOUT_S`` asks for, if any."""
+    value = os.environ.get(TIMEOUT_ENV)
+    return float(value) if value else None

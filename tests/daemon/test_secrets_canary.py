@@ -6,8 +6,9 @@ scenario runs the daemon twice on one state directory:
 
 1. with ``MOMENT_SYNC_TEST_CRASH_AT=invoice.after_send``: a crash (SIGKILL) in the middle of an
    invoice's reconcile;
-2. restarted, with faults queued: an e-conomic call that times out (the client's 30 s timeout:
-   this module is the slow one), e-conomic 500s and 503s, Moment 500, 503 and 429; then both
+2. restarted, with faults queued: an e-conomic call that times out (the client's timeout,
+   shortened to 3 s by ``MOMENT_SYNC_TEST_ECONOMIC_TIMEOUT_S``), e-conomic 500s and 503s,
+   Moment 500, 503 and 429; then both
    services rotate their tokens for a while (e-conomic answers 401 to reads and writes, Moment
    401 to the poller, an item parks for refused tokens) and take the canaries back; webhook
    requests carry the token in the path, good and bad, well-formed and not, and one that is not
@@ -32,6 +33,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from daemon.reconcile.hooks import TIMEOUT_ENV
 from tests.daemon import harness, speaking
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(110)]
@@ -206,7 +208,7 @@ def artefacts() -> Iterator[Artefacts]:
             sb.moment.faults.add(429, retry_after=1)
         sb.call(queue_faults)
 
-        daemon = harness.Daemon(setup).start()
+        daemon = harness.Daemon(setup, env={TIMEOUT_ENV: "3"}).start()
         try:
             daemon.wait_for("READY=1")
             webhooks(setup, sb, art)
@@ -224,10 +226,10 @@ def artefacts() -> Iterator[Artefacts]:
             art.facts["wrong_check_exit"] = check.returncode
             art.commands["check (wrong token)"] = (check.stdout + check.stderr).encode()
 
-            # the next call (an incremental sweep's, every 2 s) outlives the client's 30 s
-            # timeout
+            # the next call (an incremental sweep's, every 2 s) outlives the client's
+            # timeout (3 s here)
             def queue_timeout() -> None:
-                sb.economic.faults.timeout_s = 31.0
+                sb.economic.faults.timeout_s = 4.0
                 sb.economic.inject("timeout")
             sb.call(queue_timeout)
             harness.wait_until(
