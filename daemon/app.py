@@ -2,11 +2,12 @@
 and stopped in a defined order. ``moment-sync run`` is :func:`run`; the commands that work
 without a running daemon build their clients and reconciler with the same factories.
 
-Start order: logging (the caller's); secrets (all four, before anything opens, so a missing one
-stops the start at once); the event log (lock, schema, projections caught up, with
-``EXTEND_TIMEOUT_USEC`` while that takes long); clients; the status socket; the loops; signal
-handlers; then ``READY=1`` — so READY means the socket already answers and a signal meets our
-handlers.
+Start order: logging (the caller's); secrets (every one the configuration uses, before anything
+opens, so a missing one stops the start at once); the event log (lock, schema, projections
+caught up, with ``EXTEND_TIMEOUT_USEC`` while that takes long); clients; the status socket;
+the loops (the e-conomic webhooks are installed by one of them, so a failure there holds
+nothing else up); signal handlers; then ``READY=1`` — so READY means the socket already
+answers and a signal meets our handlers.
 
 Shutdown order (STYLE.md 13) on SIGTERM or SIGINT: ``STOPPING=1`` and state ``stopping``; the
 webhook receiver stops taking hints; the reconciler gets ``SHUTDOWN_GRACE_S`` seconds to finish
@@ -100,8 +101,9 @@ class Secrets:
         return self._read[name]
 
     def read_all(self) -> None:
-        """Read every secret of :data:`daemon.settings.SECRETS` now (the daemon needs all)."""
-        for name in config.SECRETS:
+        """Read every secret the configuration uses now (:func:`daemon.settings.needed_secrets`:
+        the e-conomic webhook token only with ``webhook_url`` set)."""
+        for name in config.needed_secrets(self._settings):
             self[name]
 
 

@@ -14,6 +14,7 @@ import ipaddress
 import os
 import re
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -21,6 +22,7 @@ from typing import Any, Final
 import msgspec
 
 from daemon.core import mapping as mp
+from daemon.core import webhooks
 from daemon.core.secrets import Secret
 
 DEFAULT_CONFIG_PATH: Final = Path("/etc/moment-sync/config.toml")
@@ -28,6 +30,8 @@ ENV_PREFIX: Final = "MOMENT_SYNC_"
 #: Test hooks (``MOMENT_SYNC_TEST_WEDGE``, ``MOMENT_SYNC_TEST_CRASH_AT``: see
 #: :mod:`daemon.reconcile.hooks`) share the prefix but are not overrides.
 TEST_HOOK_PREFIX: Final = "MOMENT_SYNC_TEST_"
+_EVENT_TYPE = re.compile(r"^[A-Z0-9_]{1,100}$")
+_LOOPBACK: Final = ("127.0.0.1", "localhost", "::1")
 _DURATION = re.compile(r"^([0-9]+)([smhd])$")
 _UNIT_S: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -157,6 +161,11 @@ class EconomicSettings(_Section, frozen=True, kw_only=True, forbid_unknown_field
     language: str = "da"
     include_pdf: bool = True
     auto_book: bool = True
+    #: public base URL that reaches [daemon] listen (behind the TLS proxy); empty: no webhooks
+    webhook_url: str = ""
+    webhook_token_file: str = ""
+    webhook_events: dict[str, str] = msgspec.field(
+        default_factory=lambda: dict(webhooks.DEFAULT_EVENTS))
     reconcile_interval: Duration = Duration(600)
     full_reconcile_interval: Duration = Duration(21600)
     daily_call_budget: int = 50000
@@ -201,7 +210,18 @@ SECRETS: Final = {
     "moment-webhook-token": ("moment", "webhook_token_file"),
     "economic-app-secret-token": ("economic", "app_secret_token_file"),
     "economic-agreement-grant-token": ("economic", "agreement_grant_token_file"),
+    "economic-webhook-token": ("economic", "webhook_token_file"),
 }
+#: secrets read only when the setting named is set (the e-conomic webhook token: webhook_url)
+OPTIONAL_SECRETS: Final = {"economic-webhook-token": ("economic", "webhook_url")}
+
+
+def needed_secrets(settings: Settings) -> list[str]:
+    """The secrets this configuration uses: all of :data:`SECRETS`, less the optional ones
+    whose setting is empty."""
+    return [name for name in SECRETS
+            if name not in OPTIONAL_SECRETS
+            or getattr(getattr(settings, OPTIONAL_SECRETS[name][0]), OPTIONAL_SECRETS[name][1])]
 
 
 def mapping_options(settings: Settings) -> mp.Options:
@@ -328,10 +348,44 @@ def _validate(settings: Settings) -> None:
                           "(Litestream's addr, e.g. \"http://127.0.0.1:9090/metrics\"), or empty")
     if settings.replication.max_lag <= 0:
         raise ConfigError("replication.max_lag: must be longer than 0s")
+    _validate_webhooks(e)
     if not settings.moment.company.strip():
         raise ConfigError("moment.company: must not be empty")
     if not 0 < settings.alerts.smtp_port < 65536:
         raise ConfigError("alerts.smtp_port: must be a port from 1 to 65535")
+
+
+def _validate_webhooks(e: EconomicSettings) -> None:
+    """``webhook_url``: empty, or an https URL without query or fragment (http only on
+    loopback, where the sandbox takes it); ``webhook_events``: event type names by kind."""
+    for kind, name in e.webhook_events.items():
+        if kind not in webhooks.KINDS:
+            raise ConfigError(f"economic.webhook_events.{kind}: unknown kind; use "
+                              f"{', '.join(webhooks.KINDS)}")
+        if not _EVENT_TYPE.match(name):
+            raise ConfigError(f"economic.webhook_events.{kind}: {name!r} is not an e-conomic "
+                              "event type name (capital letters, digits and _, such as "
+                              "\"CUSTOMER_UPDATED\")")
+    if len(set(e.webhook_events.values())) != len(e.webhook_events):
+        raise ConfigError("economic.webhook_events: two kinds name the same event type; "
+                          "e-conomic allows one webhook per event type")
+    url = e.webhook_url
+    if not url:
+        return
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigError(f"economic.webhook_url: {url!r} is not an https URL such as "
+                          "\"https://sync.example.com\"")
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+        raise ConfigError(f"economic.webhook_url: {url!r} is http; e-conomic calls only https "
+                          "URLs: put the TLS proxy's https address here")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigError(f"economic.webhook_url: {url!r} must be a base URL without query, "
+                          "fragment or credentials; the daemon adds /webhooks/economic/ and the "
+                          "token")
+    if len(webhooks.url_prefix(url)) + 100 > 1000:
+        raise ConfigError("economic.webhook_url: too long; e-conomic takes webhook URLs of "
+                          "at most 1000 characters, the path and token included")
 
 
 def parse(text: str, *, source: str = "<config>",

@@ -160,6 +160,25 @@ class HintReceived(Event, frozen=True, kw_only=True, tag="hint_received"):
         return self.number or f"id:{self.moment_id}"
 
 
+class EconomicHintReceived(Event, frozen=True, kw_only=True, tag="economic_hint_received"):
+    """An e-conomic webhook delivery, committed before the 202: the records it names changed
+    in e-conomic (``old``/``new``: customer or project numbers, either may be empty; a
+    renumbering names both), or a day book was booked (``daybook``, vouchers ``first`` to
+    ``last``). ``kind`` is ``customer``, ``project`` or ``daybook``."""
+
+    kind: str
+    event: str = ""
+    old: str = ""
+    new: str = ""
+    daybook: str = ""
+    first: str = ""
+    last: str = ""
+
+    @property
+    def entity_key(self) -> str:
+        return self.new or self.old or self.daybook
+
+
 class PollCursorAdvanced(Event, frozen=True, kw_only=True, tag="poll_cursor_advanced"):
     """The Moment poll cursor of ``kind``. Logs written before :class:`HintWatermarkAdvanced`
     existed kept the hint watermark here too, as ``kind="hints"``; it is still read as one."""
@@ -341,9 +360,9 @@ class RestoreMarked(Event, frozen=True, kw_only=True, tag="restore_marked"):
 
 ANY_EVENT = (
     CustomerUpserted | ProjectUpserted | InvoiceFinalized | EntityGone | InvoiceConflict
-    | HintReceived | PollCursorAdvanced | HintWatermarkAdvanced | ResyncRequested
-    | RetryRequested | WriteIntended | Applied | Failed | DriftRepaired | StrayReported
-    | Parked | Unparked
+    | HintReceived | EconomicHintReceived | PollCursorAdvanced | HintWatermarkAdvanced
+    | ResyncRequested | RetryRequested | WriteIntended | Applied | Failed | DriftRepaired
+    | StrayReported | Parked | Unparked
     | InvoiceEntryCreated | InvoicePdfAttached | InvoicePdfSkipped | InvoiceBooked
     | BookedMismatch | WentWithout | CheckReported | InvoiceEntryGone | RestoreMarked
 )

@@ -80,6 +80,8 @@ class EntityState(msgspec.Struct, frozen=True, kw_only=True):
 #: ``PollCursorAdvanced(kind="hints")``, which folds into this same row, so their watermark is
 #: read on replay and after an upgrade.
 HINT_WATERMARK: Final = "cursor:hints"
+#: when the last e-conomic webhook delivery was recorded (``reconcile.last_hint_at``)
+LAST_ECONOMIC_HINT: Final = "last_economic_hint"
 
 
 class DaemonState(msgspec.Struct, frozen=True, kw_only=True):
@@ -247,6 +249,8 @@ def _daemon_keys(event: ev.Event) -> Iterable[str]:
             return (HINT_WATERMARK,)
         case ev.HintReceived():
             return ("last_webhook",) if event.source == "webhook" else ()
+        case ev.EconomicHintReceived():
+            return (LAST_ECONOMIC_HINT,)
         case ev.StrayReported():
             return (f"stray:{event.kind}:{event.number}",)
         case ev.CheckReported(name=name):
@@ -265,6 +269,8 @@ def fold_daemon(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | No
             return DaemonState(name=HINT_WATERMARK, value=str(through), at=at)
         case ev.HintReceived():
             return DaemonState(name="last_webhook", value=event.kind, at=at)
+        case ev.EconomicHintReceived():
+            return DaemonState(name=LAST_ECONOMIC_HINT, value=event.kind, at=at)
         case ev.StrayReported():
             return DaemonState(name=f"stray:{event.kind}:{event.number}", value=event.note, at=at,
                                extra={"managed_key": event.key})
@@ -286,6 +292,7 @@ PROJECTIONS: Final[tuple[Projection, ...]] = (
     Projection("entity_states", EntityState, _STATE_EVENTS, _state_keys, fold_state),
     Projection("daemon_state", DaemonState,
                (ev.PollCursorAdvanced, ev.HintWatermarkAdvanced, ev.HintReceived,
+                ev.EconomicHintReceived,
                 ev.StrayReported, ev.CheckReported),
                _daemon_keys, fold_daemon),
 )

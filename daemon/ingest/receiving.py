@@ -1,12 +1,16 @@
-"""The Moment webhook receiver: ``POST /webhooks/moment/{token}``, answered 202 once durable.
+"""The webhook receiver: ``POST /webhooks/moment/{token}`` and, with e-conomic webhooks on,
+``POST /webhooks/economic/{token}`` on the same listener, answered 202 once durable.
 
 What it does: checks a webhook request in the order DESIGN.md fixes (token, size, content type,
-body), appends one :class:`~daemon.core.events.HintReceived` per good hint and answers 202 only
-after that append has committed (the log is durable on return). The hint processor picks the
-hint up from the log (:mod:`daemon.ingest.hinting`), so the receiver does no fetching.
+body), appends one event per good hint (Moment's: :class:`~daemon.core.events.HintReceived`;
+e-conomic's: :class:`~daemon.core.events.EconomicHintReceived`) and answers 202 only after that
+append has committed (the log is durable on return). The hint processor
+(:mod:`daemon.ingest.hinting`) and the reconciler pick the hints up from the log, so the
+receiver does no fetching.
 
 Answers: 404 for a wrong token (compared in constant time, on SHA-256 digests so the length
-does not show either), 413 for a body over :data:`MAX_BODY_BYTES` (announced or streamed), 415
+does not show either; on the e-conomic route also for an ``X-Moment-Sync-Token`` header that is
+present and wrong), 413 for a body over :data:`MAX_BODY_BYTES` (announced or streamed), 415
 for a content type other than ``application/json``, 400 with the decoder's message for a body
 that is not a hint, 408 for a body slower than :data:`BODY_TIMEOUT_S`, 503 when the log cannot
 take the hint. Every answer but the 202 is JSON
@@ -16,7 +20,8 @@ Guarantees: a refused request appends nothing; no exception from one request rea
 (an unexpected one is a 500 logged by type only), so nothing a client sends stops the
 receiver; no log line carries the token: aiohttp's access log is off and this module never logs
 the path (the token is part of it), and aiohttp's own error log for malformed requests goes
-through a filter that keeps only the message and the exception's type. A request aiohttp cannot
+through a filter that keeps only the message and the exception's type
+(:mod:`daemon.ingest.connections`). A request aiohttp cannot
 parse gets a plain ``400 Bad Request`` that never quotes the request (aiohttp's own answer
 echoes the request line, token included). Binds exactly the host and port it is given.
 
@@ -31,24 +36,24 @@ slow client frees its slot within the timeouts), so slow clients cannot lock out
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import itertools
-import logging
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
-from http import HTTPStatus
+from collections.abc import Callable, Mapping
 from typing import Final
 
 import anyio
 import anyio.abc
 import msgspec
 import structlog
-from aiohttp import web, web_protocol
+from aiohttp import web
 
 from daemon.core import events as ev
-from daemon.core import secrets
+from daemon.core import secrets, strictjson, webhooks
+from daemon.ingest import connections
 from daemon.moment import shapes
 from daemon.store import eventlog
 
@@ -60,28 +65,10 @@ BODY_TIMEOUT_S: Final = 30.0
 MAX_CONNECTIONS: Final = 256
 ROUTE: Final = "/webhooks/moment/{token}"
 PATH_PREFIX: Final = "/webhooks/moment/"
+ECONOMIC_ROUTE: Final = webhooks.PATH + "{token}"
 _READ_CHUNK: Final = 16 * 1024
 _SHUTDOWN_S: Final = 5.0
 _LOGGED_REASON: Final = 200
-
-
-class _Scrub(logging.Filter):
-    """aiohttp logs a malformed request with the parser's exception, whose text may quote the
-    request line, and so the token: keep the message and the exception's type, drop the rest."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        text = record.getMessage()
-        record.msg = f"{text}: {type(exc).__name__}" if exc is not None else text
-        record.args = None
-        record.exc_info = None
-        record.exc_text = None
-        record.stack_info = None
-        return True
-
-
-_server_log = logging.getLogger(f"{__name__}.http")
-_server_log.addFilter(_Scrub())
 
 
 def _reason(response: web.Response) -> str:
@@ -93,86 +80,6 @@ def _reason(response: web.Response) -> str:
     except msgspec.DecodeError:
         return ""
     return message if isinstance(message, str) else ""
-
-
-class _Connection(web_protocol.RequestHandler):
-    """aiohttp's connection handler with the receiver's bounds.
-
-    It closes a connection whose request line and headers are not in after
-    ``header_timeout_s`` (armed when the connection opens and again after each answer; the
-    receiver's middleware disarms it once a request's headers are parsed), frees its
-    connection slot when the connection is lost, and answers a request aiohttp cannot parse
-    with a fixed text that never quotes the request.
-    """
-
-    def __init__(self, manager: web.Server, *, header_timeout_s: float,
-                 on_lost: Callable[[], None]) -> None:
-        # aiohttp's access log is off: it would record the path, and so the token
-        # (aiohttp takes None for "no access log" at run time; its annotation says Logger)
-        super().__init__(manager, loop=asyncio.get_running_loop(), logger=_server_log,
-                         access_log=None)  # type: ignore[arg-type]
-        self._header_timeout_s = header_timeout_s
-        self._on_lost: Callable[[], None] | None = on_lost
-        self._header_timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.arm()
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self.disarm()
-        try:
-            super().connection_lost(exc)
-        finally:
-            on_lost, self._on_lost = self._on_lost, None
-            if on_lost is not None:
-                on_lost()
-
-    def arm(self) -> None:
-        """Start counting the time the client has for its next request's headers."""
-        self.disarm()
-        self._header_timer = asyncio.get_running_loop().call_later(
-            self._header_timeout_s, self._headers_late)
-
-    def disarm(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-
-    def _headers_late(self) -> None:
-        self._header_timer = None
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            _log.info("webhook connection closed: no complete request headers in time",
-                      timeout_s=self._header_timeout_s)
-            transport.close()
-
-    def handle_error(self, request: web.BaseRequest, status: int = 500,
-                     exc: BaseException | None = None,
-                     message: str | None = None) -> web.StreamResponse:
-        # aiohttp's message for a parse error quotes the request line, and so the token
-        try:
-            phrase = HTTPStatus(status).phrase
-        except ValueError:
-            phrase = "Error"
-        return super().handle_error(request, status, exc,
-                                    f"{status} {phrase}: the request is not valid HTTP/1.1")
-
-
-@web.middleware
-async def _headers_in(request: web.Request,
-                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-                      ) -> web.StreamResponse:
-    """A request reached the app, so its headers are in: stop the header clock; the answer
-    starts it again for the next request on a kept-alive connection."""
-    protocol = request.protocol
-    if isinstance(protocol, _Connection):
-        protocol.disarm()
-    try:
-        return await handler(request)
-    finally:
-        if isinstance(protocol, _Connection):
-            protocol.arm()
 
 
 def _answer(status: int, message: str) -> web.Response:
@@ -194,6 +101,30 @@ def hint_event(hint: shapes.Hint) -> ev.HintReceived:
                            event=hint.event, source="webhook")
 
 
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).digest()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Route:
+    """One webhook route: whose token (its digest), the header that may repeat it, and how a
+    body becomes the event to record (raising :class:`strictjson.BodyError`: a 400)."""
+
+    token_digest: bytes
+    header: str | None
+    decode: Callable[[bytes], ev.Event]
+
+
+def _moment_event(body: bytes) -> ev.Event:
+    return hint_event(shapes.decode_hint(body))
+
+
+def economic_event(hint: webhooks.Hint) -> ev.EconomicHintReceived:
+    """The log's record of one decoded e-conomic hint."""
+    return ev.EconomicHintReceived(kind=hint.kind, event=hint.event, old=hint.old, new=hint.new,
+                                   daybook=hint.daybook, first=hint.first, last=hint.last)
+
+
 class Receiver:
     """The receiver on one ``host:port`` (port 0: any free port, see :attr:`port` after
     :meth:`start`). Run it with ``await tg.start(receiver.serve)``, which yields the port.
@@ -201,6 +132,8 @@ class Receiver:
     feed metrics); it must not raise."""
 
     def __init__(self, *, log: eventlog.EventLog, token: secrets.Secret,
+                 economic_token: secrets.Secret | None = None,
+                 economic_events: Mapping[str, str] | None = None,
                  host: str = "127.0.0.1", port: int = 8080,
                  header_timeout_s: float = HEADER_TIMEOUT_S,
                  body_timeout_s: float = BODY_TIMEOUT_S,
@@ -212,7 +145,15 @@ class Receiver:
             raise ValueError("the webhook token is empty: set [moment] webhook_token_file or "
                              "the moment-webhook-token credential")
         self._log = log
-        self._token_digest = hashlib.sha256(token.reveal().encode()).digest()
+        self._routes = {ROUTE: _Route(_digest(token.reveal()), None, _moment_event)}
+        if economic_token is not None:
+            if not economic_token:
+                raise ValueError("the e-conomic webhook token is empty: set [economic] "
+                                 "webhook_token_file or the economic-webhook-token credential")
+            events = dict(economic_events or webhooks.DEFAULT_EVENTS)
+            self._routes[ECONOMIC_ROUTE] = _Route(
+                _digest(economic_token.reveal()), webhooks.TOKEN_HEADER,
+                lambda body: economic_event(webhooks.decode_hint(body, events)))
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
@@ -235,8 +176,9 @@ class Receiver:
         return f"<Receiver {self.host}:{self.port}>"
 
     def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_headers_in])
-        app.router.add_post(ROUTE, self._handle)
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[connections.headers_in])
+        for route in self._routes:
+            app.router.add_post(route, self._handle)
         return app
 
     async def start(self) -> None:
@@ -245,7 +187,7 @@ class Receiver:
         if self._runner is not None:
             raise RuntimeError("the receiver is already running")
         runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False,
-                               shutdown_timeout=_SHUTDOWN_S, logger=_server_log)
+                               shutdown_timeout=_SHUTDOWN_S, logger=connections.server_log)
         await runner.setup()
         try:
             family, _, _, _, address = (await anyio.getaddrinfo(
@@ -311,7 +253,7 @@ class Receiver:
             try:
                 conn.setblocking(False)
                 await loop.connect_accepted_socket(
-                    lambda: _Connection(server, header_timeout_s=self._header_timeout_s,
+                    lambda: connections.Connection(server, header_timeout_s=self._header_timeout_s,
                                         on_lost=self._closed),
                     conn)
             except OSError as exc:  # the peer left before the handshake was done
@@ -329,9 +271,15 @@ class Receiver:
 
     # --- one request ----------------------------------------------------------------------
 
-    def _token_ok(self, given: str) -> bool:
-        digest = hashlib.sha256(given.encode("utf-8", "surrogateescape")).digest()
-        return hmac.compare_digest(digest, self._token_digest)
+    @staticmethod
+    def _token_ok(route: _Route, request: web.Request) -> bool:
+        """The path's token, and the route's header when the request carries it, are the
+        route's token (constant time: SHA-256 digests, so the length does not show)."""
+        ok = hmac.compare_digest(_digest(request.match_info.get("token", "")),
+                                 route.token_digest)
+        if route.header is not None and route.header in request.headers:
+            ok &= hmac.compare_digest(_digest(request.headers[route.header]), route.token_digest)
+        return ok
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -351,7 +299,9 @@ class Receiver:
         return response
 
     async def _check_and_record(self, request: web.Request) -> web.Response:
-        if not self._token_ok(request.match_info.get("token", "")):
+        resource = request.match_info.route.resource
+        route = self._routes.get(resource.canonical if resource is not None else "")
+        if route is None or not self._token_ok(route, request):
             return _answer(404, "not found")
         announced = request.content_length
         if announced is not None and announced > MAX_BODY_BYTES:
@@ -376,15 +326,15 @@ class Receiver:
             return _answer(415, f"content type must be application/json, got "
                                 f"{request.content_type or 'none'}")
         try:
-            hint = shapes.decode_hint(b"".join(chunks))
-        except shapes.HintError as exc:
+            event = route.decode(b"".join(chunks))
+        except strictjson.BodyError as exc:
             return _answer(400, str(exc))
-        event = hint_event(hint)
         try:
             appended = await self._log.append(
                 event, idempotency_key=f"hint:{self._run_id}:{next(self._counter)}")
         except Exception as exc:
-            _log.error("webhook hint not recorded", kind=event.kind, moment_id=event.moment_id,
+            kind, key = ev.entity_of(event)
+            _log.error("webhook hint not recorded", kind=kind, key=key,
                        error=type(exc).__name__)
             return _answer(503, "the hint could not be recorded; send it again later")
         return web.Response(status=202, content_type="application/json",

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import json
 from typing import Annotated, ClassVar, Final, Generic, Literal, TypeAlias, TypeVar
 
 import msgspec
 
 from daemon.core import events as ev
+from daemon.core import strictjson
 
 MONEY_PATTERN: Final = r"^-?[0-9]+(\.[0-9]+)?$"
 Money: TypeAlias = Annotated[str, msgspec.Meta(pattern=MONEY_PATTERN)]
@@ -251,37 +251,11 @@ Hint: TypeAlias = CustomerHint | ProjectHint | InvoiceHint
 HINT_EVENT_MAX: Final = 100
 
 
-class HintError(ValueError):
+class HintError(strictjson.BodyError):
     """A body that is not a Moment webhook hint; ``str()`` says what is wrong, for a 400."""
 
 
-def _reject_constant(name: str) -> object:
-    raise HintError(f"body is not valid JSON: {name} is not a JSON value")
-
-
-def _duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    result: dict[str, object] = {}
-    for key, value in pairs:
-        if key in result:
-            raise HintError(f"body is not valid JSON for a hint: key {key!r} appears twice")
-        result[key] = value
-    return result
-
-
-def _describe(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "a number"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
+_describe = strictjson.describe
 
 
 def _object(value: object, where: str) -> dict[str, object]:
@@ -350,26 +324,9 @@ def decode_hint(body: bytes) -> Hint:
     ignored (Moment may add some); unknown top-level keys are unknown object kinds and refused.
     """
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise HintError(f"body is not UTF-8: {exc.reason} at byte {exc.start}") from None
-    if not text.strip():
-        raise HintError("body is empty; expected a JSON object")
-    try:
-        data: object = json.loads(text, object_pairs_hook=_duplicate_keys,
-                                  parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise HintError(f"body is not valid JSON: {exc.msg} at line {exc.lineno} "
-                        f"column {exc.colno}") from None
-    except RecursionError:
-        raise HintError("body is not valid JSON for a hint: nested too deeply") from None
-    except HintError:
-        raise
-    except ValueError:
-        # Python refuses to convert an integer of more than 4,300 digits (CVE-2020-10735);
-        # no hint needs one, and it must be a 400, not an error inside the receiver
-        raise HintError("body is not valid JSON for a hint: a number in it is too long") \
-            from None
+        data = strictjson.loads(body, what="a hint")
+    except strictjson.BodyError as exc:
+        raise HintError(str(exc)) from None
     top = _object(data, "body")
     if "event" not in top:
         raise HintError("event is missing")
