@@ -65,10 +65,24 @@ class BookedMismatch(msgspec.Struct, frozen=True):
     note: str
 
 
+class Webhooks(msgspec.Struct, frozen=True):
+    """The daemon's e-conomic webhooks: the event types installed and enabled, whether all it
+    wants are (``ok``), each type's state (``installed``, ``missing``, ``disabled``,
+    ``differs``, ``foreign``, ``unknown``: not offered by e-conomic) and a sentence."""
+
+    installed: list[str] = msgspec.field(default_factory=list)
+    ok: bool = False
+    states: dict[str, str] = msgspec.field(default_factory=dict)
+    detail: str = ""
+
+
 class Reconcile(msgspec.Struct, frozen=True):
     last_full_at: str | None = None
     last_incremental_at: str | None = None
     drift_repaired: int = 0
+    last_hint_at: str | None = None
+    #: None when ``webhook_url`` is empty (no webhooks)
+    webhooks: Webhooks | None = None
     #: reported, never deleted (the same struct ``plan`` lists them with)
     strays: list[plans.PlanStray] = msgspec.field(default_factory=list)
     #: reported once each, never edited

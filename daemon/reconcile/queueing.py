@@ -122,6 +122,10 @@ class WorkQueue:
     def _wake(self) -> None:
         self._wakeup.set()
 
+    def wake(self) -> None:
+        """Wake the worker for work that is not a key (a hinted record to read)."""
+        self._wake()
+
     async def wait(self, seconds: float) -> None:
         """Return when something was added, or after ``seconds`` of the clock."""
         if await waiting.wait_for(self._wakeup, seconds=seconds, clock=self._clock):

@@ -42,6 +42,7 @@ from daemon.reconcile import (
     auditing,
     controlling,
     controls,
+    hearing,
     hooks,
     invoices,
     kinds,
@@ -84,6 +85,7 @@ class Reconciler:
             observer=safe, max_in_flight=max_in_flight)
         self.controllers: dict[str, controls.Controller] = {
             spec.kind: self._controller(spec) for spec in kinds.SPECS}
+        self.hints = hearing.Hints(self.controls)  # e-conomic's webhook hints
         self.reconcile_interval = reconcile_interval
         self.full_reconcile_interval = full_reconcile_interval
         self.batch = {**{k: BATCH for k in kinds.NAMES}, **(batch or {})}
@@ -150,6 +152,8 @@ class Reconciler:
                         self.unparker.changed(kind, key)  # fixed in Moment, perhaps
                 case ev.EntityGone(kind=kind, key=key):
                     q.discard(kind, key)
+                case ev.EconomicHintReceived():
+                    self.hints.hear(e)
                 case ev.ResyncRequested(kind=kind, key=key):
                     q.add(kind, key, force=True)
                 case ev.RetryRequested(kind=kind, key=key) | ev.Unparked(kind=kind, key=key):
@@ -204,6 +208,7 @@ class Reconciler:
             reconcile=reports.Reconcile(
                 last_full_at=clocks.iso_posix(self.last_full_at),
                 last_incremental_at=clocks.iso_posix(self.last_incremental_at),
+                last_hint_at=statuses.last_hint_at(tables),
                 drift_repaired=statuses.drift_repaired(tables),
                 strays=statuses.strays(tables),
                 booked_mismatches=statuses.booked_mismatches(tables),
@@ -282,6 +287,9 @@ class Reconciler:
                 if keys:
                     did = True
                     await self.controllers[kind].reconcile(keys)
+            if self.hints.pending:  # after the repairs: a recreated record's stray is there
+                did = True
+                await self.hints.read_unmanaged()
             return did
 
     async def _work(self) -> None:
@@ -375,6 +383,7 @@ class Reconciler:
         nxt = self.queue.next_due()
         return (not self.busy and not self._sweeping and not self._full_now.is_set()
                 and not self.unparker.pending and self.intake.lag == 0
+                and not self.hints.pending
                 and (nxt is None or nxt > self.clock.monotonic()))
 
     def idle(self) -> bool:

@@ -56,3 +56,9 @@ def booked_mismatches(tables: pj.Tables) -> list[reports.BookedMismatch]:
         if st.kind == "invoice" and st.mismatch and (st.economic_number is not None
                                                       or st.key.isdigit())]
     return sorted(out, key=lambda m: m.number)
+
+
+def last_hint_at(tables: pj.Tables) -> str | None:
+    """When the last e-conomic webhook delivery was recorded (None: never)."""
+    row = tables.daemon().get(pj.LAST_ECONOMIC_HINT)
+    return row.at if row is not None else None
