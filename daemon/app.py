@@ -121,6 +121,14 @@ def economic(settings: config.Settings, secrets: Secrets, *, clock: clocks.Clock
         timeout_s=timeout)
 
 
+def economic_webhook_token(settings: config.Settings, secrets: Secrets
+                           ) -> core_secrets.Secret | None:
+    """The e-conomic webhook token, when ``webhook_url`` is set (None: no webhooks)."""
+    if not settings.economic.webhook_url:
+        return None
+    return secrets["economic-webhook-token"]
+
+
 def moment(settings: config.Settings, secrets: Secrets, *, clock: clocks.Clock
            ) -> moment_client.MomentClient:
     """The Moment client of ``[moment]``."""
@@ -263,9 +271,9 @@ async def run(settings: config.Settings) -> int:
             moment(settings, secrets, clock=clock) as moment_api:
         ingest = ingest_running.Ingest(settings=settings, log=log, client=moment_api,
                                        webhook_token=secrets["moment-webhook-token"],
-                                       clock=clock,
-                                       on_webhook=lambda status: meter.webhook_answered(
-                                           "moment", status))
+                                       economic_webhook_token=economic_webhook_token(
+                                           settings, secrets),
+                                       clock=clock, on_webhook=meter.webhook_answered)
         reconcile = reconciler(settings, log=log, client=economic_api, clock=clock,
                                observer=observing.Observer(alerter, meter, clock=clock),
                                watchdog=watchdog)

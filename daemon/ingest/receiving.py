@@ -110,6 +110,7 @@ class _Route:
     """One webhook route: whose token (its digest), the header that may repeat it, and how a
     body becomes the event to record (raising :class:`strictjson.BodyError`: a 400)."""
 
+    source: str
     token_digest: bytes
     header: str | None
     decode: Callable[[bytes], ev.Event]
@@ -128,8 +129,8 @@ def economic_event(hint: webhooks.Hint) -> ev.EconomicHintReceived:
 class Receiver:
     """The receiver on one ``host:port`` (port 0: any free port, see :attr:`port` after
     :meth:`start`). Run it with ``await tg.start(receiver.serve)``, which yields the port.
-    ``on_answer(status)`` is told the HTTP status of every answer the handler gives (e.g. to
-    feed metrics); it must not raise."""
+    ``on_answer(source, status)`` is told the route (``"moment"`` or ``"economic"``) and HTTP
+    status of every answer the handler gives (e.g. to feed metrics); it must not raise."""
 
     def __init__(self, *, log: eventlog.EventLog, token: secrets.Secret,
                  economic_token: secrets.Secret | None = None,
@@ -138,21 +139,22 @@ class Receiver:
                  header_timeout_s: float = HEADER_TIMEOUT_S,
                  body_timeout_s: float = BODY_TIMEOUT_S,
                  max_connections: int = MAX_CONNECTIONS,
-                 on_answer: Callable[[int], None] | None = None) -> None:
+                 on_answer: Callable[[str, int], None] | None = None) -> None:
         if header_timeout_s <= 0 or body_timeout_s <= 0 or max_connections < 1:
             raise ValueError("the timeouts must be positive and max_connections at least 1")
         if not token:
             raise ValueError("the webhook token is empty: set [moment] webhook_token_file or "
                              "the moment-webhook-token credential")
         self._log = log
-        self._routes = {ROUTE: _Route(_digest(token.reveal()), None, _moment_event)}
+        self._routes = {ROUTE: _Route("moment", _digest(token.reveal()), None,
+                                      _moment_event)}
         if economic_token is not None:
             if not economic_token:
                 raise ValueError("the e-conomic webhook token is empty: set [economic] "
                                  "webhook_token_file or the economic-webhook-token credential")
             events = dict(economic_events or webhooks.DEFAULT_EVENTS)
             self._routes[ECONOMIC_ROUTE] = _Route(
-                _digest(economic_token.reveal()), webhooks.TOKEN_HEADER,
+                "economic", _digest(economic_token.reveal()), webhooks.TOKEN_HEADER,
                 lambda body: economic_event(webhooks.decode_hint(body, events)))
         self.host = host
         self.port = port
@@ -295,12 +297,19 @@ class Receiver:
             _log.info("webhook request refused", status=response.status,
                       reason=_reason(response)[:_LOGGED_REASON])
         if self._on_answer is not None:
-            self._on_answer(response.status)
+            self._on_answer(self._source(request), response.status)
         return response
 
-    async def _check_and_record(self, request: web.Request) -> web.Response:
+    def _route(self, request: web.Request) -> _Route | None:
         resource = request.match_info.route.resource
-        route = self._routes.get(resource.canonical if resource is not None else "")
+        return self._routes.get(resource.canonical if resource is not None else "")
+
+    def _source(self, request: web.Request) -> str:
+        route = self._route(request)
+        return route.source if route is not None else "moment"
+
+    async def _check_and_record(self, request: web.Request) -> web.Response:
+        route = self._route(request)
         if route is None or not self._token_ok(route, request):
             return _answer(404, "not found")
         announced = request.content_length

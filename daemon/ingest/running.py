@@ -38,14 +38,18 @@ class Ingest:
 
     def __init__(self, *, settings: config.Settings, log: eventlog.EventLog,
                  client: moment_client.MomentClient, webhook_token: secrets.Secret,
-                 clock: clocks.Clock, concurrency: int = 4,
-                 on_webhook: Callable[[int], None] | None = None) -> None:
-        """``on_webhook(status)``: told of every answer the webhook receiver gives."""
+                 clock: clocks.Clock, economic_webhook_token: secrets.Secret | None = None,
+                 concurrency: int = 4,
+                 on_webhook: Callable[[str, int], None] | None = None) -> None:
+        """``on_webhook(source, status)``: told of every answer the webhook receiver gives
+        (``source``: ``"moment"`` or ``"economic"``)."""
         listen = settings.daemon.listen
         self.processor = hinting.HintProcessor(log=log, client=client, concurrency=concurrency,
                                                clock=clock)
-        self.receiver = receiving.Receiver(log=log, token=webhook_token, host=listen.host,
-                                           port=listen.port, on_answer=on_webhook)
+        self.receiver = receiving.Receiver(
+            log=log, token=webhook_token, economic_token=economic_webhook_token,
+            economic_events=settings.economic.webhook_events, host=listen.host,
+            port=listen.port, on_answer=on_webhook)
         self.poller = polling.Poller(log=log, client=client, processor=self.processor,
                                      poll_interval_s=float(settings.moment.poll_interval),
                                      full_scan_interval_s=float(

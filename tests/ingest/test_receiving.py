@@ -282,9 +282,9 @@ async def test_every_answer_is_told_to_on_answer(harness: Harness) -> None:
 
     from daemon.core import secrets
 
-    heard: list[int] = []
+    heard: list[tuple[str, int]] = []
     receiver = receiving.Receiver(log=harness.log, token=secrets.Secret(TOKEN), port=0,
-                                  on_answer=heard.append)
+                                  on_answer=lambda source, status: heard.append((source, status)))
     async with anyio.create_task_group() as tg:
         await tg.start(receiver.serve)
         url = f"http://127.0.0.1:{receiver.port}{receiving.PATH_PREFIX}"
@@ -295,4 +295,4 @@ async def test_every_answer_is_told_to_on_answer(harness: Harness) -> None:
                                      headers={"Content-Type": content_type}) as response:
                     await response.read()
         tg.cancel_scope.cancel()
-    assert heard == [202, 404, 415, 400]
+    assert heard == [("moment", 202), ("moment", 404), ("moment", 415), ("moment", 400)]
