@@ -142,6 +142,11 @@ class EconomicClient:
 
     # ------------------------------------------------------------ observation ---------------
     @property
+    def caller(self) -> Caller:
+        """The one caller of this client (its session, limiter and counters)."""
+        return self._caller
+
+    @property
     def counters(self) -> Counters:
         return self._caller.counters
 
