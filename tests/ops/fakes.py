@@ -30,6 +30,12 @@ SAMPLE_STATUS: dict[str, object] = {
                "clock_skew_s": 0.4},
     "reconcile": {"last_full_at": "2026-11-20T06:00:00Z",
                   "last_incremental_at": "2026-11-20T09:20:00Z", "drift_repaired": 3,
+                  "last_hint_at": "2026-11-20T09:24:11Z",
+                  "webhooks": {"installed": ["CUSTOMER_UPDATED", "PROJECT_UPDATED"], "ok": True,
+                               "states": {"CUSTOMER_UPDATED": "installed",
+                                          "PROJECT_UPDATED": "installed"},
+                               "detail": "installed and enabled: CUSTOMER_UPDATED, "
+                                         "PROJECT_UPDATED"},
                   "strays": [{"kind": "customer", "number": 1050, "managed_key": "10001",
                               "note": "same organization number as customer 10001",
                               "reported_at": "2026-11-20T06:00:01Z"}],
