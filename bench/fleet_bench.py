@@ -1,0 +1,258 @@
+"""Many agreements on one host: N = 50 daemons, as ``moment-sync@NAME`` would run them.
+
+Each daemon is ``python -m daemon run -c etc/NAME.toml`` with what the template unit gives it:
+its own state directory, status socket, webhook port and ``metrics_listen`` port, its four
+secrets in a credentials directory (``$CREDENTIALS_DIRECTORY``, as ``LoadCredential=`` makes
+it), ``$WATCHDOG_USEC`` of the unit's ``WatchdogSec=60s`` and a notify socket of its own; the
+intervals are config.example.toml's defaults. Each runs against its own agreement: an
+e-conomic sandbox and a Moment sandbox (company ``agreement-NN``, with 10 customers, 5 projects
+and 8 invoices) of its own, all served from this process's event loop, each on its own port.
+
+``run()`` returns:
+- ``fleet.start_s``: from spawning all N at once (as systemd does at boot) until the last one
+  said ``READY=1`` (goal <= 30 s);
+- ``fleet.converge_s``: from the spawn until every daemon's ``/status`` shows every kind in
+  sync with nothing pending;
+- ``fleet.rss_mb_per_daemon``: the mean resident memory (VmRSS) of a daemon, idle after
+  convergence (goal <= 60 MB); ``fleet.rss_mb_max`` the largest; ``fleet.pss_mb_per_daemon``
+  the proportional share (Pss: shared pages split among the processes that map them), which is
+  what the host pays per daemon;
+- ``fleet.idle_cpu_pct``: CPU time (user + system) a daemon used over 60 s of idling after
+  convergence, as a percentage of one core, mean over the fleet (goal <= 0.2 %);
+  ``fleet.idle_cpu_pct_max`` the busiest one;
+- ``fleet.load_1m``: the host's 1-minute load average when the idle window ended (the machine
+  may be shared: a start time means little without it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import aiohttp
+
+from daemon.sandbox.economic import EconomicSandbox
+from daemon.sandbox.moment import MomentSandbox
+
+N: Final = int(os.environ.get("BENCH_FLEET_N", "50"))
+IDLE_WINDOW_S: Final = 60.0
+SETTLE_S: Final = 5.0
+REPO: Final = Path(__file__).resolve().parent.parent
+WATCHDOG_USEC: Final = 60_000_000  # the template unit's WatchdogSec=60s
+CLK_TCK: Final = os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Member:
+    """One daemon of the fleet and the files the template unit would give it."""
+
+    name: str
+    root: Path
+    economic: EconomicSandbox
+    moment: MomentSandbox
+    proc: asyncio.subprocess.Process | None = None
+    notify: socket.socket | None = None
+    ready_at: float | None = None
+
+    @property
+    def config(self) -> Path:
+        return self.root / "etc" / f"{self.name}.toml"
+
+    @property
+    def socket_path(self) -> Path:
+        return self.root / "run" / self.name / "status.sock"
+
+    @property
+    def credentials(self) -> Path:
+        return self.root / "credentials" / self.name
+
+    def write(self) -> None:
+        """The config and credentials ``moment-sync@NAME`` would find."""
+        state = self.root / "lib" / self.name
+        self.config.parent.mkdir(parents=True, exist_ok=True)
+        self.credentials.mkdir(parents=True, mode=0o700)
+        secrets = {"moment-api-key": self.moment.api_key,
+                   "moment-webhook-token": f"hook-{self.name}-7c1e",
+                   "economic-app-secret-token": self.economic.app_secret_token,
+                   "economic-agreement-grant-token": self.economic.agreement_grant_token}
+        for credential, value in secrets.items():
+            path = self.credentials / credential
+            path.write_text(value + "\n")
+            path.chmod(0o600)
+        self.config.write_text(f"""
+[daemon]
+state_dir = "{state}"
+status_socket = "{self.socket_path}"
+listen = "127.0.0.1:{_free_port()}"
+metrics_listen = "127.0.0.1:{_free_port()}"
+log_format = "json"
+
+[moment]
+api_url = "{self.moment.api_url}"
+company = "{self.moment.company}"
+
+[economic]
+rest_url = "{self.economic.rest_url}"
+apis_url = "{self.economic.apis_url}"
+""")
+
+    async def start(self) -> None:
+        notify_path = self.root / "run" / f"{self.name}.notify"
+        notify_path.parent.mkdir(parents=True, exist_ok=True)
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(str(notify_path))
+        self.notify.setblocking(False)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("MOMENT_SYNC_", "NOTIFY_", "WATCHDOG_", "LISTEN_"))}
+        env.update(CREDENTIALS_DIRECTORY=str(self.credentials), NOTIFY_SOCKET=str(notify_path),
+                   WATCHDOG_USEC=str(WATCHDOG_USEC))
+        log = (self.root / f"{self.name}.log").open("ab")
+        with log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "daemon", "run", "-c", str(self.config), cwd=REPO,
+                env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
+
+    async def listen(self) -> None:
+        """Read the notify socket for as long as the daemon runs (as systemd does); note
+        when ``READY=1`` came."""
+        assert self.notify is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            data = await loop.sock_recv(self.notify, 4096)
+            if self.ready_at is None and "READY=1" in data.decode().split("\n"):
+                self.ready_at = time.monotonic()
+
+    def tail(self) -> str:
+        path = self.root / f"{self.name}.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+
+def _proc_status(pid: int) -> dict[str, int]:
+    """VmRSS and Pss of ``pid``, in kB."""
+    found: dict[str, int] = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                found["rss"] = int(line.split()[1])
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+        for line in rollup:
+            if line.startswith("Pss:"):
+                found["pss"] = int(line.split()[1])
+    return found
+
+
+def _cpu_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+async def _in_sync(member: Member) -> bool:
+    """Whether the daemon's ``/status`` shows every kind in sync with nothing pending."""
+    connector = aiohttp.UnixConnector(path=str(member.socket_path))
+    async with aiohttp.ClientSession(connector=connector) as unix, \
+            unix.get("http://localhost/status") as response:
+        status = await response.json()
+    return all(c["desired"] > 0 and c["in_sync"] == c["desired"] and c["pending"] == 0
+               for c in status["entities"].values())
+
+
+@contextlib.asynccontextmanager
+async def _agreements(root: Path) -> AsyncIterator[list[Member]]:
+    async with contextlib.AsyncExitStack() as stack:
+        members = []
+        for n in range(N):
+            name = f"agreement-{n:02d}"
+            economic = await stack.enter_async_context(EconomicSandbox.running())
+            moment = await stack.enter_async_context(
+                MomentSandbox.running(company=name, api_key=f"moment-key-{name}"))
+            moment.populate(customers=10, projects=5, invoices=8, seed=n + 1)
+            members.append(Member(name=name, root=root, economic=economic, moment=moment))
+        yield members
+
+
+async def run() -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="ms-fleet-", dir="/tmp") as tmp:
+        root = Path(tmp)
+        async with _agreements(root) as members:
+            for member in members:
+                member.write()
+            listeners: list[asyncio.Task[None]] = []
+            try:
+                spawned = time.monotonic()
+                for member in members:
+                    await member.start()
+                    listeners.append(asyncio.create_task(member.listen()))
+                while any(m.ready_at is None for m in members):
+                    for m in members:
+                        assert m.proc is not None
+                        if m.proc.returncode is not None:
+                            raise RuntimeError(f"{m.name} exited: {m.tail()}")
+                    if time.monotonic() - spawned > 300:
+                        raise RuntimeError("not all daemons were READY within 300 s")
+                    await asyncio.sleep(0.05)
+                start_s = max(m.ready_at or 0.0 for m in members) - spawned
+                pending = {m.name: m for m in members}
+                while pending:
+                    for name, m in list(pending.items()):
+                        if await _in_sync(m):
+                            del pending[name]
+                    if time.monotonic() - spawned > 600:
+                        raise RuntimeError(f"not in sync after 600 s: {sorted(pending)}")
+                    if pending:
+                        await asyncio.sleep(0.5)
+                converge_s = time.monotonic() - spawned
+                await asyncio.sleep(SETTLE_S)
+                pids = [m.proc.pid for m in members if m.proc is not None]
+                memory = [_proc_status(pid) for pid in pids]
+                before = [_cpu_ticks(pid) for pid in pids]
+                await asyncio.sleep(IDLE_WINDOW_S)
+                after = [_cpu_ticks(pid) for pid in pids]
+                load = os.getloadavg()[0]
+                cpu = [100.0 * (b - a) / CLK_TCK / IDLE_WINDOW_S
+                       for a, b in zip(before, after, strict=True)]
+            finally:
+                for m in members:
+                    if m.proc is not None and m.proc.returncode is None:
+                        m.proc.send_signal(signal.SIGTERM)
+                for m in members:
+                    if m.proc is not None:
+                        try:
+                            await asyncio.wait_for(m.proc.wait(), 60)
+                        except TimeoutError:
+                            m.proc.kill()
+                            await m.proc.wait()
+                for task in listeners:
+                    task.cancel()
+                for m in members:
+                    if m.notify is not None:
+                        m.notify.close()
+    rss = [m["rss"] / 1024 for m in memory]
+    pss = [m["pss"] / 1024 for m in memory]
+    return {
+        "fleet.start_s": start_s,
+        "fleet.converge_s": converge_s,
+        "fleet.rss_mb_per_daemon": sum(rss) / len(rss),
+        "fleet.rss_mb_max": max(rss),
+        "fleet.pss_mb_per_daemon": sum(pss) / len(pss),
+        "fleet.idle_cpu_pct": sum(cpu) / len(cpu),
+        "fleet.idle_cpu_pct_max": max(cpu),
+        "fleet.load_1m": load,
+    }
