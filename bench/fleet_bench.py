@@ -4,13 +4,18 @@ Each daemon is ``python -m daemon run -c etc/NAME.toml`` with what the template 
 its own state directory, status socket, webhook port and ``metrics_listen`` port, its four
 secrets in a credentials directory (``$CREDENTIALS_DIRECTORY``, as ``LoadCredential=`` makes
 it), ``$WATCHDOG_USEC`` of the unit's ``WatchdogSec=60s`` and a notify socket of its own; the
-intervals are config.example.toml's defaults. Each runs against its own agreement: an
+intervals are config.example.toml's defaults. The daemon's modules are byte-compiled first, as
+an installed package's are (pip compiles them at install; this checkout is an editable install
+and ``$PYTHONDONTWRITEBYTECODE`` may be set, which would make every daemon compile ~90 modules
+from source at each start). Each runs against its own agreement: an
 e-conomic sandbox and a Moment sandbox (company ``agreement-NN``, with 10 customers, 5 projects
 and 8 invoices) of its own, all served from this process's event loop, each on its own port.
 
 ``run()`` returns:
 - ``fleet.start_s``: from spawning all N at once (as systemd does at boot) until the last one
-  said ``READY=1`` (goal <= 30 s);
+  said ``READY=1`` (goal <= 30 s); ``fleet.ready_cpu_s`` the CPU time (user + system) a daemon
+  used until its ``READY=1``, mean over the fleet: start_s on a host of C idle cores is about
+  N * ready_cpu_s / C, whatever else ran when this bench did;
 - ``fleet.converge_s``: from the spawn until every daemon's ``/status`` shows every kind in
   sync with nothing pending;
 - ``fleet.rss_mb_per_daemon``: the mean resident memory (VmRSS) of a daemon, idle after
@@ -27,6 +32,7 @@ and 8 invoices) of its own, all served from this process's event loop, each on i
 from __future__ import annotations
 
 import asyncio
+import compileall
 import contextlib
 import os
 import signal
@@ -70,6 +76,7 @@ class Member:
     proc: asyncio.subprocess.Process | None = None
     notify: socket.socket | None = None
     ready_at: float | None = None
+    ready_cpu_s: float = 0.0
 
     @property
     def config(self) -> Path:
@@ -138,6 +145,8 @@ apis_url = "{self.economic.apis_url}"
             data = await loop.sock_recv(self.notify, 4096)
             if self.ready_at is None and "READY=1" in data.decode().split("\n"):
                 self.ready_at = time.monotonic()
+                assert self.proc is not None
+                self.ready_cpu_s = _cpu_ticks(self.proc.pid) / CLK_TCK
 
     def tail(self) -> str:
         path = self.root / f"{self.name}.log"
@@ -191,6 +200,7 @@ async def _agreements(root: Path) -> AsyncIterator[list[Member]]:
 async def run() -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="ms-fleet-", dir="/tmp") as tmp:
         root = Path(tmp)
+        compileall.compile_dir(REPO / "daemon", quiet=1)
         async with _agreements(root) as members:
             for member in members:
                 member.write()
@@ -248,6 +258,7 @@ async def run() -> dict[str, float]:
     pss = [m["pss"] / 1024 for m in memory]
     return {
         "fleet.start_s": start_s,
+        "fleet.ready_cpu_s": sum(m.ready_cpu_s for m in members) / len(members),
         "fleet.converge_s": converge_s,
         "fleet.rss_mb_per_daemon": sum(rss) / len(rss),
         "fleet.rss_mb_max": max(rss),
