@@ -18,6 +18,9 @@ and 8 invoices) of its own, all served from this process's event loop, each on i
   N * ready_cpu_s / C, whatever else ran when this bench did;
 - ``fleet.converge_s``: from the spawn until every daemon's ``/status`` shows every kind in
   sync with nothing pending;
+- ``fleet.cpu_ms_per_call``: the daemons' CPU time from READY to convergence (their first
+  sync: reads, writes, PDFs, bookings) divided by the calls they made to e-conomic and Moment
+  in it: what a day's work costs, since e-conomic bounds an agreement's calls;
 - ``fleet.rss_mb_per_daemon``: the mean resident memory (VmRSS) of a daemon, idle after
   convergence (goal <= 60 MB); ``fleet.rss_mb_max`` the largest; ``fleet.pss_mb_per_daemon``
   the proportional share (Pss: shared pages split among the processes that map them), which is
@@ -229,6 +232,9 @@ async def run() -> dict[str, float]:
                     if pending:
                         await asyncio.sleep(0.5)
                 converge_s = time.monotonic() - spawned
+                sync_cpu_s = sum(_cpu_ticks(m.proc.pid) / CLK_TCK - m.ready_cpu_s
+                                 for m in members if m.proc is not None)
+                calls = sum(len(m.economic.served) + len(m.moment.requests) for m in members)
                 await asyncio.sleep(SETTLE_S)
                 pids = [m.proc.pid for m in members if m.proc is not None]
                 memory = [_proc_status(pid) for pid in pids]
@@ -260,6 +266,7 @@ async def run() -> dict[str, float]:
         "fleet.start_s": start_s,
         "fleet.ready_cpu_s": sum(m.ready_cpu_s for m in members) / len(members),
         "fleet.converge_s": converge_s,
+        "fleet.cpu_ms_per_call": 1000.0 * sync_cpu_s / calls,
         "fleet.rss_mb_per_daemon": sum(rss) / len(rss),
         "fleet.rss_mb_max": max(rss),
         "fleet.pss_mb_per_daemon": sum(pss) / len(pss),
