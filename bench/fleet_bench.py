@@ -38,6 +38,7 @@ import asyncio
 import compileall
 import contextlib
 import os
+import random
 import signal
 import socket
 import sys
@@ -61,11 +62,24 @@ WATCHDOG_USEC: Final = 60_000_000  # the template unit's WatchdogSec=60s
 CLK_TCK: Final = os.sysconf("SC_CLK_TCK")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+def _ports(count: int) -> list[int]:
+    """``count`` ports that nothing listens on now, below the kernel's ephemeral range (as
+    ports assigned per agreement would be): a port the kernel hands out for an outgoing
+    connection, or to a listener on port 0, could be taken between now and a daemon's start."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    found: list[int] = []
+    port = random.randrange(10_000, max(10_001, low - 4 * count))
+    while len(found) < count:
+        port += 1
+        if port >= low:
+            raise RuntimeError(f"no {count} free ports below {low}")
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        found.append(port)
+    return found
 
 
 @dataclass
@@ -93,8 +107,9 @@ class Member:
     def credentials(self) -> Path:
         return self.root / "credentials" / self.name
 
-    def write(self) -> None:
-        """The config and credentials ``moment-sync@NAME`` would find."""
+    def write(self, *, listen: int, metrics: int) -> None:
+        """The config and credentials ``moment-sync@NAME`` would find, with its webhook port
+        ``listen`` and its ``metrics`` port."""
         state = self.root / "lib" / self.name
         self.config.parent.mkdir(parents=True, exist_ok=True)
         self.credentials.mkdir(parents=True, mode=0o700)
@@ -110,8 +125,8 @@ class Member:
 [daemon]
 state_dir = "{state}"
 status_socket = "{self.socket_path}"
-listen = "127.0.0.1:{_free_port()}"
-metrics_listen = "127.0.0.1:{_free_port()}"
+listen = "127.0.0.1:{listen}"
+metrics_listen = "127.0.0.1:{metrics}"
 log_format = "json"
 
 [moment]
@@ -205,8 +220,9 @@ async def run() -> dict[str, float]:
         root = Path(tmp)
         compileall.compile_dir(REPO / "daemon", quiet=1)
         async with _agreements(root) as members:
-            for member in members:
-                member.write()
+            ports = _ports(2 * len(members))
+            for n, member in enumerate(members):
+                member.write(listen=ports[2 * n], metrics=ports[2 * n + 1])
             listeners: list[asyncio.Task[None]] = []
             try:
                 spawned = time.monotonic()

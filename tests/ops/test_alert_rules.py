@@ -5,7 +5,9 @@ written in the metric names the daemon really exports."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -58,3 +60,18 @@ def test_the_rules_use_the_metric_names_the_daemon_exports() -> None:
     used = set(re.findall(r"\b((?:moment_sync|process)_[a-z_]+)\b", expressions))
     assert {"moment_sync_parked_items", "moment_sync_webhook_requests_total"} <= used
     assert used <= exported, sorted(used - exported)
+
+
+def test_the_example_prometheus_config_is_valid(tmp_path: Path) -> None:
+    """prometheus.example.yml with the rules and a targets file installed beside it, as the
+    README's steps do: promtool finds all of them valid, with no warning."""
+    shutil.copy(RULES.parent / "prometheus.example.yml", tmp_path / "prometheus.yml")
+    shutil.copy(RULES, tmp_path / "alerts.yml")
+    shutil.copy(RULES.parent / "moment-sync-targets.example.yml",
+                tmp_path / "moment-sync-targets.yml")
+    done = subprocess.run([str(tools.prometheus_or_skip("promtool")), "check", "config",
+                           "prometheus.yml"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "WARNING" not in done.stdout + done.stderr, done.stdout + done.stderr
+    assert "SUCCESS: 1 rule files found" in done.stdout
