@@ -31,10 +31,7 @@ run: $(STAMP)
 test: $(STAMP) test-tools
 	$(BIN)/python -m pytest -q
 
-# Real components some tests run. Prometheus and promtool come from Debian's prometheus
-# package, unpacked into the cache (not installed: no service starts, nothing outside it
-# changes); apt's package lists are refreshed first when they lack it and we are root. When it
-# cannot be had the Prometheus tests skip, saying why.
+# Real components some tests run, fetched once into the cache.
 test-tools: $(PROMTOOL) $(LITESTREAM)
 
 $(LITESTREAM):
@@ -45,6 +42,10 @@ $(LITESTREAM):
 		&& rm flydotio-litestream-linux-x64-1.0.1.tgz
 	$(LITESTREAM) version
 
+# Prometheus and promtool come from Debian's prometheus package, unpacked into the cache (not
+# installed: no service starts, nothing outside it changes); apt's package lists are refreshed
+# first when they lack it and we are root. When it cannot be had the Prometheus tests skip,
+# saying why.
 $(PROMTOOL):
 	@mkdir -p $(PROMETHEUS)
 	@cd $(PROMETHEUS) && rm -f prometheus_*.deb && \

@@ -44,7 +44,8 @@ def test_every_alert_has_a_unit_test_that_expects_it_to_fire() -> None:
     firing = set(re.findall(r"alertname: (\w+)\n\s+exp_alerts:\n\s+- exp_labels:", tests))
     assert alerts == firing
     assert {"MomentSyncDown", "MomentSyncItemsParked", "MomentSyncRateLimited",
-            "MomentSyncRateLimitExhausted", "MomentSyncWebhooksFailing"} <= alerts
+            "MomentSyncRateLimitExhausted", "MomentSyncWebhooksFailing",
+            "MomentSyncReplicaBehind"} <= alerts
 
 
 def test_the_rules_use_the_metric_names_the_daemon_exports() -> None:
@@ -53,6 +54,7 @@ def test_the_rules_use_the_metric_names_the_daemon_exports() -> None:
     m.economic_call("GET", "/customers", 429)
     m.webhook_answered("moment", 202)
     m.drift_repaired("customer")
+    m.set_replication(0.8, ok=True)
     exported = {s.name for family in text_string_to_metric_families(m.render().decode())
                 for s in family.samples}
     expressions = "\n".join(line for line in RULES.read_text().splitlines()
