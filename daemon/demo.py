@@ -27,8 +27,10 @@ import msgspec
 from daemon import app
 from daemon import settings as config
 from daemon.core import reports
-from daemon.ops import asking
+from daemon.economic import charting, errors
+from daemon.ops import asking, clocking
 from daemon.ops import logging as logsetup
+from daemon.reconcile import auditing, finding
 from daemon.sandbox import economic as economic_sandbox
 from daemon.sandbox import moment as moment_sandbox
 from daemon.sandbox import moment_faults
@@ -135,6 +137,36 @@ def _in_sync(status: reports.StatusReport | None) -> bool:
     return all(c.pending == 0 and c.desired > 0 for c in status.entities.values())
 
 
+async def show_booked(settings: config.Settings, invoices: list[str]) -> None:
+    """Say how e-conomic booked each of ``invoices`` (recorded as booked): gross on the
+    customer, net on the revenue account, the VAT and its code, read back from e-conomic's
+    booked entries as an accountant would see them."""
+    tables = await reading.tables(settings.db_path)
+    where = {k: (st.accounting_year, st.voucher_number) for k in invoices
+             for st in [tables.state("invoice", k)] if st.booked and st.voucher_number}
+    if not where:
+        return
+    async with app.economic(settings, app.Secrets(settings),
+                            clock=clocking.SystemClock()) as client:
+        try:
+            chart = await charting.read(client)
+            rows, _failed = await finding.read_vouchers(
+                client, await client.accounting_years(), where.values())
+        except errors.EconomicError as err:
+            _say(f"  (could not read the booked entries back: {err})")
+            return
+    for key, (year, voucher) in where.items():
+        split = auditing.split_voucher(rows.get((year, voucher), []),
+                                       vat_ledger=chart.vat_ledger)
+        cur = next((r.currencyCode for r in rows.get((year, voucher), []) if r.currencyCode),
+                   "")
+        codes = ", ".join(f"VAT code {c} at {chart.vat_rates[c].normalize():f} %"
+                          if c in chart.vat_rates else "no VAT code" for c in split.codes)
+        _say(f"  ≡ invoice {key} as booked in e-conomic (voucher {voucher}, {year}): net "
+             f"{split.net:.2f} {cur} on account {split.account} + VAT {split.vat:.2f} {cur} "
+             f"({codes or 'no VAT code'}) = gross {split.gross:.2f} {cur}")
+
+
 def _work_in_moment(msb: moment_sandbox.MomentSandbox) -> None:
     """Changes in Moment reach the daemon as webhook hints, as they would in production."""
     customer = min(msb.customers.values(), key=lambda c: c.id)
@@ -156,6 +188,7 @@ async def view(settings: config.Settings, admin_url: str, msb: moment_sandbox.Mo
     edited = False
     edited_at = 0.0
     announced = False
+    first_booked: list[str] = []  # the first three, shown once everything is in e-conomic
     while not stop.is_set():
         status = await _status(client)
         if status is None:  # not started yet (or stopping): nothing to read
@@ -166,15 +199,22 @@ async def view(settings: config.Settings, admin_url: str, msb: moment_sandbox.Mo
         if line != last_line:
             _say(line)
             last_line = line
+        booked: list[str] = []
         async for record in reading.events(settings.db_path, since=seen):
             seen = record.seq
             verb = NOTABLE.get(record.type)
+            if record.type == "invoice_booked":
+                booked.append(record.key)
             if verb and (announced or record.type not in BACKFILL_NOISE):
                 detail = msgspec.json.decode(record.payload)
                 extra = detail.get("reason") or detail.get("detail") or detail.get("note") or \
                     ", ".join(detail.get("fields", []))
                 _say(f"  → {verb} {record.kind} {record.key}" + (f": {extra}" if extra else ""))
+        first_booked = (first_booked + booked)[:3] if not announced else first_booked
+        if announced and booked:
+            await show_booked(settings, booked)
         if not edited and _in_sync(status):
+            await show_booked(settings, first_booked)
             _say("everything is in e-conomic. Now a person edits e-conomic by hand:")
             await _edit_like_a_person(admin_url, settings)
             edited, edited_at = True, time.monotonic()

@@ -31,11 +31,14 @@ _WORDS: Final = {"da": ("Faktura", "Kreditnota"), "en": ("Invoice", "Credit note
 class Books(msgspec.Struct, frozen=True, kw_only=True):
     """What the daemon caches of e-conomic's chart: ``account_vat_codes`` maps every account
     number to the VAT code it books with ("" for none), ``vat_rates`` every VAT code to its
-    ``ratePercentage``; ``base_currency`` is the agreement's (``GET /self`` settings)."""
+    ``ratePercentage``; ``base_currency`` is the agreement's (``GET /self`` settings);
+    ``vat_ledger`` the accounts VAT is posted on (each VAT code's account and contra
+    account)."""
 
     account_vat_codes: dict[int, str]
     vat_rates: dict[str, Decimal]
     base_currency: str = "DKK"
+    vat_ledger: frozenset[int] = frozenset()
 
 
 class Vat(msgspec.Struct, frozen=True, kw_only=True):
@@ -74,6 +77,11 @@ def expected_vat(total: Decimal, rate: Decimal) -> Decimal:
     return total * rate / (Decimal(100) + rate)
 
 
+def vat_agrees(given: Decimal, expected: Decimal) -> bool:
+    """``given`` VAT is ``expected`` within max(1.00, 1 % of ``expected``)."""
+    return abs(given - expected) <= max(TOLERANCE, abs(expected) * TOLERANCE_SHARE)
+
+
 def check_vat(*, invoice: int, account: int, code: str, books: Books, total: Decimal,
               moment_vat: str, currency: str) -> str:
     """A problem sentence when Moment's VAT is off the code's rate by more than
@@ -86,7 +94,7 @@ def check_vat(*, invoice: int, account: int, code: str, books: Books, total: Dec
     if not given.is_finite():
         return f"invoice {invoice} has a VAT amount that is not a number ({moment_vat!r})"
     expected = expected_vat(total, rate)
-    if abs(given - expected) <= max(TOLERANCE, abs(expected) * TOLERANCE_SHARE):
+    if vat_agrees(given, expected):
         return ""
     how = f"VAT code {code} at {rate.normalize():f} %" if code else "no VAT code (0 %)"
     return (f"invoice {invoice}: Moment's VAT is {given:.2f} {currency}, but account {account} "

@@ -292,6 +292,9 @@ class InvoiceEntryCreated(_Outcome, frozen=True, kw_only=True, tag="invoice_entr
     voucher_number: int
     accounting_year: str
     found_by_lookup: bool = False
+    #: the ``contraVatCode`` the entry was sent with ("" for none); None when not known (found
+    #: by a lookup, or recorded before the daemon kept it)
+    vat_code: str | None = None
 
 
 class InvoiceEntryGone(_Outcome, frozen=True, kw_only=True, tag="invoice_entry_gone"):
@@ -325,10 +328,17 @@ class InvoiceBooked(_Outcome, frozen=True, kw_only=True, tag="invoice_booked"):
 class BookedMismatch(_Outcome, frozen=True, kw_only=True, tag="booked_mismatch"):
     """A booked invoice differs from Moment (``fields`` ``["moment"]``: Moment's own invoice
     changed after booking) or from e-conomic's booked entry (``amount``, ``customer``,
-    ``date``, or ``missing``): reported, never edited."""
+    ``date``, ``vat``, ``vat_code``, or ``missing``): reported, never edited."""
 
     detail: str
     fields: tuple[str, ...] = ()
+
+
+class BookedMatched(_Outcome, frozen=True, kw_only=True, tag="booked_matched"):
+    """A booked invoice reported as differing (``BookedMismatch``) agrees with e-conomic's
+    booked entry again: the report is withdrawn. ``cleared`` is the sentence withdrawn."""
+
+    cleared: str = ""
 
 
 class WentWithout(_Outcome, frozen=True, kw_only=True, tag="went_without"):
@@ -364,7 +374,8 @@ ANY_EVENT = (
     | ResyncRequested | RetryRequested | WriteIntended | Applied | Failed | DriftRepaired
     | StrayReported | Parked | Unparked
     | InvoiceEntryCreated | InvoicePdfAttached | InvoicePdfSkipped | InvoiceBooked
-    | BookedMismatch | WentWithout | CheckReported | InvoiceEntryGone | RestoreMarked
+    | BookedMismatch | BookedMatched | WentWithout | CheckReported | InvoiceEntryGone
+    | RestoreMarked
 )
 
 

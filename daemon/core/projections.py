@@ -73,6 +73,7 @@ class EntityState(msgspec.Struct, frozen=True, kw_only=True):
     #: marked by ``moment-sync restore``: its last write may be missing from the log, so the
     #: next write is preceded by a lookup; cleared by the next recorded write
     in_doubt: bool = False
+    vat_code: str | None = None  # the VAT code its entry was sent with; None: not known
 
 
 #: The daemon-state row of the hint watermark. Logs written before
@@ -154,7 +155,7 @@ def fold_invoice(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | N
 _STATE_EVENTS: Final = (
     ev.WriteIntended, ev.Applied, ev.Failed, ev.Parked, ev.Unparked, ev.RetryRequested,
     ev.InvoiceEntryCreated, ev.InvoicePdfAttached, ev.InvoicePdfSkipped, ev.InvoiceBooked,
-    ev.DriftRepaired, ev.InvoiceConflict, ev.EntityGone, ev.BookedMismatch,
+    ev.DriftRepaired, ev.InvoiceConflict, ev.EntityGone, ev.BookedMismatch, ev.BookedMatched,
     ev.InvoiceEntryGone, ev.WentWithout, ev.RestoreMarked,
 )
 
@@ -213,11 +214,12 @@ def fold_state(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | Non
             intents = {a: k for a, k in state.intents.items() if a != "transfer"}
             return replace(state, journal_number=event.journal_number,
                            entry_number=event.entry_number, voucher_number=event.voucher_number,
-                           accounting_year=event.accounting_year, intents=intents)
+                           accounting_year=event.accounting_year, intents=intents,
+                           vat_code=event.vat_code)
         case ev.InvoiceEntryGone():  # every step starts afresh, under new keys
             return replace(state, journal_number=None, entry_number=None, voucher_number=None,
                            document_number=None, pdf_done=False, booked=False, intents={},
-                           entries_lost=state.entries_lost + 1, in_doubt=False)
+                           vat_code=None, entries_lost=state.entries_lost + 1, in_doubt=False)
         case ev.InvoicePdfAttached():
             return replace(state, pdf_done=True, document_number=event.document_number)
         case ev.InvoicePdfSkipped():
@@ -231,6 +233,9 @@ def fold_state(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | Non
         case ev.BookedMismatch():
             return replace(state, warnings=_add_warning(state, event.detail),
                            mismatch=event.detail, mismatch_fields=event.fields)
+        case ev.BookedMatched():
+            return replace(state, mismatch="", mismatch_fields=(),
+                           warnings=tuple(w for w in state.warnings if w != state.mismatch))
         case ev.WentWithout():
             return replace(state, without={**state.without, event.dependency: event.warning},
                            warnings=_add_warning(state, event.warning))

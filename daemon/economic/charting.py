@@ -46,4 +46,7 @@ async def read(client: economic_client.EconomicClient) -> books.Books:
         account_vat_codes={a.accountNumber: (a.vatAccount.vatCode or "")
                            if a.vatAccount is not None else "" for a in accounts},
         vat_rates={v.vatCode: Decimal(str(v.ratePercentage or 0)) for v in vat_accounts},
-        base_currency=base.upper())
+        base_currency=base.upper(),
+        vat_ledger=frozenset(ref.accountNumber for v in vat_accounts
+                             for ref in (v.account, v.contraAccount)
+                             if ref is not None and ref.accountNumber is not None))

@@ -167,6 +167,7 @@ class VatAccount(_Payload, kw_only=True):
     barred: bool = False
     vatType: VatType | None = None
     account: AccountRef | None = None
+    contraAccount: AccountRef | None = None
 
 
 class Account(_Payload, kw_only=True):

@@ -18,12 +18,14 @@ Never writes to e-conomic.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from daemon.core import events as ev
 from daemon.core import plans
 from daemon.economic import errors, filters, payloads
+from daemon.economic.client import EconomicClient
 from daemon.reconcile.controls import Controls
 from daemon.reconcile.invoice_items import KIND, Item, journal_of, live_booked, live_draft
 
@@ -105,6 +107,18 @@ class Finder:
             for e in rows:
                 booked.setdefault(e.invoice_number, []).append(e)
         return booked
+
+    async def read_vouchers(self, vouchers: Iterable[tuple[str, int]]
+                            ) -> tuple[dict[tuple[str, int], list[payloads.BookedEntry]],
+                                       dict[tuple[str, int], errors.EconomicError]]:
+        """:func:`read_vouchers` with the accounting years read once."""
+        wanted = list(vouchers)
+        try:
+            if wanted and not self._years:
+                self._years = await self.ctx.client.accounting_years()
+        except errors.EconomicError as err:
+            return {}, {v: err for v in wanted}
+        return await read_vouchers(self.ctx.client, self._years, wanted)
 
     async def lookup(self, items: Sequence[Item]) -> Lookup:
         """Look ``items`` up and record what is found (see the module docstring)."""
@@ -206,6 +220,46 @@ class Finder:
                     "its own PDF. Give the draft entries their own voucher numbers in the "
                     "journal in e-conomic (or delete them), then retry the invoices"))
         return clean
+
+
+async def read_vouchers(client: EconomicClient, years: Sequence[payloads.AccountingYear],
+                        vouchers: Iterable[tuple[str, int]]
+                        ) -> tuple[dict[tuple[str, int], list[payloads.BookedEntry]],
+                                   dict[tuple[str, int], errors.EconomicError]]:
+    """Every booked row (customer, revenue, VAT) on the given (accounting year, voucher
+    number)s, and the vouchers whose read failed: one read per year and group of 200 voucher
+    numbers (``voucherNumber$in:`` within the year's dates, from ``years``), each to its last
+    page. Booked rows do not name their year, so a year not in ``years`` is read without the
+    dates (a voucher number of another year may then add its rows)."""
+    by_year: dict[str, set[int]] = {}
+    for year, voucher in vouchers:
+        by_year.setdefault(year, set()).add(voucher)
+    rows: dict[tuple[str, int], list[payloads.BookedEntry]] = {}
+    failed: dict[tuple[str, int], errors.EconomicError] = {}
+    spans = {y.year: _span(y) for y in years}
+    for year, numbers in sorted(by_year.items()):
+        span = spans.get(year)
+        for chunk in _groups(numbers):
+            flt = filters.in_("voucherNumber", chunk)
+            if span is not None:
+                flt = flt & filters.gte("date", span[0]) & filters.lte("date", span[1])
+            try:
+                async for b in client.iter_booked_entries(filter=flt):
+                    rows.setdefault((year, b.voucherNumber or 0), []).append(b)
+            except errors.EconomicError as err:
+                failed.update(((year, v), err) for v in chunk)
+    return rows, failed
+
+
+def _span(year: payloads.AccountingYear) -> tuple[dt.datetime, dt.datetime] | None:
+    """The first and the last second of accounting year ``year`` in UTC (None if its dates
+    are not dates)."""
+    try:
+        first = dt.datetime.fromisoformat(year.fromDate[:10]).replace(tzinfo=dt.UTC)
+        last = dt.datetime.fromisoformat(year.toDate[:10]).replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+    return first, last + dt.timedelta(days=1, seconds=-1)
 
 
 def _groups(values: Iterable[int]) -> list[list[int]]:

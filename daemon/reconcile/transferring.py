@@ -165,7 +165,8 @@ class Transfer:
             (ev.InvoiceEntryCreated(kind=KIND, key=i.key, journal_number=e.journal_number
                                     if e.journal_number is not None else i.entry.journal_number,
                                     entry_number=e.entry_number,
-                                    voucher_number=e.voucher_number, accounting_year=year),
+                                    voucher_number=e.voucher_number, accounting_year=year,
+                                    vat_code=i.entry.contra_vat_code),
              f"entry:{i.key}:{year}:{e.voucher_number}:{e.entry_number}", None)
             for i, e, year in clean])
         # not found (deleted at once, say) or parked: the next pass looks them up afresh

@@ -40,9 +40,10 @@ Bookings a person makes in e-conomic's journal, booked at once on the next vouch
   "date", "accountNumber": 5820}``: the invoice's customer-row ``remainder`` goes toward 0.
 - ``POST /admin/settlements`` ``{"customerNumber", "customerInvoiceNumber",
   "creditNoteNumber"}``: a credit note settles an invoice (200, the two customer rows).
-- ``PATCH /admin/booked-entries/{n}`` ``{"amount", "date", "customerNumber"}`` (any of them):
-  a fault, not a booking: edits booked row ``n`` in place, as the real e-conomic lets no one do
-  (corrections are new entries), to produce a booked entry that differs from what was sent.
+- ``PATCH /admin/booked-entries/{n}`` ``{"amount", "date", "customerNumber",
+  "vatAccountNumber"}`` (any of them; a VAT code, or null for none): a fault, not a booking:
+  edits booked row ``n`` in place, as the real e-conomic lets no one do (corrections are new
+  entries), to produce a booked entry that differs from what was sent.
 
 A refused request answers 400 ``{"error": "..."}`` and changes nothing.
 """

@@ -276,7 +276,8 @@ def _lower(a: Agreement, r: Record, by: Decimal) -> None:
 
 
 def tamper(a: Agreement, entry: int, body: Record) -> list[Record]:
-    """Change booked row ``entry``'s ``amount``, ``date`` or ``customerNumber`` in place.
+    """Change booked row ``entry``'s ``amount``, ``date``, ``customerNumber`` or
+    ``vatAccountNumber`` (a VAT code of the agreement, or None for none) in place.
 
     A fault, not a booking: the real e-conomic lets no one edit a booked entry (corrections
     are new entries). Tests use it to produce a booked entry that differs from what was sent.
@@ -284,12 +285,15 @@ def tamper(a: Agreement, entry: int, body: Record) -> list[Record]:
     r = a.booked_entries.get(entry)
     if r is None:
         raise BookingError(f"no booked entry {entry}")
-    unknown = set(body) - {"amount", "date", "customerNumber"}
+    unknown = set(body) - {"amount", "date", "customerNumber", "vatAccountNumber"}
     if unknown:
-        raise BookingError(f"only amount, date and customerNumber can be changed, not "
-                           f"{', '.join(sorted(unknown))}")
+        raise BookingError(f"only amount, date, customerNumber and vatAccountNumber can be "
+                           f"changed, not {', '.join(sorted(unknown))}")
     if "customerNumber" in body and body["customerNumber"] not in a.customers:
         raise BookingError(f"customerNumber {body['customerNumber']!r} is not a customer")
+    code = body.get("vatAccountNumber")
+    if code is not None and code not in a.vat_accounts:
+        raise BookingError(f"vatAccountNumber {code!r} is not a VAT code of the agreement")
     change: Record = {k: body[k] for k in ("customerNumber",) if k in body}
     if "amount" in body:
         change["amount"] = _amount(body)
@@ -297,5 +301,10 @@ def tamper(a: Agreement, entry: int, body: Record) -> list[Record]:
         change["date"] = f"{_day(body)}T00:00:00Z" if "T" in str(r.get("date", "")) \
             else _day(body)
     r.update(change)  # validated whole: a refused request changes nothing
+    if "vatAccountNumber" in body:
+        if code is None:
+            r.pop("vatAccountNumber", None)
+        else:
+            r["vatAccountNumber"] = code
     r["objectVersion"] = a.version()
     return [r]

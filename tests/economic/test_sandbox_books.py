@@ -311,6 +311,9 @@ async def test_admin_edits_a_booked_entry_as_no_one_can_in_economic(
     st, doc = await call(http, "PATCH", f"/admin/booked-entries/{n}",
                          {"amount": 5, "customerNumber": 99})
     assert st == 400 and "not a customer" in doc["error"]
+    st, doc = await call(http, "PATCH", f"/admin/booked-entries/{n}",
+                         {"amount": 5, "vatAccountNumber": "X99"})
+    assert st == 400 and "not a VAT code" in doc["error"]
     st, doc = await call(http, "PATCH", "/admin/booked-entries/9999", {"amount": 1})
     assert st == 400 and doc["error"] == "no booked entry 9999"
     assert sandbox.agreement.booked_entries[n] == before

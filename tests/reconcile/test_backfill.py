@@ -122,14 +122,18 @@ async def test_backfill_converges_with_minimal_plan(
                       "invoice": {"desired": 400, "in_sync": 400, "pending": 0, "parked": 0}}
 
     # a full sweep of N customers reads ceil(N/1000) pages, compares the booked invoices by
-    # 200 invoice numbers a read (never one per invoice), and writes nothing
+    # 200 voucher numbers a read (never one per invoice) with the books read afresh (the VAT
+    # accounts say which rows hold VAT) and the accounting years (their dates bound the
+    # read), and writes nothing
     sandbox.served.clear()
     await rec.full_sweep()
     assert rec.idle()
     assert served(sandbox) == {"GET /rest/customers": math.ceil(CUSTOMERS / 1000),
                                "GET /apis/projectsapi/v1.1.0/Projects": 1,
                                "GET /apis/bookedEntriesapi/v4.0.0/booked-entries":
-                                   math.ceil(INVOICES / 200)}
+                                   math.ceil(INVOICES / 200),
+                               "GET /rest/accounting-years": 1, "GET /rest/accounts": 1,
+                               "GET /rest/vat-accounts": 1, "GET /rest/self": 1}
     report = await rec.plan()
     assert report.pending == 0 and planning.exit_code(report) == 0
 

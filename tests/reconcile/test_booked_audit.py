@@ -1,11 +1,13 @@
 """A full reconcile compares each booked invoice with e-conomic's booked entry: a difference
-in amount, customer or date (or no entry at all) is recorded once, shown in ``/status`` and
-alerted, never edited; the reads go by 200 invoice numbers, never one per invoice."""
+in amount, customer, date, VAT or VAT code (or no entry at all) is recorded once, shown in
+``/status`` and alerted, never edited, and withdrawn once the entry agrees again; the reads go
+by 200 voucher numbers, never one per invoice."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
+from urllib.parse import unquote
 
 import aiohttp
 import anyio
@@ -51,6 +53,13 @@ async def admin_patch(sandbox: EconomicSandbox, entry: int, body: dict[str, Any]
     async with aiohttp.ClientSession() as http, http.patch(
             f"{sandbox.admin_url}/booked-entries/{entry}", json=body) as r:
         return r.status, await r.json()
+
+
+def voucher_rows(sandbox: EconomicSandbox, invoice: int) -> dict[int, dict[str, Any]]:
+    """The booked rows on invoice ``invoice``'s voucher, by entry number."""
+    voucher = sandbox.agreement.booked_entries[customer_row(sandbox, invoice)]["voucherNumber"]
+    return {n: r for n, r in sandbox.agreement.booked_entries.items()
+            if r["voucherNumber"] == voucher}
 
 
 def booked_reads(sandbox: EconomicSandbox) -> list[str]:
@@ -122,7 +131,7 @@ async def test_another_customer_on_the_booked_entry_is_reported(
         tg.cancel_scope.cancel()
     found = mismatches([r.event for r in await log.read_entity("invoice", "31")])
     assert [e.fields for e in found] == [("customer",)]
-    assert "customer customer 2 in e-conomic, customer 1 in Moment" in found[0].detail
+    assert "customer 2 in e-conomic, customer 1 in Moment" in found[0].detail
 
 
 async def test_booked_invoices_are_read_back_by_200_numbers_not_one_by_one(
@@ -139,9 +148,83 @@ async def test_booked_invoices_are_read_back_by_200_numbers_not_one_by_one(
         await full(rec)
         tg.cancel_scope.cancel()
     reads = booked_reads(sandbox)
-    groups = {q.split("customerInvoiceNumber$in:")[1].split("&")[0].split(";")[0]
-              for q in reads}
+    groups = {unquote(q).split("voucherNumber$in:")[1].split("$and:")[0] for q in reads}
     assert len(groups) == math.ceil(n / 200)
     assert len(reads) <= math.ceil(n / 200) * 2  # with the pages, never one per invoice
     assert rec.status().reconcile.booked_mismatches == []
     assert not any(isinstance(r.event, ev.BookedMismatch) for r in await log.read())
+
+
+async def test_vat_changed_on_the_booked_entry_is_reported_and_withdrawn_when_it_agrees_again(
+        sandbox: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
+    await record(log, [customer(1)])
+    # 100.00 net on account 1010 (U25): 125.00 with 25.00 of VAT, as Moment says
+    await record_invoices(log, [(100, 1, None), (101, 1, None)])
+    obs = Observer()
+    rec = reconciler(log, client, observer=obs)
+    async with anyio.create_task_group() as tg:
+        await tg.start(rec.run)
+        await settle(rec)
+        assert log.tables.state("invoice", "100").vat_code == "U25"
+        rows = voucher_rows(sandbox, 100)
+        [revenue] = [n for n, r in rows.items() if r.get("vatAccountNumber")]
+        [vat] = [n for n, r in rows.items()
+                 if "customerNumber" not in r and not r.get("vatAccountNumber")]
+        assert (rows[revenue]["amount"], rows[vat]["amount"]) == (-100, -25)
+        status, reply = await admin_patch(sandbox, vat, {"amount": "-5.00"})
+        assert status == 200, reply
+        status, reply = await admin_patch(sandbox, revenue, {"vatAccountNumber": None})
+        assert status == 200, reply
+        # the other invoice: its VAT row moved within the tolerance is no difference
+        [vat101] = [n for n, r in voucher_rows(sandbox, 101).items()
+                    if "customerNumber" not in r and not r.get("vatAccountNumber")]
+        assert (await admin_patch(sandbox, vat101, {"amount": "-25.75"}))[0] == 200
+        sandbox.served.clear()
+        await full(rec)
+        assert [s for s in sandbox.served if s.method != "GET"] == []
+        assert len(booked_reads(sandbox)) == 1
+        shown = rec.status().reconcile.booked_mismatches
+        assert [(m.number, m.fields) for m in shown] == [(100, ["vat", "vat_code"])]
+        st = log.tables.state("invoice", "100")
+        assert shown[0].note == (
+            f"Invoice 100's booked entry in e-conomic (voucher {st.voucher_number} "
+            f"({st.accounting_year})) differs from the invoice in Moment: VAT 5.00 DKK in "
+            "e-conomic (net 100.00 on account 1010, gross 125.00), 25.00 DKK in Moment; VAT "
+            "code none on account 1010 in e-conomic, U25 as the daemon booked it. The daemon "
+            "never edits booked entries: if e-conomic's entry is wrong, correct it there with "
+            "a new entry (or a credit note).")
+        assert obs.mismatches == [("100", ["vat", "vat_code"], shown[0].note)]
+        # corrected in e-conomic: the next full reconcile withdraws the report
+        await admin_patch(sandbox, vat, {"amount": "-25.00"})
+        await admin_patch(sandbox, revenue, {"vatAccountNumber": "U25"})
+        await full(rec)
+        assert rec.status().reconcile.booked_mismatches == []
+        assert log.tables.state("invoice", "100").warnings == ()
+        await full(rec)  # nothing more to withdraw
+        tg.cancel_scope.cancel()
+    events = [r.event for r in await log.read_entity("invoice", "100")]
+    assert [type(e).__name__ for e in events
+            if isinstance(e, ev.BookedMismatch | ev.BookedMatched)] == [
+        "BookedMismatch", "BookedMatched"]
+    assert obs.mismatches == [("100", ["vat", "vat_code"], shown[0].note)]  # no new alert
+    assert mismatches([r.event for r in await log.read_entity("invoice", "101")]) == []
+    assert sandbox.agreement.booked_entries[vat]["amount"] == -25
+
+
+async def test_a_booked_entry_changed_then_set_right_in_another_field_is_reported_anew(
+        sandbox: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
+    await record(log, [customer(1)])
+    await record_invoices(log, [(41, 1, None)])
+    rec = reconciler(log, client)
+    async with anyio.create_task_group() as tg:
+        await tg.start(rec.run)
+        await settle(rec)
+        row = customer_row(sandbox, 41)
+        await admin_patch(sandbox, row, {"date": "2026-11-22"})
+        await full(rec)
+        await admin_patch(sandbox, row, {"date": "2026-11-20", "amount": "1.00"})
+        await full(rec)
+        tg.cancel_scope.cancel()
+    found = mismatches([r.event for r in await log.read_entity("invoice", "41")])
+    assert [e.fields for e in found] == [("date",), ("amount",)]
+    assert [(m.fields) for m in rec.status().reconcile.booked_mismatches] == [["amount"]]
