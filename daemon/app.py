@@ -52,6 +52,7 @@ from daemon.ops import (
     preflight,
     replicating,
     statusserver,
+    webhooking,
 )
 from daemon.ops import logging as logsetup
 from daemon.reconcile import hooks
@@ -278,13 +279,18 @@ async def run(settings: config.Settings) -> int:
                                observer=observing.Observer(alerter, meter, clock=clock),
                                watchdog=watchdog)
         watch = replication_watch(settings, clock=clock)
+        current = [settings]
+        hook_token = economic_webhook_token(settings, secrets)
+        keeper = None if hook_token is None else webhooking.Keeper(
+            log=log, client=economic_api, settings=lambda: current[0], token=hook_token,
+            alerter=alerter, clock=clock)
         answers = answering.Answers(runtime=runtime, log=log, economic=economic_api, clock=clock,
-                                    ingest=ingest, reconciler=reconcile, replication=watch)
+                                    ingest=ingest, reconciler=reconcile, replication=watch,
+                                    webhooks=None if keeper is None else keeper.status)
         server = statusserver.StatusServer(answers, meter)
         metrics_at = settings.daemon.metrics_address
         scraped = None if metrics_at is None else exposing.MetricsListener(
             meter, metrics_at, state=answers.state)
-        current = [settings]
 
         def reload(fresh: config.Settings) -> None:
             current[0] = fresh
@@ -310,6 +316,8 @@ async def run(settings: config.Settings) -> int:
                     every=lambda: current[0].economic.full_reconcile_interval,
                     again=lambda: current[0].economic.reconcile_interval,
                     idle_beat_s=watchdog.beat_every))
+                if keeper is not None:  # its own task: a failure holds nothing else up
+                    tg.start_soon(keeper.run)
                 if watch is not None:
                     tg.start_soon(lambda: replicating.watching(
                         watch, lambda ok, detail: preflight.record_checks(

@@ -69,6 +69,9 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("--verify", action="store_true",
                         help="compare a rebuild with the live tables instead; writes nothing")
     add("check", commands.cmd_check, "preflight against e-conomic; exit 1 on any failure")
+    hooks = add("webhooks", commands.cmd_webhooks, "the e-conomic webhooks the daemon uses: "
+                "status (default), install, or remove the daemon's own")
+    hooks.add_argument("action", nargs="?", choices=["status", "install", "remove"])
     add("restore", commands.cmd_restore, "after the event log was restored from a replica or a "
         "backup: mark every entity whose last write may be missing as in doubt")
     return top

@@ -22,7 +22,8 @@ from daemon import app
 from daemon import settings as config
 from daemon.core import clocks, plans, reports
 from daemon.core import events as ev
-from daemon.ops import asking, clocking, preflight, rendering, replicating
+from daemon.economic import installing
+from daemon.ops import asking, clocking, preflight, rendering, replicating, webhooking
 from daemon.ops import logging as logsetup
 from daemon.reconcile import planning
 from daemon.store import eventlog, reading, records, replaying, restoring
@@ -194,14 +195,43 @@ async def cmd_check(args: argparse.Namespace) -> int:
     # the dates of invoices not yet booked, from the log when this host has one
     pending = preflight.pending_dates(await reading.tables(settings.db_path)) \
         if Path(settings.db_path).exists() else set()
-    async with app.economic(settings, app.Secrets(settings), clock=clock) as client:
+    secrets = app.Secrets(settings)
+    hooks_plan = webhooking.plan(settings, app.economic_webhook_token(settings, secrets))
+    async with app.economic(settings, secrets, clock=clock) as client:
         checks = await preflight.run_checks(client, settings,
                                             today=clocks.utc(clock.now()).date(),
-                                            pending=pending)
+                                            pending=pending, webhooks=hooks_plan)
     if settings.replication.metrics_url:
         checks.append(await _replication_check(settings, clock))
     _print(preflight.render(checks))
     return 0 if all(c.ok for c in checks) else 1
+
+
+async def cmd_webhooks(args: argparse.Namespace) -> int:
+    """``moment-sync webhooks [status|install|remove]``: one line per event type; exit 0 only
+    when every wanted webhook is installed and enabled (``remove``: when none of the daemon's
+    is left)."""
+    settings = _settings(args)
+    secrets = app.Secrets(settings)
+    wanted = webhooking.plan(settings, app.economic_webhook_token(settings, secrets))
+    if wanted is None:
+        raise CommandError("[economic] webhook_url is empty: the daemon uses no e-conomic "
+                           "webhooks (set it to the TLS proxy's https address to use them)")
+    action = args.action or "status"
+    async with app.economic(settings, secrets, clock=clocking.SystemClock()) as client:
+        if action == "install":
+            report = await installing.install(client, wanted)
+        elif action == "remove":
+            report = await installing.remove(client, wanted)
+        else:
+            report = await installing.survey(client, wanted)
+    for line in report.done:
+        _print(line)
+    _print("\n".join(report.lines()) or "no webhooks wanted")
+    if action == "remove":
+        left = [e for e in report.entries if e.state not in ("missing", "foreign", "unknown")]
+        return 1 if report.error or left else 0
+    return 0 if report.ok else 1
 
 
 async def _replication_check(settings: config.Settings, clock: clocks.Clock) -> preflight.Check:

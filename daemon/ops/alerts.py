@@ -74,6 +74,10 @@ CHECK_ADVICE: Final[dict[str, str]] = {
                    "sidecar's): create the bucket, or correct the replica's credentials, then "
                    "restart Litestream. moment-sync keeps syncing meanwhile, but a host lost "
                    "now loses what the replica lacks.",
+    "webhooks": "Run `moment-sync webhooks status`: a webhook another app holds for an event "
+                "type, or one e-conomic will not take, leaves that kind to the sweeps (every "
+                "reconcile_interval); remove the other app's webhook in e-conomic, or fix "
+                "[economic] webhook_url or webhook_events, then `moment-sync webhooks install`.",
     "config": "Correct the configuration file; the daemon keeps running with the previous one "
               "until a reload succeeds.",
 }

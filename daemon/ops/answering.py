@@ -12,7 +12,7 @@ returns a secret: the clients' stats carry counts and error summaries only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 import msgspec
@@ -46,7 +46,10 @@ class Lifecycle(Protocol):
 class Answers:
     def __init__(self, *, runtime: Lifecycle, log: EventLog, economic: EconomicClient,
                  ingest: Ingest, reconciler: Reconciler, clock: clocks.Clock,
-                 replication: replicating.Watch | None = None) -> None:
+                 replication: replicating.Watch | None = None,
+                 webhooks: Callable[[], reports.Webhooks] | None = None) -> None:
+        """``webhooks``: how the e-conomic webhooks stand (None: ``webhook_url`` is empty)."""
+        self.webhooks = webhooks
         self.runtime = runtime
         self.replication = replication
         self.clock = clock
@@ -100,7 +103,8 @@ class Answers:
                                   last_poll_at=last_poll,
                                   poll_cursor=cursors,
                                   clock_skew_s=round(self.ingest.poller.clock_skew_s, 1)),
-            reconcile=reconciler.reconcile,
+            reconcile=reconciler.reconcile if self.webhooks is None else msgspec.structs.replace(
+                reconciler.reconcile, webhooks=self.webhooks()),
             replication=self.replication.report() if self.replication is not None
             else reports.Replication(),
             checks=self.checks())

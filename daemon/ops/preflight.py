@@ -25,7 +25,7 @@ from daemon.core import books, clocks
 from daemon.core import events as ev
 from daemon.core import projections as pj
 from daemon.economic import client as economic_client
-from daemon.economic import errors
+from daemon.economic import errors, installing
 from daemon.ops import alerts
 from daemon.store import eventlog
 
@@ -64,10 +64,12 @@ def replication_check(ok: bool, detail: str) -> Check:
 
 
 async def run_checks(client: economic_client.EconomicClient, settings: config.Settings, *,
-                     today: dt.date, pending: Collection[dt.date] = ()) -> list[Check]:
+                     today: dt.date, pending: Collection[dt.date] = (),
+                     webhooks: installing.Plan | None = None) -> list[Check]:
     """Every check in :data:`ORDER`; one result each (open accounting years must cover
     ``today``, the UTC date of the caller's clock, and every date in ``pending``: the dates of
-    invoices not yet booked, see :func:`pending_dates`)."""
+    invoices not yet booked, see :func:`pending_dates`); with ``webhooks`` (``webhook_url``
+    set), ``webhooks`` too: every wanted webhook installed and enabled (read only)."""
     e = settings.economic
     day = today
     results: list[Check] = []
@@ -81,6 +83,8 @@ async def run_checks(client: economic_client.EconomicClient, settings: config.Se
                              if isinstance(exc, errors.Unauthorized | errors.Forbidden)
                              else f"could not reach e-conomic: {exc}"))
         results += [_fail(name, "not checked: the tokens check failed") for name in ORDER[1:]]
+        if webhooks is not None:
+            results.append(_fail("webhooks", "not checked: the tokens check failed"))
         return results
 
     async def ask(name: str, question: Callable[[], Awaitable[Check]]) -> None:
@@ -205,7 +209,16 @@ async def run_checks(client: economic_client.EconomicClient, settings: config.Se
                            ("vat_zones", vat_zones), ("invoice_vat_code", invoice_vat_code),
                            ("accounting_year", accounting_year)):
         await ask(name, question)
+    if webhooks is not None:
+        results.append(webhooks_check(await installing.survey(client, webhooks)))
     return results
+
+
+def webhooks_check(report: installing.Report) -> Check:
+    """The ``webhooks`` check of an installer's report (the daemon's after each install and
+    ``check``'s survey say the same words for the same state)."""
+    return Check(name="webhooks", ok=report.ok, detail=report.summary(),
+                 advice="" if report.ok else alerts.CHECK_ADVICE["webhooks"])
 
 
 def pending_dates(tables: pj.Tables) -> set[dt.date]:

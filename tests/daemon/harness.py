@@ -192,8 +192,11 @@ full_reconcile_interval = "1h"
 
 def write_config(sb: Sandboxes, *, prefix: str = "ms-", webhook_token: str | None = None,
                  economic_app: str | None = None, economic_grant: str | None = None,
-                 moment_api_key: str | None = None, extra: str = "") -> Setup:
-    """A config for ``sb`` with the sandboxes' own tokens unless others are given."""
+                 moment_api_key: str | None = None, extra: str = "",
+                 economic_webhook_token: str | None = None) -> Setup:
+    """A config for ``sb`` with the sandboxes' own tokens unless others are given; with
+    ``economic_webhook_token``, e-conomic webhooks to the daemon's own listener (the sandbox
+    takes ``http://`` on loopback)."""
     root = short_dir(prefix)
     webhook_token = webhook_token or "hook-" + uuid.uuid4().hex
     secrets = root / "secrets"
@@ -205,11 +208,16 @@ def write_config(sb: Sandboxes, *, prefix: str = "ms-", webhook_token: str | Non
         "moment-api-key": sb.moment.api_key if moment_api_key is None else moment_api_key,
         "webhook-token": webhook_token,
     }
+    if economic_webhook_token is not None:
+        values["economic-webhook-token"] = economic_webhook_token
     for name, value in values.items():
         (secrets / name).write_text(value + "\n")
         (secrets / name).chmod(0o600)
     setup = Setup(root=root, config=root / "config.toml", socket=root / "status.sock",
                   listen_port=free_port(), webhook_token=webhook_token, secrets=values)
+    if economic_webhook_token is not None:
+        extra = (f'webhook_url = "http://127.0.0.1:{setup.listen_port}"\n'
+                 f'webhook_token_file = "{secrets / "economic-webhook-token"}"\n{extra}')
     setup.config.write_text(config_text(setup, sb, extra=extra))
     return setup
 

@@ -1,7 +1,7 @@
 """Secrets canary (issue 6, item 6): unique secret values go through every error path of the
 real daemon, and never come out anywhere a person or a file could read them.
 
-The four secrets are ``canary-<role>-<uuid>`` values that the sandboxes accept. The module's
+The five secrets are ``canary-<role>-<uuid>`` values that the sandboxes accept. The module's
 scenario runs the daemon twice on one state directory:
 
 1. with ``MOMENT_SYNC_TEST_CRASH_AT=invoice.after_send``: a crash (SIGKILL) in the middle of an
@@ -12,7 +12,9 @@ scenario runs the daemon twice on one state directory:
    services rotate their tokens for a while (e-conomic answers 401 to reads and writes, Moment
    401 to the poller, an item parks for refused tokens) and take the canaries back; webhook
    requests carry the token in the path, good and bad, well-formed and not, and one that is not
-   even HTTP; ``moment-sync check`` runs with a wrong canary token (401).
+   even HTTP; the e-conomic webhook token, in the URLs of the webhooks the daemon installs in
+   the sandbox, goes to its route in the path and in ``X-Moment-Sync-Token``, right and wrong;
+   ``moment-sync check`` runs with a wrong canary token (401).
 
 Then every output is searched for each canary (also base64 of Moment's Basic credentials):
 the daemon's stdout and stderr, every status-socket answer, the commands' output
@@ -44,6 +46,7 @@ CANARIES = {
     "economic-grant": f"canary-grant-{RUN}",
     "moment-api-key": f"canary-moment-{RUN}",
     "webhook-token": f"canary-hook-{RUN}",
+    "economic-webhook-token": f"canary-ehook-{RUN}",
     "wrong-grant": f"canary-wrong-{RUN}",
     "bad-webhook-token": f"canary-badhook-{RUN}",
 }
@@ -121,6 +124,21 @@ def webhooks(setup: harness.Setup, sb: harness.Sandboxes, art: Artefacts) -> Non
         "bad_query": speaking.fetch("POST", bad + "?token=" + CANARIES["webhook-token"],
                                    body=hint).status,
     }
+    # e-conomic's route: the token in the path and in X-Moment-Sync-Token
+    etoken = CANARIES["economic-webhook-token"]
+    eurl = f"http://127.0.0.1:{setup.listen_port}/webhooks/economic/"
+    ehint = {"event": "CUSTOMER_UPDATED", "old": "1001", "new": "1001"}
+    codes |= {
+        "economic_good": speaking.fetch("POST", eurl + etoken, body=ehint,
+                                        headers={"X-Moment-Sync-Token": etoken}).status,
+        "economic_bad_header": speaking.fetch(
+            "POST", eurl + etoken, body=ehint,
+            headers={"X-Moment-Sync-Token": CANARIES["bad-webhook-token"]}).status,
+        "economic_bad_path": speaking.fetch("POST", eurl + CANARIES["bad-webhook-token"],
+                                            body=ehint).status,
+        "economic_garbage": speaking.fetch("POST", eurl + etoken,
+                                           body={"event": etoken}).status,
+    }
     art.facts["webhooks"] = codes
     path = f"/webhooks/moment/{CANARIES['webhook-token']}"
     art.answers["raw:bad-length"] = post_raw(
@@ -179,7 +197,7 @@ def collect_answers(daemon: harness.Daemon, setup: harness.Setup, art: Artefacts
     art.answers["POST /reconcile"] = daemon.ask("POST", "/reconcile").body
     art.answers["POST retry"] = daemon.ask("POST", "/parked/customer/10001/retry").body
     for args in (("status",), ("status", "--json"), ("parked",), ("plan",), ("plan", "--json"),
-                 ("events", "--json"), ("events",)):
+                 ("events", "--json"), ("events",), ("webhooks", "status"), ("check",)):
         done = harness.cli(*args, "-c", str(setup.config))
         art.commands["running: " + " ".join(args)] = (done.stdout + done.stderr).encode()
 
@@ -195,7 +213,8 @@ def artefacts() -> Iterator[Artefacts]:
         setup = harness.write_config(
             sb, prefix="ms-canary-", webhook_token=CANARIES["webhook-token"],
             economic_app=CANARIES["economic-app"], economic_grant=CANARIES["economic-grant"],
-            moment_api_key=CANARIES["moment-api-key"])
+            moment_api_key=CANARIES["moment-api-key"],
+            economic_webhook_token=CANARIES["economic-webhook-token"])
 
         crash_run(setup, art)
 
@@ -246,6 +265,8 @@ def artefacts() -> Iterator[Artefacts]:
             daemon.close()
             art.logs["daemon stdout+stderr"] = daemon.output()
         art.facts["economic_statuses"] = sorted(set(statuses(sb)))
+        art.facts["economic_webhooks_installed"] = sb.call(
+            lambda: len(sb.economic.agreement.webhooks))
         art.facts["moment_statuses"] = sorted({r.status for r in sb.call(
             lambda: list(sb.moment.requests))})
         for args in (("events", "--json"), ("replay", "--verify"), ("parked",), ("status",)):
@@ -264,7 +285,10 @@ def test_every_error_path_was_taken(artefacts: Artefacts) -> None:
     assert facts["crash_exit"] == -9, "the crash hook did not SIGKILL the daemon"
     assert facts["exit"] == 0
     assert facts["webhooks"] == {"good": 202, "bad": 404, "good_garbage": 400,
-                                 "good_text": 415, "bad_query": 404}
+                                 "good_text": 415, "bad_query": 404, "economic_good": 202,
+                                 "economic_bad_header": 404, "economic_bad_path": 404,
+                                 "economic_garbage": 400}
+    assert facts["economic_webhooks_installed"] >= 2
     assert facts["economic_401"] >= 1
     assert {401, 500, 503} <= set(facts["economic_statuses"]), facts["economic_statuses"]
     assert {401, 429, 500, 503} <= set(facts["moment_statuses"]), facts["moment_statuses"]
