@@ -102,7 +102,8 @@ def render_status(report: reports.StatusReport, parked: Sequence[reports.ParkedI
     rep = report.replication
     if rep.watched:
         verdict = "ok" if rep.ok else "FAILING"
-        behind = f", {_number(rep.lag_s)}s behind" if rep.lag_s else ", up to date"
+        behind = ", up to date" if not rep.lag_s and not rep.last_error else \
+            f", {_number(rep.lag_s)}s behind"
         lines.append(f"Replica    {verdict}{behind}")
         if rep.last_error:
             lines.append(f"{_INDENT}{rep.last_error}")

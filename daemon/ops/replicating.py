@@ -154,7 +154,8 @@ class Watch:
 
 
 def interval(max_lag: float) -> float:
-    """How often the metrics are read: four times within ``max_lag``, between 1 s and 15 s."""
+    """How often the metrics are read: four times within ``max_lag``, between 1 s and 15 s
+    (every second while the replica is behind or Litestream does not answer)."""
     return max(1.0, min(15.0, max_lag / 4))
 
 
@@ -168,7 +169,9 @@ async def watching(watch: Watch, record: Callable[[bool, str], Awaitable[None]],
         await watch.observe()
         measure(watch.lag_s, watch.ok)
         await record(*watch.check())
-        await clock.sleep(interval(watch.max_lag))
+        # while something is wrong (Litestream still starting, say), look again soon
+        await clock.sleep(min(interval(watch.max_lag), 1.0) if watch.problem
+                          else interval(watch.max_lag))
 
 
 async def check_once(url: str, db_path: str, *, window: float, clock: clocks.Clock,

@@ -153,3 +153,25 @@ async def test_check_once_passes_at_once_or_fails_after_its_window() -> None:
                                               clock=clock, fetch_text=lite.fetch)
     assert not ok and "in 10s of watching" in detail and "bucket" in detail
     assert clock.monotonic() - start == 10.0
+
+
+async def test_watching_looks_again_soon_while_something_is_wrong() -> None:
+    clock, lite = FakeClock(autojump=True), Litestream()
+    lite.error = ConnectionRefusedError(111, "Connection refused")  # Litestream not up yet
+    w = watch(lite, clock, max_lag=60.0)
+    recorded: list[tuple[float, bool, str]] = []
+
+    async def record(ok: bool, detail: str) -> None:
+        recorded.append((clock.monotonic(), ok, detail))
+        if len(recorded) == 2:
+            lite.error = None  # Litestream answers from now on
+        if len(recorded) == 4:
+            raise StopAsyncIteration
+
+    start = clock.monotonic()
+    with pytest.raises(StopAsyncIteration):
+        await replicating.watching(w, record, clock=clock)
+    # at once, a second later, a second later (answering now), then 15 s later
+    assert [round(t - start, 3) for t, _ok, _d in recorded] == [0.0, 1.0, 2.0, 17.0]
+    assert all(ok for _t, ok, _d in recorded)
+    assert recorded[-1][2].startswith("Litestream keeps the replica up with the log")
