@@ -3,7 +3,9 @@ the real daemon against them, and a live view of what it does.
 
 The script then edits e-conomic the way a person would, through the sandbox's admin surface
 (renames a customer, changes an e-mail, deletes a project, renumbers a customer), and the view
-shows the daemon notice and repair each. Ctrl-C stops everything cleanly (the daemon's own
+shows e-conomic's webhook for each and the daemon's repair about a second later (the daemon
+installs its webhooks in the sandbox at start: ``webhook_url`` is its own listener; the sweeps
+are a minute apart, so they are not what repairs). Ctrl-C stops everything cleanly (the daemon's own
 shutdown). Nothing leaves 127.0.0.1; the state directory is a temporary one unless
 ``--state-dir`` names one.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import socket
 import sys
 import tempfile
@@ -50,6 +53,9 @@ NOTABLE: Final = {
 
 # during the backfill these would be one line per object: shown only for the live changes
 BACKFILL_NOISE: Final = frozenset({"customer_upserted", "invoice_booked"})
+# e-conomic's webhook deliveries: during the backfill one per record the daemon wrote (each
+# read finds nothing to do); shown from the person's edits on, as the repairs' cause
+HINTS: Final = "economic_hint_received"
 
 
 def _free_port() -> int:
@@ -80,7 +86,8 @@ def write_config(state: Path, esb: economic_sandbox.EconomicSandbox,
     secrets = state / "secrets"
     secrets.mkdir(exist_ok=True, mode=0o700)
     values = {"economic-app": esb.app_secret_token, "economic-grant": esb.agreement_grant_token,
-              "moment-api-key": msb.api_key, "webhook-token": "demo-webhook-token"}
+              "moment-api-key": msb.api_key, "webhook-token": "demo-webhook-token",
+              "economic-webhook-token": "demo-economic-webhook-token"}
     for name, value in values.items():
         (secrets / name).write_text(value + "\n")
         (secrets / name).chmod(0o600)
@@ -104,8 +111,10 @@ rest_url = "{esb.rest_url}"
 apis_url = "{esb.apis_url}"
 app_secret_token_file = "{secrets / 'economic-app'}"
 agreement_grant_token_file = "{secrets / 'economic-grant'}"
-reconcile_interval = "5s"
-full_reconcile_interval = "15s"
+webhook_url = "http://127.0.0.1:{listen_port}"
+webhook_token_file = "{secrets / 'economic-webhook-token'}"
+reconcile_interval = "1m"
+full_reconcile_interval = "10m"
 """
     path = state / "config.toml"
     path.write_text(text)
@@ -187,6 +196,7 @@ async def view(settings: config.Settings, admin_url: str, msb: moment_sandbox.Mo
     last_line = ""
     edited = False
     edited_at = 0.0
+    edited_wall = 0.0
     announced = False
     first_booked: list[str] = []  # the first three, shown once everything is in e-conomic
     while not stop.is_set():
@@ -205,20 +215,27 @@ async def view(settings: config.Settings, admin_url: str, msb: moment_sandbox.Mo
             verb = NOTABLE.get(record.type)
             if record.type == "invoice_booked":
                 booked.append(record.key)
+            if record.type == HINTS and edited and not announced:
+                _say(f"  ← e-conomic's webhook: {_hint_text(record.payload)}")
             if verb and (announced or record.type not in BACKFILL_NOISE):
                 detail = msgspec.json.decode(record.payload)
                 extra = detail.get("reason") or detail.get("detail") or detail.get("note") or \
                     ", ".join(detail.get("fields", []))
-                _say(f"  → {verb} {record.kind} {record.key}" + (f": {extra}" if extra else ""))
+                after = (f" ({_seconds_after(record.recorded_at, edited_wall):.1f} s after the "
+                         "edit)" if edited and not announced and record.type == "drift_repaired"
+                         else "")
+                _say(f"  → {verb} {record.kind} {record.key}" + (f": {extra}" if extra else "")
+                     + after)
         first_booked = (first_booked + booked)[:3] if not announced else first_booked
         if announced and booked:
             await show_booked(settings, booked)
         if not edited and _in_sync(status):
             await show_booked(settings, first_booked)
             _say("everything is in e-conomic. Now a person edits e-conomic by hand:")
+            edited_wall = time.time()
             await _edit_like_a_person(admin_url, settings)
             edited, edited_at = True, time.monotonic()
-        elif edited and not announced and _in_sync(status) and time.monotonic() - edited_at > 20:
+        elif edited and not announced and _in_sync(status) and time.monotonic() - edited_at > 5:
             _say("repaired: e-conomic matches Moment again. Now someone works in Moment:")
             _work_in_moment(msb)
             announced = True
@@ -226,6 +243,26 @@ async def view(settings: config.Settings, admin_url: str, msb: moment_sandbox.Mo
                  + "` in another shell. Ctrl-C stops it.")
         with anyio.move_on_after(1.0):
             await stop.wait()
+
+
+def _hint_text(payload: bytes) -> str:
+    hint = msgspec.json.decode(payload)
+    kind, old, new = hint.get("kind", ""), hint.get("old", ""), hint.get("new", "")
+    if kind == "daybook":
+        return f"day book {hint.get('daybook', '')} booked"
+    if old and new and old != new:
+        return f"{kind} {old} is now {kind} {new}"
+    if old and not new:
+        return f"{kind} {old} deleted"
+    return f"{kind} {new or old} changed"
+
+
+def _seconds_after(recorded_at: str, since: float) -> float:
+    """How long after ``since`` (POSIX seconds) the event was recorded."""
+    try:
+        return max(0.0, dt.datetime.fromisoformat(recorded_at).timestamp() - since)
+    except ValueError:
+        return 0.0
 
 
 async def _edit_like_a_person(admin_url: str, settings: config.Settings) -> None:
