@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 
 HERE = Path(__file__).resolve().parent
-ORDER = ("core", "economic", "ingest", "reconcile", "fullpass", "fleet")
+ORDER = ("core", "economic", "ingest", "reconcile", "drift", "fullpass", "fleet")
 
 
 def main(argv: list[str]) -> int:
