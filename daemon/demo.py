@@ -197,6 +197,7 @@ async def view(settings: config.Settings, admin_url: str, msb: moment_sandbox.Mo
     edited = False
     edited_at = 0.0
     edited_wall = 0.0
+    repaired: set[str] = set()
     announced = False
     first_booked: list[str] = []  # the first three, shown once everything is in e-conomic
     while not stop.is_set():
@@ -216,7 +217,9 @@ async def view(settings: config.Settings, admin_url: str, msb: moment_sandbox.Mo
             if record.type == "invoice_booked":
                 booked.append(record.key)
             if record.type == HINTS and edited and not announced:
-                _say(f"  ← e-conomic's webhook: {_hint_text(record.payload)}")
+                _say(f"  ← e-conomic's webhook: {_hint_text(record.payload, repaired)}")
+            if record.type == "drift_repaired":
+                repaired.add(f"{record.kind}:{record.key}")
             if verb and (announced or record.type not in BACKFILL_NOISE):
                 detail = msgspec.json.decode(record.payload)
                 extra = detail.get("reason") or detail.get("detail") or detail.get("note") or \
@@ -245,16 +248,22 @@ async def view(settings: config.Settings, admin_url: str, msb: moment_sandbox.Mo
             await stop.wait()
 
 
-def _hint_text(payload: bytes) -> str:
+def _hint_text(payload: bytes, repaired: set[str]) -> str:
+    """One delivery in words; one about a record the daemon has just written is the echo of
+    its own write (``repaired``: the ``kind:key`` written since the edits)."""
     hint = msgspec.json.decode(payload)
     kind, old, new = hint.get("kind", ""), hint.get("old", ""), hint.get("new", "")
     if kind == "daybook":
         return f"day book {hint.get('daybook', '')} booked"
+    if f"{kind}:{new or old}" in repaired:
+        return f"{kind} {new or old} written (the daemon's own repair: read, nothing to do)"
     if old and new and old != new:
         return f"{kind} {old} is now {kind} {new}"
     if old and not new:
         return f"{kind} {old} deleted"
-    return f"{kind} {new or old} changed"
+    if new and not old:
+        return f"{kind} {new} created"
+    return f"{kind} {new} changed"
 
 
 def _seconds_after(recorded_at: str, since: float) -> float:

@@ -98,6 +98,10 @@ def render_status(report: reports.StatusReport, parked: Sequence[reports.ParkedI
     for mismatch in rec.booked_mismatches:
         lines.append(f"{_INDENT}booked invoice {mismatch.number} differs "
                      f"({', '.join(mismatch.fields)}): {mismatch.note}")
+    if rec.webhooks is not None:
+        verdict = "ok" if rec.webhooks.ok else "NOT ALL INSTALLED"
+        lines.append(f"Webhooks   e-conomic {verdict}: {rec.webhooks.detail}; last hint "
+                     f"{_or_never(rec.last_hint_at)}")
 
     rep = report.replication
     if rep.watched:

@@ -24,6 +24,8 @@ Reconcile  last full 2026-11-20T06:00:00Z, last incremental 2026-11-20T09:20:00Z
 (voucher 5 (2026)) differs from the invoice in Moment: amount 1300.00 DKK in e-conomic, 1250.00 \
 DKK in Moment. The daemon never edits booked entries: if e-conomic's entry is wrong, correct it \
 there with a new entry (or a credit note).
+Webhooks   e-conomic ok: installed and enabled: CUSTOMER_UPDATED, PROJECT_UPDATED; last hint \
+2026-11-20T09:24:11Z
 Replica    ok, 0.8s behind
 Checks     1 of 1 FAILED
            FAIL project_module: the Projects module is not active on this agreement
