@@ -28,8 +28,8 @@ and 8 invoices) of its own, all served from this process's event loop, each on i
 - ``fleet.idle_cpu_pct``: CPU time (user + system) a daemon used over 60 s of idling after
   convergence, as a percentage of one core, mean over the fleet (goal <= 0.2 %);
   ``fleet.idle_cpu_pct_max`` the busiest one;
-- ``fleet.load_1m``: the host's 1-minute load average when the idle window ended (the machine
-  may be shared: a start time means little without it).
+- ``fleet.load_1m``: the host's 1-minute load average just before the spawn, the other work on
+  a shared machine (a start time means little without it).
 """
 
 from __future__ import annotations
@@ -225,6 +225,7 @@ async def run() -> dict[str, float]:
                 member.write(listen=ports[2 * n], metrics=ports[2 * n + 1])
             listeners: list[asyncio.Task[None]] = []
             try:
+                load = os.getloadavg()[0]
                 spawned = time.monotonic()
                 for member in members:
                     await member.start()
@@ -257,7 +258,6 @@ async def run() -> dict[str, float]:
                 before = [_cpu_ticks(pid) for pid in pids]
                 await asyncio.sleep(IDLE_WINDOW_S)
                 after = [_cpu_ticks(pid) for pid in pids]
-                load = os.getloadavg()[0]
                 cpu = [100.0 * (b - a) / CLK_TCK / IDLE_WINDOW_S
                        for a, b in zip(before, after, strict=True)]
             finally:
