@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# pytest-xdist workers: most tests wait on sockets and subprocesses, so two keep both cores busy
+TEST_WORKERS ?= 2
 
 # Downloads the tests need are cached here, outside the repository (tests/tools.py reads it).
 CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/moment-sync
@@ -29,7 +31,7 @@ run: $(STAMP)
 	$(BIN)/moment-sync demo
 
 test: $(STAMP) test-tools
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # Real components some tests run, fetched once into the cache.
 test-tools: $(PROMTOOL) $(LITESTREAM)
