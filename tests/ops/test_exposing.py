@@ -11,22 +11,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from daemon import settings as config
 from daemon.ops import exposing, metrics
+from tests.daemon.harness import free_port
 
 pytestmark = pytest.mark.anyio
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def test_serves_the_metrics_and_nothing_else() -> None:
     meter = metrics.Metrics()
     meter.set_parked("customer", 3)
     meter.webhook_answered("moment", 404)
-    listener = exposing.MetricsListener(meter, config.Listen("127.0.0.1", _free_port()))
+    listener = exposing.MetricsListener(meter, config.Listen("127.0.0.1", free_port()))
     await listener.start()
     try:
         base = f"http://127.0.0.1:{listener.port}"
@@ -56,7 +50,7 @@ async def test_healthz_answers_the_daemons_state_when_given() -> None:
         return state[0]
 
     listener = exposing.MetricsListener(metrics.Metrics(), config.Listen("127.0.0.1",
-                                                                          _free_port()),
+                                                                          free_port()),
                                         state=current)
     await listener.start()
     try:
