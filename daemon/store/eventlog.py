@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import sqlite3
+import sys
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -128,8 +129,12 @@ class EventLog:
             async with self._writer.execute(
                     f"SELECT key, seq, row FROM {projection.table}") as cur:
                 async for key, seq, data in cur:
-                    rows[key] = pj.decode_row(projection.table, data)
-                    seqs[key] = int(seq)
+                    loaded = pj.decode_row(projection.table, data)
+                    key = sys.intern(key)  # the same string as the row's own number
+                    rows[key] = loaded
+                    # one int for the row's seq and the table's (not two per row)
+                    own = getattr(loaded, "seq", None)
+                    seqs[key] = own if isinstance(own, int) and own == seq else int(seq)
         async with self._writer.execute(
                 "SELECT seq FROM checkpoints WHERE name = 'projections'") as cur:
             row = await cur.fetchone()
