@@ -15,7 +15,8 @@ from pathlib import Path
 import anyio
 
 HERE = Path(__file__).resolve().parent
-ORDER = ("core", "economic", "ingest", "reconcile", "drift", "fullpass", "fleet")
+ORDER = ("core", "economic", "ingest", "reconcile", "drift", "fullpass", "fleet",
+         "payments")
 
 
 def main(argv: list[str]) -> int:

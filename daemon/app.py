@@ -37,7 +37,7 @@ from daemon.core import clocks
 from daemon.core import events as ev
 from daemon.core import secrets as core_secrets
 from daemon.economic import client as economic_client
-from daemon.ingest import hinting, polling
+from daemon.ingest import hinting, paying, polling
 from daemon.ingest import running as ingest_running
 from daemon.moment import client as moment_client
 from daemon.moment import limiting as moment_limiting
@@ -142,15 +142,27 @@ def moment(settings: config.Settings, secrets: Secrets, *, clock: clocks.Clock
 def reconciler(settings: config.Settings, *, log: eventlog.EventLog,
                client: economic_client.EconomicClient, clock: clocks.Clock,
                observer: observing.Observer | None = None,
-               watchdog: notifying.Watchdog | None = None) -> reconcile_running.Reconciler:
-    """The reconciler of ``[economic]``; with a ``watchdog``, its ``reconcile`` pulse."""
+               watchdog: notifying.Watchdog | None = None,
+               moment_api: moment_client.MomentClient | None = None,
+               ) -> reconcile_running.Reconciler:
+    """The reconciler of ``[economic]``; with a ``watchdog``, its ``reconcile`` pulse; with
+    ``moment_api``, it writes the kinds that flow into Moment (the paid status)."""
     pulse = watchdog.pulse("reconcile") if watchdog is not None else None
     return reconcile_running.Reconciler(
         log=log, client=client, options=config.mapping_options(settings), clock=clock,
         reconcile_interval=settings.economic.reconcile_interval,
         full_reconcile_interval=settings.economic.full_reconcile_interval,
         observer=observer, beat=None if pulse is None else pulse.beat,
-        idle_beat_s=notifying.DEFAULT_IDLE_BEAT if watchdog is None else watchdog.beat_every)
+        idle_beat_s=notifying.DEFAULT_IDLE_BEAT if watchdog is None else watchdog.beat_every,
+        moment=moment_api)
+
+
+def paid_status(settings: config.Settings, *, log: eventlog.EventLog,
+                client: economic_client.EconomicClient, clock: clocks.Clock,
+                ) -> paying.PaidStatus:
+    """The paid-status reader of ``[payments]``."""
+    return paying.PaidStatus(log=log, client=client, clock=clock,
+                             poll_interval_s=float(settings.payments.poll_interval))
 
 
 def poller(settings: config.Settings, *, log: eventlog.EventLog,
@@ -277,16 +289,19 @@ async def run(settings: config.Settings) -> int:
                                        clock=clock, on_webhook=meter.webhook_answered)
         reconcile = reconciler(settings, log=log, client=economic_api, clock=clock,
                                observer=observing.Observer(alerter, meter, clock=clock),
-                               watchdog=watchdog)
+                               watchdog=watchdog, moment_api=moment_api)
         watch = replication_watch(settings, clock=clock)
         current = [settings]
         hook_token = economic_webhook_token(settings, secrets)
         keeper = None if hook_token is None else webhooking.Keeper(
             log=log, client=economic_api, settings=lambda: current[0], token=hook_token,
             alerter=alerter, clock=clock)
+        payments = (paid_status(settings, log=log, client=economic_api, clock=clock)
+                    if settings.payments.enabled else None)
         answers = answering.Answers(runtime=runtime, log=log, economic=economic_api, clock=clock,
                                     ingest=ingest, reconciler=reconcile, replication=watch,
-                                    webhooks=None if keeper is None else keeper.status)
+                                    webhooks=None if keeper is None else keeper.status,
+                                    payments=payments)
         server = statusserver.StatusServer(answers, meter)
         metrics_at = settings.daemon.metrics_address
         scraped = None if metrics_at is None else exposing.MetricsListener(
@@ -306,6 +321,8 @@ async def run(settings: config.Settings) -> int:
                 await tg.start(counting.run)
                 await tg.start(ingest.run)
                 await tg.start(reconcile.run)
+                if payments is not None:
+                    await tg.start(payments.run)
                 tg.start_soon(alerter.run)
                 tg.start_soon(watchdog.run)
                 tg.start_soon(lambda: observing.measuring(log, economic_api, reconcile, meter,

@@ -23,7 +23,7 @@ from daemon.moment import errors as moment_errors
 from daemon.ops import asking
 from daemon.store import opening
 
-KIND_CHOICES = list(ev.KINDS)
+KIND_CHOICES = list(ev.ALL_KINDS)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -92,9 +92,9 @@ async def cmd_events(args: argparse.Namespace) -> int:
     kind = key = None
     if args.entity:
         kind, sep, key = args.entity.partition(":")
-        if not sep or (kind not in ev.KINDS and kind != "daemon") or not key:
+        if not sep or (kind not in ev.ALL_KINDS and kind != "daemon") or not key:
             raise CommandError(f"--entity {args.entity!r}: use KIND:KEY, KIND one of "
-                               f"{', '.join(ev.KINDS)} (for example customer:10001)")
+                               f"{', '.join(ev.ALL_KINDS)} (for example customer:10001)")
     out = sys.stdout.buffer
     async for record in reading.events(settings.db_path, since=args.since, kind=kind, key=key):
         if args.json:
@@ -155,8 +155,8 @@ async def cmd_parked(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.retry:
         kind, key = args.retry
-        if kind not in ev.KINDS:
-            raise CommandError(f"{kind!r} is not a kind: use one of {', '.join(ev.KINDS)}")
+        if kind not in ev.ALL_KINDS:
+            raise CommandError(f"{kind!r} is not a kind: use one of {', '.join(ev.ALL_KINDS)}")
         try:
             await _client(settings).retry(kind, key)
             _print(f"{kind} {key}: un-parked and queued")
@@ -301,27 +301,38 @@ async def _resync_directly(settings: config.Settings, kind: str, key: str) -> st
     async with await eventlog.EventLog.open(settings.db_path, clock=clock) as log, \
             app.moment(settings, secrets, clock=clock) as moment, \
             app.economic(settings, secrets, clock=clock) as client:
-        await log.append(ev.ResyncRequested(kind=kind, key=key),
-                         idempotency_key=f"resync:{kind}:{key}:{log.last_seq}")
-        try:
-            outcome = await app.poller(settings, log=log, client=moment,
-                                       clock=clock).resync(kind, key)
-        except LookupError as exc:
-            raise CommandError(str(exc)) from None
-        reconciler = app.reconciler(settings, log=log, client=client, clock=clock)
+        if kind == "payment":  # read e-conomic's customer rows, not Moment
+            facts = await app.paid_status(settings, log=log, client=client,
+                                          clock=clock).refresh()
+            if key not in log.tables.payments():
+                raise CommandError(f"payment {key}: the log has no paid status of invoice {key} "
+                                   "(not booked by the daemon, or never paid)")
+            outcome = f"{facts} new paid status read from e-conomic"
+        else:
+            await log.append(ev.ResyncRequested(kind=kind, key=key),
+                             idempotency_key=f"resync:{kind}:{key}:{log.last_seq}")
+            try:
+                outcome = await app.poller(settings, log=log, client=moment,
+                                           clock=clock).resync(kind, key)
+            except LookupError as exc:
+                raise CommandError(str(exc)) from None
+        reconciler = app.reconciler(settings, log=log, client=client, clock=clock,
+                                    moment_api=moment)
         reconciler.resync(kind, key)
         await reconciler.step()
         state = log.tables.state(kind, key)
         verdict = f"parked: {state.reason}" if state.parked else (
             f"failed: {state.last_error}" if state.last_error else "reconciled")
-        return f"{kind} {key}: fetched from Moment ({outcome}); {verdict}"
+        source = "read from e-conomic" if kind == "payment" else "fetched from Moment"
+        return f"{kind} {key}: {source} ({outcome}); {verdict}"
 
 
 async def cmd_resync(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
         await _client(settings).resync(args.kind, args.key)
-        _print(f"{args.kind} {args.key}: re-fetched from Moment and queued for reconcile")
+        source = "e-conomic" if args.kind == "payment" else "Moment"
+        _print(f"{args.kind} {args.key}: re-fetched from {source} and queued for reconcile")
     except asking.DaemonNotRunning:
         _print(await _resync_directly(settings, args.kind, args.key))
     return 0

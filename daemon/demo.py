@@ -5,8 +5,9 @@ The script then edits e-conomic the way a person would, through the sandbox's ad
 (renames a customer, changes an e-mail, deletes a project, renumbers a customer), and the view
 shows e-conomic's webhook for each and the daemon's repair about a second later (the daemon
 installs its webhooks in the sandbox at start: ``webhook_url`` is its own listener; the sweeps
-are a minute apart, so they are not what repairs). Ctrl-C stops everything cleanly (the daemon's own
-shutdown). Nothing leaves 127.0.0.1; the state directory is a temporary one unless
+are a minute apart, so they are not what repairs). Then it pays a booked invoice in
+e-conomic (a customer payment) and shows the invoice paid in Moment. Ctrl-C stops everything
+cleanly (the daemon's own shutdown). Nothing leaves 127.0.0.1; the state directory is a temporary one unless
 ``--state-dir`` names one.
 """
 
@@ -48,6 +49,7 @@ NOTABLE: Final = {
     "entity_gone": "Moment no longer has",
     "customer_upserted": "heard from Moment about",
     "invoice_booked": "booked",
+    "payment_observed": "read e-conomic's paid status of",
 }
 
 
@@ -115,6 +117,10 @@ webhook_url = "http://127.0.0.1:{listen_port}"
 webhook_token_file = "{secrets / 'economic-webhook-token'}"
 reconcile_interval = "1m"
 full_reconcile_interval = "10m"
+
+[payments]
+enabled = true
+poll_interval = "5s"
 """
     path = state / "config.toml"
     path.write_text(text)
@@ -143,7 +149,9 @@ async def _status(client: asking.StatusClient) -> reports.StatusReport | None:
 def _in_sync(status: reports.StatusReport | None) -> bool:
     if status is None or status.state not in ("running", "degraded"):
         return False
-    return all(c.pending == 0 and c.desired > 0 for c in status.entities.values())
+    counts = status.entities
+    return all(c.pending == 0 for c in counts.values()) and all(
+        kind in counts and counts[kind].desired > 0 for kind in ("customer", "project", "invoice"))
 
 
 async def show_booked(settings: config.Settings, invoices: list[str]) -> None:
@@ -200,6 +208,8 @@ async def view(settings: config.Settings, admin_url: str, msb: moment_sandbox.Mo
     repaired: set[str] = set()
     announced = False
     first_booked: list[str] = []  # the first three, shown once everything is in e-conomic
+    paid: tuple[int, int] | None = None
+    shown = False
     while not stop.is_set():
         status = await _status(client)
         if status is None:  # not started yet (or stopping): nothing to read
@@ -242,8 +252,13 @@ async def view(settings: config.Settings, admin_url: str, msb: moment_sandbox.Mo
             _say("repaired: e-conomic matches Moment again. Now someone works in Moment:")
             _work_in_moment(msb)
             announced = True
-            _say("The daemon keeps running; try `moment-sync status -c " + settings.source
-                 + "` in another shell. Ctrl-C stops it.")
+            _say("and a bookkeeper records a customer's payment in e-conomic:")
+            paid = await _pay_like_a_person(admin_url, settings)
+        elif paid is not None and not shown:
+            shown = _show_paid(msb, *paid)
+            if shown:
+                _say("The daemon keeps running; try `moment-sync status -c " + settings.source
+                     + "` in another shell. Ctrl-C stops it.")
         with anyio.move_on_after(1.0):
             await stop.wait()
 
@@ -272,6 +287,40 @@ def _seconds_after(recorded_at: str, since: float) -> float:
         return max(0.0, dt.datetime.fromisoformat(recorded_at).timestamp() - since)
     except ValueError:
         return 0.0
+
+
+async def _pay_like_a_person(admin_url: str, settings: config.Settings
+                             ) -> tuple[int, int] | None:
+    """Pay the first booked invoice in full in e-conomic (a customer payment, as a bookkeeper
+    books one); returns its number and Moment id, or None when none is booked."""
+    tables = await reading.tables(settings.db_path)
+    for key, row in sorted(tables.invoices().items(), key=lambda kv: int(kv[0])):
+        fact = row.fact
+        if row.gone or fact.is_credit_note or not tables.state("invoice", key).booked:
+            continue
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{admin_url}/customer-payments", json={
+                    "customerNumber": int(fact.customer_number), "customerInvoiceNumber": int(key),
+                    "amount": fact.total_including_vat,
+                    "date": time.strftime("%Y-%m-%d", time.gmtime())}) as answer:
+                if answer.status != 201:
+                    _say(f"  ✗ e-conomic refused the payment of invoice {key}: "
+                         f"{await answer.text()}")
+                    return None
+        _say(f"  ✎ paid invoice {key} in full in e-conomic ({fact.total_including_vat} "
+             f"{fact.currency}, a customer payment)")
+        return int(key), fact.moment_id
+    return None
+
+
+def _show_paid(msb: moment_sandbox.MomentSandbox, number: int, moment_id: int) -> bool:
+    """Say so once Moment shows the invoice paid."""
+    status = msb.payment_status(moment_id)
+    if not status["fullyPaid"]:
+        return False
+    _say(f"  → Moment shows invoice {number} paid: {status['paidAmount']} on "
+         f"{status['paidDate']} ({status['externalId']})")
+    return True
 
 
 async def _edit_like_a_person(admin_url: str, settings: config.Settings) -> None:

@@ -171,6 +171,13 @@ class EconomicSettings(_Section, frozen=True, kw_only=True, forbid_unknown_field
     daily_call_budget: int = 50000
 
 
+class PaymentSettings(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[payments]``: the paid status of the invoices the daemon booked, into Moment."""
+
+    enabled: bool = False
+    poll_interval: Duration = Duration(3600)
+
+
 class AlertSettings(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
     email_to: str = ""
     smtp_host: str = "localhost"
@@ -191,6 +198,7 @@ class Settings(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
     economic: EconomicSettings = msgspec.field(default_factory=EconomicSettings)
     replication: ReplicationSettings = ReplicationSettings()
     alerts: AlertSettings = AlertSettings()
+    payments: PaymentSettings = PaymentSettings()
     source: str = ""  # the file these settings came from; not a TOML key
 
     @property
@@ -202,7 +210,7 @@ class Settings(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
         return self.state_dir / "events.db"
 
 
-SECTIONS: Final = ("daemon", "moment", "economic", "replication", "alerts")
+SECTIONS: Final = ("daemon", "moment", "economic", "replication", "alerts", "payments")
 
 #: secret name (systemd credential) -> (section, key of the file path)
 SECRETS: Final = {
@@ -233,7 +241,8 @@ def mapping_options(settings: Settings) -> mp.Options:
                       invoice_vat_code=e.invoice_vat_code, default_account=e.default_account,
                       internal_project_group=e.internal_project_group,
                       invoice_without_project=e.invoice_without_project, language=e.language,
-                      include_pdf=e.include_pdf, auto_book=e.auto_book)
+                      include_pdf=e.include_pdf, auto_book=e.auto_book,
+                      payments=settings.payments.enabled)
 
 
 def config_path(explicit: str | None, environ: Mapping[str, str] | None = None) -> Path:

@@ -4,8 +4,9 @@ Events are frozen, tagged msgspec Structs (the tag is the ``type`` column of the
 schema only grows: a new field gets a default; no field is renamed or retyped; a new meaning is
 a new type. Each row records :data:`SCHEMA_VERSION` of the vocabulary that wrote it. Stored
 events decode leniently (unknown fields are ignored) so an older daemon can read a newer row's
-known fields. Entity kinds are ``customer``, ``project`` and ``invoice``; the entity key is the
-Moment number (``"10001"``, ``"1"``, ``"42"``).
+known fields. Entity kinds are ``customer``, ``project`` and ``invoice`` (Moment -> e-conomic;
+the entity key is the Moment number: ``"10001"``, ``"1"``, ``"42"``) and ``payment``
+(e-conomic -> Moment; the key is the invoice number).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import msgspec
 
 SCHEMA_VERSION: Final = 1
 
-Kind = Literal["customer", "project", "invoice"]
+Kind = Literal["customer", "project", "invoice"]  # the kinds Moment has (its facts and hints)
 KINDS: Final[tuple[Kind, ...]] = ("customer", "project", "invoice")
+#: Every kind the daemon manages: Moment's, and those e-conomic's books bring into Moment.
+ALL_KINDS: Final[tuple[str, ...]] = (*KINDS, "payment")
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=str.lower):
@@ -141,6 +144,33 @@ class InvoiceConflict(Event, frozen=True, kw_only=True, tag="invoice_conflict"):
     @property
     def entity_key(self) -> str:
         return str(self.number)
+
+
+# --- e-conomic facts: paid status ----------------------------------------------------------
+
+
+class PaymentObserved(Event, frozen=True, kw_only=True, tag="payment_observed"):
+    """The customer row of an invoice the daemon booked, as e-conomic's booked entries show it
+    (``amount`` and ``remainder`` as the decimal strings read, in the invoice's currency);
+    appended when they differ from the last such fact of the invoice. ``seen_on`` is the UTC
+    date the daemon first saw them: Moment's ``paidDate``. Kind ``payment``, keyed by the
+    invoice number (DESIGN.md, "Mapping e-conomic -> Moment")."""
+
+    entity_kind: ClassVar[str] = "payment"
+    invoice_number: int
+    moment_id: int  # the Moment invoice's id, from its fact in the log
+    year: str  # the calendar year of the row's date
+    entry_number: int
+    voucher_number: int | None = None
+    customer_number: int | None = None
+    amount: str
+    remainder: str
+    currency: str = ""
+    seen_on: str = ""
+
+    @property
+    def entity_key(self) -> str:
+        return str(self.invoice_number)
 
 
 # --- Moment hints and ingest bookkeeping ----------------------------------------------------
@@ -375,7 +405,7 @@ ANY_EVENT = (
     | StrayReported | Parked | Unparked
     | InvoiceEntryCreated | InvoicePdfAttached | InvoicePdfSkipped | InvoiceBooked
     | BookedMismatch | BookedMatched | WentWithout | CheckReported | InvoiceEntryGone
-    | RestoreMarked
+    | RestoreMarked | PaymentObserved
 )
 
 

@@ -58,6 +58,7 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     language: str = "da"
     include_pdf: bool = True
     auto_book: bool = True
+    payments: bool = False  # [payments] enabled: the paid status goes into Moment
 
 
 class CustomerFields(msgspec.Struct, frozen=True, kw_only=True):
@@ -310,7 +311,7 @@ def map_invoice(fact: ev.InvoiceFinalized, opts: Options, *, journal: int | None
 _enc = msgspec.json.Encoder(order="deterministic")
 
 
-def fields_hash(value: CustomerFields | ProjectFields | InvoiceEntry) -> str:
+def fields_hash(value: msgspec.Struct) -> str:
     """A digest of the desired fields: recorded with ``Applied``, compared for status."""
     return hashlib.sha256(_enc.encode(value)).hexdigest()[:32]
 

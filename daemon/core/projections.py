@@ -42,6 +42,15 @@ class DesiredInvoice(msgspec.Struct, frozen=True, kw_only=True):
     conflicts: tuple[int, ...] = ()  # Moment ids of other invoices claiming this number
 
 
+class DesiredPayment(msgspec.Struct, frozen=True, kw_only=True):
+    """The latest paid-status fact of a booked invoice (never gone: what e-conomic booked
+    stays booked; whether Moment still has the invoice is the invoice row's)."""
+
+    fact: ev.PaymentObserved
+    seq: int
+    gone: bool = False
+
+
 class EntityState(msgspec.Struct, frozen=True, kw_only=True):
     """What the daemon knows of one entity's life in e-conomic."""
 
@@ -95,7 +104,8 @@ class DaemonState(msgspec.Struct, frozen=True, kw_only=True):
     extra: dict[str, str] = {}
 
 
-Row = DesiredCustomer | DesiredProject | DesiredInvoice | EntityState | DaemonState
+Row = (DesiredCustomer | DesiredProject | DesiredInvoice | DesiredPayment | EntityState
+       | DaemonState)
 
 
 class Projection(msgspec.Struct, frozen=True):
@@ -150,6 +160,12 @@ def fold_invoice(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | N
         return msgspec.structs.replace(row, conflicts=(*row.conflicts, event.moment_id))
     if isinstance(event, ev.EntityGone) and isinstance(row, DesiredInvoice):
         return msgspec.structs.replace(row, gone=True, seq=seq)
+    return row
+
+
+def fold_payment(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | None:
+    if isinstance(event, ev.PaymentObserved):
+        return DesiredPayment(fact=event, seq=seq)
     return row
 
 
@@ -295,6 +311,8 @@ PROJECTIONS: Final[tuple[Projection, ...]] = (
     Projection("desired_invoices", DesiredInvoice,
                (ev.InvoiceFinalized, ev.InvoiceConflict, ev.EntityGone),
                _fact_keys("invoice", ev.InvoiceFinalized), fold_invoice),
+    Projection("desired_payments", DesiredPayment, (ev.PaymentObserved,),
+               _fact_keys("payment", ev.PaymentObserved), fold_payment),
     Projection("entity_states", EntityState, _STATE_EVENTS, _state_keys, fold_state),
     Projection("daemon_state", DaemonState,
                (ev.PollCursorAdvanced, ev.HintWatermarkAdvanced, ev.HintReceived,
@@ -375,6 +393,9 @@ class Tables:
 
     def invoices(self) -> dict[str, DesiredInvoice]:
         return self.rows["desired_invoices"]  # type: ignore[return-value]
+
+    def payments(self) -> dict[str, DesiredPayment]:
+        return self.rows["desired_payments"]  # type: ignore[return-value]
 
     def states(self) -> dict[str, EntityState]:
         return self.rows["entity_states"]  # type: ignore[return-value]

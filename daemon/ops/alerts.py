@@ -93,6 +93,10 @@ def _clean(text: str) -> str:
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "…"
 
 
+#: The kinds that flow from e-conomic into Moment.
+INTO_MOMENT: Final = frozenset({"payment", "expense"})
+
+
 def _entity(kind: str, key: str) -> str:
     return f"{kind} {key}"
 
@@ -107,9 +111,11 @@ def item_parked(*, kind: str, key: str, reason: str, at: float, advice: str = ""
         f"Fix what the reason above describes (in e-conomic or in Moment), then run {retry} "
         "or wait for the next full reconcile."
     )
+    # the kinds e-conomic's books bring into Moment go the other way
+    where = "Moment" if kind in INTO_MOMENT else "e-conomic"
     return Alert(
         kind=AlertKind.PARKED, severity=Severity.ERROR, entity=_entity(kind, key),
-        problem=_clean(f"It is not being copied to e-conomic: {reason}"),
+        problem=_clean(f"It is not being copied to {where}: {reason}"),
         action=_clean(action), at=at,
     )
 

@@ -25,6 +25,7 @@ from daemon.ops import providing, replicating
 
 if TYPE_CHECKING:
     from daemon.economic.client import EconomicClient
+    from daemon.ingest.paying import PaidStatus
     from daemon.ingest.running import Ingest
     from daemon.reconcile.running import Reconciler
     from daemon.store.eventlog import EventLog
@@ -47,11 +48,14 @@ class Answers:
     def __init__(self, *, runtime: Lifecycle, log: EventLog, economic: EconomicClient,
                  ingest: Ingest, reconciler: Reconciler, clock: clocks.Clock,
                  replication: replicating.Watch | None = None,
-                 webhooks: Callable[[], reports.Webhooks] | None = None) -> None:
-        """``webhooks``: how the e-conomic webhooks stand (None: ``webhook_url`` is empty)."""
+                 webhooks: Callable[[], reports.Webhooks] | None = None,
+                 payments: PaidStatus | None = None) -> None:
+        """``webhooks``: how the e-conomic webhooks stand (None: ``webhook_url`` is empty);
+        ``payments``: the paid-status reader, when [payments] is on."""
         self.webhooks = webhooks
         self.runtime = runtime
         self.replication = replication
+        self.payments = payments  # the paid-status reader, when [payments] is on
         self.clock = clock
         self.log = log
         self.economic = economic
@@ -113,7 +117,7 @@ class Answers:
         tables = self.log.tables
         by_kind: dict[str, Mapping[str, pj.Row]] = {
             "customer": tables.customers(), "project": tables.projects(),
-            "invoice": tables.invoices()}
+            "invoice": tables.invoices(), "payment": tables.payments()}
         desired = by_kind[kind].get(key)
         history = await self.log.read_entity(kind, key)
         if desired is None and not history:
@@ -152,11 +156,27 @@ class Answers:
         return True
 
     async def resync(self, kind: providing.Kind, key: str) -> bool:
+        if kind == "payment":
+            return await self._resync_payment(key)
         try:
             await self.ingest.resync(kind, key)
         except LookupError:
             return False
         self.reconciler.resync(kind, key)
+        return True
+
+    async def _resync_payment(self, key: str) -> bool:
+        """Read the paid status of the booked invoices from e-conomic now (one read, as every
+        round) and reconcile invoice ``key``'s in Moment; False when the log knows no such
+        payment (the invoice was not booked by the daemon, or was never paid)."""
+        if self.payments is not None:
+            try:
+                await self.payments.refresh()
+            except economic_errors.EconomicError as exc:
+                self.payments.last_error = str(exc)
+        if key not in self.log.tables.payments():
+            return False
+        self.reconciler.resync("payment", key)
         return True
 
     async def reconcile(self) -> int:

@@ -63,7 +63,7 @@ async def measuring(log: eventlog.EventLog, economic: economic_client.EconomicCl
         meter.set_rate_limit(stats.rate_limit.used, stats.rate_limit.limit)
         meter.set_calls_today(stats.calls_today)
         meter.set_daily_call_budget(economic.limiter.budget.daily)
-        for kind in ev.KINDS:
+        for kind in ev.ALL_KINDS:
             meter.set_queue_depth(kind, reconciler.queue.depth(kind))
             meter.set_parked(kind, sum(1 for s in log.tables.states().values()
                                        if s.kind == kind and s.parked))

@@ -10,7 +10,7 @@ Contract for implementers:
   where the contract has one (``status``, ``parked``), else plain ``dict``/``list``/``str``/
   ``int``/``float``/``bool``/``None`` or anything :func:`msgspec.json.encode` encodes. The server
   encodes what it gets and changes nothing.
-- ``kind`` is already validated (one of :data:`daemon.core.events.KINDS`) and ``key`` is a
+- ``kind`` is already validated (one of :data:`daemon.core.events.ALL_KINDS`) and ``key`` is a
   Moment number that passed :func:`valid_key` when a method is called; implementers need not
   check them again.
 - ``None``/``False`` mean "no such entity" / "nothing to do for this entity" and become a 404
@@ -28,7 +28,7 @@ from typing import Final, Protocol, TypeAlias, runtime_checkable
 from daemon.core import events as ev
 from daemon.core import reports
 
-Kind: TypeAlias = ev.Kind
+Kind: TypeAlias = str  # one of :data:`daemon.core.events.ALL_KINDS`
 
 #: The states ``GET /healthz`` knows: the first two answer 200, the others 503.
 HEALTHY_STATES: Final = frozenset({"running", "degraded"})
@@ -44,7 +44,7 @@ def valid_key(key: str) -> bool:
 
 def as_kind(text: str) -> Kind | None:
     """``text`` as a :data:`Kind`, or ``None`` when it is not one."""
-    for kind in ev.KINDS:
+    for kind in ev.ALL_KINDS:
         if text == kind:
             return kind
     return None

@@ -55,7 +55,7 @@ def render_status(report: reports.StatusReport, parked: Sequence[reports.ParkedI
     )
 
     lines.append(f"Entities   {'kind':<9}{'desired':>8}{'in sync':>9}{'pending':>9}{'parked':>8}")
-    kinds = list(ev.KINDS) + sorted(k for k in report.entities if k not in ev.KINDS)
+    kinds = list(ev.ALL_KINDS) + sorted(k for k in report.entities if k not in ev.ALL_KINDS)
     for kind in kinds:
         counts = report.entities.get(kind)
         if counts is None:

@@ -19,11 +19,13 @@ from typing import Any, TypeVar
 
 from daemon.core import events as ev
 from daemon.core import mapping as mp
+from daemon.core import payments as pay
 from daemon.reconcile import kinds, reasons, specs
 from daemon.reconcile.controls import Controls
 
 F = TypeVar("F", bound=ev.Event)
-D = TypeVar("D", bound=mp.CustomerFields | mp.ProjectFields | mp.InvoiceEntry)
+D = TypeVar("D", bound=mp.CustomerFields | mp.ProjectFields | mp.InvoiceEntry
+            | pay.PaymentFields)
 
 
 async def admit(controls: Controls, spec: specs.Spec[F, D, Any],

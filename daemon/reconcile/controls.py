@@ -1,4 +1,4 @@
-"""What a controller works with during a pass: the log, the client, the mapping options, the
+"""What a controller works with during a pass: the log, the clients, the mapping options, the
 work queue, the outcome recorder, the observer, the cached books (``chart``), and the bounds
 of a pass.
 
@@ -16,6 +16,7 @@ from typing import Protocol
 from daemon.core import mapping as mp
 from daemon.economic import charting
 from daemon.economic.client import EconomicClient
+from daemon.moment.client import MomentClient
 from daemon.reconcile import observers
 from daemon.reconcile.queueing import WorkQueue
 from daemon.reconcile.recording import Recorder
@@ -31,6 +32,9 @@ class Controls:
     outcomes: Recorder
     observer: observers.Observer
     max_in_flight: int = 8
+    #: the Moment client the kinds that flow from e-conomic into Moment write with (None: a
+    #: reconciler of e-conomic only; those kinds then wait)
+    moment: MomentClient | None = None
     stopping: bool = False  # set on shutdown: start no new write, finish the ones in flight
     #: the agreement's books (accounts' VAT codes, rates, base currency), read once and
     #: forgotten at each full sweep

@@ -30,6 +30,10 @@ CRASH_POINTS: Final = (
     "invoice.after_book_send",     # booked, outcome not recorded
     "invoice.after_book",          # InvoiceBooked committed, completion not yet
 )
+PAYMENT_CRASH_POINTS: Final = (
+    "payment.after_intent",        # paid-status intent committed, nothing sent to Moment
+    "payment.after_send",          # Moment has the status, Applied not recorded
+)
 
 
 def crash_point(step: str) -> None:

@@ -29,7 +29,8 @@ async def plan(log: EventLog, client: EconomicClient, options: mp.Options, *,
                kind: str | None = None) -> plans.PlanReport:
     """The report for every kind, or for ``kind`` only (ValueError for an unknown kind)."""
     tables = log.tables
-    chosen = kinds.SPECS if kind is None else (kinds.spec(kind),)
+    chosen = tuple(s for s in kinds.SPECS if s.enabled(options)) if kind is None \
+        else (kinds.spec(kind),)
     report = plans.PlanReport()
     for spec in chosen:
         section = report.kinds[spec.kind] = plans.KindPlan()

@@ -10,11 +10,14 @@ from __future__ import annotations
 from typing import Final
 
 from daemon.economic import errors
+from daemon.moment import errors as moment_errors
 
 _ACTIONS: Final = {"put": "writing the customer", "create": "creating the project",
                    "update": "updating the project", "transfer": "creating the journal entry",
                    "attach": "attaching the PDF", "book": "booking the entry",
-                   "read": "reading e-conomic"}
+                   "read": "reading e-conomic",
+                   "set_payment": "setting the invoice's paid status in Moment",
+                   "read_payment": "reading the invoice's paid status in Moment"}
 
 
 def describe(action: str) -> str:
@@ -22,10 +25,34 @@ def describe(action: str) -> str:
     return _ACTIONS.get(action, action)
 
 
-def kept_failing(action: str, attempts: int) -> str:
+def service_of(err: object) -> str:
+    """Which service an error came from, as the sentence names it."""
+    return "Moment" if isinstance(err, moment_errors.MomentError) else "e-conomic"
+
+
+def kept_failing(action: str, attempts: int, *, service: str = "e-conomic") -> str:
     """Why an item whose retryable failures used up its attempts is parked."""
-    return (f"e-conomic kept failing ({attempts} attempts) while {describe(action)}; it will "
+    return (f"{service} kept failing ({attempts} attempts) while {describe(action)}; it will "
             "be tried again when retried")
+
+
+def explain_payment(invoice: str, moment_id: int, action: str,
+                    err: moment_errors.MomentError) -> str:
+    """A sentence an accountant can act on, for Moment refusing an invoice's paid status."""
+    what = f"payment of invoice {invoice} (Moment id {moment_id})"
+    if isinstance(err, moment_errors.Unauthorized):
+        return (f"{what}: Moment refused the daemon's API key while {describe(action)}; "
+                "create a new API key in Moment, update the daemon's moment-api-key, then "
+                "retry")
+    if isinstance(err, moment_errors.NotFound):
+        return (f"{what}: Moment has no invoice with that id any more; if the invoice was "
+                "deleted in Moment there is nothing to mark paid, otherwise resync the invoice "
+                "and retry")
+    if isinstance(err, moment_errors.RequestRejected) and err.status == 409:
+        return (f"{what}: Moment says the invoice is a draft and cannot be paid; finalize "
+                "it in Moment, then retry")
+    return (f"{what}: Moment refused {describe(action)}: {err}; check the invoice in Moment "
+            "and its customer entry in e-conomic, then retry")
 
 
 def waiting_for(dep_kind: str, dep_key: str, reason: str) -> str:

@@ -23,9 +23,13 @@ import anyio
 from daemon.core import backoff, clocks, plans
 from daemon.core import events as ev
 from daemon.economic import errors
+from daemon.moment import errors as moment_errors
 from daemon.reconcile import observers, reasons
 from daemon.reconcile.queueing import WorkQueue
 from daemon.store.eventlog import EventLog
+
+#: An error of either client: both say ``retryable``; a retryable one may carry ``retry_after``.
+Refusal = errors.EconomicError | moment_errors.MomentError
 
 
 class Recorder:
@@ -90,17 +94,19 @@ class Recorder:
                  f"stray:{s.kind}:{s.number}:{s.managed_key}", None) for s in new])
         return len(new)
 
-    async def fail(self, kind: str, key: str, action: str, err: errors.EconomicError, *,
+    async def fail(self, kind: str, key: str, action: str, err: Refusal, *,
                    draw: float | None = None) -> None:
         """A retryable failure: back off, or park once the attempts are spent. Items of one
         batch call share ``draw``, so they come due together and go in one call again."""
         attempt = self.log.tables.state(kind, key).attempts + 1
         if backoff.exhausted(self.policy, attempt):
-            await self.park(kind, key, reason=reasons.kept_failing(action, attempt),
+            await self.park(kind, key, reason=reasons.kept_failing(
+                action, attempt, service=reasons.service_of(err)),
                             attempts=attempt, last_error=str(err))
             return
+        retry_after = getattr(err, "retry_after", None)
         wait = backoff.delay(self.policy, attempt, self.rng.random() if draw is None else draw,
-                             err.retry_after)
+                             retry_after if isinstance(retry_after, int | float) else None)
         await self.log.append(
             ev.Failed(kind=kind, key=key, action=action, error=str(err), retryable=True,
                       attempt=attempt, retry_at=self.clock.now() + wait),

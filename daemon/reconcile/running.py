@@ -38,6 +38,7 @@ from daemon.core import events as ev
 from daemon.core import mapping as mp
 from daemon.economic import errors
 from daemon.economic.client import EconomicClient
+from daemon.moment.client import MomentClient
 from daemon.reconcile import (
     auditing,
     controlling,
@@ -47,6 +48,7 @@ from daemon.reconcile import (
     invoices,
     kinds,
     observers,
+    payments,
     planning,
     recording,
     specs,
@@ -74,7 +76,7 @@ class Reconciler:
                  observer: observers.Observer | None = None, policy: backoff.Policy | None = None,
                  max_in_flight: int = 8, batch: dict[str, int] | None = None,
                  rng: random.Random | None = None, beat: Callable[[], None] | None = None,
-                 idle_beat_s: float = 5.0) -> None:
+                 idle_beat_s: float = 5.0, moment: MomentClient | None = None) -> None:
         self.clock = clock
         self.queue = WorkQueue(clock=clock)
         safe = observers.SafeObserver(observer or observers.NullObserver())
@@ -82,7 +84,7 @@ class Reconciler:
             log=log, client=client, options=options, queue=self.queue,
             outcomes=recording.Recorder(log=log, queue=self.queue, observer=safe,
                                         policy=policy, rng=rng, clock=clock),
-            observer=safe, max_in_flight=max_in_flight)
+            observer=safe, max_in_flight=max_in_flight, moment=moment)
         self.controllers: dict[str, controls.Controller] = {
             spec.kind: self._controller(spec) for spec in kinds.SPECS}
         self.hints = hearing.Hints(self.controls)  # e-conomic's webhook hints
@@ -120,6 +122,8 @@ class Reconciler:
             return controlling.Records(spec, self.controls)
         if spec.kind == invoices.KIND:
             return invoices.Invoices(self.controls)
+        if spec.kind == payments.KIND:
+            return payments.Payments(self.controls)
         raise ValueError(f"kind {spec.kind} has no controller")
 
     @property
@@ -150,6 +154,8 @@ class Reconciler:
                     q.add(kind, key)
                     if self.controls.log.tables.state(kind, key).parked:
                         self.unparker.changed(kind, key)  # fixed in Moment, perhaps
+                case ev.PaymentObserved():
+                    q.add(payments.KIND, e.entity_key)
                 case ev.EntityGone(kind=kind, key=key):
                     q.discard(kind, key)
                 case ev.EconomicHintReceived():

@@ -24,6 +24,7 @@ import msgspec
 
 from daemon.core import events as ev
 from daemon.core import mapping as mp
+from daemon.core import payments as pay
 from daemon.core import plans
 from daemon.core import projections as pj
 from daemon.economic import filters
@@ -31,7 +32,8 @@ from daemon.economic.client import EconomicClient
 
 F = TypeVar("F", bound=ev.Event)
 F_co = TypeVar("F_co", bound=ev.Event, covariant=True)
-D = TypeVar("D", bound=mp.CustomerFields | mp.ProjectFields | mp.InvoiceEntry)
+D = TypeVar("D", bound=mp.CustomerFields | mp.ProjectFields | mp.InvoiceEntry
+            | pay.PaymentFields)
 L = TypeVar("L")
 P = TypeVar("P")
 
@@ -116,6 +118,12 @@ class Spec(abc.ABC, Generic[F, D, L]):
     kind: str
     depends_on: tuple[Dependency, ...] = ()
     reads_live: bool = False  # sweeps and ``plan`` read its live state from e-conomic
+
+    def enabled(self, options: mp.Options) -> bool:
+        """Whether the daemon manages this kind with these options (a kind switched off in the
+        configuration is left out of ``status`` and ``plan``)."""
+        del options
+        return True
 
     # --- desired state ------------------------------------------------------------------------
     @abc.abstractmethod

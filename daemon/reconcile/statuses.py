@@ -17,6 +17,8 @@ from daemon.reconcile import kinds
 def entity_counts(tables: pj.Tables, options: mp.Options) -> dict[str, reports.EntityCounts]:
     out: dict[str, reports.EntityCounts] = {}
     for spec in kinds.SPECS:
+        if not spec.enabled(options):
+            continue
         counts = {"desired": 0, "in_sync": 0, "pending": 0, "parked": 0}
         for item in spec.items(tables, options):
             counts["desired"] += 1

@@ -27,6 +27,15 @@ def test_defaults_are_designs() -> None:
     opts = config.mapping_options(s)
     assert (opts.vat_zone, opts.internal_project_group, opts.invoice_without_project,
             opts.language) == ("", 0, "book", "da")
+    assert (s.payments.enabled, s.payments.poll_interval, opts.payments) == (False, 3600.0, False)
+
+
+def test_payments_section() -> None:
+    s = config.parse(MINIMAL + '[payments]\nenabled = true\npoll_interval = "15m"', environ={})
+    assert (s.payments.enabled, s.payments.poll_interval) == (True, 900.0)
+    assert config.mapping_options(s).payments is True
+    env = config.parse(MINIMAL, environ={"MOMENT_SYNC_PAYMENTS_ENABLED": "true"})
+    assert config.mapping_options(env).payments is True
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -72,6 +81,9 @@ def test_defaults_are_designs() -> None:
     ('[moment]\ncompany = "  "', "moment.company: must not be empty"),
     (MINIMAL + "[moment", "not valid TOML"),
     ('source = "x"\n' + MINIMAL, "source: unknown key"),
+    (MINIMAL + '[payments]\nenabled = "yes"', "payments.enabled: Expected `bool`"),
+    (MINIMAL + '[payments]\npoll_interval = "0s"', "payments.poll_interval: '0s' must be"),
+    (MINIMAL + "[payments]\naccounts = []", "payments.accounts: unknown key"),
 ])
 def test_bad_configurations(text: str, message: str) -> None:
     with pytest.raises(config.ConfigError) as caught:

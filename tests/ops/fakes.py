@@ -73,7 +73,8 @@ class FakeProvider:
                                     "economic_ids": {"customerNumber": 10001}, "history": []},
         }
         self.parked_items = reports.decode_parked(msgspec.json.encode(SAMPLE_PARKED))
-        self.known: set[tuple[str, str]] = {("customer", "10001"), ("project", "7")}
+        self.known: set[tuple[str, str]] = {("customer", "10001"), ("project", "7"),
+                                             ("payment", "12")}
         self.calls: list[tuple[str, object]] = []
         self.queued = 95
         self.fail = False

@@ -283,3 +283,15 @@ async def test_a_digest_counts_repeats_instead_of_listing_them(smtp: SMTPServer)
     text = body(digest)
     assert text.count("What:        the e-conomic agreement") == 1
     assert "Seen:        3 times in this period" in text
+
+
+def test_a_parked_payment_says_it_is_not_copied_to_moment() -> None:
+    reason = ("payment of invoice 12 (Moment id 7): Moment has no invoice with that id any "
+              "more; if the invoice was deleted in Moment there is nothing to mark paid, "
+              "otherwise resync the invoice and retry")
+    alert = alerts.item_parked(kind="payment", key="12", reason=reason, at=0.0)
+    assert alert.entity == "payment 12"
+    assert alert.problem.startswith("It is not being copied to Moment: payment of invoice 12")
+    assert "moment-sync parked --retry payment 12" in alert.action
+    invoice = alerts.item_parked(kind="invoice", key="12", reason="x.", at=0.0)
+    assert invoice.problem.startswith("It is not being copied to e-conomic")

@@ -208,6 +208,9 @@ async def test_resync(client: asking.StatusClient, provider: FakeProvider) -> No
         await client.resync("invoice", "99")
     assert caught.value.status == 404
     assert ("resync", ("customer", "10001")) in provider.calls
+    paid = await client.request("POST", "/resync/payment/12")  # e-conomic -> Moment too
+    assert (paid.status, paid.json()) == (202, {"kind": "payment", "key": "12", "queued": True})
+    assert ("resync", ("payment", "12")) in provider.calls
 
 
 async def test_reconcile_answers_202_with_the_count(client: asking.StatusClient) -> None:
