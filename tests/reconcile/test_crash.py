@@ -24,11 +24,13 @@ pytestmark = pytest.mark.anyio
 INVOICES = [(700 + n, n % 3 + 1, n % 2 + 1) for n in range(6)]
 
 
-async def run_daemon(sb: EconomicSandbox, db: Path, crash_at: str | None) -> int:
+async def run_daemon(sb: EconomicSandbox, db: Path, crash_at: str | None,
+                     **extra: str) -> int:
+    """The crash runner on ``db`` against ``sb`` (``extra``: more of its environment)."""
     env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
     env.update(SANDBOX_REST_URL=sb.rest_url, SANDBOX_APIS_URL=sb.apis_url,
                SANDBOX_APP_TOKEN=sb.app_secret_token, SANDBOX_GRANT_TOKEN=sb.agreement_grant_token,
-               PYTHONPATH=str(REPO))
+               PYTHONPATH=str(REPO), **extra)
     if crash_at is not None:
         env[CRASH_ENV] = crash_at
     with anyio.fail_after(90):

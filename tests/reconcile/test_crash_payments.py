@@ -5,23 +5,20 @@ each set exactly once."""
 
 from __future__ import annotations
 
-import os
 import signal
-import sys
 from collections import Counter
 from pathlib import Path
 
-import anyio
 import pytest
 
 from daemon.core import events as ev
-from daemon.reconcile.hooks import CRASH_ENV, PAYMENT_CRASH_POINTS
+from daemon.reconcile.hooks import PAYMENT_CRASH_POINTS
 from daemon.sandbox import economic_books
 from daemon.sandbox import moment as moment_sandbox
 from daemon.sandbox.economic import EconomicSandbox, RateLimit
 from daemon.store.eventlog import EventLog
 from tests.clocks import FakeClock
-from tests.conftest import REPO
+from tests.reconcile import test_crash
 from tests.reconcile.conftest import customer, invoice, pdf, record
 
 pytestmark = pytest.mark.anyio
@@ -30,17 +27,9 @@ INVOICES = (801, 802, 803)
 
 async def run_daemon(sb: EconomicSandbox, msb: moment_sandbox.MomentSandbox, db: Path,
                      crash_at: str | None) -> int:
-    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-    env.update(SANDBOX_REST_URL=sb.rest_url, SANDBOX_APIS_URL=sb.apis_url,
-               SANDBOX_APP_TOKEN=sb.app_secret_token, SANDBOX_GRANT_TOKEN=sb.agreement_grant_token,
-               SANDBOX_MOMENT_URL=msb.api_url, SANDBOX_MOMENT_COMPANY=msb.company,
-               SANDBOX_MOMENT_KEY=msb.api_key, PYTHONPATH=str(REPO))
-    if crash_at is not None:
-        env[CRASH_ENV] = crash_at
-    with anyio.fail_after(90):
-        done = await anyio.run_process([sys.executable, "-m", "tests.reconcile.crashrunner",
-                                        str(db)], env=env, cwd=REPO, check=False)
-    return done.returncode
+    return await test_crash.run_daemon(sb, db, crash_at, SANDBOX_MOMENT_URL=msb.api_url,
+                                       SANDBOX_MOMENT_COMPANY=msb.company,
+                                       SANDBOX_MOMENT_KEY=msb.api_key)
 
 
 @pytest.mark.parametrize("step", PAYMENT_CRASH_POINTS)
