@@ -7,8 +7,8 @@ shows e-conomic's webhook for each and the daemon's repair about a second later 
 installs its webhooks in the sandbox at start: ``webhook_url`` is its own listener; the sweeps
 are a minute apart, so they are not what repairs). Then it pays a booked invoice in
 e-conomic (a customer payment) and shows the invoice paid in Moment. Ctrl-C stops everything
-cleanly (the daemon's own shutdown). Nothing leaves 127.0.0.1; the state directory is a temporary one unless
-``--state-dir`` names one.
+cleanly (the daemon's own shutdown). Nothing leaves 127.0.0.1; the state directory is a
+temporary one unless ``--state-dir`` names one.
 """
 
 from __future__ import annotations
