@@ -1,13 +1,15 @@
 """Reading the paid status of the invoices the daemon booked, from e-conomic, as facts.
 
-Every ``[payments] poll_interval``, at start, and when asked (``resync payment N``, a day-book
-webhook), :meth:`PaidStatus.refresh` reads the customer rows of every invoice the log records as
-booked in **one filtered, paged read**: bookedEntriesapi ``GET /booked-entries`` filtered by
-``customerInvoiceNumber`` from the lowest to the highest such invoice number, followed cursor
-page by cursor page (1000 rows a page), so N booked invoices cost about ceil(N/1000) reads,
-never one per invoice. Each row is matched to its invoice by invoice number, voucher number and
-accounting year (what the log recorded when the daemon booked it); rows of other vouchers (a
-payment that names the invoice, an invoice e-conomic numbered the same) are not the invoice's.
+Every ``[payments] poll_interval``, at start, and when asked (``resync payment N``, and every
+e-conomic day-book webhook: a consumer of the log wakes the reader for each
+``economic_hint_received`` of kind ``daybook``), :meth:`PaidStatus.refresh` reads the customer
+rows of every invoice the log records as booked in **one filtered, paged read**:
+bookedEntriesapi ``GET /booked-entries`` filtered by ``customerInvoiceNumber`` from the lowest
+to the highest such invoice number, followed cursor page by cursor page (1000 rows a page), so
+N booked invoices cost about ceil(N/1000) reads, never one per invoice. Each row is matched to
+its invoice by invoice number, voucher number and accounting year (what the log recorded when
+the daemon booked it); rows of other vouchers (a payment that names the invoice, an invoice
+e-conomic numbered the same) are not the invoice's.
 
 A matched row whose ``amount`` or ``remainder`` differs from the invoice's latest
 :class:`~daemon.core.events.PaymentObserved` fact is appended as a new fact, with the UTC date
@@ -23,7 +25,7 @@ again. Never reads Moment.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
@@ -39,6 +41,7 @@ from daemon.core import payments as pay
 from daemon.core import projections as pj
 from daemon.economic import errors, filters
 from daemon.economic.client import EconomicClient
+from daemon.store import consuming, records
 from daemon.store.eventlog import EventLog
 
 _log = structlog.get_logger(__name__)
@@ -99,8 +102,24 @@ class PaidStatus:
         self.last_read_at: float | None = None
         self.last_error: str | None = None
         self.reads = 0  # read passes made (each one filtered, paged read)
+        self.rounds = 0  # rounds of :meth:`run` finished, read or failed
         self._now = anyio.Event()
         self._lock = anyio.Lock()
+        self._round = waiting.Condition(lambda: False)
+        # the day-book webhooks, as committed: from the head (what came before was read at start)
+        self.hints = consuming.Consumer(name="payments", log=log, handle=self._on_events,
+                                        clock=clock)
+
+    async def _on_events(self, batch: Sequence[records.Committed]) -> None:
+        if any(isinstance(e, ev.EconomicHintReceived) and e.kind == "daybook"
+               for _seq, e in batch):
+            self.request()
+
+    async def after_round(self, n: int) -> None:
+        """Return once :meth:`run` has finished ``n`` rounds (for tests and the demo)."""
+        self._round = waiting.Condition(lambda: self.rounds >= n)
+        self._round.recheck()
+        await self._round.wait()
 
     def request(self) -> None:
         """Refresh now (a day-book webhook, an operator's resync), not at the next interval."""
@@ -154,7 +173,12 @@ class PaidStatus:
                   ) -> None:
         """Refresh at start, then every ``poll_interval_s`` or when :meth:`request` asks, until
         cancelled; a failed read is tried again after :data:`RETRY_S` at the latest."""
-        task_status.started()
+        async with anyio.create_task_group() as tg:
+            await tg.start(self.hints.run)
+            task_status.started()
+            await self._rounds()
+
+    async def _rounds(self) -> None:
         while True:
             self._now = anyio.Event()
             wait = self.poll_interval_s
@@ -166,4 +190,6 @@ class PaidStatus:
                 self.last_error = str(err)
                 wait = min(wait, RETRY_S)
                 _log.warning("paid status read failed; tried again later", error=str(err))
+            self.rounds += 1
+            self._round.recheck()
             await waiting.wait_for(self._now, seconds=wait, clock=self.clock)

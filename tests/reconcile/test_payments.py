@@ -259,3 +259,21 @@ def test_paid_date_is_written_as_a_date() -> None:
     sent = payments.body(mapped.value)
     assert sent.paid_date == dt.date(2026, 11, 28) and sent.fully_paid
     assert isinstance(mp.Options().payments, bool)
+
+
+async def test_a_day_book_webhook_reads_the_paid_status_now(world: World) -> None:
+    """The reader wakes for e-conomic's day-book hint, not at its next hour: no time passes."""
+    async with anyio.create_task_group() as tg:
+        await tg.start(world.reader.run)
+        with anyio.fail_after(30):
+            await world.reader.after_round(1)  # the read at start: nothing paid
+            world.pay(2, "100.00")
+            await world.log.append(ev.EconomicHintReceived(kind="daybook", daybook="1",
+                                                           first="9", last="9"),
+                                   idempotency_key="hint:daybook:1")
+            await world.reader.after_round(2)
+            await settle(world.rec)
+        tg.cancel_scope.cancel()
+    assert world.clock.elapsed == 0.0
+    assert world.reader.reads == 2
+    assert world.status(2)["paidAmount"] == "100.00"
