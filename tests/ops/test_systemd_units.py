@@ -182,6 +182,7 @@ def test_example_config_validates_and_names_no_secret(tmp_path: Path) -> None:
     loaded = settings.load(UNITS / "config.example.toml", environ={})
     assert loaded.daemon.status_socket == "/run/moment-sync/status.sock"
     assert loaded.state_dir == Path("/var/lib/moment-sync")
+    assert (loaded.payments.enabled, loaded.payments.poll_interval) == (False, 3600.0)
     for section, key in settings.SECRETS.values():
         assert getattr(getattr(loaded, section), key) == ""  # credentials, not files
     credentials = tmp_path / "credentials"
