@@ -15,7 +15,10 @@ and 8 invoices) of its own, all served from this process's event loop, each on i
 - ``fleet.start_s``: from spawning all N at once (as systemd does at boot) until the last one
   said ``READY=1`` (goal <= 30 s); ``fleet.ready_cpu_s`` the CPU time (user + system) a daemon
   used until its ``READY=1``, mean over the fleet: start_s on a host of C idle cores is about
-  N * ready_cpu_s / C, whatever else ran when this bench did;
+  N * ready_cpu_s / C, whatever else ran when this bench did; ``fleet.start_host_share`` the
+  part of the CPU the host spent, on all its cores, from the spawn until the last READY that
+  went to starting the daemons (near 1 on a host of their own; the rest went to the sandboxes,
+  the first syncs of the daemons already READY, and other work);
 - ``fleet.converge_s``: from the spawn until every daemon's ``/status`` shows every kind in
   sync with nothing pending;
 - ``fleet.cpu_ms_per_call``: the daemons' CPU time from READY to convergence (their first
@@ -185,6 +188,13 @@ def _proc_status(pid: int) -> dict[str, int]:
     return found
 
 
+def _host_busy_ticks() -> int:
+    """CPU time the whole host spent busy (every core; not idle, not waiting for I/O)."""
+    with open("/proc/stat") as stat:
+        fields = [int(f) for f in stat.readline().split()[1:]]
+    return sum(fields) - fields[3] - fields[4]  # less idle and iowait
+
+
 def _cpu_ticks(pid: int) -> int:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
@@ -226,6 +236,7 @@ async def run() -> dict[str, float]:
             listeners: list[asyncio.Task[None]] = []
             try:
                 load = os.getloadavg()[0]
+                host_before = _host_busy_ticks()
                 spawned = time.monotonic()
                 for member in members:
                     await member.start()
@@ -239,6 +250,7 @@ async def run() -> dict[str, float]:
                         raise RuntimeError("not all daemons were READY within 300 s")
                     await asyncio.sleep(0.05)
                 start_s = max(m.ready_at or 0.0 for m in members) - spawned
+                host_busy_s = (_host_busy_ticks() - host_before) / CLK_TCK
                 pending = {m.name: m for m in members}
                 while pending:
                     for name, m in list(pending.items()):
@@ -281,6 +293,7 @@ async def run() -> dict[str, float]:
     return {
         "fleet.start_s": start_s,
         "fleet.ready_cpu_s": sum(m.ready_cpu_s for m in members) / len(members),
+        "fleet.start_host_share": sum(m.ready_cpu_s for m in members) / host_busy_s,
         "fleet.converge_s": converge_s,
         "fleet.cpu_ms_per_call": 1000.0 * sync_cpu_s / calls,
         "fleet.rss_mb_per_daemon": sum(rss) / len(rss),
