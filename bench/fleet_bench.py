@@ -9,16 +9,21 @@ an installed package's are (pip compiles them at install; this checkout is an ed
 and ``$PYTHONDONTWRITEBYTECODE`` may be set, which would make every daemon compile ~90 modules
 from source at each start). Each runs against its own agreement: an
 e-conomic sandbox and a Moment sandbox (company ``agreement-NN``, with 10 customers, 5 projects
-and 8 invoices) of its own, all served from this process's event loop, each on its own port.
+and 8 invoices) of its own, all served from this process's event loop, each on its own port
+(one sandbox serves one agreement or company). The sandboxes stand in for services on other
+hosts, so this process runs at nice 19 and, as root, puts each daemon back at nice 0: the
+daemons do not wait for the sandboxes' CPU, and the sandboxes answer when the daemons leave
+them room (which slows the first syncs on a busy host, not the start).
 
 ``run()`` returns:
 - ``fleet.start_s``: from spawning all N at once (as systemd does at boot) until the last one
-  said ``READY=1`` (goal <= 30 s); ``fleet.ready_cpu_s`` the CPU time (user + system) a daemon
-  used until its ``READY=1``, mean over the fleet: start_s on a host of C idle cores is about
-  N * ready_cpu_s / C, whatever else ran when this bench did; ``fleet.start_host_share`` the
-  part of the CPU the host spent, on all its cores, from the spawn until the last READY that
-  went to starting the daemons (near 1 on a host of their own; the rest went to the sandboxes,
-  the first syncs of the daemons already READY, and other work);
+  said ``READY=1``, as stamped by the daemon's ``running`` log line (goal <= 30 s);
+  ``fleet.ready_cpu_s``: the CPU time (user + system) a daemon used until its ``READY=1``,
+  mean over the fleet; on a host of C idle cores start_s is about N * ready_cpu_s / C,
+  whatever else ran when this bench did; ``fleet.start_host_share``: the part of the CPU the
+  host spent (all cores) from the spawn until the last READY that went to starting the
+  daemons (near 1 on a host of their own; the rest went to the sandboxes, the first syncs of
+  the daemons already READY, and other work);
 - ``fleet.converge_s``: from the spawn until every daemon's ``/status`` shows every kind in
   sync with nothing pending;
 - ``fleet.cpu_ms_per_call``: the daemons' CPU time from READY to convergence (their first
@@ -40,6 +45,8 @@ from __future__ import annotations
 import asyncio
 import compileall
 import contextlib
+import datetime as dt
+import json
 import os
 import random
 import signal
@@ -63,6 +70,10 @@ SETTLE_S: Final = 5.0
 REPO: Final = Path(__file__).resolve().parent.parent
 WATCHDOG_USEC: Final = 60_000_000  # the template unit's WatchdogSec=60s
 CLK_TCK: Final = os.sysconf("SC_CLK_TCK")
+#: The sandboxes stand in for services on other hosts: they run at the lowest priority, the
+#: daemons at the normal one (when the bench runs as root, which may raise a priority).
+NICE_SANDBOXES: Final = 19
+NICE_DAEMON: Final = 0
 
 
 def _ports(count: int) -> list[int]:
@@ -156,6 +167,9 @@ apis_url = "{self.economic.apis_url}"
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "daemon", "run", "-c", str(self.config), cwd=REPO,
                 env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
+        if os.getpriority(os.PRIO_PROCESS, 0) != NICE_DAEMON:
+            with contextlib.suppress(PermissionError):  # only root may raise a priority
+                os.setpriority(os.PRIO_PROCESS, self.proc.pid, NICE_DAEMON)
 
     async def listen(self) -> None:
         """Read the notify socket for as long as the daemon runs (as systemd does); note
@@ -168,6 +182,20 @@ apis_url = "{self.economic.apis_url}"
                 self.ready_at = time.monotonic()
                 assert self.proc is not None
                 self.ready_cpu_s = _cpu_ticks(self.proc.pid) / CLK_TCK
+
+    def running_logged_at(self) -> float:
+        """The wall time of the daemon's ``running`` log line, written right after READY=1 (its
+        own clock, so it does not depend on when this process got to read the notify
+        socket)."""
+        for line in (self.root / f"{self.name}.log").read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("event") == "running":
+                stamp = str(entry["timestamp"]).replace("Z", "+00:00")
+                return dt.datetime.fromisoformat(stamp).timestamp()
+        raise RuntimeError(f"{self.name} said READY=1 but logged no 'running': {self.tail()}")
 
     def tail(self) -> str:
         path = self.root / f"{self.name}.log"
@@ -229,6 +257,7 @@ async def run() -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="ms-fleet-", dir="/tmp") as tmp:
         root = Path(tmp)
         compileall.compile_dir(REPO / "daemon", quiet=1)
+        os.setpriority(os.PRIO_PROCESS, 0, max(NICE_SANDBOXES, os.getpriority(os.PRIO_PROCESS, 0)))
         async with _agreements(root) as members:
             ports = _ports(2 * len(members))
             for n, member in enumerate(members):
@@ -237,7 +266,7 @@ async def run() -> dict[str, float]:
             try:
                 load = os.getloadavg()[0]
                 host_before = _host_busy_ticks()
-                spawned = time.monotonic()
+                spawned, spawned_wall = time.monotonic(), time.time()
                 for member in members:
                     await member.start()
                     listeners.append(asyncio.create_task(member.listen()))
@@ -249,7 +278,7 @@ async def run() -> dict[str, float]:
                     if time.monotonic() - spawned > 300:
                         raise RuntimeError("not all daemons were READY within 300 s")
                     await asyncio.sleep(0.05)
-                start_s = max(m.ready_at or 0.0 for m in members) - spawned
+                start_s = max(m.running_logged_at() for m in members) - spawned_wall
                 host_busy_s = (_host_busy_ticks() - host_before) / CLK_TCK
                 pending = {m.name: m for m in members}
                 while pending:
