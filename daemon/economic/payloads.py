@@ -95,7 +95,8 @@ class CustomerWrite(_Payload, kw_only=True):
     telephoneAndFaxNumber: str | None = None
     mobilePhone: str | None = None
     publicEntryNumber: str | None = None
-    creditLimit: float | None = None
+    #: money: decoded exactly from the JSON number's text, written back from its decimal string
+    creditLimit: Decimal | None = None
     barred: bool = False
     eInvoicingDisabledByDefault: bool = False
     layout: LayoutRef | None = None
@@ -110,8 +111,8 @@ class Customer(CustomerWrite, kw_only=True):
     """A customer as ``GET /customers[/n]`` answers it; ``lastUpdated`` is ``...THH:MM:SSZ``."""
 
     customerNumber: int
-    balance: float | None = None
-    dueAmount: float | None = None
+    balance: Decimal | None = None
+    dueAmount: Decimal | None = None
     lastUpdated: str | None = None
     self: str | None = None
 

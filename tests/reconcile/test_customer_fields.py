@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from typing import Any
 
 import anyio
@@ -76,3 +77,28 @@ async def test_an_update_keeps_every_field_a_person_set(
         if isinstance(value, dict):
             got = {k: v for k, v in (got or {}).items() if k != "self"}
         assert got == value, field
+
+
+@pytest.mark.anyio
+async def test_a_credit_limit_goes_back_exactly_as_e_conomic_gave_it(
+        sandbox: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
+    """Money is Decimal: a credit limit a float cannot hold (18 digits) is read and written
+    back digit for digit, never through a float."""
+    limit = Decimal("1234567890123456.78")
+    assert Decimal(float(limit)) != limit
+    await record(log, [customer(1)])
+    rec = reconciler(log, client)
+    async with anyio.create_task_group() as tg:
+        await tg.start(rec.run)
+        await until(rec, lambda: 1 in sandbox.agreement.customers and rec.idle())
+        sandbox.agreement.edit_customer(1, {"creditLimit": limit})
+        got = await client.get_customer(1)
+        assert got is not None and got.creditLimit == limit
+        assert got.balance is None or isinstance(got.balance, Decimal)
+        sandbox.served.clear()
+        await record(log, [customer(1, email="ny@kunde1.dk", version=2)])
+        await until(rec, lambda: sandbox.agreement.customers[1].get("email") ==
+                    "ny@kunde1.dk" and rec.idle())
+        tg.cancel_scope.cancel()
+    [put] = [s for s in sandbox.served if s.method == "PUT"]
+    assert '"creditLimit":1234567890123456.78' in put.body
