@@ -21,8 +21,8 @@ from typing import Any, Final
 
 import msgspec
 
+from daemon.core import countries, webhooks
 from daemon.core import mapping as mp
-from daemon.core import webhooks
 from daemon.core.secrets import Secret
 
 DEFAULT_CONFIG_PATH: Final = Path("/etc/moment-sync/config.toml")
@@ -333,6 +333,13 @@ def _validate(settings: Settings) -> None:
     for code, zone in e.vat_zones.items():
         if zone <= 0:
             raise ConfigError(f"economic.vat_zones.{code}: must be a positive vatZoneNumber")
+    missing = [key for key in countries.ZONE_KEYS if key not in e.vat_zones]
+    if not e.vat_zone and missing:
+        raise ConfigError(
+            f"economic.vat_zones: has no {', '.join(missing)}: with vat_zone empty, a customer "
+            "without a VAT code in Moment gets the zone of its country (DK for Denmark, EU for "
+            "another member state, ABROAD elsewhere), so map each of them to an e-conomic "
+            "vatZoneNumber (or set vat_zone to the code every such customer gets)")
     if len(e.currency) != 3 or not e.currency.isalpha() or not e.currency.isupper():
         raise ConfigError(f"economic.currency: {e.currency!r} is not an ISO 4217 code like \"DKK\"")
     if settings.daemon.log_format not in ("json", "console"):

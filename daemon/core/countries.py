@@ -34,6 +34,10 @@ EU_MEMBERS: Final = frozenset((
     "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK"))
 
 
+#: Every key :func:`zone_key` gives: ``vat_zones`` must map each when zones come from countries.
+ZONE_KEYS: Final = ("DK", "EU", "ABROAD")
+
+
 def zone_key(code: str) -> str:
     """The ``vat_zones`` key of a country: ``DK`` for Denmark (and for no country at all: the
     agreement's own), ``EU`` for another member state, else ``ABROAD``."""
