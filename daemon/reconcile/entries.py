@@ -63,6 +63,20 @@ class InvoiceSpec(specs.Spec[ev.InvoiceFinalized, mp.InvoiceEntry, None]):
         assert item.desired is not None
         return self.next_step(item.desired, item.state, options, desired_hash=item.content)
 
+    def out_of_sync(self, tables: pj.Tables, options: mp.Options) -> list[str]:
+        """Unparked invoices whose content is not recorded as applied, and those whose
+        progress has a step left under ``options``: an invoice applied as a draft while
+        ``auto_book`` was off is to be booked once it is on (without PDF while
+        ``include_pdf`` was off: its PDF is to be attached once it is on)."""
+        out: list[str] = []
+        for i in self.each_item(tables, options):
+            if i.state.parked:
+                continue
+            if not i.in_sync or (i.desired is not None and self.next_step(
+                    i.desired, i.state, options, desired_hash=i.content).writes):
+                out.append(i.key)
+        return out
+
     def next_step(self, desired: mp.InvoiceEntry, state: pj.EntityState, options: mp.Options,
                   *, desired_hash: str) -> plans.Action:
         """The next step of the transfer, from the progress the log recorded (the transfer

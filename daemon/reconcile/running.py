@@ -43,6 +43,7 @@ from daemon.reconcile import (
     auditing,
     controlling,
     controls,
+    entries,
     hearing,
     hooks,
     invoices,
@@ -132,8 +133,14 @@ class Reconciler:
 
     @options.setter
     def options(self, value: mp.Options) -> None:
-        """A reloaded configuration: the next pass and sweep map with it."""
+        """A reloaded configuration: the next pass and sweep map with it. Turning
+        ``auto_book`` or ``include_pdf`` on queues the invoices left with that step to take
+        (drafts applied while booking was off are booked in the next pass)."""
+        before = self.controls.options
         self.controls.options = value
+        if (before.auto_book, before.include_pdf) != (value.auto_book, value.include_pdf):
+            self.queue.add_many(entries.SPEC.kind,
+                                entries.SPEC.out_of_sync(self.controls.log.tables, value))
 
     def queue_out_of_sync(self) -> None:
         """Queue every key the log knows to be out of sync (what a start does first)."""

@@ -1,10 +1,12 @@
 """Nothing twice when an outcome is unknown: a retried bulk call reuses its key, creating is
 always preceded by the lookup (a log that lost its tail books nothing twice), an answer that
 cannot be read is looked up rather than taken for a refusal, and a failed lookup makes only
-the invoices that needed it wait."""
+the invoices that needed it wait; drafts applied while auto_book was off are booked once it
+is on."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from daemon.core import events as ev
@@ -133,3 +135,26 @@ async def test_a_failed_lookup_makes_only_the_invoices_in_doubt_wait(
     assert [b.idempotency_key for b in bulks] == ["made-by-an-earlier-life"]  # 52 waits
     await settle(rec)
     assert invoice_lines(sandbox) == {51: 1, 52: 1}
+
+
+@pytest.mark.parametrize("how", ["reload", "restart"])
+async def test_drafts_applied_while_auto_book_was_off_are_booked_once_it_is_on(
+        how: str, sandbox: EconomicSandbox, client: EconomicClient, log: EventLog) -> None:
+    off = mp.Options(vat_zones=OPTIONS.vat_zones, auto_book=False)
+    rec = stepper(log, client, options=off)
+    await record(log, [customer(1), customer(2)])
+    await record_invoices(log, [(n, n % 2 + 1, None) for n in NUMBERS])
+    await settle(rec)
+    assert len(sandbox.agreement.draft_entries) == len(NUMBERS)
+    assert not sandbox.agreement.booked_entries or not any(
+        b.get("customerInvoiceNumber") for b in sandbox.agreement.booked_entries.values())
+    assert all(log.tables.state("invoice", str(n)).applied_hash for n in NUMBERS)
+    on = msgspec.structs.replace(off, auto_book=True)
+    if how == "reload":
+        rec.options = on  # what a SIGHUP with auto_book = true does
+    else:
+        rec = stepper(log, client, options=on)
+        rec.queue_out_of_sync()  # what a start does first
+    assert await settle(rec) > 0  # the next pass books them, with no full sweep
+    assert all_booked_once(sandbox, log, NUMBERS)
+    assert len(sandbox.requests(method="POST", path_contains="/draft-entries/bulk")) == 1
