@@ -5,11 +5,12 @@ e-conomic day-book webhook: a consumer of the log wakes the reader for each
 ``economic_hint_received`` of kind ``daybook``), :meth:`PaidStatus.refresh` reads the customer
 rows of every invoice the log records as booked in **one filtered, paged read**:
 bookedEntriesapi ``GET /booked-entries`` filtered by ``customerInvoiceNumber`` from the lowest
-to the highest such invoice number, followed cursor page by cursor page (1000 rows a page), so
-N booked invoices cost about ceil(N/1000) reads, never one per invoice. Each row is matched to
-its invoice by invoice number, voucher number and accounting year (what the log recorded when
-the daemon booked it); rows of other vouchers (a payment that names the invoice, an invoice
-e-conomic numbered the same) are not the invoice's.
+to the highest such invoice number (a gap of over :data:`GAP` numbers, a new number series,
+starts a range of its own in the same filter), followed cursor page by cursor page (1000 rows a
+page), so N booked invoices cost about ceil(N/1000) reads, never one per invoice. Each row is
+matched to its invoice by invoice number, voucher number and accounting year (what the log
+recorded when the daemon booked it); rows of other vouchers (a payment that names the invoice,
+an invoice e-conomic numbered the same) are not the invoice's.
 
 A matched row whose ``amount`` or ``remainder`` differs from the invoice's latest
 :class:`~daemon.core.events.PaymentObserved` fact is appended as a new fact, with the UTC date
@@ -47,6 +48,37 @@ from daemon.store.eventlog import EventLog
 _log = structlog.get_logger(__name__)
 
 RETRY_S: Final = 60.0  # after a failed read, try again this soon (or at the interval)
+#: Booked invoice numbers further apart than this start a range of their own, so a gap in the
+#: numbering (a new series) does not make the read cover e-conomic's own invoices in between.
+GAP: Final = 1000
+#: Ranges in one read's filter; more make another read (each a short filter e-conomic takes).
+RANGES_PER_READ: Final = 20
+
+
+def ranges(numbers: Sequence[int], gap: int = GAP) -> list[tuple[int, int]]:
+    """Sorted ``numbers`` as ``(first, last)`` runs, a new run after a gap over ``gap``."""
+    out: list[tuple[int, int]] = []
+    for n in numbers:
+        if out and n - out[-1][1] <= gap:
+            out[-1] = (out[-1][0], n)
+        else:
+            out.append((n, n))
+    return out
+
+
+def range_filters(numbers: Sequence[int]) -> list[filters.Filter]:
+    """The filters of the reads that cover ``numbers``: one per :data:`RANGES_PER_READ` runs
+    (for numbers that run on with gaps under :data:`GAP`, one filter in all)."""
+    runs = [filters.gte("customerInvoiceNumber", a) & filters.lte("customerInvoiceNumber", b)
+            for a, b in ranges(numbers)]
+    out: list[filters.Filter] = []
+    for start in range(0, len(runs), RANGES_PER_READ):
+        chunk = runs[start:start + RANGES_PER_READ]
+        flt = chunk[0]
+        for more in chunk[1:]:
+            flt = flt | more
+        out.append(flt)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,17 +167,18 @@ class PaidStatus:
                 self.last_read_at = self.clock.now()
                 return 0
             wanted = {b.number: b for b in booked}
-            flt = (filters.gte("customerInvoiceNumber", booked[0].number)
-                   & filters.lte("customerInvoiceNumber", booked[-1].number))
-            self.reads += 1
             rows: dict[int, tuple[int, str, str, str, str]] = {}
-            async for row in self.client.iter_booked_entries(filter=flt):
-                b = wanted.get(row.customerInvoiceNumber or 0)
-                if (b is None or row.remainder is None or row.voucherNumber != b.voucher_number
-                        or not _in_year(row.date, b.accounting_year)):
-                    continue
-                rows[b.number] = (row.entryNumber, _money(row.amount), _money(row.remainder),
-                                  row.currencyCode or "", _year_of(row.date))
+            for flt in range_filters([b.number for b in booked]):
+                self.reads += 1
+                async for row in self.client.iter_booked_entries(filter=flt):
+                    b = wanted.get(row.customerInvoiceNumber or 0)
+                    if (b is None or row.remainder is None
+                            or row.voucherNumber != b.voucher_number
+                            or not _in_year(row.date, b.accounting_year)):
+                        continue
+                    rows[b.number] = (row.entryNumber, _money(row.amount),
+                                      _money(row.remainder), row.currencyCode or "",
+                                      _year_of(row.date))
             today = clocks.utc(self.clock.now()).date().isoformat()
             facts = list(self._facts(tables, wanted, rows, today))
             for start in range(0, len(facts), 2000):

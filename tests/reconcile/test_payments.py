@@ -277,3 +277,32 @@ async def test_a_day_book_webhook_reads_the_paid_status_now(world: World) -> Non
     assert world.clock.elapsed == 0.0
     assert world.reader.reads == 2
     assert world.status(2)["paidAmount"] == "100.00"
+
+
+def test_a_gap_in_the_numbering_is_a_range_of_its_own_in_the_same_read() -> None:
+    assert paying.ranges([1, 2, 3, 900, 5000, 5001]) == [(1, 900), (5000, 5001)]
+    assert paying.ranges([]) == []
+    [flt] = paying.range_filters([1, 2, 5000])
+    assert str(flt) == ("(customerInvoiceNumber$gte:1$and:customerInvoiceNumber$lte:2)$or:"
+                        "(customerInvoiceNumber$gte:5000$and:customerInvoiceNumber$lte:5000)")
+    many = paying.range_filters([n * 2000 for n in range(1, 42)])  # 41 runs: 3 reads
+    assert len(many) == 3
+
+
+async def test_a_new_number_series_is_read_in_the_same_read(world: World, log: EventLog) -> None:
+    """Invoice 5001 (a series of its own) and invoice 1 paid: one read finds both."""
+    msb = world.moment
+    mcust = next(iter(msb.customers.values()))
+    rec = msb.add_invoice(customer_id=mcust.id, total_excluding_vat="80.00", finalize=True)
+    world.ids[5001] = rec.id
+    await record(log, [invoice(5001, 1, None, sha=await log.put_blob(pdf(5001)),
+                               moment_id=rec.id, total_excluding_vat="80.00",
+                               total_vat="20.00", total_including_vat="100.00")])
+    await settle(world.rec)
+    assert world.log.tables.state("invoice", "5001").booked
+    world.pay(1, "1250.00")
+    world.pay(5001, "100.00")
+    world.economic.served.clear()
+    assert await world.converge() == 2
+    assert len([r for r in world.economic.requests() if "booked-entries" in r.path]) == 1
+    assert world.status(5001)["fullyPaid"] and world.status(1)["fullyPaid"]
