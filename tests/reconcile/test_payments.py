@@ -306,3 +306,16 @@ async def test_a_new_number_series_is_read_in_the_same_read(world: World, log: E
     assert await world.converge() == 2
     assert len([r for r in world.economic.requests() if "booked-entries" in r.path]) == 1
     assert world.status(5001)["fullyPaid"] and world.status(1)["fullyPaid"]
+
+
+async def test_a_429_from_moment_waits_out_its_retry_after(world: World) -> None:
+    world.moment.faults.add(429, retry_after=30, path_contains="/paymentStatus", method="PUT")
+    world.pay(4, "100.00")
+    started = world.clock.monotonic()
+    await world.converge()
+    assert world.status(4)["fullyPaid"] is True
+    # the backoff honoured Retry-After, and so did the client's own pause: 30 s, not less
+    assert world.clock.monotonic() - started >= 30.0
+    assert [r.status for r in world.moment.requests if r.method == "PUT"] == [429, 200]
+    assert world.rec.controls.moment is not None
+    assert world.rec.controls.moment.limiter.rate_limited == 1
