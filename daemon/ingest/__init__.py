@@ -1,4 +1,5 @@
-"""ingest layer (see DESIGN.md, Layers, and Data flow step 1): Moment into the event log.
+"""ingest layer (see DESIGN.md, Layers, and Data flow step 1): Moment into the event log, and
+e-conomic's books' facts that flow the other way.
 
 - :mod:`daemon.ingest.normalizing` — Moment Structs -> facts and their idempotency keys; the one
   place that maps Moment's shapes to events (numbers checked, drafts dropped).
@@ -13,6 +14,9 @@
   202 once the hint is durable.
 - :mod:`daemon.ingest.polling` — the ``lastModifiedDateFrom`` poller, full scans, ``resync``.
 - :mod:`daemon.ingest.running` — the three as one unit for the root task group.
+- :mod:`daemon.ingest.paying` — the paid status of the invoices the daemon booked: one filtered,
+  paged read of their customer entries in e-conomic per round, appended as ``payment_observed``
+  facts when they changed (the reconciler's payment kind takes them to Moment).
 
 All three inputs (webhook, poll, resync) end in :class:`~daemon.ingest.ingesting.Ingestor`, so
 they produce the same events. Nothing here imports the sandbox.

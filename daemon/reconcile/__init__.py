@@ -21,6 +21,9 @@
   (:mod:`~daemon.reconcile.transferring`), PDF on the voucher, booking; lookups
   (:mod:`~daemon.reconcile.finding`) before every create and whenever an outcome is unknown;
   :mod:`~daemon.reconcile.invoice_items` holds what they share.
+- :mod:`daemon.reconcile.payments` — the payment kind, e-conomic -> Moment: each booked
+  invoice's paid status, read from Moment first, set with ``PUT .../paymentStatus`` when it
+  differs (the controllers of the other kinds write e-conomic; this one writes Moment).
 - :mod:`daemon.reconcile.sweeping` — full and incremental sweeps that queue exactly the keys
   that differ, and report strays.
 - :mod:`daemon.reconcile.planning` — ``moment-sync plan`` and ``GET /plan`` (read-only).
