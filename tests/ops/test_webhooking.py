@@ -90,3 +90,21 @@ async def test_a_failed_install_is_a_failed_check_then_the_next_round_installs(
         tg.cancel_scope.cancel()
     assert keeper.rounds == 3
     assert len(await checks(log)) == 2  # the same verdict is recorded once
+
+
+def test_the_day_book_webhook_is_wanted_once_booked_entries_are_read() -> None:
+    assert webhooking.wanted_kinds(SETTINGS) == ["customer", "project"]
+    paying = config.parse("""
+[moment]
+company = "acme"
+[economic]
+webhook_url = "https://sync.example.com"
+[payments]
+enabled = true
+""", environ={})
+    assert webhooking.wanted_kinds(paying) == ["customer", "project", "daybook"]
+    plan = webhooking.plan(paying, Secret(TOKEN))
+    assert plan is not None and plan.want("daybook").postData == (
+        '{"event":"DAYBOOK_BOOKED","daybook":"[DAYBOOKNO]","from":"[FROMSERIALNO]",'
+        '"to":"[TOSERIALNO]"}')
+    assert webhooking.plan(SETTINGS, None) is None
