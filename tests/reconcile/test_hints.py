@@ -136,8 +136,11 @@ async def test_a_hint_for_a_number_nobody_manages_is_read_and_left_alone(
                                            "customerNumber": 77, "name": "Someone else",
                                            "corporateIdentificationNumber": "DK99999999"}
         sandbox.served.clear()
-        await hint(log, "customer", "", "77")  # a person created a customer in e-conomic
-        await hint(log, "customer", "78", "")  # and deleted one the daemon never knew
+        # a person created a customer in e-conomic, and deleted one the daemon never knew:
+        # two deliveries committed together, heard together
+        await log.append_many([
+            (ev.EconomicHintReceived(kind="customer", old="", new="77"), "hint:two:1", None),
+            (ev.EconomicHintReceived(kind="customer", old="78", new=""), "hint:two:2", None)])
         assert await settle(rec) == 0.0
         tg.cancel_scope.cancel()
     assert writes(sandbox) == []
