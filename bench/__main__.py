@@ -16,7 +16,7 @@ import anyio
 
 HERE = Path(__file__).resolve().parent
 ORDER = ("core", "economic", "ingest", "reconcile", "drift", "fullpass", "fleet",
-         "payments")
+         "payments", "expenses")
 
 
 def main(argv: list[str]) -> int:

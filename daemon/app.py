@@ -37,7 +37,7 @@ from daemon.core import clocks
 from daemon.core import events as ev
 from daemon.core import secrets as core_secrets
 from daemon.economic import client as economic_client
-from daemon.ingest import hinting, paying, polling
+from daemon.ingest import expensing, hinting, paying, polling
 from daemon.ingest import running as ingest_running
 from daemon.moment import client as moment_client
 from daemon.moment import limiting as moment_limiting
@@ -146,7 +146,7 @@ def reconciler(settings: config.Settings, *, log: eventlog.EventLog,
                moment_api: moment_client.MomentClient | None = None,
                ) -> reconcile_running.Reconciler:
     """The reconciler of ``[economic]``; with a ``watchdog``, its ``reconcile`` pulse; with
-    ``moment_api``, it writes the kinds that flow into Moment (the paid status)."""
+    ``moment_api``, it writes the kinds that flow into Moment (expenses, the paid status)."""
     pulse = watchdog.pulse("reconcile") if watchdog is not None else None
     return reconcile_running.Reconciler(
         log=log, client=client, options=config.mapping_options(settings), clock=clock,
@@ -163,6 +163,17 @@ def paid_status(settings: config.Settings, *, log: eventlog.EventLog,
     """The paid-status reader of ``[payments]``."""
     return paying.PaidStatus(log=log, client=client, clock=clock,
                              poll_interval_s=float(settings.payments.poll_interval))
+
+
+def booked_entries(settings: config.Settings, *, log: eventlog.EventLog,
+                   client: economic_client.EconomicClient, clock: clocks.Clock,
+                   ) -> expensing.BookedEntries:
+    """The booked-entries poller of ``[expenses]``."""
+    x = settings.expenses
+    return expensing.BookedEntries(log=log, client=client, clock=clock, accounts=x.accounts,
+                                   lookback_s=float(x.lookback),
+                                   poll_interval_s=float(x.poll_interval),
+                                   full_scan_interval_s=float(x.full_scan_interval))
 
 
 def poller(settings: config.Settings, *, log: eventlog.EventLog,
@@ -298,10 +309,12 @@ async def run(settings: config.Settings) -> int:
             alerter=alerter, clock=clock)
         payments = (paid_status(settings, log=log, client=economic_api, clock=clock)
                     if settings.payments.enabled else None)
+        expenses = (booked_entries(settings, log=log, client=economic_api, clock=clock)
+                    if settings.expenses.enabled else None)
         answers = answering.Answers(runtime=runtime, log=log, economic=economic_api, clock=clock,
                                     ingest=ingest, reconciler=reconcile, replication=watch,
                                     webhooks=None if keeper is None else keeper.status,
-                                    payments=payments)
+                                    payments=payments, expenses=expenses)
         server = statusserver.StatusServer(answers, meter)
         metrics_at = settings.daemon.metrics_address
         scraped = None if metrics_at is None else exposing.MetricsListener(
@@ -323,6 +336,12 @@ async def run(settings: config.Settings) -> int:
                 await tg.start(reconcile.run)
                 if payments is not None:
                     await tg.start(payments.run)
+                if expenses is not None:
+                    await tg.start(expenses.run)
+                    # a day-book webhook's hint (in the log) starts a read of booked entries
+                    await tg.start(consuming.Consumer(name="booked-entries", log=log,
+                                                      handle=expenses.on_events,
+                                                      clock=clock).run)
                 tg.start_soon(alerter.run)
                 tg.start_soon(watchdog.run)
                 tg.start_soon(lambda: observing.measuring(log, economic_api, reconcile, meter,

@@ -55,8 +55,8 @@ def parser() -> argparse.ArgumentParser:
                "(exit 0 in sync, 2 changes pending, 1 error)")
     plan.add_argument("kind", nargs="?", choices=KIND_CHOICES)
     plan.add_argument("--json", action="store_true")
-    resync = add("resync", commands.cmd_resync, "re-fetch one entity from Moment and "
-                 "reconcile it now")
+    resync = add("resync", commands.cmd_resync, "re-fetch one entity from Moment (an expense "
+                 "YEAR:ENTRY from e-conomic) and reconcile it now")
     resync.add_argument("kind", choices=KIND_CHOICES)
     resync.add_argument("key")
     parked = add("parked", commands.cmd_parked, "list parked items with their reasons; retry one")
@@ -68,6 +68,10 @@ def parser() -> argparse.ArgumentParser:
     replay = add("replay", commands.cmd_replay, "rebuild the projections from the log")
     replay.add_argument("--verify", action="store_true",
                         help="compare a rebuild with the live tables instead; writes nothing")
+    backfill = add("backfill", commands.cmd_backfill, "read booked entries from a date on and "
+                   "bring the missing expenses into Moment (each once)")
+    backfill.add_argument("what", choices=["expenses"])
+    backfill.add_argument("--since", required=True, metavar="YYYY-MM-DD")
     add("check", commands.cmd_check, "preflight against e-conomic; exit 1 on any failure")
     hooks = add("webhooks", commands.cmd_webhooks, "the e-conomic webhooks the daemon uses: "
                 "status (default), install, or remove the daemon's own")

@@ -12,6 +12,7 @@ that cannot do its job raises :class:`CommandError` with a sentence for the oper
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from daemon import app
 from daemon import settings as config
 from daemon.core import clocks, plans, reports
 from daemon.core import events as ev
+from daemon.core import expenses as xp
 from daemon.economic import installing
 from daemon.ops import asking, clocking, preflight, rendering, replicating, webhooking
 from daemon.ops import logging as logsetup
@@ -296,6 +298,8 @@ async def cmd_plan(args: argparse.Namespace) -> int:
 
 
 async def _resync_directly(settings: config.Settings, kind: str, key: str) -> str:
+    if kind == "expense":
+        return await _resync_expense_directly(settings, key)
     secrets = app.Secrets(settings)
     clock = clocking.SystemClock()
     async with await eventlog.EventLog.open(settings.db_path, clock=clock) as log, \
@@ -327,11 +331,66 @@ async def _resync_directly(settings: config.Settings, kind: str, key: str) -> st
         return f"{kind} {key}: {source} ({outcome}); {verdict}"
 
 
+async def _expenses_directly(settings: config.Settings, *, key: str | None = None,
+                             since: dt.date | None = None) -> str:
+    """Read booked entries (entry ``key``, or every one dated ``since`` on) and write the
+    expenses Moment lacks, without a daemon: what ``resync expense`` and ``backfill expenses``
+    do when none runs."""
+    if not settings.expenses.enabled:
+        raise CommandError("expenses are off: set [expenses] enabled = true first")
+    secrets = app.Secrets(settings)
+    clock = clocking.SystemClock()
+    async with await eventlog.EventLog.open(settings.db_path, clock=clock) as log, \
+            app.moment(settings, secrets, clock=clock) as moment, \
+            app.economic(settings, secrets, clock=clock) as client:
+        reader = app.booked_entries(settings, log=log, client=client, clock=clock)
+        parsed = xp.parse_key(key) if key is not None else None
+        if key is not None and parsed is None:
+            raise CommandError(f"expense {key!r}: use YEAR:ENTRY, e.g. 2026:4711")
+        reading = await (reader.read_entry(parsed[1]) if parsed is not None
+                         else reader.backfill(since or dt.date.today()))
+        reconciler = app.reconciler(settings, log=log, client=client, clock=clock,
+                                    moment_api=moment)
+        reconciler.queue_out_of_sync()
+        if key is not None:
+            if key not in log.tables.expenses():
+                raise CommandError(f"expense {key}: e-conomic has no such booked entry that "
+                                   "the daemon reads (a cost on a project, of a supplier "
+                                   "invoice or finance voucher)")
+            reconciler.resync("expense", key)
+        while await reconciler.step():
+            pass
+        counts = reconciler.status().entities["expense"]
+        return (f"read {reading.listed} booked entries ({reading.recorded} new); expenses: "
+                f"{counts.in_sync} in Moment, {counts.pending} pending, {counts.parked} parked")
+
+
+async def _resync_expense_directly(settings: config.Settings, key: str) -> str:
+    return f"expense {key}: " + await _expenses_directly(settings, key=key)
+
+
+async def cmd_backfill(args: argparse.Namespace) -> int:
+    """``moment-sync backfill expenses --since DATE``: through the running daemon, else
+    directly."""
+    settings = _settings(args)
+    try:
+        since = dt.date.fromisoformat(args.since)
+    except ValueError:
+        raise CommandError(f"--since {args.since!r}: use a date YYYY-MM-DD") from None
+    try:
+        queued = await _client(settings).backfill_expenses(since.isoformat())
+        _print(f"backfill from {since}: {queued} booked entries recorded; the daemon brings "
+               "their expenses into Moment")
+    except asking.DaemonNotRunning:
+        _print(f"backfill from {since}: " + await _expenses_directly(settings, since=since))
+    return 0
+
+
 async def cmd_resync(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
         await _client(settings).resync(args.kind, args.key)
-        source = "e-conomic" if args.kind == "payment" else "Moment"
+        source = "e-conomic" if args.kind in ("expense", "payment") else "Moment"
         _print(f"{args.kind} {args.key}: re-fetched from {source} and queued for reconcile")
     except asking.DaemonNotRunning:
         _print(await _resync_directly(settings, args.kind, args.key))

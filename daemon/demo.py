@@ -5,10 +5,11 @@ The script then edits e-conomic the way a person would, through the sandbox's ad
 (renames a customer, changes an e-mail, deletes a project, renumbers a customer), and the view
 shows e-conomic's webhook for each and the daemon's repair about a second later (the daemon
 installs its webhooks in the sandbox at start: ``webhook_url`` is its own listener; the sweeps
-are a minute apart, so they are not what repairs). Then it pays a booked invoice in
-e-conomic (a customer payment) and shows the invoice paid in Moment. Ctrl-C stops everything
-cleanly (the daemon's own shutdown). Nothing leaves 127.0.0.1; the state directory is a
-temporary one unless ``--state-dir`` names one.
+are a minute apart, so they are not what repairs); then someone works in Moment (webhooks),
+an accountant books a supplier's bill on a project in e-conomic, which arrives in Moment as a
+project expense, and a booked invoice is paid in e-conomic (a customer payment) and shows as
+paid in Moment. Ctrl-C stops everything cleanly (the daemon's own shutdown). Nothing leaves
+127.0.0.1; the state directory is a temporary one unless ``--state-dir`` names one.
 """
 
 from __future__ import annotations
@@ -121,6 +122,11 @@ full_reconcile_interval = "10m"
 [payments]
 enabled = true
 poll_interval = "5s"
+
+[expenses]
+enabled = true
+poll_interval = "1m"
+full_scan_interval = "10m"
 """
     path = state / "config.toml"
     path.write_text(text)
@@ -230,6 +236,9 @@ async def view(settings: config.Settings, admin_url: str, msb: moment_sandbox.Mo
                 _say(f"  ← e-conomic's webhook: {_hint_text(record.payload, repaired)}")
             if record.type == "drift_repaired":
                 repaired.add(f"{record.kind}:{record.key}")
+            if record.kind == "expense" and record.type in ("booked_entry_recorded", "applied"):
+                verb = ("read the booked cost of" if record.type == "booked_entry_recorded"
+                        else "created in Moment the project expense of")
             if verb and (announced or record.type not in BACKFILL_NOISE):
                 detail = msgspec.json.decode(record.payload)
                 extra = detail.get("reason") or detail.get("detail") or detail.get("note") or \
@@ -251,6 +260,7 @@ async def view(settings: config.Settings, admin_url: str, msb: moment_sandbox.Mo
         elif edited and not announced and _in_sync(status) and time.monotonic() - edited_at > 5:
             _say("repaired: e-conomic matches Moment again. Now someone works in Moment:")
             _work_in_moment(msb)
+            await _book_a_cost(admin_url, settings)
             announced = True
             _say("and a bookkeeper records a customer's payment in e-conomic:")
             paid = await _pay_like_a_person(admin_url, settings)
@@ -321,6 +331,25 @@ def _show_paid(msb: moment_sandbox.MomentSandbox, number: int, moment_id: int) -
     _say(f"  → Moment shows invoice {number} paid: {status['paidAmount']} on "
          f"{status['paidDate']} ({status['externalId']})")
     return True
+
+
+async def _book_a_cost(admin_url: str, settings: config.Settings) -> None:
+    """An accountant books a supplier's bill on a project in e-conomic: the daemon reads it
+    from the booked entries and creates the project expense in Moment."""
+    tables = await reading.tables(settings.db_path)
+    projects = sorted(tables.projects(), key=int)
+    if not projects:
+        return
+    n = projects[-1]
+    async with aiohttp.ClientSession() as http:
+        answer = await http.post(f"{admin_url}/supplier-invoices", json={
+            "amount": "1450.00", "date": time.strftime("%Y-%m-%d", time.gmtime()),
+            "accountNumber": 2750, "projectNumber": int(n), "text": "Rejse Aarhus-København",
+            "supplierInvoiceNumber": "F-2231"})
+        if answer.status == 201:
+            _say(f"  ✎ booked a 1450.00 DKK travel bill on project {n} in e-conomic")
+        else:
+            _say(f"  ✗ booking the bill on project {n} failed: {await answer.text()}")
 
 
 async def _edit_like_a_person(admin_url: str, settings: config.Settings) -> None:

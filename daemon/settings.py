@@ -178,6 +178,18 @@ class PaymentSettings(_Section, frozen=True, kw_only=True, forbid_unknown_fields
     poll_interval: Duration = Duration(3600)
 
 
+class ExpenseSettings(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[expenses]``: costs booked in e-conomic on a project become Moment project expenses."""
+
+    enabled: bool = False
+    accounts: list[int] = []
+    cost_type: str = "Udlæg"
+    cost_types: dict[int, str] = {}
+    lookback: Duration = Duration(30 * 86400)
+    poll_interval: Duration = Duration(300)
+    full_scan_interval: Duration = Duration(86400)
+
+
 class AlertSettings(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
     email_to: str = ""
     smtp_host: str = "localhost"
@@ -199,6 +211,7 @@ class Settings(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
     replication: ReplicationSettings = ReplicationSettings()
     alerts: AlertSettings = AlertSettings()
     payments: PaymentSettings = PaymentSettings()
+    expenses: ExpenseSettings = msgspec.field(default_factory=ExpenseSettings)
     source: str = ""  # the file these settings came from; not a TOML key
 
     @property
@@ -210,7 +223,8 @@ class Settings(_Section, frozen=True, kw_only=True, forbid_unknown_fields=True):
         return self.state_dir / "events.db"
 
 
-SECTIONS: Final = ("daemon", "moment", "economic", "replication", "alerts", "payments")
+SECTIONS: Final = ("daemon", "moment", "economic", "replication", "alerts", "expenses",
+                   "payments")
 
 #: secret name (systemd credential) -> (section, key of the file path)
 SECRETS: Final = {
@@ -242,7 +256,11 @@ def mapping_options(settings: Settings) -> mp.Options:
                       internal_project_group=e.internal_project_group,
                       invoice_without_project=e.invoice_without_project, language=e.language,
                       include_pdf=e.include_pdf, auto_book=e.auto_book,
-                      payments=settings.payments.enabled)
+                      payments=settings.payments.enabled,
+                      expenses=settings.expenses.enabled,
+                      expense_accounts=tuple(settings.expenses.accounts),
+                      cost_type=settings.expenses.cost_type,
+                      cost_types=dict(settings.expenses.cost_types))
 
 
 def config_path(explicit: str | None, environ: Mapping[str, str] | None = None) -> Path:
@@ -367,6 +385,18 @@ def _validate(settings: Settings) -> None:
     _validate_webhooks(e)
     if not settings.moment.company.strip():
         raise ConfigError("moment.company: must not be empty")
+    x = settings.expenses
+    for account in x.accounts:
+        if not 0 < account <= mp.MAX_NUMBER:
+            raise ConfigError(f"expenses.accounts: {account} is not an e-conomic account number")
+    for account, cost_type in x.cost_types.items():
+        if not cost_type.strip():
+            raise ConfigError(f"expenses.cost_types.{account}: must not be empty")
+    if not x.cost_type.strip():
+        raise ConfigError("expenses.cost_type: must not be empty")
+    for key in ("lookback", "poll_interval", "full_scan_interval"):
+        if getattr(x, key) <= 0:
+            raise ConfigError(f"expenses.{key}: must be longer than 0s")
     if not 0 < settings.alerts.smtp_port < 65536:
         raise ConfigError("alerts.smtp_port: must be a port from 1 to 65535")
 

@@ -5,8 +5,10 @@ schema only grows: a new field gets a default; no field is renamed or retyped; a
 a new type. Each row records :data:`SCHEMA_VERSION` of the vocabulary that wrote it. Stored
 events decode leniently (unknown fields are ignored) so an older daemon can read a newer row's
 known fields. Entity kinds are ``customer``, ``project`` and ``invoice`` (Moment -> e-conomic;
-the entity key is the Moment number: ``"10001"``, ``"1"``, ``"42"``) and ``payment``
-(e-conomic -> Moment; the key is the invoice number).
+the entity key is the Moment number: ``"10001"``, ``"1"``, ``"42"``), ``expense``
+(e-conomic -> Moment; the key is ``YEAR:ENTRY``, the calendar year of the booked entry's date and
+its e-conomic entry number: ``"2026:4711"``) and ``payment`` (e-conomic -> Moment; the key is
+the invoice number).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ SCHEMA_VERSION: Final = 1
 Kind = Literal["customer", "project", "invoice"]  # the kinds Moment has (its facts and hints)
 KINDS: Final[tuple[Kind, ...]] = ("customer", "project", "invoice")
 #: Every kind the daemon manages: Moment's, and those e-conomic's books bring into Moment.
-ALL_KINDS: Final[tuple[str, ...]] = (*KINDS, "payment")
+ALL_KINDS: Final[tuple[str, ...]] = (*KINDS, "expense", "payment")
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=str.lower):
@@ -173,6 +175,43 @@ class PaymentObserved(Event, frozen=True, kw_only=True, tag="payment_observed"):
         return str(self.invoice_number)
 
 
+# --- e-conomic facts ------------------------------------------------------------------------
+
+
+class BookedEntryRecorded(Event, frozen=True, kw_only=True, tag="booked_entry_recorded"):
+    """A booked entry (bookedEntriesapi) on a project, as read; recorded once per entry (a
+    booked entry never changes in e-conomic: corrections are entries of their own). Money and
+    dates are the decimal and ISO strings as e-conomic gave them; ``vat_rate`` and
+    ``reverse_charge`` are what the agreement's VAT code ``vat_code`` said when the entry was
+    read, and ``account_type`` the account's type then (``profitAndLoss``, ``status``, ...), so
+    the expense it becomes is a pure function of this fact."""
+
+    entity_kind: ClassVar[str] = "expense"
+    year: str  # the calendar year of ``date`` ("0000" when the date does not parse)
+    entry_number: int
+    entry_type: int | None = None
+    account_number: int | None = None
+    account_type: str = ""
+    project_number: str = ""
+    amount: str = ""
+    currency: str = ""
+    date: str = ""
+    text: str = ""
+    vat_code: str = ""
+    vat_rate: str = ""
+    reverse_charge: bool = False
+    voucher_number: int | None = None
+    customer_number: int | None = None
+    customer_invoice_number: int | None = None
+    #: why this entry cannot become an expense as read (an amount, date or project that does
+    #: not parse); empty when it can. Such an entry is skipped with a warning, never parked.
+    problem: str = ""
+
+    @property
+    def entity_key(self) -> str:
+        return f"{self.year}:{self.entry_number}"
+
+
 # --- Moment hints and ingest bookkeeping ----------------------------------------------------
 
 
@@ -278,6 +317,8 @@ class Applied(_Outcome, frozen=True, kw_only=True, tag="applied"):
     economic_number: int | None = None
     object_version: str = ""
     warnings: tuple[str, ...] = ()
+    #: the write's outcome was unknown and a lookup found it done (an expense Moment has)
+    found_by_lookup: bool = False
 
 
 class Failed(_Outcome, frozen=True, kw_only=True, tag="failed"):
@@ -405,7 +446,7 @@ ANY_EVENT = (
     | StrayReported | Parked | Unparked
     | InvoiceEntryCreated | InvoicePdfAttached | InvoicePdfSkipped | InvoiceBooked
     | BookedMismatch | BookedMatched | WentWithout | CheckReported | InvoiceEntryGone
-    | RestoreMarked | PaymentObserved
+    | RestoreMarked | PaymentObserved | BookedEntryRecorded
 )
 
 

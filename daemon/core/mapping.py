@@ -59,6 +59,12 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     include_pdf: bool = True
     auto_book: bool = True
     payments: bool = False  # [payments] enabled: the paid status goes into Moment
+    # [expenses] (e-conomic -> Moment): whether booked costs become Moment expenses, the
+    # accounts they are taken from (empty: every profit-and-loss account), the Moment cost type
+    expenses: bool = False
+    expense_accounts: tuple[int, ...] = ()
+    cost_type: str = "Udlæg"
+    cost_types: dict[int, str] = {}
 
 
 class CustomerFields(msgspec.Struct, frozen=True, kw_only=True):

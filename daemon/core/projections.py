@@ -51,6 +51,15 @@ class DesiredPayment(msgspec.Struct, frozen=True, kw_only=True):
     gone: bool = False
 
 
+class DesiredExpense(msgspec.Struct, frozen=True, kw_only=True):
+    """A booked entry as recorded; whether it is an expense is decided with what else the log
+    knows (:func:`daemon.core.expenses.not_an_expense`). Never gone: a booked entry stays."""
+
+    fact: ev.BookedEntryRecorded
+    seq: int
+    gone: bool = False
+
+
 class EntityState(msgspec.Struct, frozen=True, kw_only=True):
     """What the daemon knows of one entity's life in e-conomic."""
 
@@ -93,6 +102,10 @@ class EntityState(msgspec.Struct, frozen=True, kw_only=True):
 HINT_WATERMARK: Final = "cursor:hints"
 #: when the last e-conomic webhook delivery was recorded (``reconcile.last_hint_at``)
 LAST_ECONOMIC_HINT: Final = "last_economic_hint"
+#: The daemon-state row of the last ``moment-sync restore``: ``value`` the log's last sequence
+#: number then, ``at`` when. Expenses the restored log may have lost a write of are looked up
+#: in Moment before they are written (:mod:`daemon.reconcile.expenses`).
+RESTORE: Final = "restore"
 
 
 class DaemonState(msgspec.Struct, frozen=True, kw_only=True):
@@ -104,7 +117,8 @@ class DaemonState(msgspec.Struct, frozen=True, kw_only=True):
     extra: dict[str, str] = {}
 
 
-Row = (DesiredCustomer | DesiredProject | DesiredInvoice | DesiredPayment | EntityState
+Row = (DesiredCustomer | DesiredProject | DesiredInvoice | DesiredPayment | DesiredExpense
+       | EntityState
        | DaemonState)
 
 
@@ -166,6 +180,13 @@ def fold_invoice(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | N
 def fold_payment(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | None:
     if isinstance(event, ev.PaymentObserved):
         return DesiredPayment(fact=event, seq=seq)
+    return row
+
+
+def fold_expense(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | None:
+    if isinstance(event, ev.BookedEntryRecorded):
+        # recorded once per entry; a second fact of the same entry changes nothing
+        return row if isinstance(row, DesiredExpense) else DesiredExpense(fact=event, seq=seq)
     return row
 
 
@@ -277,6 +298,8 @@ def _daemon_keys(event: ev.Event) -> Iterable[str]:
             return (f"stray:{event.kind}:{event.number}",)
         case ev.CheckReported(name=name):
             return (f"check:{name}",)
+        case ev.RestoreMarked():
+            return (RESTORE,)
         case _:
             return ()
 
@@ -299,6 +322,8 @@ def fold_daemon(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | No
         case ev.CheckReported(name=name, ok=ok, detail=detail):
             return DaemonState(name=f"check:{name}", value="ok" if ok else "failed", at=at,
                                extra={"detail": detail})
+        case ev.RestoreMarked(through_seq=through):
+            return DaemonState(name=RESTORE, value=str(through), at=at)
         case _:
             return row
 
@@ -313,11 +338,13 @@ PROJECTIONS: Final[tuple[Projection, ...]] = (
                _fact_keys("invoice", ev.InvoiceFinalized), fold_invoice),
     Projection("desired_payments", DesiredPayment, (ev.PaymentObserved,),
                _fact_keys("payment", ev.PaymentObserved), fold_payment),
+    Projection("desired_expenses", DesiredExpense, (ev.BookedEntryRecorded,),
+               _fact_keys("expense", ev.BookedEntryRecorded), fold_expense),
     Projection("entity_states", EntityState, _STATE_EVENTS, _state_keys, fold_state),
     Projection("daemon_state", DaemonState,
                (ev.PollCursorAdvanced, ev.HintWatermarkAdvanced, ev.HintReceived,
                 ev.EconomicHintReceived,
-                ev.StrayReported, ev.CheckReported),
+                ev.StrayReported, ev.CheckReported, ev.RestoreMarked),
                _daemon_keys, fold_daemon),
 )
 
@@ -396,6 +423,9 @@ class Tables:
 
     def payments(self) -> dict[str, DesiredPayment]:
         return self.rows["desired_payments"]  # type: ignore[return-value]
+
+    def expenses(self) -> dict[str, DesiredExpense]:
+        return self.rows["desired_expenses"]  # type: ignore[return-value]
 
     def states(self) -> dict[str, EntityState]:
         return self.rows["entity_states"]  # type: ignore[return-value]

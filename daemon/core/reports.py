@@ -57,6 +57,16 @@ class Moment(msgspec.Struct, frozen=True):
     clock_skew_s: float = 0.0
 
 
+class BookedEntries(msgspec.Struct, frozen=True):
+    """The booked-entries poller (expenses): the highest entry number read, when it last read
+    e-conomic, and the error of its last round (None: it went well)."""
+
+    cursor: int | None = None
+    last_read_at: str | None = None
+    last_full_scan_at: str | None = None
+    last_error: str | None = None
+
+
 class BookedMismatch(msgspec.Struct, frozen=True):
     """A booked invoice that differs from Moment or from e-conomic's booked entry."""
 
@@ -126,6 +136,7 @@ class StatusReport(msgspec.Struct, frozen=True):
     entities: dict[str, EntityCounts] = msgspec.field(default_factory=dict)
     economic: Economic = Economic()
     moment: Moment = Moment()
+    booked_entries: BookedEntries = BookedEntries()
     reconcile: Reconcile = Reconcile()
     replication: Replication = Replication()
     checks: list[Check] = msgspec.field(default_factory=list)

@@ -102,6 +102,13 @@ def _decode(kind: type[T] | object, body: bytes, *, method: str, path: str) -> T
                                    path=where, status=200, body=text) from exc
 
 
+def _decode_item(kind: type[T], raw: msgspec.Raw) -> T:
+    dec = _decoders.get(kind)
+    if dec is None:
+        dec = _decoders[kind] = msgspec.json.Decoder(kind)
+    return dec.decode(raw)  # type: ignore[return-value]
+
+
 def _query(filter: filters.Filter | str | None, extra: Mapping[str, str] | None = None
            ) -> dict[str, str]:
     q = dict(extra or {})
@@ -351,6 +358,26 @@ class EconomicClient:
                                 idempotency_key=idempotency_key, priority=True)
 
     # ------------------------------------------------------------ bookedEntriesapi ---------
+    async def iter_booked_rows(self, *, filter: filters.Filter | str | None = None
+                               ) -> AsyncIterator[
+                                   payloads.BookedEntry | payloads.UnreadableBookedEntry]:
+        """Every booked entry matching ``filter``, each decoded on its own: one that does not
+        read as specified is an :class:`~daemon.economic.payloads.UnreadableBookedEntry` in its
+        place (one entry's problem, never the listing's). One call per cursor page of 1000."""
+        endpoint = "GET /booked-entries"
+        async for raw in self._cursor_pages(msgspec.Raw, f"{BOOKED}/booked-entries",
+                                            endpoint=endpoint, filter=filter):
+            try:
+                yield _decode_item(payloads.BookedEntry, raw)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                try:
+                    loose = _decode_item(payloads.UnreadableBookedEntry, raw)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    raise errors.ProtocolError(
+                        f"a booked entry without an entry number: {exc}", method="GET",
+                        path=endpoint.split(" ", 1)[-1], status=200) from exc
+                yield msgspec.structs.replace(loose, error=str(exc)[:200])
+
     def iter_booked_entries(self, *, filter: filters.Filter | str | None = None
                             ) -> AsyncIterator[payloads.BookedEntry]:
         return self._cursor_pages(payloads.BookedEntry, f"{BOOKED}/booked-entries",

@@ -353,6 +353,26 @@ class BookedEntry(_Payload, kw_only=True):
     remainder: Decimal | None = None
 
 
+class UnreadableBookedEntry(_Payload, kw_only=True):
+    """A booked entry of a listing that does not decode as :class:`BookedEntry` (an amount
+    that is not a number, say): its fields as they came, for the reader to name the problem.
+    ``error`` is the decoder's reason."""
+
+    entryNumber: int
+    accountNumber: object = None
+    amount: object = None
+    currencyCode: object = None
+    date: object = None
+    text: object = None
+    type: object = None
+    vatAccountNumber: object = None
+    voucherNumber: object = None
+    projectNumber: object = None
+    customerNumber: object = None
+    customerInvoiceNumber: object = None
+    error: str = ""
+
+
 # ---------------------------------------------------------------- errors ---------------------
 class ProblemError(_Payload, kw_only=True):
     message: str | None = None

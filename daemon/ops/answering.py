@@ -12,6 +12,7 @@ returns a secret: the clients' stats carry counts and error summaries only.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
@@ -19,12 +20,14 @@ import msgspec
 
 import daemon
 from daemon.core import clocks, reports
+from daemon.core import expenses as xp
 from daemon.core import projections as pj
 from daemon.economic import errors as economic_errors
 from daemon.ops import providing, replicating
 
 if TYPE_CHECKING:
     from daemon.economic.client import EconomicClient
+    from daemon.ingest.expensing import BookedEntries
     from daemon.ingest.paying import PaidStatus
     from daemon.ingest.running import Ingest
     from daemon.reconcile.running import Reconciler
@@ -49,13 +52,16 @@ class Answers:
                  ingest: Ingest, reconciler: Reconciler, clock: clocks.Clock,
                  replication: replicating.Watch | None = None,
                  webhooks: Callable[[], reports.Webhooks] | None = None,
-                 payments: PaidStatus | None = None) -> None:
+                 payments: PaidStatus | None = None,
+                 expenses: BookedEntries | None = None) -> None:
         """``webhooks``: how the e-conomic webhooks stand (None: ``webhook_url`` is empty);
-        ``payments``: the paid-status reader, when [payments] is on."""
+        ``payments``: the paid-status reader, when [payments] is on; ``expenses``: the
+        booked-entries poller, when [expenses] is on."""
         self.webhooks = webhooks
         self.runtime = runtime
         self.replication = replication
         self.payments = payments  # the paid-status reader, when [payments] is on
+        self.expenses = expenses  # the booked-entries poller, when [expenses] is on
         self.clock = clock
         self.log = log
         self.economic = economic
@@ -107,6 +113,8 @@ class Answers:
                                   last_poll_at=last_poll,
                                   poll_cursor=cursors,
                                   clock_skew_s=round(self.ingest.poller.clock_skew_s, 1)),
+            booked_entries=self.expenses.status() if self.expenses is not None
+            else reports.BookedEntries(),
             reconcile=reconciler.reconcile if self.webhooks is None else msgspec.structs.replace(
                 reconciler.reconcile, webhooks=self.webhooks()),
             replication=self.replication.report() if self.replication is not None
@@ -117,7 +125,8 @@ class Answers:
         tables = self.log.tables
         by_kind: dict[str, Mapping[str, pj.Row]] = {
             "customer": tables.customers(), "project": tables.projects(),
-            "invoice": tables.invoices(), "payment": tables.payments()}
+            "invoice": tables.invoices(), "payment": tables.payments(),
+            "expense": tables.expenses()}
         desired = by_kind[kind].get(key)
         history = await self.log.read_entity(kind, key)
         if desired is None and not history:
@@ -158,6 +167,8 @@ class Answers:
     async def resync(self, kind: providing.Kind, key: str) -> bool:
         if kind == "payment":
             return await self._resync_payment(key)
+        if kind == "expense":
+            return await self._resync_expense(key)
         try:
             await self.ingest.resync(kind, key)
         except LookupError:
@@ -178,6 +189,27 @@ class Answers:
             return False
         self.reconciler.resync("payment", key)
         return True
+
+    async def _resync_expense(self, key: str) -> bool:
+        """Read booked entry ``YEAR:ENTRY`` from e-conomic again (recorded when the log lacks
+        it) and reconcile it now; False when it is neither in the log nor in e-conomic."""
+        parsed = xp.parse_key(key)
+        if parsed is None:
+            return False
+        if self.expenses is not None:
+            await self.expenses.read_entry(parsed[1])
+        if key not in self.log.tables.expenses():
+            return False
+        self.reconciler.resync("expense", key)
+        return True
+
+    async def backfill_expenses(self, since: dt.date) -> int:
+        """Read booked entries dated ``since`` on and queue the expenses missing from Moment;
+        returns how many entries the read recorded (ValueError when expenses are off)."""
+        if self.expenses is None:
+            raise ValueError("expenses are off: set [expenses] enabled = true")
+        reading = await self.expenses.backfill(since)
+        return reading.recorded
 
     async def reconcile(self) -> int:
         return await self.reconciler.reconcile_now()

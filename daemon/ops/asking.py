@@ -161,6 +161,15 @@ class StatusClient:
             raise DaemonUnreachable("the daemon's answer to /reconcile has no count")
         return queued
 
+    async def backfill_expenses(self, since: str) -> int:
+        """Have the daemon read booked entries from ``since`` (YYYY-MM-DD) on; how many it
+        recorded."""
+        document = (await self.request("POST", f"/backfill/expenses?since={since}")).json()
+        queued = document.get("queued") if isinstance(document, dict) else None
+        if not isinstance(queued, int):
+            raise DaemonUnreachable("the daemon's answer to /backfill/expenses has no count")
+        return queued
+
     async def plan(self, kind: providing.Kind | None = None) -> bytes:
         """The raw plan JSON, as ``moment-sync plan --json`` prints it."""
         target = "/plan" if kind is None else f"/plan?kind={kind}"

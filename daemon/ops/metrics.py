@@ -43,7 +43,7 @@ def endpoint_template(method: str, path: str) -> str:
 
 def _check_kind(kind: str) -> str:
     if providing.as_kind(kind) is None:
-        raise ValueError(f"unknown kind {kind!r}: use one of {', '.join(ev.KINDS)}")
+        raise ValueError(f"unknown kind {kind!r}: use one of {', '.join(ev.ALL_KINDS)}")
     return kind
 
 
@@ -125,7 +125,7 @@ class Metrics:
             "1 while the replica keeps within [replication] max_lag of the log, else 0 "
             "(absent when replication is not watched).", ["replicator"], registry=r,
         )
-        for kind in ev.KINDS:
+        for kind in ev.ALL_KINDS:
             self._queue.labels(kind=kind).set(0)
             self._parked.labels(kind=kind).set(0)
             self._drift.labels(kind=kind)

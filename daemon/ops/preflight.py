@@ -202,6 +202,22 @@ async def run_checks(client: economic_client.EconomicClient, settings: config.Se
         return _pass("accounting_year", f"open accounting years cover {day.isoformat()}"
                      f"{covered}")
 
+    async def expense_accounts() -> Check:
+        accounts = {a.accountNumber: a for a in await client.accounts()}
+        wanted = settings.expenses.accounts
+        if not wanted:
+            costs = sum(1 for a in accounts.values() if a.accountType == "profitAndLoss")
+            return _pass("expense_accounts", f"every profit-and-loss account ({costs}) is read "
+                         "for costs on projects")
+        bad = [f"{n} does not exist" if n not in accounts else
+               f"{n} ({accounts[n].name}) is not a profit-and-loss account"
+               for n in wanted
+               if n not in accounts or accounts[n].accountType != "profitAndLoss"]
+        if bad:
+            return _fail("expense_accounts", "[expenses] accounts: " + "; ".join(bad))
+        return _pass("expense_accounts", f"costs are read from accounts "
+                     f"{', '.join(str(n) for n in wanted)}")
+
     for name, question in (("project_module", project_module),
                            ("customer_group", customer_group), ("payment_terms", payment_terms),
                            ("currency", currency), ("project_group", project_group),
@@ -209,6 +225,8 @@ async def run_checks(client: economic_client.EconomicClient, settings: config.Se
                            ("vat_zones", vat_zones), ("invoice_vat_code", invoice_vat_code),
                            ("accounting_year", accounting_year)):
         await ask(name, question)
+    if settings.expenses.enabled:
+        await ask("expense_accounts", expense_accounts)
     if webhooks is not None:
         results.append(webhooks_check(await installing.survey(client, webhooks)))
     return results

@@ -11,7 +11,8 @@ Contract for implementers:
   ``int``/``float``/``bool``/``None`` or anything :func:`msgspec.json.encode` encodes. The server
   encodes what it gets and changes nothing.
 - ``kind`` is already validated (one of :data:`daemon.core.events.ALL_KINDS`) and ``key`` is a
-  Moment number that passed :func:`valid_key` when a method is called; implementers need not
+  Moment number (an expense's ``YEAR:ENTRY``) that passed :func:`valid_key` when a method is
+  called; implementers need not
   check them again.
 - ``None``/``False`` mean "no such entity" / "nothing to do for this entity" and become a 404
   that says so; an exception becomes a 500 ``{"error": "internal error"}`` and is logged, and
@@ -21,6 +22,7 @@ Contract for implementers:
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from typing import Final, Protocol, TypeAlias, runtime_checkable
@@ -34,11 +36,12 @@ Kind: TypeAlias = str  # one of :data:`daemon.core.events.ALL_KINDS`
 HEALTHY_STATES: Final = frozenset({"running", "degraded"})
 STATES: Final = frozenset({"starting", "running", "degraded", "stopping"})
 
-_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
 
 def valid_key(key: str) -> bool:
-    """A Moment number as a path segment: 1-64 letters, digits, ``.``, ``_`` or ``-``."""
+    """A Moment number (or an expense's ``YEAR:ENTRY``) as a path segment: 1-64 letters,
+    digits, ``.``, ``_``, ``-`` or ``:``."""
     return _KEY.match(key) is not None
 
 
@@ -82,6 +85,12 @@ class StatusProvider(Protocol):
 
     async def reconcile(self) -> int:
         """Queue a full reconcile; returns how many keys were queued once they are queued."""
+        ...
+
+    async def backfill_expenses(self, since: dt.date) -> int:
+        """Read booked entries dated ``since`` on and queue the expenses Moment lacks; returns
+        how many entries were recorded. ValueError (a 409) when expenses are off; an
+        e-conomic error becomes a 502."""
         ...
 
     async def plan(self, kind: Kind | None) -> Mapping[str, object]:

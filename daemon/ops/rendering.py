@@ -87,6 +87,15 @@ def render_status(report: reports.StatusReport, parked: Sequence[reports.ParkedI
         lines.append(f"{_INDENT}Moment's dates run {_number(moment.clock_skew_s)}s ahead of "
                      "this host's clock (the poll cursor is held at the host's clock)")
 
+    booked = report.booked_entries
+    if booked.cursor is not None or booked.last_read_at or booked.last_error:
+        lines.append(
+            f"Expenses   booked entries read to entry {booked.cursor or 0}, last read "
+            f"{_or_never(booked.last_read_at)}, last full scan "
+            f"{_or_never(booked.last_full_scan_at)}")
+        if booked.last_error:
+            lines.append(f"{_INDENT}last error: {booked.last_error}")
+
     rec = report.reconcile
     lines.append(
         f"Reconcile  last full {_or_never(rec.last_full_at)}, last incremental "

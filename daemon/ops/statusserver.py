@@ -22,6 +22,7 @@ kinds and Moment numbers, but headers are a client's business).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -33,6 +34,7 @@ import structlog
 from aiohttp import web
 
 from daemon.core import events as ev
+from daemon.economic import errors as economic_errors
 from daemon.ops import binding, providing
 
 DEFAULT_IDLE_TIMEOUT: Final = 30.0
@@ -128,6 +130,7 @@ class StatusServer:
         app.router.add_post("/parked/{kind}/{key}/retry", self._retry)
         app.router.add_post("/resync/{kind}/{key}", self._resync)
         app.router.add_post("/reconcile", self._reconcile)
+        app.router.add_post("/backfill/expenses", self._backfill)
         app.router.add_get("/plan", self._plan)
         return app
 
@@ -198,12 +201,13 @@ class StatusServer:
         text = request.match_info["kind"]
         kind = providing.as_kind(text)
         if kind is None:
-            return _error(404, f"unknown kind {text!r}: use one of {', '.join(ev.KINDS)}")
+            return _error(404, f"unknown kind {text!r}: use one of {', '.join(ev.ALL_KINDS)}")
         key = request.match_info["key"]
         if not providing.valid_key(key):
             return _error(
                 400,
-                f"{key!r} is not a Moment number: use 1-64 letters, digits, '.', '_' or '-'",
+                f"{key!r} is not a Moment number: use 1-64 letters, digits, '.', '_', '-' "
+                "or ':'",
             )
         return kind, key
 
@@ -250,6 +254,10 @@ class StatusServer:
             return parsed
         kind, key = parsed
         if not await self._provider.resync(kind, key):
+            if kind == "expense":
+                return _error(404, f"e-conomic has no booked entry {key} (YEAR:ENTRY) that "
+                              "the daemon reads: a cost on a project, of a supplier invoice "
+                              "or finance voucher")
             return _error(
                 404, f"Moment has no {kind} numbered {key}, as far as the daemon can find"
             )
@@ -258,6 +266,27 @@ class StatusServer:
     async def _reconcile(self, request: web.Request) -> web.Response:
         await self._drain(request)
         return _json({"queued": await self._provider.reconcile()}, status=202)
+
+    async def _backfill(self, request: web.Request) -> web.Response:
+        """``POST /backfill/expenses?since=YYYY-MM-DD``: read booked entries from that day on
+        and queue the expenses Moment lacks; 202 ``{"queued": N}``."""
+        await self._drain(request)
+        unknown = sorted(set(request.query) - {"since"})
+        text = request.query.get("since", "")
+        if unknown:
+            return _error(400, f"unknown query parameter {unknown[0]!r}: /backfill/expenses "
+                          "takes only since")
+        try:
+            since = dt.date.fromisoformat(text)
+        except ValueError:
+            return _error(400, f"since={text!r} is not a date YYYY-MM-DD")
+        try:
+            queued = await self._provider.backfill_expenses(since)
+        except ValueError as exc:
+            return _error(409, str(exc))
+        except economic_errors.EconomicError as exc:
+            return _error(502, f"reading e-conomic's booked entries failed: {exc}")
+        return _json({"queued": queued}, status=202)
 
     async def _plan(self, request: web.Request) -> web.Response:
         unknown = sorted(set(request.query) - {"kind"})
@@ -269,6 +298,6 @@ class StatusServer:
             kind = providing.as_kind(text)
             if kind is None:
                 return _error(
-                    400, f"unknown kind {text!r}: use one of {', '.join(ev.KINDS)}"
+                    400, f"unknown kind {text!r}: use one of {', '.join(ev.ALL_KINDS)}"
                 )
         return _json(await self._provider.plan(kind))

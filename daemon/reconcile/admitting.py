@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from daemon.core import events as ev
+from daemon.core import expenses as xp
 from daemon.core import mapping as mp
 from daemon.core import payments as pay
 from daemon.reconcile import kinds, reasons, specs
@@ -25,7 +26,7 @@ from daemon.reconcile.controls import Controls
 
 F = TypeVar("F", bound=ev.Event)
 D = TypeVar("D", bound=mp.CustomerFields | mp.ProjectFields | mp.InvoiceEntry
-            | pay.PaymentFields)
+            | pay.PaymentFields | xp.ExpenseFields)
 
 
 async def admit(controls: Controls, spec: specs.Spec[F, D, Any],

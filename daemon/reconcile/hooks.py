@@ -1,7 +1,8 @@
 """Test-only hooks of the reconcile layer, inert unless their environment variable is set.
 
 ``MOMENT_SYNC_TEST_CRASH_AT=<step>`` kills the process with SIGKILL the first time the invoice
-transfer reaches that named step (see :data:`CRASH_POINTS`); the crash tests run a daemon with
+transfer (or an expense's, :data:`EXPENSE_CRASH_POINTS`) reaches that named step (see
+:data:`CRASH_POINTS`); the crash tests run a daemon with
 it at every step and check that a restart ends with each invoice in e-conomic exactly once.
 ``MOMENT_SYNC_TEST_WEDGE=1`` makes the reconcile loop hang without beating its watchdog pulse.
 ``MOMENT_SYNC_TEST_ECONOMIC_TIMEOUT_S=<seconds>`` shortens the e-conomic client's call timeout
@@ -33,6 +34,11 @@ CRASH_POINTS: Final = (
 PAYMENT_CRASH_POINTS: Final = (
     "payment.after_intent",        # paid-status intent committed, nothing sent to Moment
     "payment.after_send",          # Moment has the status, Applied not recorded
+)
+EXPENSE_CRASH_POINTS: Final = (
+    "expense.after_intent",        # intent committed, nothing sent to Moment
+    "expense.after_send",          # Moment created the expense, outcome not recorded
+    "expense.after_applied",       # Applied committed
 )
 
 

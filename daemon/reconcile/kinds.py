@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from daemon.reconcile import customers, entries, payments, projects, specs
+from daemon.reconcile import customers, entries, expenses, payments, projects, specs
 
 AnySpec = specs.Spec[Any, Any, Any]
 
 SPECS: Final[tuple[AnySpec, ...]] = (customers.SPEC, projects.SPEC, entries.SPEC,
-                                     payments.SPEC)
+                                     expenses.SPEC, payments.SPEC)
 BY_KIND: Final[dict[str, AnySpec]] = {s.kind: s for s in SPECS}
 NAMES: Final[tuple[str, ...]] = tuple(BY_KIND)
 

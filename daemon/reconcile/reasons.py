@@ -12,7 +12,9 @@ from typing import Final
 from daemon.economic import errors
 from daemon.moment import errors as moment_errors
 
-_ACTIONS: Final = {"put": "writing the customer", "create": "creating the project",
+_ACTIONS: Final = {"create_expense": "creating the expense in Moment",
+                   "find_expense": "looking the expense up in Moment",
+                   "put": "writing the customer", "create": "creating the project",
                    "update": "updating the project", "transfer": "creating the journal entry",
                    "attach": "attaching the PDF", "book": "booking the entry",
                    "read": "reading e-conomic",
@@ -60,9 +62,26 @@ def waiting_for(dep_kind: str, dep_key: str, reason: str) -> str:
     return f"waiting for {dep_kind} {dep_key}, which is parked: {reason}"
 
 
-def explain(kind: str, key: str, action: str, err: errors.EconomicError) -> str:
+def explain_moment(kind: str, key: str, action: str, err: moment_errors.MomentError, *,
+                   project: str = "") -> str:
+    """A sentence an accountant can act on, for Moment's terminal refusal of ``action``."""
+    what = f"{kind} {key}"
+    if isinstance(err, moment_errors.Unauthorized):
+        return (f"{what}: Moment refused the daemon's API key while {describe(action)}; create "
+                "a new API key in Moment and update the moment-api-key credential, then retry")
+    if isinstance(err, moment_errors.RequestRejected):
+        on = f" on project {project}" if project else ""
+        return (f"{what}: Moment refused the expense{on} ({err.args[0]}); check that the "
+                f"project exists in Moment and that the entry in e-conomic is right, then retry")
+    return f"{what}: Moment refused {describe(action)}: {err}"
+
+
+def explain(kind: str, key: str, action: str,
+            err: errors.EconomicError | moment_errors.MomentError) -> str:
     """A sentence an accountant can act on, for a terminal refusal."""
     what = f"{kind} {key}"
+    if isinstance(err, moment_errors.MomentError):
+        return explain_moment(kind, key, action, err)
     if isinstance(err, errors.MissingModule):
         return (f"{what}: the e-conomic agreement has no project module (Projektstyring); "
                 "enable it in e-conomic, then retry")

@@ -1,5 +1,5 @@
-"""The outcome recorder: every outcome of talking to e-conomic, committed to the log before the
-next step.
+"""The outcome recorder: every outcome of talking to e-conomic (or, for the kinds that flow the
+other way, to Moment), committed to the log before the next step.
 
 An intent (with its idempotency key) before the first send; then applied, failed (with the
 backoff it earned) or parked (with a reason a person can act on). A failure never stops other
@@ -128,7 +128,7 @@ class Recorder:
         self.observer.parked(kind, key, reason)
         self.queue.release(kind, key)
 
-    async def refused(self, kind: str, key: str, action: str, err: errors.EconomicError, *,
+    async def refused(self, kind: str, key: str, action: str, err: Refusal, *,
                       draw: float | None = None) -> None:
         """Route an error: retryable → :meth:`fail`; terminal → park with an explanation and
         a fresh intent key for the same content (the hash its ``WriteIntended`` recorded), so
@@ -138,7 +138,7 @@ class Recorder:
             await self.fail(kind, key, action, err, draw=draw)
             return
         open_key = self.open_intent(kind, key, action)
-        if open_key is not None:
+        if open_key is not None and isinstance(err, errors.EconomicError):
             content = await self._intended_content(kind, key, open_key)
             await self.new_intent(kind, key, action, content)
         await self.park(kind, key, reason=reasons.explain(kind, key, action, err),

@@ -44,6 +44,7 @@ from daemon.reconcile import (
     controlling,
     controls,
     entries,
+    expenses,
     hearing,
     hooks,
     invoices,
@@ -125,6 +126,8 @@ class Reconciler:
             return invoices.Invoices(self.controls)
         if spec.kind == payments.KIND:
             return payments.Payments(self.controls)
+        if spec.kind == expenses.KIND:
+            return expenses.Expenses(self.controls)
         raise ValueError(f"kind {spec.kind} has no controller")
 
     @property
@@ -154,9 +157,17 @@ class Reconciler:
         q = self.queue
         if any(isinstance(e, PROGRESS) for _seq, e in batch):
             self._progress()
+        projects: set[str] = set()
         for _seq, e in batch:
             match e:
-                case ev.CustomerUpserted() | ev.ProjectUpserted() | ev.InvoiceFinalized():
+                case ev.BookedEntryRecorded():
+                    q.add(expenses.KIND, e.entity_key)
+                case ev.ProjectUpserted(number=number):
+                    q.add("project", number)
+                    projects.add(number)  # the expenses recorded on it, once it is in Moment
+                    if self.controls.log.tables.state("project", number).parked:
+                        self.unparker.changed("project", number)  # fixed in Moment, perhaps
+                case ev.CustomerUpserted() | ev.InvoiceFinalized():
                     kind, key = ev.entity_of(e)
                     q.add(kind, key)
                     if self.controls.log.tables.state(kind, key).parked:
@@ -181,6 +192,8 @@ class Reconciler:
                     q.release(kind, key)
                 case _:
                     pass
+        q.add_many(expenses.KIND, expenses.SPEC.on_project(self.controls.log.tables,
+                                                            self.options, projects))
         self._recheck()
 
     # --- operator -------------------------------------------------------------------------

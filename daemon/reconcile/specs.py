@@ -23,6 +23,7 @@ from typing import Generic, Protocol, TypeVar
 import msgspec
 
 from daemon.core import events as ev
+from daemon.core import expenses as xp
 from daemon.core import mapping as mp
 from daemon.core import payments as pay
 from daemon.core import plans
@@ -33,7 +34,7 @@ from daemon.economic.client import EconomicClient
 F = TypeVar("F", bound=ev.Event)
 F_co = TypeVar("F_co", bound=ev.Event, covariant=True)
 D = TypeVar("D", bound=mp.CustomerFields | mp.ProjectFields | mp.InvoiceEntry
-            | pay.PaymentFields)
+            | pay.PaymentFields | xp.ExpenseFields)
 L = TypeVar("L")
 P = TypeVar("P")
 

@@ -1,9 +1,10 @@
 """Status figures for ``GET /status``, read from the projections (no I/O, no e-conomic calls).
 
-Per kind (every spec of :data:`daemon.reconcile.kinds.SPECS`): ``desired`` (managed entities,
-not gone), ``parked``, ``in_sync`` (the log records the current desired fields as applied; for
-an invoice: transferred, PDF attached or skipped, booked, as configured) and ``pending`` (the
-rest). Strays as reported, never deleted; booked invoices reported as differing.
+Per kind (every spec of :data:`daemon.reconcile.kinds.SPECS` the configuration has on):
+``desired`` (managed entities, not gone), ``parked``, ``in_sync`` (the log records the current
+desired fields as applied; for an invoice: transferred, PDF attached or skipped, booked, as
+configured) and ``pending`` (the rest). Strays as reported, never deleted; booked invoices
+reported as differing.
 """
 
 from __future__ import annotations

@@ -165,3 +165,32 @@ def test_secret_hides_itself() -> None:
     secret = Secret("abc")
     assert "abc" not in repr([secret]) and "abc" not in f"{secret!s}{secret!r}"
     assert secret.equals("abc") and not secret.equals("abd")
+
+
+def test_expenses_section() -> None:
+    s = config.parse(MINIMAL, environ={})
+    assert (s.expenses.enabled, s.expenses.accounts, s.expenses.cost_type) == (False, [], "Udlæg")
+    assert (s.expenses.lookback, s.expenses.poll_interval,
+            s.expenses.full_scan_interval) == (30 * 86400.0, 300.0, 86400.0)
+    on = config.parse(MINIMAL + '[expenses]\nenabled = true\naccounts = [2750, 2800]\n'
+                      'cost_types = { 2750 = "Rejser" }\nlookback = "7d"\n', environ={})
+    opts = config.mapping_options(on)
+    assert (opts.expenses, opts.expense_accounts, opts.cost_types, opts.cost_type) == (
+        True, (2750, 2800), {2750: "Rejser"}, "Udlæg")
+    assert on.expenses.lookback == 7 * 86400.0
+    env = config.parse(MINIMAL, environ={"MOMENT_SYNC_EXPENSES_ENABLED": "true"})
+    assert env.expenses.enabled is True
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[expenses]\naccounts = [0]", "expenses.accounts: 0 is not an e-conomic account number"),
+    ('[expenses]\ncost_types = { konto = "Rejser" }', "expenses.cost_types"),
+    ('[expenses]\ncost_types = { 2750 = " " }', "expenses.cost_types.2750: must not be empty"),
+    ('[expenses]\ncost_type = ""', "expenses.cost_type: must not be empty"),
+    ('[expenses]\nlookback = "30 days"', "expenses.lookback: '30 days' is not a duration"),
+    ("[expenses]\nenabld = true", "expenses.enabld: unknown key"),
+])
+def test_bad_expenses_settings_are_named(text: str, message: str) -> None:
+    with pytest.raises(config.ConfigError) as info:
+        config.parse(MINIMAL + text, environ={})
+    assert message in str(info.value)

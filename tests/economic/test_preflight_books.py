@@ -81,3 +81,23 @@ async def test_pending_dates_are_those_of_invoices_not_yet_booked() -> None:
                                                        dt.date(2025, 7, 1)}
     finally:
         await log.close()
+
+
+async def test_expense_accounts_are_checked_only_when_expenses_are_on(
+        sandbox: EconomicSandbox, client: EconomicClient) -> None:
+    del sandbox
+    off = await preflight.run_checks(client, settings(), today=TODAY)
+    assert "expense_accounts" not in {c.name for c in off}
+
+    def on(accounts: str) -> config.Settings:
+        return config.parse('[moment]\ncompany = "acme"\n[expenses]\nenabled = true\n'
+                            f"accounts = {accounts}\n", environ={})
+
+    every = await check(client, on("[]"), "expense_accounts")
+    assert every.ok and "every profit-and-loss account" in every.detail
+    good = await check(client, on("[2750, 2800]"), "expense_accounts")
+    assert good.ok and "2750, 2800" in good.detail
+    bad = await check(client, on("[2750, 5820, 4242]"), "expense_accounts")
+    assert not bad.ok
+    assert bad.detail == ("[expenses] accounts: 5820 (Bank) is not a profit-and-loss account; "
+                          "4242 does not exist")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 
 import msgspec
@@ -20,6 +21,7 @@ SAMPLE_STATUS: dict[str, object] = {
         "customer": {"desired": 40, "in_sync": 40, "pending": 0, "parked": 0},
         "project": {"desired": 25, "in_sync": 24, "pending": 0, "parked": 1},
         "invoice": {"desired": 30, "in_sync": 30, "pending": 0, "parked": 0},
+        "expense": {"desired": 12, "in_sync": 12, "pending": 0, "parked": 0},
     },
     "economic": {"rate_limit": {"used": 120, "limit": 10000, "window_s": 60},
                  "calls_today": 1450, "paused_until": None, "last_error": None},
@@ -28,6 +30,8 @@ SAMPLE_STATUS: dict[str, object] = {
                                "project": "2026-11-20T09:25:00Z",
                                "invoice": "2026-11-20T09:25:00Z"},
                "clock_skew_s": 0.4},
+    "booked_entries": {"cursor": 48211, "last_read_at": "2026-11-20T09:25:00Z",
+                       "last_full_scan_at": "2026-11-20T06:00:00Z", "last_error": None},
     "reconcile": {"last_full_at": "2026-11-20T06:00:00Z",
                   "last_incremental_at": "2026-11-20T09:20:00Z", "drift_repaired": 3,
                   "last_hint_at": "2026-11-20T09:24:11Z",
@@ -115,7 +119,13 @@ class FakeProvider:
         self._note("reconcile")
         return self.queued
 
+    async def backfill_expenses(self, since: dt.date) -> int:
+        self._note("backfill_expenses", since)
+        if since.year < 2000:
+            raise ValueError("expenses are off: set [expenses] enabled = true")
+        return self.queued
+
     async def plan(self, kind: providing.Kind | None) -> Mapping[str, object]:
         self._note("plan", kind)
-        kinds = list(ev.KINDS) if kind is None else [kind]
+        kinds = list(ev.ALL_KINDS) if kind is None else [kind]
         return {"changes": [], "kinds": kinds, "strays": []}

@@ -16,8 +16,11 @@ Entities   kind      desired  in sync  pending  parked
            customer       40       40        0       0
            project        25       24        0       1
            invoice        30       30        0       0
+           expense        12       12        0       0
 e-conomic  rate limit bucket 120/10000 (1%), drains 10000 per 60s; 1450 calls today
 Moment     last webhook 2026-11-20T09:20:02Z, last poll 2026-11-20T09:25:00Z
+Expenses   booked entries read to entry 48211, last read 2026-11-20T09:25:00Z, last full scan \
+2026-11-20T06:00:00Z
 Reconcile  last full 2026-11-20T06:00:00Z, last incremental 2026-11-20T09:20:00Z; drift repaired 3
            stray customer 1050 in e-conomic: same organization number as customer 10001
            booked invoice 17 differs (amount): Invoice 17's booked entry in e-conomic \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import socket
@@ -178,7 +179,8 @@ async def test_unknown_kind_is_a_404_that_names_the_kinds(client: asking.StatusC
     answer = await client.request("GET", "/entities/vendor/1", accept_error=True)
     assert answer.status == 404
     assert answer.json() == {
-        "error": "unknown kind 'vendor': use one of customer, project, invoice"}
+        "error": "unknown kind 'vendor': use one of customer, project, invoice, expense, "
+        "payment"}
     answer = await client.request("POST", "/resync/vendor/1", accept_error=True)
     assert answer.status == 404
 
@@ -219,9 +221,35 @@ async def test_reconcile_answers_202_with_the_count(client: asking.StatusClient)
     assert await client.reconcile() == 95
 
 
+async def test_backfill_of_expenses_queues_and_bad_requests_change_nothing(
+        client: asking.StatusClient, provider: FakeProvider) -> None:
+    assert await client.backfill_expenses("2026-01-01") == 95
+    assert provider.calls[-1] == ("backfill_expenses", dt.date(2026, 1, 1))
+    for target, status, words in (
+            ("/backfill/expenses?since=2026-13-01", 400, "is not a date YYYY-MM-DD"),
+            ("/backfill/expenses", 400, "is not a date YYYY-MM-DD"),
+            ("/backfill/expenses?since=2026-01-01&x=1", 400, "unknown query parameter 'x'"),
+            ("/backfill/expenses?since=1999-01-01", 409, "expenses are off")):
+        before = len(provider.calls)
+        answer = await client.request("POST", target, accept_error=True)
+        error = answer.json()
+        assert answer.status == status and isinstance(error, dict)
+        assert words in error["error"]
+        assert all(name == "backfill_expenses" for name, _a in provider.calls[before:])
+
+
+async def test_an_expense_key_is_year_and_entry(client: asking.StatusClient,
+                                                provider: FakeProvider) -> None:
+    answer = await client.request("POST", "/resync/expense/2026:4711", accept_error=True)
+    error = answer.json()
+    assert answer.status == 404 and isinstance(error, dict)
+    assert "e-conomic has no booked entry 2026:4711" in error["error"]
+    assert provider.calls[-1] == ("resync", ("expense", "2026:4711"))
+
+
 async def test_plan_for_all_and_one_kind(client: asking.StatusClient) -> None:
     whole = msgspec.json.decode(await client.plan())
-    assert whole["kinds"] == ["customer", "project", "invoice"]
+    assert whole["kinds"] == ["customer", "project", "invoice", "expense", "payment"]
     assert msgspec.json.decode(await client.plan("customer"))["kinds"] == ["customer"]
     for target, words in (("/plan?kind=vendor", "unknown kind 'vendor'"),
                           ("/plan?kinds=customer", "unknown query parameter 'kinds'")):
