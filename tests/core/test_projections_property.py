@@ -55,7 +55,21 @@ outcome = st.one_of(
     st.builds(ev.StrayReported, kind=st.just("customer"), key=NUMBERS, number=st.integers(1, 9)),
     st.builds(ev.HintReceived, kind=st.sampled_from(ev.KINDS), moment_id=st.integers(1, 4)),
 )
-any_event = st.one_of(customer, project, invoice, gone, conflict, outcome)
+booked = st.builds(ev.BookedEntryRecorded, year=st.sampled_from(["2025", "2026"]),
+                   entry_number=st.integers(1, 4), entry_type=st.sampled_from([3, 5, 10]),
+                   project_number=NUMBERS, amount=st.sampled_from(["100.00", "-12.50", "x"]),
+                   problem=st.sampled_from(["", "amount does not parse"]))
+expense_outcome = st.one_of(
+    st.builds(ev.WriteIntended, kind=st.just("expense"), key=st.sampled_from(["2026:1", "2025:2"]),
+              action=st.just("create_expense"), idempotency_key=st.text(max_size=3)),
+    st.builds(ev.Applied, kind=st.just("expense"), key=st.sampled_from(["2026:1", "2025:2"]),
+              action=st.just("create_expense"), content_hash=st.text(max_size=4),
+              found_by_lookup=st.booleans()),
+    st.builds(ev.RestoreMarked, entities=st.just(("expense:2026:1",)),
+              through_seq=st.integers(0, 30)),
+)
+any_event = st.one_of(customer, project, invoice, gone, conflict, outcome, booked,
+                      expense_outcome)
 # idempotency keys drawn from a small pool, so duplicates are common
 stream = st.lists(st.tuples(any_event, st.integers(0, 40).map(lambda i: f"k{i}")),
                   min_size=1, max_size=60)
