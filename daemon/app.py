@@ -269,6 +269,20 @@ async def supervise(runtime: Runtime, notifier: notifying.Notifier, *,
         tg.cancel_scope.cancel()
 
 
+def listen_refused(exc: BaseException) -> config.ListenError | None:
+    """The :class:`~daemon.settings.ListenError` ``exc`` is, or the first of the task
+    group(s) ``exc`` is made of when it holds nothing else: an address that cannot be listened
+    on (``daemon.listen``, ``daemon.metrics_listen``) is a start refused with its sentence, not
+    an error with a traceback. ``None`` for anything else."""
+    if isinstance(exc, config.ListenError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        matched, rest = exc.split(config.ListenError)
+        if matched is not None and rest is None:
+            return listen_refused(matched.exceptions[0])
+    return None
+
+
 async def run(settings: config.Settings) -> int:
     """``moment-sync run``: build everything, run until a stop signal, stop in order."""
     clock = clocking.SystemClock()  # the one real clock: every component gets it from here
@@ -368,11 +382,12 @@ async def run(settings: config.Settings) -> int:
                 await supervise(runtime, notifier, on_reload=reload,
                                 on_stopping=finish_in_flight)
                 tg.cancel_scope.cancel()
-        except exposing.MetricsListenError as exc:
-            _log.error("cannot start", error=str(exc))
-            return 1
         except Exception as exc:
-            _log.exception("the daemon stopped on an error", error=str(exc))
+            refused = listen_refused(exc)
+            if refused is not None:
+                _log.error("cannot start", error=str(refused))
+            else:
+                _log.exception("the daemon stopped on an error", error=str(exc))
             return 1
         finally:
             with anyio.CancelScope(shield=True):

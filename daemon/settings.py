@@ -40,6 +40,18 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message names the key and what is wrong."""
 
 
+class ListenError(Exception):
+    """A ``HOST:PORT`` from the settings cannot be listened on (in use, not this host's).
+
+    The message names the key (``daemon.listen``, ``daemon.metrics_listen``), the address and
+    the system's reason, so the daemon stops its start with that sentence, not a traceback.
+    """
+
+    def __init__(self, key: str, address: Listen, error: OSError) -> None:
+        self.key = key
+        super().__init__(f"{key}: cannot listen on {address}: {error.strerror or error}")
+
+
 class Duration(float):
     """Seconds, written in the file as a whole number with a unit: ``"2s"``, ``"5m"``, ``"24h"``."""
 

@@ -51,6 +51,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
+from daemon import settings as config
 from daemon.core import events as ev
 from daemon.core import secrets, strictjson, webhooks
 from daemon.ingest import connections
@@ -185,7 +186,8 @@ class Receiver:
 
     async def start(self) -> None:
         """Bind and listen; :attr:`port` is the bound port afterwards. Connections are taken
-        by :meth:`serve`."""
+        by :meth:`serve`. An address that cannot be bound (in use, not this host's) raises
+        :class:`daemon.settings.ListenError` naming ``daemon.listen``."""
         if self._runner is not None:
             raise RuntimeError("the receiver is already running")
         runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False,
@@ -203,6 +205,10 @@ class Receiver:
             except BaseException:
                 sock.close()
                 raise
+        except OSError as exc:
+            await runner.cleanup()
+            raise config.ListenError("daemon.listen", config.Listen(self.host, self.port),
+                                     exc) from None
         except BaseException:
             await runner.cleanup()
             raise

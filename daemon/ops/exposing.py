@@ -9,7 +9,7 @@ it learns the metrics and the state and nothing more: no status document, no ent
 It binds exactly the host and port it is given (loopback by default in the examples) and never
 reads a secret.
 
-:meth:`MetricsListener.start` raises :class:`MetricsListenError` with a sentence naming
+:meth:`MetricsListener.start` raises :class:`daemon.settings.ListenError` naming
 ``daemon.metrics_listen`` when the address cannot be bound (in use, not this host's), so the
 daemon stops its start with that sentence instead of a traceback.
 """
@@ -29,10 +29,6 @@ IDLE_TIMEOUT_S: Final = 75.0  # longer than a scrape interval: Prometheus keeps 
 SHUTDOWN_TIMEOUT_S: Final = 2.0
 
 _log = structlog.get_logger(__name__)
-
-
-class MetricsListenError(Exception):
-    """``[daemon] metrics_listen`` cannot be served; the message says why."""
 
 
 class MetricsListener:
@@ -74,9 +70,7 @@ class MetricsListener:
             await web.TCPSite(runner, self.address.host, self.address.port).start()
         except OSError as exc:
             await runner.cleanup()
-            raise MetricsListenError(
-                f"daemon.metrics_listen: cannot listen on {self.address}: "
-                f"{exc.strerror or exc}") from None
+            raise config.ListenError("daemon.metrics_listen", self.address, exc) from None
         bound = [a for a in runner.addresses if isinstance(a, tuple)]
         self.port = int(bound[0][1]) if bound else self.address.port
         self._runner = runner

@@ -296,3 +296,24 @@ async def test_every_answer_is_told_to_on_answer(harness: Harness) -> None:
                     await response.read()
         tg.cancel_scope.cancel()
     assert heard == [("moment", 202), ("moment", 404), ("moment", 415), ("moment", 400)]
+
+
+async def test_an_address_in_use_is_a_sentence_naming_daemon_listen(harness: Harness) -> None:
+    """The same sentence as ``daemon.metrics_listen``'s (one :class:`ListenError` for both), so
+    the daemon stops its start with it instead of a traceback; nothing is left bound."""
+    import socket
+
+    from daemon import settings as config
+    from daemon.core import secrets
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        receiver = receiving.Receiver(log=harness.log, token=secrets.Secret(TOKEN),
+                                      host="127.0.0.1", port=port)
+        with pytest.raises(config.ListenError,
+                           match=rf"^daemon.listen: cannot listen on 127.0.0.1:{port}: \S") as err:
+            await receiver.start()
+        assert err.value.key == "daemon.listen"
+        await receiver.stop()  # safe after a failed start

@@ -73,7 +73,7 @@ async def test_an_address_in_use_is_a_sentence_naming_the_setting() -> None:
         taken.listen(1)
         port = taken.getsockname()[1]
         listener = exposing.MetricsListener(metrics.Metrics(), config.Listen("127.0.0.1", port))
-        with pytest.raises(exposing.MetricsListenError,
+        with pytest.raises(config.ListenError,
                            match=rf"^daemon.metrics_listen: cannot listen on 127.0.0.1:{port}: "
                                  r"\S"):
             await listener.start()
@@ -83,6 +83,6 @@ async def test_an_address_in_use_is_a_sentence_naming_the_setting() -> None:
 async def test_an_address_not_of_this_host_is_refused() -> None:
     # 192.0.2.0/24 is TEST-NET-1: never assigned to a host, so binding it fails
     listener = exposing.MetricsListener(metrics.Metrics(), config.Listen("192.0.2.1", 9108))
-    with pytest.raises(exposing.MetricsListenError,
+    with pytest.raises(config.ListenError,
                        match=r"^daemon.metrics_listen: cannot listen on 192.0.2.1:9108: "):
         await listener.start()
