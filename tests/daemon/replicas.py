@@ -151,10 +151,22 @@ class Litestream:
             errors="replace").splitlines()[-15:])
 
 
-def wait_replicated(litestream: Litestream, *, timeout: float = 30.0) -> None:
+def wait_replicated(litestream: Litestream, *, timeout: float = 30.0, quiet: float = 2.5) -> None:
+    """Wait until the replica holds all of the log Litestream has taken, and has held it for
+    ``quiet`` seconds: Litestream looks at the WAL once a second (its monitor interval), so a
+    commit made just before the call is not yet in what it has taken, and "caught up" read at
+    once would be read too early."""
     deadline = time.monotonic() + timeout
-    while not litestream.caught_up():
-        if time.monotonic() > deadline:
+    since: float | None = None
+    while True:
+        now = time.monotonic()
+        if litestream.caught_up():
+            since = now if since is None else since
+            if now - since >= quiet:
+                return
+        else:
+            since = None
+        if now > deadline:
             raise AssertionError(f"the replica did not catch up in {timeout:g}s; "
                                  f"{litestream.tail()}")
         time.sleep(0.2)
