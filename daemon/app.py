@@ -325,7 +325,8 @@ async def run(settings: config.Settings) -> int:
                     if settings.payments.enabled else None)
         expenses = (booked_entries(settings, log=log, client=economic_api, clock=clock)
                     if settings.expenses.enabled else None)
-        answers = answering.Answers(runtime=runtime, log=log, economic=economic_api, clock=clock,
+        answers = answering.Answers(runtime=runtime, log=log, economic=economic_api,
+                                    moment=moment_api, clock=clock,
                                     ingest=ingest, reconciler=reconcile, replication=watch,
                                     webhooks=None if keeper is None else keeper.status,
                                     payments=payments, expenses=expenses)
@@ -359,7 +360,7 @@ async def run(settings: config.Settings) -> int:
                 tg.start_soon(alerter.run)
                 tg.start_soon(watchdog.run)
                 tg.start_soon(lambda: observing.measuring(log, economic_api, reconcile, meter,
-                                                          clock=clock))
+                                                          clock=clock, moment=moment_api))
                 tg.start_soon(lambda: preflight.checking(
                     log, economic_api, lambda: current[0], alerter, clock=clock,
                     beat=check_pulse.beat,

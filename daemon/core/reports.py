@@ -51,10 +51,17 @@ class Economic(msgspec.Struct, frozen=True):
 
 
 class Moment(msgspec.Struct, frozen=True):
+    """``rate_limit``, ``paused_until`` as in :class:`Economic`: the pace the client keeps
+    (Moment publishes none of its own) and the end of the pause a 429 imposed;
+    ``rate_limited``: the 429s Moment answered since the start."""
+
     last_webhook_at: str | None = None
     last_poll_at: str | None = None
     poll_cursor: dict[str, str | None] = msgspec.field(default_factory=dict)
     clock_skew_s: float = 0.0
+    rate_limit: RateLimit = RateLimit()
+    paused_until: str | None = None
+    rate_limited: int = 0
 
 
 class BookedEntries(msgspec.Struct, frozen=True):

@@ -151,6 +151,10 @@ class MomentClient:
     def __repr__(self) -> str:
         return f"<MomentClient {self._api_url}{self._company_path}>"
 
+    def stats(self) -> limiting.Stats:
+        """The rate limiter's snapshot for ``/status`` and ``/metrics`` (no secret in it)."""
+        return self.limiter.stats()
+
     async def __aenter__(self) -> Self:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout, raise_for_status=False)

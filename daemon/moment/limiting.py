@@ -17,6 +17,7 @@ mirror charges a call when it is sent); at most ``max_in_flight`` calls are open
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import dataclass
 
 from daemon.core import clocks, ratelimits
@@ -42,6 +43,21 @@ class Pace:
 DEFAULT_PACE = Pace(limit=500, window_s=60.0)
 
 
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """A snapshot for ``/status`` and ``/metrics``: ``used`` of ``limit`` calls per
+    ``window_s`` seconds now (all three 0 without a pace), when the 429 pause in force ends
+    (POSIX seconds, None when none is), the 429s seen and the seconds calls were held back by
+    the pace or a pause (summed over calls: two calls held a second each are 2)."""
+
+    used: int
+    limit: int
+    window_s: float
+    paused_until: float | None
+    rate_limited: int
+    waited_s: float
+
+
 class Limiter:
     """Waits before each Moment call; learns from 429s. See the module docstring."""
 
@@ -62,6 +78,15 @@ class Limiter:
         """When the 429 pause in force ends (POSIX seconds), or None."""
         p = self.bucket.paused_until
         return p if p > self.clock.now() else None
+
+    def stats(self) -> Stats:
+        """The limiter as of now (the bucket drained to the clock's time)."""
+        b = self.bucket
+        used = math.ceil(ratelimits.level(b, self.clock.now()) - ratelimits.EPSILON)
+        paced = self.pace is not None
+        return Stats(used=max(used, 0) if paced else 0, limit=b.limit if paced else 0,
+                     window_s=b.window_s if paced else 0.0, paused_until=self.paused_until,
+                     rate_limited=self.rate_limited, waited_s=self.waited_s)
 
     async def acquire(self) -> None:
         """Wait for the pace and any pause, then take an in-flight slot and charge the call;

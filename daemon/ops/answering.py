@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from daemon.ingest.expensing import BookedEntries
     from daemon.ingest.paying import PaidStatus
     from daemon.ingest.running import Ingest
+    from daemon.moment.client import MomentClient
     from daemon.reconcile.running import Reconciler
     from daemon.store.eventlog import EventLog
 
@@ -49,7 +50,7 @@ class Lifecycle(Protocol):
 
 class Answers:
     def __init__(self, *, runtime: Lifecycle, log: EventLog, economic: EconomicClient,
-                 ingest: Ingest, reconciler: Reconciler, clock: clocks.Clock,
+                 moment: MomentClient, ingest: Ingest, reconciler: Reconciler, clock: clocks.Clock,
                  replication: replicating.Watch | None = None,
                  webhooks: Callable[[], reports.Webhooks] | None = None,
                  payments: PaidStatus | None = None,
@@ -65,6 +66,7 @@ class Answers:
         self.clock = clock
         self.log = log
         self.economic = economic
+        self.moment = moment
         self.ingest = ingest
         self.reconciler = reconciler
 
@@ -94,6 +96,7 @@ class Answers:
         last_poll = clocks.iso(max(polls), timespec="seconds") if polls else None
         reconciler = self.reconciler.status()
         paused = stats.paused_until
+        moment = self.moment.stats()
         return reports.StatusReport(
             state=await self.state(), version=daemon.__version__,
             uptime_s=round(self.runtime.uptime_s, 1),
@@ -112,7 +115,12 @@ class Answers:
             moment=reports.Moment(last_webhook_at=webhook.at if webhook else None,
                                   last_poll_at=last_poll,
                                   poll_cursor=cursors,
-                                  clock_skew_s=round(self.ingest.poller.clock_skew_s, 1)),
+                                  clock_skew_s=round(self.ingest.poller.clock_skew_s, 1),
+                                  rate_limit=reports.RateLimit(used=moment.used,
+                                                               limit=moment.limit,
+                                                               window_s=moment.window_s),
+                                  paused_until=clocks.iso_posix(moment.paused_until),
+                                  rate_limited=moment.rate_limited),
             booked_entries=self.expenses.status() if self.expenses is not None
             else reports.BookedEntries(),
             reconcile=reconciler.reconcile if self.webhooks is None else msgspec.structs.replace(

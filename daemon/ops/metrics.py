@@ -101,6 +101,28 @@ class Metrics:
             "Calls to e-conomic the daemon allows itself per day ([economic] daily_call_budget).",
             registry=r,
         )
+        self._moment_throttled = Counter(
+            f"{PREFIX}_moment_rate_limited",
+            "Answers 429 Too Many Requests from Moment.", registry=r,
+        )
+        self._moment_waited = Counter(
+            f"{PREFIX}_moment_rate_limit_wait_seconds",
+            "Seconds Moment calls were held back by the client's pace or a 429 pause, summed "
+            "over calls.", registry=r,
+        )
+        self._moment_used = Gauge(
+            f"{PREFIX}_moment_rate_limit_used",
+            "Calls in the Moment client's current pace window.", registry=r,
+        )
+        self._moment_limit = Gauge(
+            f"{PREFIX}_moment_rate_limit_limit",
+            "Calls the Moment client allows itself per window (0: no pace).", registry=r,
+        )
+        self._moment_paused = Gauge(
+            f"{PREFIX}_moment_paused",
+            "1 while a 429 from Moment holds every Moment call back, else 0.", registry=r,
+        )
+        self._moment_seen = (0, 0.0)  # the client's totals the counters have been advanced to
         self._webhooks = Counter(
             f"{PREFIX}_webhook_requests",
             "Webhook requests answered, by source (moment, economic) and HTTP status "
@@ -163,6 +185,21 @@ class Metrics:
 
     def set_daily_call_budget(self, calls: int) -> None:
         self._budget.set(calls)
+
+    def set_moment_rate_limit(self, *, used: float, limit: float, paused: bool,
+                              rate_limited: int, waited_s: float) -> None:
+        """The Moment client's limiter as it stands: calls ``used`` of ``limit`` in its window,
+        whether a 429 pause is in force, and its running totals of 429s and seconds waited
+        (the counters advance to them; totals never go back)."""
+        self._moment_used.set(used)
+        self._moment_limit.set(limit)
+        self._moment_paused.set(1 if paused else 0)
+        seen_429, seen_wait = self._moment_seen
+        if rate_limited > seen_429:
+            self._moment_throttled.inc(rate_limited - seen_429)
+        if waited_s > seen_wait:
+            self._moment_waited.inc(waited_s - seen_wait)
+        self._moment_seen = (max(rate_limited, seen_429), max(waited_s, seen_wait))
 
     def webhook_answered(self, source: str, status: int) -> None:
         """One webhook request from ``source`` (one of :data:`WEBHOOK_SOURCES`) was answered

@@ -4,7 +4,7 @@ refreshed every few seconds.
 :class:`Observer` implements the reconciler's observer port; it only queues alerts and bumps
 counters, so it never blocks and never raises into the reconciler (which wraps it in a
 ``SafeObserver`` as well). :func:`measuring` only reads: the log's projections, the client's
-stats and the work queue; it never calls e-conomic.
+stats (e-conomic's and Moment's) and the work queue; it never calls e-conomic or Moment.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Final
 from daemon.core import clocks
 from daemon.core import events as ev
 from daemon.economic import client as economic_client
+from daemon.moment import client as moment_client
 from daemon.ops import alerting, alerts, metrics
 from daemon.reconcile import running as reconcile_running
 from daemon.store import eventlog
@@ -54,7 +55,7 @@ class Observer:
 
 async def measuring(log: eventlog.EventLog, economic: economic_client.EconomicClient,
                     reconciler: reconcile_running.Reconciler, meter: metrics.Metrics, *,
-                    clock: clocks.Clock) -> None:
+                    clock: clocks.Clock, moment: moment_client.MomentClient) -> None:
     """Refresh the gauges every few seconds of the clock (counters are bumped where things
     happen)."""
     while True:
@@ -63,6 +64,10 @@ async def measuring(log: eventlog.EventLog, economic: economic_client.EconomicCl
         meter.set_rate_limit(stats.rate_limit.used, stats.rate_limit.limit)
         meter.set_calls_today(stats.calls_today)
         meter.set_daily_call_budget(economic.limiter.budget.daily)
+        paced = moment.stats()
+        meter.set_moment_rate_limit(used=paced.used, limit=paced.limit,
+                                    paused=paced.paused_until is not None,
+                                    rate_limited=paced.rate_limited, waited_s=paced.waited_s)
         for kind in ev.ALL_KINDS:
             meter.set_queue_depth(kind, reconciler.queue.depth(kind))
             meter.set_parked(kind, sum(1 for s in log.tables.states().values()

@@ -83,6 +83,12 @@ def render_status(report: reports.StatusReport, parked: Sequence[reports.ParkedI
         f"Moment     last webhook {_or_never(moment.last_webhook_at)}, "
         f"last poll {_or_never(moment.last_poll_at)}"
     )
+    if moment.paused_until:
+        lines.append(f"{_INDENT}PAUSED until {moment.paused_until} (rate limited)")
+    if moment.rate_limited:
+        lines.append(f"{_INDENT}{moment.rate_limited} answer(s) 429 (rate limited) since the "
+                     f"start; pace {_number(moment.rate_limit.limit)} calls per "
+                     f"{_number(moment.rate_limit.window_s)}s")
     if moment.clock_skew_s >= _SKEW_SHOWN_S:
         lines.append(f"{_INDENT}Moment's dates run {_number(moment.clock_skew_s)}s ahead of "
                      "this host's clock (the poll cursor is held at the host's clock)")

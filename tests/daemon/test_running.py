@@ -117,6 +117,10 @@ def test_status_has_the_documented_shape(started: Started) -> None:
     assert isinstance(moment["clock_skew_s"], float)
     assert set(moment["poll_cursor"]) == {"customer", "project", "invoice"}
     assert isinstance(moment["last_poll_at"], str)
+    # the Moment client's limiter, as e-conomic's: the daemon's pace (DEFAULT_PACE), no pause
+    assert moment["rate_limit"]["limit"] == 500 and moment["rate_limit"]["window_s"] == 60
+    assert isinstance(moment["rate_limit"]["used"], int | float)
+    assert moment["paused_until"] is None and moment["rate_limited"] == 0
     reconcile = status["reconcile"]
     assert {"last_full_at", "last_incremental_at", "drift_repaired", "strays"} <= set(reconcile)
     assert isinstance(reconcile["last_full_at"], str)
@@ -186,6 +190,11 @@ def test_metrics_parse_and_have_the_documented_families(started: Started) -> Non
         "moment_sync_economic_rate_limited": "counter",
         "moment_sync_economic_rate_limit_used": "gauge",
         "moment_sync_economic_calls_today": "gauge",
+        "moment_sync_moment_rate_limited": "counter",
+        "moment_sync_moment_rate_limit_wait_seconds": "counter",
+        "moment_sync_moment_rate_limit_used": "gauge",
+        "moment_sync_moment_rate_limit_limit": "gauge",
+        "moment_sync_moment_paused": "gauge",
         "moment_sync_drift_repaired": "counter",
         "moment_sync_last_successful_reconcile_timestamp_seconds": "gauge",
     }

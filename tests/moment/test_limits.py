@@ -234,3 +234,33 @@ async def test_a_write_whose_answer_cannot_be_read_has_an_unknown_outcome(
         with pytest.raises(errors.BadResponse) as read:  # a read is a bad answer, not unknown
             await client.get_payment_status(1)
         assert not read.value.retryable
+
+
+async def test_stats_show_the_pace_the_429s_and_the_pause(
+        sandbox: moment_sandbox.MomentSandbox, jumping: FakeClock) -> None:
+    """What ``/status`` (``moment.rate_limit``, ``paused_until``, ``rate_limited``) and
+    ``/metrics`` (``moment_sync_moment_*``) show of the limiter, in exact virtual time."""
+    sandbox.faults.add(429, retry_after=5, path_contains="/customers")
+    pace = moment_limiting.Pace(limit=2, window_s=10.0)
+    async with make_client(sandbox, clock=jumping, pace=pace) as client:
+        t0 = jumping.now()
+        assert client.stats() == moment_limiting.Stats(
+            used=0, limit=2, window_s=10.0, paused_until=None, rate_limited=0, waited_s=0.0)
+        with pytest.raises(errors.RateLimited):
+            await client.customers_page()
+        assert client.stats() == moment_limiting.Stats(
+            used=1, limit=2, window_s=10.0, paused_until=t0 + 5.0, rate_limited=1,
+            waited_s=0.0)
+        await client.customers_page()  # held by the pause, 5 s
+        assert jumping.now() == t0 + 5.0
+        # 1 token drained in the 5 s, 1 charged now
+        assert client.stats() == moment_limiting.Stats(
+            used=1, limit=2, window_s=10.0, paused_until=None, rate_limited=1, waited_s=5.0)
+
+
+async def test_an_unpaced_client_reports_no_pace(
+        sandbox: moment_sandbox.MomentSandbox, jumping: FakeClock) -> None:
+    async with make_client(sandbox, clock=jumping) as client:
+        await client.customers_page()
+        assert client.stats() == moment_limiting.Stats(
+            used=0, limit=0, window_s=0.0, paused_until=None, rate_limited=0, waited_s=0.0)

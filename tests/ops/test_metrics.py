@@ -65,6 +65,28 @@ def test_every_metric_renders_and_parses() -> None:
     assert got[("process_start_time_seconds", ())] > 1_600_000_000
 
 
+def test_the_moment_limiter_series_follow_the_clients_totals() -> None:
+    """The gauges are what the limiter shows now; the counters advance to the client's running
+    totals of 429s and seconds waited, each counted once however often they are refreshed."""
+    m = metrics.Metrics()
+    p = "moment_sync_moment_"
+    got = samples(m)
+    assert [got[(p + name, ())] for name in ("rate_limited_total", "rate_limit_wait_seconds_total",
+                                             "rate_limit_used", "rate_limit_limit", "paused")] \
+        == [0, 0, 0, 0, 0]
+    m.set_moment_rate_limit(used=499, limit=500, paused=True, rate_limited=2, waited_s=1.5)
+    m.set_moment_rate_limit(used=499, limit=500, paused=True, rate_limited=2, waited_s=1.5)
+    got = samples(m)
+    assert [got[(p + name, ())] for name in ("rate_limited_total", "rate_limit_wait_seconds_total",
+                                             "rate_limit_used", "rate_limit_limit", "paused")] \
+        == [2, 1.5, 499, 500, 1]
+    m.set_moment_rate_limit(used=3, limit=500, paused=False, rate_limited=3, waited_s=6.5)
+    got = samples(m)
+    assert [got[(p + name, ())] for name in ("rate_limited_total", "rate_limit_wait_seconds_total",
+                                             "rate_limit_used", "rate_limit_limit", "paused")] \
+        == [3, 6.5, 3, 500, 0]
+
+
 def test_registries_are_separate_and_not_global() -> None:
     first, second = metrics.Metrics(), metrics.Metrics()
     first.set_calls_today(5)

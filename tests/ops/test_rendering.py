@@ -60,7 +60,8 @@ def test_status_view_shows_catch_up_pause_errors_and_passing_checks() -> None:
                                 last_error="HTTP 503 from POST /draft-entries")
     document["entities"]["project"]["parked"] = 0
     document["reconcile"]["strays"] = []
-    document["moment"]["clock_skew_s"] = 3600.0
+    document["moment"].update(clock_skew_s=3600.0, paused_until="2026-11-20T09:31:00Z",
+                              rate_limited=2)
     view = rendering.render_status(reports.decode_status(msgspec.json.encode(document)))
     lines = view.splitlines()
     assert ("           Moment's dates run 3600s ahead of this host's clock (the poll cursor "
@@ -68,6 +69,11 @@ def test_status_view_shows_catch_up_pause_errors_and_passing_checks() -> None:
     assert lines[0] == "moment-sync 0.1.0: DEGRADED, up 1d 1h"
     assert lines[1].endswith("projections at 5000, lag 120 (catching up)")
     assert "           PAUSED until 2026-11-20T09:30:00Z (rate limited)" in lines
+    moment = lines.index("Moment     last webhook 2026-11-20T09:20:02Z, last poll "
+                         "2026-11-20T09:25:00Z")
+    assert lines[moment + 1:moment + 3] == [
+        "           PAUSED until 2026-11-20T09:31:00Z (rate limited)",
+        "           2 answer(s) 429 (rate limited) since the start; pace 500 calls per 60s"]
     assert "           last error: HTTP 503 from POST /draft-entries" in lines
     assert lines[-1] == "Checks     all 1 passed"
     assert not any(line.startswith("Parked") for line in lines)
