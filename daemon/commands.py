@@ -300,6 +300,9 @@ async def cmd_plan(args: argparse.Namespace) -> int:
 async def _resync_directly(settings: config.Settings, kind: str, key: str) -> str:
     if kind == "expense":
         return await _resync_expense_directly(settings, key)
+    if kind == "payment" and not settings.payments.enabled:
+        # as the daemon, which reads no paid status with payments off
+        raise CommandError("payments are off: set [payments] enabled = true first")
     secrets = app.Secrets(settings)
     clock = clocking.SystemClock()
     async with await eventlog.EventLog.open(settings.db_path, clock=clock) as log, \
@@ -311,7 +314,7 @@ async def _resync_directly(settings: config.Settings, kind: str, key: str) -> st
             if key not in log.tables.payments():
                 raise CommandError(f"payment {key}: the log has no paid status of invoice {key} "
                                    "(not booked by the daemon, or never paid)")
-            outcome = f"{facts} new paid status read from e-conomic"
+            outcome = f"{facts} new paid status{'' if facts == 1 else 'es'}"
         else:
             await log.append(ev.ResyncRequested(kind=kind, key=key),
                              idempotency_key=f"resync:{kind}:{key}:{log.last_seq}")
