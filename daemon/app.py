@@ -145,9 +145,11 @@ def reconciler(settings: config.Settings, *, log: eventlog.EventLog,
                watchdog: notifying.Watchdog | None = None,
                moment_api: moment_client.MomentClient | None = None,
                ) -> reconcile_running.Reconciler:
-    """The reconciler of ``[economic]``; with a ``watchdog``, its ``reconcile`` pulse; with
+    """The reconciler of ``[economic]``; with a ``watchdog``, its ``reconcile`` pulse, excused
+    while e-conomic keeps it waiting (a Retry-After pause, a call in flight); with
     ``moment_api``, it writes the kinds that flow into Moment (expenses, the paid status)."""
-    pulse = watchdog.pulse("reconcile") if watchdog is not None else None
+    pulse = None if watchdog is None else watchdog.pulse(
+        "reconcile", excused=lambda: client.limiter.busy)
     return reconcile_running.Reconciler(
         log=log, client=client, options=config.mapping_options(settings), clock=clock,
         reconcile_interval=settings.economic.reconcile_interval,
@@ -340,7 +342,7 @@ async def run(settings: config.Settings) -> int:
             alerter.reconfigure(fresh.alerts)
             reconcile.options = config.mapping_options(fresh)
 
-        check_pulse = watchdog.pulse("preflight")
+        check_pulse = watchdog.pulse("preflight", excused=lambda: economic_api.limiter.busy)
         try:
             await server.start(Path(settings.daemon.status_socket))
             if scraped is not None:

@@ -39,12 +39,19 @@ class Limiter:
         self.in_flight = 0
         self.peak_in_flight = 0
         self.waited_s = 0.0
+        self.waiting = 0  # callers waiting in acquire for the bucket or a 429 pause
 
     @property
     def paused_until(self) -> float | None:
         """When a 429 pause ends, or None when no pause is in force."""
         p = self.bucket.paused_until
         return p if p > self.clock.now() else None
+
+    @property
+    def busy(self) -> bool:
+        """A caller waits for its turn (the bucket, a Retry-After pause) or has a call in
+        flight: each ends by itself (the pause at its end, a call at its timeout)."""
+        return self.waiting > 0 or self.in_flight > 0
 
     def calls_today(self) -> int:
         return ratelimits.budget_today(self.budget, self.clock.now()).used
@@ -57,12 +64,16 @@ class Limiter:
         budget is spent."""
         await self._slots.acquire()
         try:
-            while True:
-                wait = ratelimits.delay(self.bucket, self.clock.now())
-                if wait <= 0:
-                    break
-                self.waited_s += wait
-                await self.clock.sleep(wait)
+            self.waiting += 1
+            try:
+                while True:
+                    wait = ratelimits.delay(self.bucket, self.clock.now())
+                    if wait <= 0:
+                        break
+                    self.waited_s += wait
+                    await self.clock.sleep(wait)
+            finally:
+                self.waiting -= 1
             now = self.clock.now()
             if not ratelimits.budget_allows(self.budget, now, priority=priority):
                 why = "" if priority else " (the rest is kept for invoices)"

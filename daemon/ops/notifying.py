@@ -14,7 +14,9 @@ messages (``STATUS``, ``EXTEND_TIMEOUT_USEC``, ``WATCHDOG``) are tried once: the
 :class:`Watchdog` guarantees: ``WATCHDOG=1`` is sent only when every registered component has
 beaten within ``freshness`` seconds of now, by the injected clock's monotonic time. A wedged
 component therefore stops the pings and systemd restarts the service after ``WatchdogSec=``; an
-event loop that is merely alive does not keep a wedged daemon running.
+event loop that is merely alive does not keep a wedged daemon running. A component waiting out
+e-conomic's Retry-After, however long, is not wedged (DESIGN.md: waiting on a rate limit or a
+slow e-conomic is progress): its pulse is excused while it waits.
 """
 
 from __future__ import annotations
@@ -144,13 +146,20 @@ def watchdog_interval(
 
 class Pulse:
     """One component's heartbeat: :meth:`beat` after each unit of progress and while idle-waiting
-    (an idle wait must wake at least every :attr:`Watchdog.beat_every` seconds to beat)."""
+    (an idle wait must wake at least every :attr:`Watchdog.beat_every` seconds to beat).
 
-    __slots__ = ("_clock", "last", "name")
+    ``excused``, when given, says the component is waiting on something outside that is bounded
+    and healthy (e-conomic's Retry-After pause, a call in flight under its timeout): while it
+    holds, the pulse counts as beating, and it goes stale only ``freshness`` after it ends.
+    """
 
-    def __init__(self, name: str, clock: clocks.Clock) -> None:
+    __slots__ = ("_clock", "excused", "last", "name")
+
+    def __init__(self, name: str, clock: clocks.Clock,
+                 excused: Callable[[], bool] | None = None) -> None:
         self.name = name
         self._clock = clock
+        self.excused = excused
         self.last = clock.monotonic()
 
     def beat(self) -> None:
@@ -194,11 +203,12 @@ class Watchdog:
         """How often an idle component should wake to beat (half the freshness window)."""
         return self.freshness / 2 if self.freshness > 0 else DEFAULT_IDLE_BEAT
 
-    def pulse(self, name: str) -> Pulse:
-        """Register a component; it counts as fresh from now. One name, one pulse."""
+    def pulse(self, name: str, *, excused: Callable[[], bool] | None = None) -> Pulse:
+        """Register a component; it counts as fresh from now. One name, one pulse. See
+        :class:`Pulse` for ``excused``."""
         if name in self._pulses:
             raise ValueError(f"a pulse named {name!r} is already registered")
-        pulse = Pulse(name, self._clock)
+        pulse = Pulse(name, self._clock, excused)
         self._pulses[name] = pulse
         return pulse
 
@@ -209,6 +219,9 @@ class Watchdog:
 
     def stale(self) -> list[str]:
         """Names of components whose last beat is older than ``freshness``."""
+        for p in self._pulses.values():
+            if p.excused is not None and p.excused():
+                p.beat()
         now = self._clock.monotonic()
         return sorted(p.name for p in self._pulses.values() if now - p.last > self.freshness)
 

@@ -237,3 +237,22 @@ def test_mirror_never_earns_a_429_and_never_waits_longer_than_a_token(
         assert sb._charge(cost) is None, "the client sent a call the server refused"
         reading = rl.parse_rate_header(sb._rate_header())
         bucket = rl.observe(bucket, t[0], reading, cost, reserved)
+
+
+async def test_the_limiter_is_busy_while_a_caller_waits_out_a_retry_after(
+        sandbox: EconomicSandbox, clock: FakeClock) -> None:
+    """What the watchdog excuses (DESIGN: waiting on a rate limit is progress): from the 429
+    until the call after the pause has its answer, and not after."""
+    sandbox.faults.retry_after_s = 600
+    sandbox.inject("429")
+    async with make_client(sandbox, clock) as client:
+        assert not client.limiter.busy
+        call = asyncio.ensure_future(client.get_self())
+        await clock.asked(600.0)
+        assert client.limiter.busy and client.limiter.waiting == 1
+        clock.advance(599.0)
+        assert client.limiter.busy
+        clock.advance(1.0)
+        await call
+        assert not client.limiter.busy
+    assert [(s.status, s.at - T0) for s in sandbox.served] == [(429, 0.0), (200, 600.0)]

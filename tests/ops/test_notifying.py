@@ -216,6 +216,33 @@ def test_watchdog_pings_only_while_every_component_is_fresh(
         watchdog.pulse("reconcile.customer")
 
 
+def test_an_excused_pulse_counts_as_beating_until_its_excuse_ends(
+    listener: tuple[Listener, str],
+) -> None:
+    """A reconciler waiting out e-conomic's Retry-After is not wedged: its pulse is fresh while
+    the wait lasts, however long, and stale ``freshness`` after it ends without a beat."""
+    bound, path = listener
+    clock = FakeClock()
+    watchdog = notifying.Watchdog(
+        notifying.Notifier({"NOTIFY_SOCKET": path}), interval=1.0, clock=clock
+    )
+    waiting = [True]
+    watchdog.pulse("reconcile", excused=lambda: waiting[0])
+    pings = []
+    for _ in range(60):  # ten minutes of Retry-After, far beyond the freshness of 1 s
+        clock.advance(10.0)
+        assert watchdog.tick()
+        pings += bound.messages()  # the queue holds only a few datagrams
+    waiting[0] = False
+    clock.advance(1.0)
+    assert watchdog.tick()  # last counted as a beat at the tick before: 1 s, at the edge
+    clock.advance(0.5)
+    with capture_logs():
+        assert not watchdog.tick()
+    assert watchdog.stale() == ["reconcile"]
+    assert pings + bound.messages() == ["WATCHDOG=1"] * 61
+
+
 @pytest.mark.anyio
 async def test_watchdog_loop_stops_pinging_when_beats_stop(
     listener: tuple[Listener, str],
