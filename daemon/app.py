@@ -50,6 +50,7 @@ from daemon.ops import (
     notifying,
     observing,
     preflight,
+    rendering,
     replicating,
     statusserver,
     webhooking,
@@ -63,6 +64,8 @@ _log = structlog.get_logger("daemon")
 
 SHUTDOWN_GRACE_S: Final = 20.0
 EXTEND_EVERY_EVENTS: Final = 50_000
+#: How often systemd's StatusText is brought up to date.
+STATUS_TEXT_EVERY_S: Final = 5.0
 
 
 class Runtime:
@@ -222,6 +225,20 @@ async def open_log(settings: config.Settings, notifier: notifying.Notifier, *,
                                         checkpoints=not settings.replication.metrics_url)
 
 
+async def telling(answers: answering.Answers, notifier: notifying.Notifier, *,
+                  clock: clocks.Clock, every: float = STATUS_TEXT_EVERY_S) -> None:
+    """Keep systemd's StatusText (``systemctl status``) the one-line summary of
+    :func:`daemon.ops.rendering.status_line`, sent when it changes; nothing without systemd."""
+    if not notifier.enabled:
+        return
+    told = ""
+    while True:
+        line = rendering.status_line(await answers.status())
+        if line != told and notifier.status(line):
+            told = line
+        await clock.sleep(every)
+
+
 # --- supervision ------------------------------------------------------------------------------
 
 
@@ -361,6 +378,7 @@ async def run(settings: config.Settings) -> int:
                                                       clock=clock).run)
                 tg.start_soon(alerter.run)
                 tg.start_soon(watchdog.run)
+                tg.start_soon(lambda: telling(answers, notifier, clock=clock))
                 tg.start_soon(lambda: observing.measuring(log, economic_api, reconcile, meter,
                                                           clock=clock, moment=moment_api))
                 tg.start_soon(lambda: preflight.checking(

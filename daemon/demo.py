@@ -33,7 +33,7 @@ from daemon import app
 from daemon import settings as config
 from daemon.core import reports
 from daemon.economic import charting, errors
-from daemon.ops import asking, clocking
+from daemon.ops import asking, clocking, rendering
 from daemon.ops import logging as logsetup
 from daemon.reconcile import auditing, finding
 from daemon.sandbox import economic as economic_sandbox
@@ -133,18 +133,6 @@ full_scan_interval = "10m"
     return config.load(path, environ={})
 
 
-def _line(status: reports.StatusReport) -> str:
-    parts = [status.state]
-    for kind, counts in status.entities.items():
-        parts.append(f"{kind}s {counts.in_sync}/{counts.desired} in sync"
-                     + (f", {counts.parked} parked" if counts.parked else ""))
-    rate = status.economic.rate_limit
-    parts.append(f"e-conomic calls today {status.economic.calls_today}"
-                 f" (bucket {rate.used:.0f}/{rate.limit:.0f})")
-    parts.append(f"drift repaired {status.reconcile.drift_repaired}")
-    return " | ".join(parts)
-
-
 async def _status(client: asking.StatusClient) -> reports.StatusReport | None:
     try:
         return reports.decode_status(await client.status())
@@ -222,7 +210,7 @@ async def view(settings: config.Settings, admin_url: str, msb: moment_sandbox.Mo
             with anyio.move_on_after(0.5):
                 await stop.wait()
             continue
-        line = _line(status)
+        line = rendering.status_line(status)
         if line != last_line:
             _say(line)
             last_line = line

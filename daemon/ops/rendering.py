@@ -160,3 +160,18 @@ def render_parked(items: Sequence[reports.ParkedItem]) -> str:
         for row in rows
     ]
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def status_line(status: reports.StatusReport) -> str:
+    """One line of what the daemon is doing: its state, each kind in sync of desired, the
+    e-conomic calls and the drift repaired. The demo prints it; systemd shows it as the
+    service's StatusText in ``systemctl status``."""
+    parts = [status.state]
+    for kind, counts in status.entities.items():
+        parts.append(f"{kind}s {counts.in_sync}/{counts.desired} in sync"
+                     + (f", {counts.parked} parked" if counts.parked else ""))
+    rate = status.economic.rate_limit
+    parts.append(f"e-conomic calls today {status.economic.calls_today}"
+                 f" (bucket {rate.used:.0f}/{rate.limit:.0f})")
+    parts.append(f"drift repaired {status.reconcile.drift_repaired}")
+    return " | ".join(parts)
