@@ -86,9 +86,17 @@ class StatusClient:
     def path(self) -> Path:
         return self._path
 
+    def _denied(self) -> str:
+        return (f"permission denied on {self._path}: run as root or as a member of the "
+                "socket's group")
+
     async def request(self, method: str, target: str, *, accept_error: bool = False) -> Answer:
         """Send one request; raises :class:`DaemonError` on a 4xx/5xx unless ``accept_error``."""
-        if not self._path.exists():
+        try:
+            present = self._path.exists()
+        except PermissionError:  # a directory on the way that we may not search (0750)
+            raise DaemonUnreachable(self._denied()) from None
+        if not present:
             raise DaemonNotRunning(
                 f"no status socket at {self._path}: the daemon is not running "
                 "(see systemctl status moment-sync)"
@@ -109,10 +117,7 @@ class StatusClient:
                     "(see systemctl status moment-sync)"
                 ) from None
             if code in (errno.EACCES, errno.EPERM):
-                raise DaemonUnreachable(
-                    f"permission denied on {self._path}: run as root or as a member of the "
-                    "socket's group"
-                ) from None
+                raise DaemonUnreachable(self._denied()) from None
             raise DaemonUnreachable(f"cannot connect to {self._path}: {exc.strerror}") from None
         except TimeoutError:
             raise DaemonUnreachable(
