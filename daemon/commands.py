@@ -142,8 +142,12 @@ async def cmd_restore(args: argparse.Namespace) -> int:
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    client = _client(settings)
+    path = config.config_path(args.config)
+    socket, problem = config.status_socket(path)
+    if problem:
+        sys.stderr.write(f"moment-sync status: {path} does not validate: {problem}. The daemon "
+                         f"keeps the configuration it last accepted; asking it at {socket}\n")
+    client = asking.StatusClient(Path(socket))
     raw = await client.status()
     if args.json:
         sys.stdout.buffer.write(raw + b"\n")

@@ -478,6 +478,27 @@ def load(path: Path, *, environ: Mapping[str, str] | None = None) -> Settings:
     return parse(text, source=str(path), environ=environ)
 
 
+def status_socket(path: Path, *, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The status socket the file at ``path`` names, and why the file does not validate ("" when
+    it does). A file that is TOML but invalid still names its socket (``[daemon]
+    status_socket``, its environment override, else the default): after a bad edit the running
+    daemon keeps its last good configuration, and ``moment-sync status`` must still reach it.
+    Raises :class:`ConfigError` only for a file that cannot be read or is not TOML."""
+    env = os.environ if environ is None else environ
+    try:
+        return load(path, environ=env).daemon.status_socket, ""
+    except ConfigError as exc:
+        problem = str(exc)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        raise ConfigError(problem) from None
+    named = env.get("MOMENT_SYNC_DAEMON_STATUS_SOCKET") or raw.get("daemon", {}).get(
+        "status_socket")
+    return (named if isinstance(named, str) and named else DaemonSettings().status_socket,
+            problem)
+
+
 def load_secret(settings: Settings, name: str, *,
                 environ: Mapping[str, str] | None = None) -> Secret:
     """Read the secret ``name`` (a key of :data:`SECRETS`) from its file or credential.

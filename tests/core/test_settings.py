@@ -194,3 +194,24 @@ def test_bad_expenses_settings_are_named(text: str, message: str) -> None:
     with pytest.raises(config.ConfigError) as info:
         config.parse(MINIMAL + text, environ={})
     assert message in str(info.value)
+
+
+def test_an_invalid_file_still_names_its_status_socket(tmp_path: Path) -> None:
+    """After a bad edit the daemon runs on its last good configuration: ``moment-sync status``
+    still finds its socket, and is told why the file does not validate."""
+    path = tmp_path / "config.toml"
+    path.write_text('[daemon]\nstatus_socket = "/run/x/status.sock"\n'
+                    '[economic]\njurnal_number = 1\n')
+    assert config.status_socket(path, environ={}) == (
+        "/run/x/status.sock", "economic.jurnal_number: unknown key")
+    assert config.status_socket(
+        path, environ={"MOMENT_SYNC_DAEMON_STATUS_SOCKET": "/run/y.sock"})[0] == "/run/y.sock"
+    path.write_text("[economic]\njurnal_number = 1\n")
+    assert config.status_socket(path, environ={})[0] == "/run/moment-sync/status.sock"
+    path.write_text(MINIMAL)
+    assert config.status_socket(path, environ={}) == ("/run/moment-sync/status.sock", "")
+    path.write_text("[daemon\n")
+    with pytest.raises(config.ConfigError, match="not valid TOML"):
+        config.status_socket(path, environ={})
+    with pytest.raises(config.ConfigError, match="no such configuration file"):
+        config.status_socket(tmp_path / "absent.toml", environ={})

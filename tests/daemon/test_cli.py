@@ -56,6 +56,18 @@ def test_status_with_no_daemon_exits_1_with_a_clear_message() -> None:
     assert "Traceback" not in done.stderr
 
 
+def test_status_with_an_invalid_config_still_asks_the_daemon_saying_why() -> None:
+    root = harness.short_dir("ms-badstatus-")
+    config = root / "config.toml"
+    config.write_text(f'[daemon]\nstatus_socket = "{root}/status.sock"\n'
+                      '[economic]\njurnal_number = 1\n')
+    done = harness.cli("status", "-c", str(config))
+    assert done.returncode == 1  # no daemon here; the socket it asked is the file's
+    assert "economic.jurnal_number: unknown key" in done.stderr
+    assert "not running" in done.stderr and str(root / "status.sock") in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_sandbox_prints_one_json_object_first() -> None:
     proc = subprocess.Popen([sys.executable, "-m", "daemon", "sandbox"], cwd=harness.REPO,
                             env=harness.clean_environ(), stdout=subprocess.PIPE,
