@@ -17,7 +17,7 @@ LITESTREAM_SHA1 := 68acc68bf74841e778b1841cda5d113ba7a9248e
 LITESTREAM_DIR := $(CACHE)/litestream-linux-x64-1.0.1
 LITESTREAM := $(LITESTREAM_DIR)/litestream
 
-.PHONY: venv run test test-tools lint bench clean
+.PHONY: venv run test test-tools systemd-test lint bench clean
 
 venv: $(STAMP)
 
@@ -57,6 +57,11 @@ $(PROMTOOL):
 	  dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb && \
 	  echo "unpacked Debian's prometheus package into $(PROMETHEUS)" || \
 	  echo "could not fetch Debian's prometheus package (apt-get download prometheus): the Prometheus tests will skip"
+
+# the units under a real systemd: a Debian 12 machine booted with systemd-nspawn (root; the
+# Debian root and the wheels are cached in ~/.cache/moment-sync). `make test` runs it too.
+systemd-test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:randomly tests/systemd
 
 lint: $(STAMP)
 	$(BIN)/ruff check daemon tests bench
