@@ -163,7 +163,8 @@ def test_the_checks_catch_a_broken_or_weakened_unit(tmp_path: Path) -> None:
 def test_units_carry_the_contract() -> None:
     for shipped in ("moment-sync.service", "moment-sync@.service"):
         text = (UNITS / shipped).read_text(encoding="utf-8")
-        for line in ("Type=notify", "NotifyAccess=main", # the shell's kill: a minimal Debian has no /bin/kill (procps)
+        # the shell's kill: a minimal Debian has no /bin/kill (procps)
+        for line in ("Type=notify", "NotifyAccess=main",
                      'ExecReload=/bin/sh -c "kill -HUP ${MAINPID}"',
                      "RuntimeDirectoryMode=0750"):
             assert f"\n{line}\n" in text, (shipped, line)
