@@ -136,11 +136,15 @@ class Reconciler:
 
     @options.setter
     def options(self, value: mp.Options) -> None:
-        """A reloaded configuration: the next pass and sweep map with it. Turning
-        ``auto_book`` or ``include_pdf`` on queues the invoices left with that step to take
-        (drafts applied while booking was off are booked in the next pass)."""
+        """A reloaded configuration: the next pass and sweep map with it, and every entity it
+        puts out of sync (say a country now named in another language) is queued at once, not
+        left pending until the next sweep. Turning ``auto_book`` or ``include_pdf`` on queues
+        the invoices left with that step to take (drafts applied while booking was off are
+        booked in the next pass)."""
         before = self.controls.options
         self.controls.options = value
+        if value != before:
+            self.queue_out_of_sync()
         if (before.auto_book, before.include_pdf) != (value.auto_book, value.include_pdf):
             self.queue.add_many(entries.SPEC.kind,
                                 entries.SPEC.out_of_sync(self.controls.log.tables, value))
