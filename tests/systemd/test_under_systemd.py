@@ -94,6 +94,8 @@ def test_two_template_instances_side_by_side(testbed: Testbed) -> None:
         assert status.entities["customer"].desired == counts["customers"], (status, counts)
         economic = machine.http("GET", f"{agreement.economic_admin}/state")
         assert economic["customers"] == counts["customers"], (economic, counts)
+        n = counts["customers"]
+        testbed.wait_status_text(agreement, f"customers {n}/{n} in sync")
     main_pid = machine.show(testbed.main.unit, "MainPID")["MainPID"]
     assert len({pids["a"], pids["b"], main_pid}) == 3
     told = machine.run(["systemctl", "status", "--no-pager", "--lines=0", a.unit, b.unit],
@@ -163,6 +165,8 @@ def test_reload_applies_a_valid_config_and_keeps_the_old_one_for_an_invalid(
         reload('s/^jurnal_number =/journal_number =/; s/^language = "en"/language = "da"/',
                "configuration reloaded")
     assert not [c for c in testbed.status(main).checks if c.name == "config"]
+    # the customer created under "en" is brought back to the configuration now in force
+    testbed.wait_in_sync(main, timeout=30)
 
 
 def test_the_watchdog_restarts_a_frozen_daemon_but_not_a_waiting_one(testbed: Testbed) -> None:
