@@ -152,7 +152,7 @@ def reconciler(settings: config.Settings, *, log: eventlog.EventLog,
     while e-conomic keeps it waiting (a Retry-After pause, a call in flight); with
     ``moment_api``, it writes the kinds that flow into Moment (expenses, the paid status)."""
     pulse = None if watchdog is None else watchdog.pulse(
-        "reconcile", excused=lambda: client.limiter.busy)
+        "reconcile", excused=lambda: client.limiter.busy("reconcile"))
     return reconcile_running.Reconciler(
         log=log, client=client, options=config.mapping_options(settings), clock=clock,
         reconcile_interval=settings.economic.reconcile_interval,
@@ -359,7 +359,8 @@ async def run(settings: config.Settings) -> int:
             alerter.reconfigure(fresh.alerts)
             reconcile.options = config.mapping_options(fresh)
 
-        check_pulse = watchdog.pulse("preflight", excused=lambda: economic_api.limiter.busy)
+        check_pulse = watchdog.pulse("preflight",
+                                     excused=lambda: economic_api.limiter.busy("preflight"))
         try:
             await server.start(Path(settings.daemon.status_socket))
             if scraped is not None:

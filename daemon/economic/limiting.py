@@ -15,9 +15,18 @@ Invariants: nothing is sent while ``paused_until`` is in the future; no more tha
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextvars
+from typing import Final
 
 from daemon.core import clocks, ratelimits
 from daemon.economic import errors
+
+#: The component whose task makes the calls (a context variable: the tasks it starts inherit
+#: it); "" when none said. :meth:`Limiter.busy` counts by it, so the watchdog excuses a
+#: component for its own calls only, not for another's.
+CALLER: Final[contextvars.ContextVar[str]] = contextvars.ContextVar("economic_caller",
+                                                                    default="")
 
 
 class Limiter:
@@ -39,7 +48,7 @@ class Limiter:
         self.in_flight = 0
         self.peak_in_flight = 0
         self.waited_s = 0.0
-        self.waiting = 0  # callers waiting in acquire for the bucket or a 429 pause
+        self._busy: collections.Counter[str] = collections.Counter()  # by CALLER
 
     @property
     def paused_until(self) -> float | None:
@@ -47,11 +56,11 @@ class Limiter:
         p = self.bucket.paused_until
         return p if p > self.clock.now() else None
 
-    @property
-    def busy(self) -> bool:
-        """A caller waits for its turn (the bucket, a Retry-After pause) or has a call in
-        flight: each ends by itself (the pause at its end, a call at its timeout)."""
-        return self.waiting > 0 or self.in_flight > 0
+    def busy(self, caller: str) -> bool:
+        """Calls of ``caller`` (see :data:`CALLER`) wait for their turn (a slot, the bucket, a
+        Retry-After pause) or are in flight: each ends by itself (the pause at its end, a call
+        at its timeout), so the watchdog takes that component for making progress."""
+        return self._busy[caller] > 0
 
     def calls_today(self) -> int:
         return ratelimits.budget_today(self.budget, self.clock.now()).used
@@ -62,18 +71,20 @@ class Limiter:
         with :meth:`observe` when an answer came and always with :meth:`release`. Raises
         :class:`errors.BudgetExhausted` (with retry_after, holding no slot) when today's
         budget is spent."""
-        await self._slots.acquire()
+        caller = CALLER.get()
+        self._busy[caller] += 1
         try:
-            self.waiting += 1
-            try:
-                while True:
-                    wait = ratelimits.delay(self.bucket, self.clock.now())
-                    if wait <= 0:
-                        break
-                    self.waited_s += wait
-                    await self.clock.sleep(wait)
-            finally:
-                self.waiting -= 1
+            await self._slots.acquire()
+        except BaseException:
+            self._busy[caller] -= 1
+            raise
+        try:
+            while True:
+                wait = ratelimits.delay(self.bucket, self.clock.now())
+                if wait <= 0:
+                    break
+                self.waited_s += wait
+                await self.clock.sleep(wait)
             now = self.clock.now()
             if not ratelimits.budget_allows(self.budget, now, priority=priority):
                 why = "" if priority else " (the rest is kept for invoices)"
@@ -82,6 +93,7 @@ class Limiter:
                     retry_after=ratelimits.seconds_to_next_day(now))
         except BaseException:
             self._slots.release()
+            self._busy[caller] -= 1
             raise
         self.budget = ratelimits.budget_spend(self.budget, now)
         reserved = ratelimits.reservation(self.bucket)
@@ -95,6 +107,7 @@ class Limiter:
         call that got no answer (its tokens are no longer expected to land)."""
         self.bucket = ratelimits.settle(self.bucket, unsettled)
         self.in_flight -= 1
+        self._busy[CALLER.get()] -= 1
         self._slots.release()
 
     def observe(self, rate_header: str | None, cost_header: str | None,

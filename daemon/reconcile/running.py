@@ -36,7 +36,7 @@ from daemon import waiting
 from daemon.core import backoff, clocks, plans, reports
 from daemon.core import events as ev
 from daemon.core import mapping as mp
-from daemon.economic import errors
+from daemon.economic import errors, limiting
 from daemon.economic.client import EconomicClient
 from daemon.moment.client import MomentClient
 from daemon.reconcile import (
@@ -297,7 +297,9 @@ class Reconciler:
     # --- loops ----------------------------------------------------------------------------
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
                   ) -> None:
-        """Run until cancelled: the worker and the sweep schedule."""
+        """Run until cancelled: the worker and the sweep schedule (their e-conomic calls are
+        the ``reconcile`` caller's, which the watchdog excuses while they wait or run)."""
+        limiting.CALLER.set("reconcile")
         self.queue_out_of_sync()
         async with anyio.create_task_group() as tg:
             await tg.start(self.intake.run)

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.core import ratelimits as rl
-from daemon.economic import errors
-from daemon.economic.client import RateLimitStats
+from daemon.economic import errors, limiting
+from daemon.economic.client import EconomicClient, RateLimitStats
 from daemon.sandbox.economic import EconomicSandbox
 from tests.clocks import T0, FakeClock
 from tests.economic.conftest import limited, make_client
@@ -241,18 +241,24 @@ def test_mirror_never_earns_a_429_and_never_waits_longer_than_a_token(
 
 async def test_the_limiter_is_busy_while_a_caller_waits_out_a_retry_after(
         sandbox: EconomicSandbox, clock: FakeClock) -> None:
-    """What the watchdog excuses (DESIGN: waiting on a rate limit is progress): from the 429
-    until the call after the pause has its answer, and not after."""
+    """What the watchdog excuses (DESIGN: waiting on a rate limit is progress): the caller's
+    own calls, from the 429 until the call after the pause has its answer, and not after; a
+    wait of one component does not excuse another."""
     sandbox.faults.retry_after_s = 600
     sandbox.inject("429")
+
+    async def reconciling(client: EconomicClient) -> None:
+        limiting.CALLER.set("reconcile")
+        await client.get_self()
+
     async with make_client(sandbox, clock) as client:
-        assert not client.limiter.busy
-        call = asyncio.ensure_future(client.get_self())
+        assert not client.limiter.busy("reconcile")
+        call = asyncio.ensure_future(reconciling(client))
         await clock.asked(600.0)
-        assert client.limiter.busy and client.limiter.waiting == 1
+        assert client.limiter.busy("reconcile") and not client.limiter.busy("preflight")
         clock.advance(599.0)
-        assert client.limiter.busy
+        assert client.limiter.busy("reconcile")
         clock.advance(1.0)
         await call
-        assert not client.limiter.busy
+        assert not client.limiter.busy("reconcile")
     assert [(s.status, s.at - T0) for s in sandbox.served] == [(429, 0.0), (200, 600.0)]
