@@ -297,9 +297,7 @@ class Reconciler:
     # --- loops ----------------------------------------------------------------------------
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
                   ) -> None:
-        """Run until cancelled: the worker and the sweep schedule (their e-conomic calls are
-        the ``reconcile`` caller's, which the watchdog excuses while they wait or run)."""
-        limiting.CALLER.set("reconcile")
+        """Run until cancelled: the worker and the sweep schedule."""
         self.queue_out_of_sync()
         async with anyio.create_task_group() as tg:
             await tg.start(self.intake.run)
@@ -325,6 +323,9 @@ class Reconciler:
             return did
 
     async def _work(self) -> None:
+        # the worker's own e-conomic calls are the "reconcile" caller's, which the watchdog
+        # excuses while they wait or run (not the sweeps': they must not hide a wedged worker)
+        limiting.CALLER.set("reconcile")
         # the first full sweep reads what a backfill would otherwise read key by key
         first_sweep_by = self.clock.monotonic() + 30.0
         while not self._first_sweep.is_set():
