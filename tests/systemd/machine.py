@@ -141,10 +141,19 @@ def wheelhouse() -> Path:
 
 
 def build_wheel(dest: Path) -> Path:
-    """The wheel of this checkout, as ``pip wheel --no-deps`` builds it."""
+    """The wheel of this checkout, as ``pip wheel --no-deps`` builds it: from a copy of what
+    goes into it (setuptools builds in the source tree, whose ``build/`` may hold modules of an
+    older checkout, and two runs at once would share it)."""
     dest.mkdir(parents=True, exist_ok=True)
+    source = dest.parent / "source"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(REPO / "daemon", source / "daemon", ignore=ignore)
+    for name in ("pyproject.toml", "README.md", "schema.sql"):
+        if (REPO / name).exists():
+            shutil.copy2(REPO / name, source / name)
     _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-          "--wheel-dir", str(dest), str(REPO)], what="building the wheel", timeout=300)
+          "--wheel-dir", str(dest), str(source)], what="building the wheel", timeout=300)
+    shutil.rmtree(source)
     wheels = sorted(dest.glob("moment_sync-*.whl"))
     if len(wheels) != 1:
         raise MachineError(f"expected one moment_sync wheel in {dest}, found {wheels}")
@@ -297,12 +306,14 @@ class Machine:
         out = self.run(["journalctl", "--lines=1", "--output=json", "--quiet"]).stdout
         return str(json.loads(out.splitlines()[-1])["__CURSOR"])
 
-    def journal(self, *, after: str | None = None,
-                units: Sequence[str] = ()) -> list[dict[str, Any]]:
-        """The journal's entries (after ``after``), as JSON objects."""
+    def journal(self, *, after: str | None = None, units: Sequence[str] = (),
+                matches: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """The journal's entries (after ``after``; of ``units``; matching ``FIELD=value``
+        ``matches``), as JSON objects."""
         argv = ["journalctl", "--output=json", "--quiet", "--no-pager"]
         argv += [f"--after-cursor={after}"] if after else []
         argv += [f"--unit={u}" for u in units]
+        argv += list(matches)
         return [json.loads(line) for line in self.run(argv).stdout.splitlines() if line]
 
     def journal_wait(self, match: Callable[[dict[str, Any]], bool], *, after: str, what: str,
