@@ -55,9 +55,12 @@ async def audit_booked(ctx: Controls) -> int:
     reports were recorded or withdrawn now."""
     tables, options = ctx.log.tables, ctx.options
     items: list[Audited] = []
-    for a in entries.SPEC.each_item(tables, options):
-        st = a.state
-        if a.desired is None or not st.booked or st.parked or st.voucher_number is None:
+    for key, row in entries.SPEC.rows(tables).items():
+        st = tables.state(KIND, key)
+        if row.gone or not st.booked or st.parked or st.voucher_number is None:
+            continue  # decided by the state alone: only booked invoices are mapped
+        a = entries.SPEC.make_item(key, row, tables, options)
+        if a.desired is None:
             continue
         if entries.SPEC.next_step(a.desired, st, options, desired_hash=a.content).name \
                 != "nothing":

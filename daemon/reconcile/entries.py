@@ -69,9 +69,10 @@ class InvoiceSpec(specs.Spec[ev.InvoiceFinalized, mp.InvoiceEntry, None]):
         ``auto_book`` was off is to be booked once it is on (without PDF while
         ``include_pdf`` was off: its PDF is to be attached once it is on)."""
         out: list[str] = []
-        for i in self.each_item(tables, options):
-            if i.state.parked:
-                continue
+        for key, row in self.rows(tables).items():
+            if row.gone or tables.state(KIND, key).parked:
+                continue  # decided by the state alone, without mapping the invoice
+            i = self.make_item(key, row, tables, options)
             if not i.in_sync or (i.desired is not None and self.next_step(
                     i.desired, i.state, options, desired_hash=i.content).writes):
                 out.append(i.key)

@@ -27,6 +27,9 @@ SCAN_YIELD_EVERY = 5000  # states scanned between checkpoints (a long scan lets 
 APPEND_CHUNK = 2000  # un-parks committed per transaction
 
 
+UNPARK_BATCH = 1000  # un-parks a transaction (a full reconcile un-parks every parked item)
+
+
 class Unparker:
     def __init__(self, log: EventLog) -> None:
         self.log = log
@@ -47,13 +50,18 @@ class Unparker:
         self._retried.append((kind, key))
 
     async def unpark(self, items: list[tuple[str, str]], by: str) -> None:
-        """Un-park the parked ones among ``items`` (one transaction)."""
+        """Un-park the parked ones among ``items``, a transaction per
+        :data:`UNPARK_BATCH` of them (each un-park stands alone: one not committed when the
+        daemon stops stays parked until the next full reconcile), yielding to the event loop
+        between them: a full reconcile un-parks every parked item at once."""
         states = self.log.tables
-        events = [(ev.Unparked(kind=kind, key=key, by=by),
-                   f"unparked:{kind}:{key}:{uuid.uuid4().hex}", None)
-                  for kind, key in dict.fromkeys(items) if states.state(kind, key).parked]
-        if events:
-            await self.log.append_many(events)
+        todo = [(kind, key) for kind, key in dict.fromkeys(items)
+                if states.state(kind, key).parked]
+        for start in range(0, len(todo), UNPARK_BATCH):
+            await self.log.append_many([
+                (ev.Unparked(kind=kind, key=key, by=by),
+                 f"unparked:{kind}:{key}:{uuid.uuid4().hex}", None)
+                for kind, key in todo[start:start + UNPARK_BATCH]])
 
     async def round(self, *, pull: Callable[[], Awaitable[object]]) -> None:
         """Un-park what changed in Moment, then what waited on a retried item. One scan of the
