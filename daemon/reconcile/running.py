@@ -43,7 +43,6 @@ from daemon.reconcile import (
     auditing,
     controlling,
     controls,
-    entries,
     expenses,
     hearing,
     hooks,
@@ -138,16 +137,14 @@ class Reconciler:
     def options(self, value: mp.Options) -> None:
         """A reloaded configuration: the next pass and sweep map with it, and every entity it
         puts out of sync (say a country now named in another language) is queued at once, not
-        left pending until the next sweep. Turning ``auto_book`` or ``include_pdf`` on queues
-        the invoices left with that step to take (drafts applied while booking was off are
-        booked in the next pass)."""
+        left pending until the next sweep. Turning ``auto_book`` or ``include_pdf`` on is one
+        such change: the invoices left with that step to take are out of sync
+        (:meth:`~daemon.reconcile.entries.InvoiceSpec.out_of_sync`), so drafts applied while
+        booking was off are booked in the next pass."""
         before = self.controls.options
         self.controls.options = value
         if value != before:
             self.queue_out_of_sync()
-        if (before.auto_book, before.include_pdf) != (value.auto_book, value.include_pdf):
-            self.queue.add_many(entries.SPEC.kind,
-                                entries.SPEC.out_of_sync(self.controls.log.tables, value))
 
     def queue_out_of_sync(self) -> None:
         """Queue every key the log knows to be out of sync (what a start does first)."""
