@@ -187,9 +187,14 @@ def test_a_replica_that_cannot_be_written_is_reported_while_syncing_goes_on(
                 litestream.start()
                 try:
                     def failing() -> bool:
-                        rep = daemon.ask("GET", "/status").json()["replication"]
-                        return rep["watched"] and not rep["ok"]
-                    harness.wait_until(failing, timeout=30, what="replication reported failing")
+                        # the watch's verdict comes first, the failed check (and with it the
+                        # state) when the check is recorded: wait for both
+                        status = daemon.ask("GET", "/status").json()
+                        rep = status["replication"]
+                        return rep["watched"] and not rep["ok"] and any(
+                            c["name"] == "replication" and not c["ok"] for c in status["checks"])
+                    harness.wait_until(failing, timeout=30,
+                                       what="replication reported failing, and its check")
                     status = daemon.ask("GET", "/status").json()
                     assert status["state"] == "degraded"
                     assert "bucket may not exist" in status["replication"]["last_error"]
