@@ -245,18 +245,32 @@ def test_kill_9_restarts_and_converges_with_nothing_lost(testbed: Testbed) -> No
 
 def test_stop_is_clean_ordered_and_refuses_no_syscall(testbed: Testbed) -> None:
     machine, main = testbed.machine, testbed.main
-    pid = machine.show(main.unit, "MainPID")["MainPID"]
-    cursor = machine.cursor()
-    started = time.monotonic()
-    stop = machine.run(["systemctl", "stop", main.unit], check=False, timeout=120)
-    took = time.monotonic() - started
+    # under the shipped SystemCallErrorNumber=EPERM a refused call fails quietly; reset, the
+    # filter kills the daemon with SIGSYS instead, so one refused from its start to its stop
+    # cannot go unseen
+    dropin = f"/run/systemd/system/{main.unit}.d"
+    machine.run(["mkdir", "-p", dropin])
+    machine.run(["tee", f"{dropin}/sigsys.conf"], input="[Service]\nSystemCallErrorNumber=\n")
     try:
+        machine.run(["systemctl", "daemon-reload"])
+        machine.run(["systemctl", "restart", main.unit])
+        # systemd shows the kill action as SECCOMP_ERROR_NUMBER_KILL (INT_MAX - 1)
+        assert machine.show(main.unit, "SystemCallErrorNumber")["SystemCallErrorNumber"] == (
+            "2147483646"), "the drop-in did not reset SystemCallErrorNumber= to kill"
+        pid = machine.show(main.unit, "MainPID")["MainPID"]
+        testbed.wait_in_sync(main)
+        cursor = machine.cursor()
+        started = time.monotonic()
+        stop = machine.run(["systemctl", "stop", main.unit], check=False, timeout=120)
+        took = time.monotonic() - started
         assert stop.returncode == 0, f"`systemctl stop` failed: {stop}"
         limit = machine.show(main.unit, "TimeoutStopUSec")["TimeoutStopUSec"]
         assert took < 45, f"stopping took {took:.1f} s (TimeoutStopSec={limit})"
-        shown = machine.show(main.unit, "ActiveState", "Result", "ExecMainStatus")
-        assert shown == {"ActiveState": "inactive", "Result": "success",
-                         "ExecMainStatus": "0"}, shown
+        shown = machine.show(main.unit, "ActiveState", "Result", "ExecMainStatus",
+                             "ExecMainCode")
+        assert shown == {"ActiveState": "inactive", "Result": "success", "ExecMainStatus": "0",
+                         "ExecMainCode": "1"}, (
+            f"the daemon did not exit 0 (status 31 is SIGSYS: a refused system call): {shown}")
         # what the daemon said, all its life (by its pid: no window to miss a line in)
         said = [str(m.logged(e).get("event")) for e in machine.journal(matches=[f"_PID={pid}"])]
         order = [event for event in said if event in ("running", "stopping", "stopped")]
@@ -265,10 +279,13 @@ def test_stop_is_clean_ordered_and_refuses_no_syscall(testbed: Testbed) -> None:
         lines = [m.message(e) for e in machine.journal(after=cursor, units=[main.unit])]
         assert not [t for t in lines if "SIGKILL" in t or "timed out" in t], lines
     finally:
+        machine.run(["rm", "-rf", dropin])
+        machine.run(["systemctl", "daemon-reload"])
         machine.run(["systemctl", "start", main.unit])
     refused = [f"{e.get('_SYSTEMD_UNIT', e.get('UNIT', ''))}: {m.message(e)}"
                for e in machine.journal(after=testbed.boot_cursor)
                if any(word in m.message(e) for word in (
-                   "EPERM", "Operation not permitted", "seccomp", "SECCOMP", "Bad system call"))
+                   "EPERM", "Operation not permitted", "seccomp", "SECCOMP", "Bad system call",
+                   "status=31/SYS"))
                and "moment-sync" in (e.get("_SYSTEMD_UNIT", "") + e.get("UNIT", ""))]
     assert not refused, "the hardened units refused calls:\n" + "\n".join(refused)
