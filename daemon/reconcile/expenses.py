@@ -26,11 +26,9 @@ accountant can act on; the rest go on. The send carries the intent's key as its
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Final
 
-import anyio
 import structlog
 
 from daemon.core import events as ev
@@ -40,8 +38,7 @@ from daemon.core import plans
 from daemon.core import projections as pj
 from daemon.moment import errors as moment_errors
 from daemon.moment import shapes
-from daemon.reconcile import admitting, reasons, specs
-from daemon.reconcile.controls import Controls
+from daemon.reconcile import moment_writes, reasons, specs
 from daemon.reconcile.hooks import crash_point
 
 _log = structlog.get_logger(__name__)
@@ -169,30 +166,12 @@ def _date(text: str) -> dt.date:
     return dt.date.fromisoformat(text)
 
 
-class Expenses:
+class Expenses(moment_writes.MomentWrites[ev.BookedEntryRecorded, xp.ExpenseFields]):
     """Writes queued expenses to Moment, each once; see the module docstring."""
 
     kind = KIND
-
-    def __init__(self, ctx: Controls) -> None:
-        self.ctx = ctx
-
-    async def reconcile(self, keys: Sequence[str]) -> None:
-        ctx = self.ctx
-        if ctx.moment is None:  # a reconciler without Moment (a command of e-conomic's only)
-            return
-        todo = await admitting.admit(ctx, SPEC, keys)
-        limiter = anyio.Semaphore(ctx.max_in_flight)
-
-        async def one(item: specs.Item[ev.BookedEntryRecorded, xp.ExpenseFields]) -> None:
-            async with limiter:
-                if ctx.stopping:
-                    return  # shutting down: the restart queues it again from the log
-                await self.apply(item)
-
-        async with anyio.create_task_group() as tg:
-            for item in todo:
-                tg.start_soon(one, item)
+    action = ACTION
+    spec = SPEC
 
     async def apply(self, item: specs.Item[ev.BookedEntryRecorded, xp.ExpenseFields]) -> None:
         ctx, key = self.ctx, item.key
@@ -212,17 +191,18 @@ class Expenses:
                 await ctx.outcomes.refused(KIND, key, LOOKUP, err)
                 return
             if found is not None:
-                await self._applied(item, found.id, found_by_lookup=True)
+                await self.applied(item, found.id, warnings=item.mapped.warnings,
+                                   found_by_lookup=True)
                 return
         ikey = await ctx.outcomes.intent(KIND, key, ACTION, item.content)
         crash_point("expense.after_intent")
         try:
             created = await client.create_project_expense(body(desired), idempotency_key=ikey)
         except moment_errors.MomentError as err:
-            await self._refused(item, err)
+            await self.refused(item, ACTION, err)
             return
         crash_point("expense.after_send")
-        await self._applied(item, created.id, found_by_lookup=False)
+        await self.applied(item, created.id, warnings=item.mapped.warnings)
         crash_point("expense.after_applied")
 
     def _restored_before(self, item: specs.Item[ev.BookedEntryRecorded, xp.ExpenseFields]
@@ -239,22 +219,8 @@ class Expenses:
         through = int(mark.value) if mark.value.isdigit() else 0
         return (row is not None and row.seq <= through) or item.fact.date <= mark.at[:10]
 
-    async def _refused(self, item: specs.Item[ev.BookedEntryRecorded, xp.ExpenseFields],
-                       err: moment_errors.MomentError) -> None:
-        outcomes, key = self.ctx.outcomes, item.key
-        if err.retryable:  # perhaps created (UnknownOutcome): the intent stays open, looked up
-            await outcomes.fail(KIND, key, ACTION, err)
-            return
+    def explain(self, item: specs.Item[ev.BookedEntryRecorded, xp.ExpenseFields], action: str,
+                err: moment_errors.MomentError) -> str:
         assert item.desired is not None
-        await outcomes.park(KIND, key, reason=reasons.explain_moment(
-            KIND, key, ACTION, err, project=item.desired.project_number),
-            attempts=self.ctx.log.tables.state(KIND, key).attempts + 1, last_error=str(err))
-
-    async def _applied(self, item: specs.Item[ev.BookedEntryRecorded, xp.ExpenseFields],
-                       moment_id: int | None, *, found_by_lookup: bool) -> None:
-        applied = ev.Applied(kind=KIND, key=item.key, action=ACTION, content_hash=item.content,
-                             economic_number=moment_id, warnings=item.mapped.warnings,
-                             found_by_lookup=found_by_lookup)
-        await self.ctx.outcomes.applied(
-            KIND, item.key, [applied],
-            idempotency_key=lambda _e: f"applied:{KIND}:{item.key}:{uuid.uuid4().hex}")
+        return reasons.explain_moment(KIND, item.key, action, err,
+                                      project=item.desired.project_number)

@@ -24,11 +24,8 @@ rest go on. The PUT is idempotent, so a repeated send can never pay twice.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Final
-
-import anyio
 
 from daemon.core import events as ev
 from daemon.core import mapping as mp
@@ -37,8 +34,7 @@ from daemon.core import plans
 from daemon.core import projections as pj
 from daemon.moment import errors as moment_errors
 from daemon.moment import shapes
-from daemon.reconcile import admitting, reasons, specs
-from daemon.reconcile.controls import Controls
+from daemon.reconcile import moment_writes, reasons, specs
 from daemon.reconcile.hooks import crash_point
 
 KIND: Final = pay.KIND
@@ -115,30 +111,12 @@ def body(desired: pay.PaymentFields) -> shapes.PaymentStatus:
         external_id=desired.external_id)
 
 
-class Payments:
+class Payments(moment_writes.MomentWrites[ev.PaymentObserved, pay.PaymentFields]):
     """Sets queued payments' status in Moment; see the module docstring."""
 
     kind = KIND
-
-    def __init__(self, ctx: Controls) -> None:
-        self.ctx = ctx
-
-    async def reconcile(self, keys: Sequence[str]) -> None:
-        ctx = self.ctx
-        if ctx.moment is None:  # a reconciler without Moment (a command of e-conomic's only)
-            return
-        todo = await admitting.admit(ctx, SPEC, keys)
-        limiter = anyio.Semaphore(ctx.max_in_flight)
-
-        async def one(item: Item) -> None:
-            async with limiter:
-                if ctx.stopping:
-                    return  # shutting down: the restart queues it again from the log
-                await self.apply(item)
-
-        async with anyio.create_task_group() as tg:
-            for item in todo:
-                tg.start_soon(one, item)
+    action = ACTION
+    spec = SPEC
 
     async def apply(self, item: Item) -> None:
         ctx, key = self.ctx, item.key
@@ -152,10 +130,11 @@ class Payments:
         try:
             now = await client.get_payment_status(desired.moment_id)
         except moment_errors.MomentError as err:
-            await self._refused(item, LOOKUP, err)
+            await self.refused(item, LOOKUP, err)
             return
         if pay.same_status(desired, now.paid_amount, now.fully_paid):
-            await self._applied(item)  # Moment shows it (an earlier send, or a person)
+            # Moment shows it (an earlier send, or a person)
+            await self.applied(item, desired.moment_id)
             return
         ikey = await ctx.outcomes.intent(KIND, key, ACTION, item.content)
         crash_point("payment.after_intent")
@@ -163,25 +142,11 @@ class Payments:
             await client.set_payment_status(desired.moment_id, body(desired),
                                             idempotency_key=ikey)
         except moment_errors.MomentError as err:
-            await self._refused(item, ACTION, err)
+            await self.refused(item, ACTION, err)
             return
         crash_point("payment.after_send")
-        await self._applied(item)
+        await self.applied(item, desired.moment_id)
 
-    async def _refused(self, item: Item, action: str, err: moment_errors.MomentError) -> None:
-        outcomes, key = self.ctx.outcomes, item.key
-        if err.retryable:  # perhaps set: the intent stays open, and the next attempt reads
-            await outcomes.fail(KIND, key, action, err)
-            return
+    def explain(self, item: Item, action: str, err: moment_errors.MomentError) -> str:
         assert item.desired is not None
-        await outcomes.park(KIND, key, reason=reasons.explain_payment(
-            key, item.desired.moment_id, action, err),
-            attempts=self.ctx.log.tables.state(KIND, key).attempts + 1, last_error=str(err))
-
-    async def _applied(self, item: Item) -> None:
-        assert item.desired is not None
-        applied = ev.Applied(kind=KIND, key=item.key, action=ACTION, content_hash=item.content,
-                             economic_number=item.desired.moment_id)
-        await self.ctx.outcomes.applied(
-            KIND, item.key, [applied],
-            idempotency_key=lambda _e: f"applied:{KIND}:{item.key}:{uuid.uuid4().hex}")
+        return reasons.explain_payment(item.key, item.desired.moment_id, action, err)
