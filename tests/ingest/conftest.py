@@ -62,6 +62,20 @@ class Harness:
         return [e for e in found if not types or isinstance(e, types)]
 
 
+async def raw_answer(port: int, request: bytes) -> bytes:
+    """Send ``request`` as it is on a fresh connection to the receiver on ``port`` and read its
+    answer until the receiver closes the connection (or breaks it)."""
+    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(request)
+        answer = b""
+        with anyio.fail_after(30):  # a bound for a broken receiver, not a measurement
+            while True:
+                try:
+                    answer += await stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    return answer
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return fake_clock()

@@ -12,7 +12,7 @@ import pytest
 
 from daemon.core import events as ev
 from daemon.ingest import receiving
-from tests.ingest.conftest import TOKEN, Harness
+from tests.ingest.conftest import TOKEN, Harness, raw_answer
 
 pytestmark = pytest.mark.anyio
 
@@ -193,19 +193,10 @@ async def test_an_empty_token_is_refused_at_start(harness: Harness) -> None:
 async def test_a_malformed_request_is_logged_without_the_token(
         harness: Harness, raw: bytes, caplog: pytest.LogCaptureFixture,
         capsys: pytest.CaptureFixture[str]) -> None:
-    import anyio
 
     caplog.set_level(logging.DEBUG)
     before = await harness.log.count()
-    async with await anyio.connect_tcp("127.0.0.1", harness.receiver.port) as stream:
-        await stream.send(raw)
-        answer = b""
-        with anyio.move_on_after(5):
-            while True:
-                try:
-                    answer += await stream.receive()
-                except anyio.EndOfStream:
-                    break
+    answer = await raw_answer(harness.receiver.port, raw)
     assert answer.split(b" ", 2)[1] == b"400", answer
     assert TOKEN.encode() not in answer, answer  # the answer does not echo the request
     assert await harness.log.count() == before
@@ -236,16 +227,7 @@ async def test_slow_clients_are_cut_off_and_a_good_hint_still_gets_its_202(
     answers: dict[int, bytes] = {}
 
     async def slow(i: int) -> None:
-        async with await anyio.connect_tcp("127.0.0.1", receiver.port) as stream:
-            await stream.send(slow_headers if i % 2 else slow_body)
-            answer = b""
-            with anyio.fail_after(30):  # a bound for a broken receiver, not a measurement
-                while True:
-                    try:
-                        answer += await stream.receive()
-                    except (anyio.EndOfStream, anyio.BrokenResourceError):
-                        break
-            answers[i] = answer
+        answers[i] = await raw_answer(receiver.port, slow_headers if i % 2 else slow_body)
 
     async with anyio.create_task_group() as tg:
         await tg.start(receiver.serve)

@@ -19,6 +19,7 @@ from daemon.core import secrets, webhooks
 from daemon.ingest import receiving
 from daemon.store import eventlog
 from tests.clocks import FakeClock
+from tests.ingest.conftest import raw_answer
 
 pytestmark = pytest.mark.anyio
 
@@ -166,15 +167,7 @@ async def test_a_slow_body_is_cut_off_with_408(log: eventlog.EventLog) -> None:
                f"Content-Length: 200\r\n\r\n" '{"event": ').encode()
     async with anyio.create_task_group() as tg:
         port = await tg.start(receiver.serve)
-        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
-            await stream.send(request)
-            answer = b""
-            with anyio.fail_after(30):  # a bound for a broken receiver, not a measurement
-                while True:
-                    try:
-                        answer += await stream.receive()
-                    except (anyio.EndOfStream, anyio.BrokenResourceError):
-                        break
+        answer = await raw_answer(port, request)
         tg.cancel_scope.cancel()
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert await log.count() == 0
