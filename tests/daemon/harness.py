@@ -419,3 +419,18 @@ def running(setup: Setup, **kwargs: Any) -> Iterator[Daemon]:
         yield daemon
     finally:
         daemon.close()
+
+
+def start_on_a_taken_port(setup: Setup, variable: str) -> tuple[int, str]:
+    """Start a daemon whose address in the environment ``variable`` (a ``host:port`` setting)
+    is held by another socket, and wait for it to exit 1; returns the port and its output."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        daemon = Daemon(setup, env={variable: f"127.0.0.1:{port}"}).start()
+        try:
+            assert daemon.wait(timeout=60) == 1
+        finally:
+            daemon.close()
+    return port, daemon.output().decode()

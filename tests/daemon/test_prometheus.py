@@ -6,7 +6,6 @@ the start with a sentence naming it."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import urllib.parse
 import urllib.request
@@ -116,16 +115,6 @@ scrape_configs:
 
 def test_a_metrics_address_in_use_stops_the_start(sandboxes: harness.Sandboxes) -> None:
     setup = harness.write_config(sandboxes, prefix="ms-prom-")
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen(1)
-        port = taken.getsockname()[1]
-        daemon = harness.Daemon(setup, env={
-            "MOMENT_SYNC_DAEMON_METRICS_LISTEN": f"127.0.0.1:{port}"}).start()
-        try:
-            assert daemon.wait(timeout=60) == 1
-        finally:
-            daemon.close()
-    assert f"daemon.metrics_listen: cannot listen on 127.0.0.1:{port}" in \
-        daemon.output().decode()
+    port, output = harness.start_on_a_taken_port(setup, "MOMENT_SYNC_DAEMON_METRICS_LISTEN")
+    assert f"daemon.metrics_listen: cannot listen on 127.0.0.1:{port}" in output
     assert not setup.socket.exists()  # the status socket it had opened is gone again

@@ -389,17 +389,7 @@ def test_a_webhook_address_in_use_stops_the_start(sandboxes: harness.Sandboxes) 
     """``[daemon] listen`` taken by another process: exit 1 with the sentence naming
     ``daemon.listen`` (as ``daemon.metrics_listen`` does), no traceback."""
     setup = harness.write_config(sandboxes, prefix="ms-run-")
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen(1)
-        port = taken.getsockname()[1]
-        daemon = harness.Daemon(setup, env={
-            "MOMENT_SYNC_DAEMON_LISTEN": f"127.0.0.1:{port}"}).start()
-        try:
-            assert daemon.wait(timeout=60) == 1
-        finally:
-            daemon.close()
-    output = daemon.output().decode()
+    port, output = harness.start_on_a_taken_port(setup, "MOMENT_SYNC_DAEMON_LISTEN")
     assert f"daemon.listen: cannot listen on 127.0.0.1:{port}" in output
     assert "Traceback" not in output and "stopped on an error" not in output
     assert not setup.socket.exists()  # the status socket it had opened is gone again
