@@ -51,6 +51,18 @@ def _cut(source: Path, target: Path, *, after_type: str) -> int:
     return int(first) - 1
 
 
+async def _restored_after(tmp_path: Path, client: EconomicClient, clock: FakeClock, *,
+                          after_type: str) -> tuple[Path, restoring.Outcome]:
+    """A synced log (:func:`_synced`) whose replica lost everything after its last event of
+    ``after_type`` (:func:`_cut`), rebuilt and restored; returns the replica and the restore's
+    result."""
+    live, replica = tmp_path / "live.db", tmp_path / "replica.db"
+    await _synced(live, client, clock)
+    _cut(live, replica, after_type=after_type)
+    await replaying.rebuild(replica)
+    return replica, await restoring.restore(replica, clock=clock)
+
+
 def _book_calls(sandbox: EconomicSandbox) -> int:
     return sum(1 for s in sandbox.served
                if s.method == "POST" and s.path.endswith("/bookdraftentries"))
@@ -69,11 +81,8 @@ def _booked(sandbox: EconomicSandbox) -> Counter[int]:
 async def test_a_log_that_lost_its_bookings_looks_them_up_and_books_nothing_twice(
         tmp_path: Path, sandbox: EconomicSandbox, client: EconomicClient,
         clock: FakeClock) -> None:
-    live, replica = tmp_path / "live.db", tmp_path / "replica.db"
-    await _synced(live, client, clock)
-    _cut(live, replica, after_type="invoice_pdf_attached")
-    await replaying.rebuild(replica)
-    done = await restoring.restore(replica, clock=clock)
+    replica, done = await _restored_after(tmp_path, client, clock,
+                                          after_type="invoice_pdf_attached")
     # two customers, two projects, five invoices with entries and PDFs: all written to, none
     # booked (the intents to book went with the tail)
     assert (done.marked, done.entities) == (9, 9)
@@ -99,11 +108,8 @@ async def test_a_log_that_lost_its_bookings_looks_them_up_and_books_nothing_twic
 async def test_a_log_that_lost_its_entries_finds_them_and_creates_nothing_twice(
         tmp_path: Path, sandbox: EconomicSandbox, client: EconomicClient,
         clock: FakeClock) -> None:
-    live, replica = tmp_path / "live.db", tmp_path / "replica.db"
-    await _synced(live, client, clock)
-    _cut(live, replica, after_type="invoice_finalized")
-    await replaying.rebuild(replica)
-    await restoring.restore(replica, clock=clock)
+    replica, _done = await _restored_after(tmp_path, client, clock,
+                                           after_type="invoice_finalized")
     creates, books = _creates(sandbox), _book_calls(sandbox)
     async with await EventLog.open(replica, clock=clock) as log:
         await converge(reconciler(log, client))
