@@ -12,8 +12,10 @@ that cannot do its job raises :class:`CommandError` with a sentence for the oper
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -24,7 +26,9 @@ from daemon import settings as config
 from daemon.core import clocks, plans, reports
 from daemon.core import events as ev
 from daemon.core import expenses as xp
+from daemon.economic import client as economic_client
 from daemon.economic import installing
+from daemon.moment import client as moment_client
 from daemon.ops import asking, clocking, preflight, rendering, replicating, webhooking
 from daemon.ops import logging as logsetup
 from daemon.reconcile import planning
@@ -301,17 +305,27 @@ async def cmd_plan(args: argparse.Namespace) -> int:
     return planning.exit_code(report)
 
 
+@contextlib.asynccontextmanager
+async def _directly(settings: config.Settings) -> AsyncIterator[
+        tuple[eventlog.EventLog, moment_client.MomentClient, economic_client.EconomicClient,
+              clocks.Clock]]:
+    """The log, the Moment and e-conomic clients and the clock a command works with when no
+    daemon runs (``resync``, ``backfill expenses``), closed on the way out."""
+    secrets = app.Secrets(settings)
+    clock = clocking.SystemClock()
+    async with await eventlog.EventLog.open(settings.db_path, clock=clock) as log, \
+            app.moment(settings, secrets, clock=clock) as moment, \
+            app.economic(settings, secrets, clock=clock) as client:
+        yield log, moment, client, clock
+
+
 async def _resync_directly(settings: config.Settings, kind: str, key: str) -> str:
     if kind == "expense":
         return await _resync_expense_directly(settings, key)
     if kind == "payment" and not settings.payments.enabled:
         # as the daemon, which reads no paid status with payments off
         raise CommandError("payments are off: set [payments] enabled = true first")
-    secrets = app.Secrets(settings)
-    clock = clocking.SystemClock()
-    async with await eventlog.EventLog.open(settings.db_path, clock=clock) as log, \
-            app.moment(settings, secrets, clock=clock) as moment, \
-            app.economic(settings, secrets, clock=clock) as client:
+    async with _directly(settings) as (log, moment, client, clock):
         if kind == "payment":  # read e-conomic's customer rows, not Moment
             facts = await app.paid_status(settings, log=log, client=client,
                                           clock=clock).refresh()
@@ -345,11 +359,7 @@ async def _expenses_directly(settings: config.Settings, *, key: str | None = Non
     do when none runs."""
     if not settings.expenses.enabled:
         raise CommandError("expenses are off: set [expenses] enabled = true first")
-    secrets = app.Secrets(settings)
-    clock = clocking.SystemClock()
-    async with await eventlog.EventLog.open(settings.db_path, clock=clock) as log, \
-            app.moment(settings, secrets, clock=clock) as moment, \
-            app.economic(settings, secrets, clock=clock) as client:
+    async with _directly(settings) as (log, moment, client, clock):
         reader = app.booked_entries(settings, log=log, client=client, clock=clock)
         parsed = xp.parse_key(key) if key is not None else None
         if key is not None and parsed is None:
