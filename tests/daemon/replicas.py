@@ -38,6 +38,18 @@ def entry_point() -> Path:
     return Path(sys.executable).parent / "moment-sync"
 
 
+def _end(proc: subprocess.Popen[bytes], *, grace: float) -> None:
+    """SIGTERM ``proc`` if it still runs; SIGKILL it when it has not exited ``grace`` seconds
+    later."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class S3:
     """``python -m moto.server`` on a loopback port: an S3-compatible store."""
 
@@ -64,13 +76,7 @@ class S3:
         assert status == 200, body
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _end(self.proc, grace=10)
 
 
 class Litestream:
@@ -124,13 +130,8 @@ class Litestream:
             self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            _end(self.proc, grace=20)
 
     def restore(self, output: Path) -> subprocess.CompletedProcess[str]:
         """``litestream restore -o OUTPUT``: the replica as it is now."""
