@@ -15,63 +15,64 @@ from typing import TypeVar
 import msgspec
 
 
-class _Payload(msgspec.Struct, omit_defaults=True, kw_only=True):
-    """Base: unknown fields ignored on decode, defaults omitted on encode."""
+class Payload(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """The base of every e-conomic payload (these and the webhooks API's): unknown fields
+    ignored on decode, defaults omitted on encode (so no null is sent)."""
 
 
 # ---------------------------------------------------------------- legacy references ----------
-class CustomerGroupRef(_Payload, kw_only=True):
+class CustomerGroupRef(Payload, kw_only=True):
     customerGroupNumber: int | None = None
     self: str | None = None
 
 
-class PaymentTermsRef(_Payload, kw_only=True):
+class PaymentTermsRef(Payload, kw_only=True):
     paymentTermsNumber: int | None = None
     self: str | None = None
 
 
-class VatZoneRef(_Payload, kw_only=True):
+class VatZoneRef(Payload, kw_only=True):
     vatZoneNumber: int | None = None
     self: str | None = None
 
 
-class LayoutRef(_Payload, kw_only=True):
+class LayoutRef(Payload, kw_only=True):
     layoutNumber: int | None = None
     self: str | None = None
 
 
-class EmployeeRef(_Payload, kw_only=True):
+class EmployeeRef(Payload, kw_only=True):
     employeeNumber: int | None = None
     self: str | None = None
 
 
-class ContactRef(_Payload, kw_only=True):
+class ContactRef(Payload, kw_only=True):
     customerContactNumber: int | None = None
     self: str | None = None
 
 
-class PriceGroupRef(_Payload, kw_only=True):
+class PriceGroupRef(Payload, kw_only=True):
     priceGroupNumber: int | None = None
     self: str | None = None
 
 
-class DeliveryLocationRef(_Payload, kw_only=True):
+class DeliveryLocationRef(Payload, kw_only=True):
     deliveryLocationNumber: int | None = None
     self: str | None = None
 
 
-class AccountRef(_Payload, kw_only=True):
+class AccountRef(Payload, kw_only=True):
     accountNumber: int | None = None
     self: str | None = None
 
 
-class VatAccountRef(_Payload, kw_only=True):
+class VatAccountRef(Payload, kw_only=True):
     vatCode: str | None = None
     self: str | None = None
 
 
 # ---------------------------------------------------------------- legacy customers -----------
-class CustomerWrite(_Payload, kw_only=True):
+class CustomerWrite(Payload, kw_only=True):
     """Body of ``PUT /customers/{n}`` (legacy ``customers.customerNo.put.schema.json``): every
     writable property of that schema, so a read-merge-write keeps what people set (a test
     derives the list from the schema)."""
@@ -117,7 +118,7 @@ class Customer(CustomerWrite, kw_only=True):
     self: str | None = None
 
 
-class Pagination(_Payload, kw_only=True):
+class Pagination(Payload, kw_only=True):
     skipPages: int = 0
     pageSize: int = 20
     maxPageSizeAllowed: int = 1000
@@ -130,38 +131,38 @@ class Pagination(_Payload, kw_only=True):
 
 
 # ---------------------------------------------------------------- legacy lookups -------------
-class CustomerGroup(_Payload, kw_only=True):
+class CustomerGroup(Payload, kw_only=True):
     customerGroupNumber: int
     name: str | None = None
     account: AccountRef | None = None
 
 
-class PaymentTerms(_Payload, kw_only=True):
+class PaymentTerms(Payload, kw_only=True):
     paymentTermsNumber: int
     name: str | None = None
     paymentTermsType: str | None = None
     daysOfCredit: int | None = None
 
 
-class Currency(_Payload, kw_only=True):
+class Currency(Payload, kw_only=True):
     code: str
     name: str | None = None
     isoNumber: str | None = None
 
 
-class VatZone(_Payload, kw_only=True):
+class VatZone(Payload, kw_only=True):
     vatZoneNumber: int
     name: str | None = None
     enabledForCustomer: bool = False
     enabledForSupplier: bool = False
 
 
-class VatType(_Payload, kw_only=True):
+class VatType(Payload, kw_only=True):
     vatTypeNumber: int | None = None
     name: str | None = None
 
 
-class VatAccount(_Payload, kw_only=True):
+class VatAccount(Payload, kw_only=True):
     vatCode: str
     name: str | None = None
     ratePercentage: float | None = None
@@ -171,7 +172,7 @@ class VatAccount(_Payload, kw_only=True):
     contraAccount: AccountRef | None = None
 
 
-class Account(_Payload, kw_only=True):
+class Account(Payload, kw_only=True):
     accountNumber: int
     name: str | None = None
     accountType: str | None = None
@@ -181,45 +182,45 @@ class Account(_Payload, kw_only=True):
     vatAccount: VatAccountRef | None = None
 
 
-class AccountingYear(_Payload, kw_only=True):
+class AccountingYear(Payload, kw_only=True):
     year: str
     fromDate: str
     toDate: str
     closed: bool = False
 
 
-class VoucherNumbers(_Payload, kw_only=True):
+class VoucherNumbers(Payload, kw_only=True):
     minimumVoucherNumber: int | None = None
     maximumVoucherNumber: int | None = None
 
 
-class JournalSettings(_Payload, kw_only=True):
+class JournalSettings(Payload, kw_only=True):
     voucherNumbers: VoucherNumbers | None = None
     entryTypeRestrictedTo: str | None = None
 
 
-class Journal(_Payload, kw_only=True):
+class Journal(Payload, kw_only=True):
     journalNumber: int
     name: str | None = None
     settings: JournalSettings | None = None
 
 
-class Module(_Payload, kw_only=True):
+class Module(Payload, kw_only=True):
     moduleNumber: int | None = None
     name: str | None = None
 
 
-class Company(_Payload, kw_only=True):
+class Company(Payload, kw_only=True):
     name: str | None = None
     companyIdentificationNumber: str | None = None
     country: str | None = None
 
 
-class SelfSettings(_Payload, kw_only=True):
+class SelfSettings(Payload, kw_only=True):
     baseCurrency: str | None = None
 
 
-class Agreement(_Payload, kw_only=True):
+class Agreement(Payload, kw_only=True):
     """``GET /self``."""
 
     agreementNumber: int
@@ -231,7 +232,7 @@ class Agreement(_Payload, kw_only=True):
 
 
 # ---------------------------------------------------------------- projectsapi v1.1.0 ---------
-class ProjectWrite(_Payload, kw_only=True):
+class ProjectWrite(Payload, kw_only=True):
     """Body of ``POST``/``PUT /Projects`` (OpenAPI ``Project`` without read-only fields)."""
 
     number: int | None = None
@@ -268,21 +269,21 @@ class Project(ProjectWrite, kw_only=True):
     invoicedTotal: float | None = None
 
 
-class ProjectGroup(_Payload, kw_only=True):
+class ProjectGroup(Payload, kw_only=True):
     number: int
     name: str | None = None
     type: int | None = None  # 1 internal, 2 external invoiceable, 3 external non-invoiceable
     objectVersion: str | None = None
 
 
-class NumberCreated(_Payload, kw_only=True):
+class NumberCreated(Payload, kw_only=True):
     """``CreatedResult`` of projectsapi and documentsapi."""
 
     number: int
 
 
 # ---------------------------------------------------------------- journalsapi v15.0.0 --------
-class DraftEntryWrite(_Payload, kw_only=True):
+class DraftEntryWrite(Payload, kw_only=True):
     """Body of ``POST /draft-entries`` (OpenAPI ``DraftEntry`` without read-only fields).
     ``date``/``dueDate`` are ``YYYY-MM-DDT00:00:00Z`` (the spec's ``date-time``; read-backs
     compare the date part only); ``customerInvoiceNumber`` is digits. ``amount`` is a Decimal,
@@ -314,24 +315,24 @@ class DraftEntry(DraftEntryWrite, kw_only=True):
     objectVersion: str | None = None
 
 
-class DraftEntries(_Payload, kw_only=True):
+class DraftEntries(Payload, kw_only=True):
     entries: list[DraftEntryWrite]
 
 
-class DraftEntryCreated(_Payload, kw_only=True):
+class DraftEntryCreated(Payload, kw_only=True):
     entryNumber: int
 
 
-class DraftEntriesCreated(_Payload, kw_only=True):
+class DraftEntriesCreated(Payload, kw_only=True):
     entryNumbers: list[int]
 
 
-class BookEntries(_Payload, kw_only=True):
+class BookEntries(Payload, kw_only=True):
     entryNumbers: list[int]
 
 
 # ---------------------------------------------------------------- bookedEntriesapi v4.0.0 ----
-class BookedEntry(_Payload, kw_only=True):
+class BookedEntry(Payload, kw_only=True):
     """Amounts decode exactly from the JSON number's text into Decimal."""
 
     entryNumber: int
@@ -353,7 +354,7 @@ class BookedEntry(_Payload, kw_only=True):
     remainder: Decimal | None = None
 
 
-class UnreadableBookedEntry(_Payload, kw_only=True):
+class UnreadableBookedEntry(Payload, kw_only=True):
     """A booked entry of a listing that does not decode as :class:`BookedEntry` (an amount
     that is not a number, say): its fields as they came, for the reader to name the problem.
     ``error`` is the decoder's reason."""
@@ -374,13 +375,13 @@ class UnreadableBookedEntry(_Payload, kw_only=True):
 
 
 # ---------------------------------------------------------------- errors ---------------------
-class ProblemError(_Payload, kw_only=True):
+class ProblemError(Payload, kw_only=True):
     message: str | None = None
     errorCode: str | None = None
     property: str | None = None
 
 
-class Problem(_Payload, kw_only=True):
+class Problem(Payload, kw_only=True):
     """``application/problem+json`` of the OpenAPI services."""
 
     title: str | None = None
@@ -391,9 +392,9 @@ class Problem(_Payload, kw_only=True):
     traceId: str | None = None
 
 
-W = TypeVar("W", bound=_Payload)
+W = TypeVar("W", bound=Payload)
 
 
-def writable(record: _Payload, kind: type[W]) -> W:
+def writable(record: Payload, kind: type[W]) -> W:
     """``record`` as its write form: read-only and unknown fields dropped, the rest kept."""
     return msgspec.convert(msgspec.to_builtins(record), kind)

@@ -11,38 +11,33 @@ from __future__ import annotations
 
 from typing import Final
 
-import msgspec
-
 from daemon.economic import client as economic_client
 from daemon.economic import errors
 from daemon.economic.calling import new_idempotency_key
+from daemon.economic.payloads import Payload
 
 WEBHOOKS: Final = "webhooksapi/v1.0.0"
 ALREADY_EXISTS: Final = "WebhookAlreadyExistsForEventType"
 READ_ONLY: Final = "WebhookReadOnly"
 
 
-class _Payload(msgspec.Struct, omit_defaults=True, kw_only=True):
-    """Unknown fields ignored on decode, defaults omitted on encode (e-conomic refuses null)."""
-
-
-class Header(_Payload, kw_only=True):
+class Header(Payload, kw_only=True):
     key: str | None = None
     value: str | None = None
 
 
-class MergeField(_Payload, kw_only=True):
+class MergeField(Payload, kw_only=True):
     fieldName: str | None = None
     description: str | None = None
 
 
-class EventType(_Payload, kw_only=True):
+class EventType(Payload, kw_only=True):
     name: str | None = None
     description: str | None = None
     mergeFields: list[MergeField] | None = None
 
 
-class WebhookWrite(_Payload, kw_only=True):
+class WebhookWrite(Payload, kw_only=True):
     """The writable fields of the spec's ``Webhook`` (``objectVersion`` for a PUT)."""
 
     eventType: str
@@ -63,7 +58,7 @@ class Webhook(WebhookWrite, kw_only=True):
         return f"<Webhook {self.eventType}>"
 
 
-class WebhookCreated(_Payload, kw_only=True):
+class WebhookCreated(Payload, kw_only=True):
     eventType: str | None = None
 
 
