@@ -70,6 +70,10 @@ def test_an_edit_in_e_conomic_is_repaired_through_the_webhook(
         lambda: sandboxes.call(
             lambda: sandboxes.economic.agreement.customers[number]["name"]) == name,
         timeout=15, what="the webhook's repair")
+    # e-conomic holds the repair a moment before the daemon has recorded its outcome
+    harness.wait_until(
+        lambda: daemon.ask("GET", "/status").json()["reconcile"]["drift_repaired"] >= 1,
+        timeout=15, what="the repair recorded in the daemon's log")
     assert webhooks_of(daemon)["ok"]
     status = daemon.ask("GET", "/status").json()
     assert status["reconcile"]["last_hint_at"] and status["reconcile"]["drift_repaired"] >= 1
