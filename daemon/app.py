@@ -46,6 +46,7 @@ from daemon.ops import (
     answering,
     clocking,
     exposing,
+    limits,
     metrics,
     notifying,
     observing,
@@ -326,6 +327,7 @@ async def run(settings: config.Settings) -> int:
     async with log, economic(settings, secrets, clock=clock,
                              on_call=meter.economic_call) as economic_api, \
             moment(settings, secrets, clock=clock) as moment_api:
+        limits.seed(log, economic_api.limiter)  # a pause and the calls an earlier run recorded
         ingest = ingest_running.Ingest(settings=settings, log=log, client=moment_api,
                                        webhook_token=secrets["moment-webhook-token"],
                                        economic_webhook_token=economic_webhook_token(
@@ -377,6 +379,7 @@ async def run(settings: config.Settings) -> int:
                     await tg.start(consuming.Consumer(name="booked-entries", log=log,
                                                       handle=expenses.on_events,
                                                       clock=clock).run)
+                tg.start_soon(lambda: limits.recording(log, economic_api.limiter, clock=clock))
                 tg.start_soon(alerter.run)
                 tg.start_soon(watchdog.run)
                 tg.start_soon(lambda: telling(answers, notifier, clock=clock))

@@ -439,6 +439,17 @@ class RestoreMarked(Event, frozen=True, kw_only=True, tag="restore_marked"):
     through_seq: int = 0
 
 
+class RateLimitRecorded(Event, frozen=True, kw_only=True, tag="rate_limit_recorded"):
+    """e-conomic's limits as the client met them, so a restart honours them (DESIGN.md,
+    "Limits survive restarts"): appended when a 429 starts a pause, and at most once a minute and
+    at shutdown for the calls made since the previous record."""
+
+    #: POSIX time a 429 pause ends (0.0: none recorded); a later record never shortens it
+    paused_until: float = 0.0
+    #: the calls made since the previous record: ``(minute since the epoch, calls)`` ascending
+    calls: tuple[tuple[int, int], ...] = ()
+
+
 ANY_EVENT = (
     CustomerUpserted | ProjectUpserted | InvoiceFinalized | EntityGone | InvoiceConflict
     | HintReceived | EconomicHintReceived | PollCursorAdvanced | HintWatermarkAdvanced
@@ -446,7 +457,7 @@ ANY_EVENT = (
     | StrayReported | Parked | Unparked
     | InvoiceEntryCreated | InvoicePdfAttached | InvoicePdfSkipped | InvoiceBooked
     | BookedMismatch | BookedMatched | WentWithout | CheckReported | InvoiceEntryGone
-    | RestoreMarked | PaymentObserved | BookedEntryRecorded
+    | RestoreMarked | PaymentObserved | BookedEntryRecorded | RateLimitRecorded
 )
 
 

@@ -18,6 +18,7 @@ from typing import Final
 import msgspec
 
 from daemon.core import events as ev
+from daemon.core import ratelimits
 
 
 class DesiredCustomer(msgspec.Struct, frozen=True, kw_only=True):
@@ -106,6 +107,9 @@ LAST_ECONOMIC_HINT: Final = "last_economic_hint"
 #: number then, ``at`` when. Expenses the restored log may have lost a write of are looked up
 #: in Moment before they are written (:mod:`daemon.reconcile.expenses`).
 RESTORE: Final = "restore"
+#: the daemon_state row of e-conomic's limits: ``value`` the latest pause's end (POSIX seconds),
+#: ``extra["calls"]`` the recorded calls of the rolling 24 hours as ``"minute:calls ..."``
+RATE_LIMITS: Final = "rate_limits"
 
 
 class DaemonState(msgspec.Struct, frozen=True, kw_only=True):
@@ -300,6 +304,8 @@ def _daemon_keys(event: ev.Event) -> Iterable[str]:
             return (f"check:{name}",)
         case ev.RestoreMarked():
             return (RESTORE,)
+        case ev.RateLimitRecorded():
+            return (RATE_LIMITS,)
         case _:
             return ()
 
@@ -324,8 +330,36 @@ def fold_daemon(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | No
                                extra={"detail": detail})
         case ev.RestoreMarked(through_seq=through):
             return DaemonState(name=RESTORE, value=str(through), at=at)
+        case ev.RateLimitRecorded():
+            return _fold_rate_limits(row, at, event)
         case _:
             return row
+
+
+def rate_limits(tables: Tables) -> tuple[float, ratelimits.Counts]:
+    """The recorded pause end (0.0: none) and calls by minute (:data:`RATE_LIMITS`)."""
+    row = tables.daemon().get(RATE_LIMITS)
+    return (0.0, ()) if row is None else _parse_rate_limits(row)
+
+
+def _parse_rate_limits(row: DaemonState) -> tuple[float, ratelimits.Counts]:
+    try:
+        paused = float(row.value or 0.0)
+        counts = tuple((int(m), int(c)) for m, _sep, c in
+                       (pair.partition(":") for pair in row.extra.get("calls", "").split()))
+    except ValueError:  # a row this code did not write: nothing to honour
+        return 0.0, ()
+    return paused, counts
+
+
+def _fold_rate_limits(row: Row | None, at: str, event: ev.RateLimitRecorded) -> DaemonState:
+    paused, counts = _parse_rate_limits(row) if isinstance(row, DaemonState) else (0.0, ())
+    merged = ratelimits.budget_restore(ratelimits.Budget(), counts + event.calls, 0.0)
+    if merged.counts:  # keep the 24 hours before the newest recorded minute: bounded
+        newest = merged.counts[-1][0] * ratelimits.MINUTE_S
+        merged = ratelimits.budget_window(merged, newest)
+    return DaemonState(name=RATE_LIMITS, value=repr(max(paused, event.paused_until)), at=at,
+                       extra={"calls": " ".join(f"{m}:{c}" for m, c in merged.counts)})
 
 
 PROJECTIONS: Final[tuple[Projection, ...]] = (
@@ -344,7 +378,7 @@ PROJECTIONS: Final[tuple[Projection, ...]] = (
     Projection("daemon_state", DaemonState,
                (ev.PollCursorAdvanced, ev.HintWatermarkAdvanced, ev.HintReceived,
                 ev.EconomicHintReceived,
-                ev.StrayReported, ev.CheckReported, ev.RestoreMarked),
+                ev.StrayReported, ev.CheckReported, ev.RestoreMarked, ev.RateLimitRecorded),
                _daemon_keys, fold_daemon),
 )
 

@@ -1,5 +1,8 @@
 """Rate-limit arithmetic for e-conomic: a mirror of its token bucket and the daily budget.
 
+The daily budget is a rolling 24 hours (DESIGN.md, "Limits survive restarts"), counted per
+minute: :func:`budget_used` is the calls made in the 24 hours before now, to the minute.
+
 Pure functions of data and a time value; no I/O, no sleeping. The shell (``daemon.economic``)
 reads the clock, asks :func:`delay` how long to wait, charges the call before sending it and
 feeds every answer's ``X-RateLimiting``/``X-CallCost`` back through :func:`observe`.
@@ -185,40 +188,96 @@ def parse_retry_after(value: str | None) -> float | None:
     return seconds
 
 
+#: The rolling budget counts calls per minute: a call counts from its minute for the next 1,440
+#: whole minutes, so it falls out between 24 h and 24 h + 1 min after it was made (never early).
+MINUTE_S: Final = 60.0
+WINDOW_MINUTES: Final = int(DAY_S // MINUTE_S)
+
+Counts = tuple[tuple[int, int], ...]  # (minute number since the epoch, calls in it), ascending
+
+
 @dataclass(frozen=True, slots=True)
 class Budget:
-    """The daily fair-use budget; ``reserve`` calls are kept for invoice work."""
+    """The fair-use budget over a rolling 24 hours; ``reserve`` calls are kept for invoice work.
+
+    ``counts`` holds at most :data:`WINDOW_MINUTES` + 1 minutes with calls (bounded memory);
+    ``used`` is their sum. Exact to the minute: see :data:`MINUTE_S`."""
 
     daily: int = 50_000
     reserve: int = 5_000
-    day: int = -1
+    counts: Counts = ()
     used: int = 0
 
 
-def day_of(now: float) -> int:
-    """The UTC day number of a POSIX time."""
-    return int(now // DAY_S)
+def minute_of(now: float) -> int:
+    """The minute number of a POSIX time."""
+    return int(now // MINUTE_S)
 
 
-def budget_today(budget: Budget, now: float) -> Budget:
-    """The budget for the day of ``now`` (a new day starts at zero)."""
-    d = day_of(now)
-    return budget if budget.day == d else replace(budget, day=d, used=0)
+def budget_window(budget: Budget, now: float) -> Budget:
+    """The budget as of ``now``: minutes more than 24 hours before ``now``'s minute dropped."""
+    counts = budget.counts
+    if not counts:
+        return budget
+    oldest = minute_of(now) - WINDOW_MINUTES
+    if counts[0][0] >= oldest:
+        return budget
+    keep = 0
+    while keep < len(counts) and counts[keep][0] < oldest:
+        keep += 1
+    kept = counts[keep:]
+    return replace(budget, counts=kept, used=sum(c for _m, c in kept))
+
+
+def budget_used(budget: Budget, now: float) -> int:
+    """Calls made in the rolling 24 hours before ``now``."""
+    return budget_window(budget, now).used
+
+
+def _ceiling(budget: Budget, priority: bool) -> int:
+    return budget.daily if priority else max(0, budget.daily - budget.reserve)
 
 
 def budget_allows(budget: Budget, now: float, *, priority: bool) -> bool:
     """Whether one more call fits: priority (invoice) calls may use the reserve."""
-    b = budget_today(budget, now)
-    ceiling = b.daily if priority else max(0, b.daily - b.reserve)
-    return b.used < ceiling
+    return budget_used(budget, now) < _ceiling(budget, priority)
 
 
 def budget_spend(budget: Budget, now: float) -> Budget:
-    """Count one call against today."""
-    b = budget_today(budget, now)
-    return Budget(daily=b.daily, reserve=b.reserve, day=b.day, used=b.used + 1)
+    """Count one call at ``now``."""
+    b = budget_window(budget, now)
+    m = minute_of(now)
+    counts = b.counts
+    if counts and counts[-1][0] == m:
+        counts = (*counts[:-1], (m, counts[-1][1] + 1))
+    elif counts and counts[-1][0] > m:  # a clock stepped back: count it in the latest minute
+        counts = (*counts[:-1], (counts[-1][0], counts[-1][1] + 1))
+    else:
+        counts = (*counts, (m, 1))
+    return Budget(daily=b.daily, reserve=b.reserve, counts=counts, used=b.used + 1)
 
 
-def seconds_to_next_day(now: float) -> float:
-    """Seconds until the next UTC midnight."""
-    return (day_of(now) + 1) * DAY_S - now
+def budget_frees_in(budget: Budget, now: float, *, priority: bool) -> float:
+    """Seconds from ``now`` until one more call fits (0.0 when one fits now): when enough of the
+    oldest minutes have fallen out of the window."""
+    b = budget_window(budget, now)
+    ceiling = _ceiling(b, priority)
+    used = b.used
+    if used < ceiling:
+        return 0.0
+    for minute, calls in b.counts:
+        used -= calls
+        if used < ceiling:
+            return max(0.0, (minute + WINDOW_MINUTES + 1) * MINUTE_S - now)
+    return DAY_S  # a ceiling of 0 never frees: ask again in a day
+
+
+def budget_restore(budget: Budget, counts: Counts, now: float) -> Budget:
+    """``budget`` with the calls of a saved ``counts`` added (a restart seeding its count from the
+    log), as of ``now``: minutes outside the window are dropped."""
+    merged = dict(budget.counts)
+    for minute, calls in counts:
+        if calls > 0:
+            merged[minute] = merged.get(minute, 0) + calls
+    joined = tuple(sorted(merged.items()))
+    return budget_window(replace(budget, counts=joined, used=sum(merged.values())), now)

@@ -2,11 +2,16 @@
 
 One :class:`Limiter` per agreement, shared by every call the client makes. Before a call it
 waits (through the injected :class:`~daemon.core.clocks.Clock`, its wall time: the bucket and
-the day boundary are e-conomic's) until the bucket mirror has room and no 429 pause
+the rolling day are e-conomic's) until the bucket mirror has room and no 429 pause
 is in force, checks the daily budget and takes an in-flight slot; after the answer it re-syncs
 the mirror from the headers. A 429 pauses every caller until Retry-After has passed (without
 one, until a full bucket has drained enough for the next call). The arithmetic is
 :mod:`daemon.core.ratelimits`; this module only waits.
+
+The daily budget is a rolling 24 hours. The limiter does no I/O of its own: the daemon records
+its pause and the calls it counted in the log (:meth:`Limiter.take_unrecorded`, ``on_pause``)
+and seeds a new limiter from the log on start (:meth:`Limiter.restore`), so a restart honours a
+pause still running and the last 24 hours' count.
 
 Invariants: nothing is sent while ``paused_until`` is in the future; no more than
 ``max_in_flight`` calls are open; non-priority calls never spend the invoice reserve.
@@ -17,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Final
 
 from daemon.core import clocks, ratelimits
@@ -49,6 +56,10 @@ class Limiter:
         self.peak_in_flight = 0
         self.waited_s = 0.0
         self._busy: collections.Counter[str] = collections.Counter()  # by CALLER
+        #: calls counted since the last :meth:`take_unrecorded`, by minute
+        self._unrecorded: collections.Counter[int] = collections.Counter()
+        #: called (with the pause's end) when a 429 starts or lengthens a pause
+        self.on_pause: Callable[[float], None] | None = None
 
     @property
     def paused_until(self) -> float | None:
@@ -63,7 +74,28 @@ class Limiter:
         return self._busy[caller] > 0
 
     def calls_today(self) -> int:
-        return ratelimits.budget_today(self.budget, self.clock.now()).used
+        """Calls made in the last rolling 24 hours (to the minute)."""
+        return ratelimits.budget_used(self.budget, self.clock.now())
+
+    def take_unrecorded(self) -> ratelimits.Counts:
+        """The calls counted since the last take, by minute, and forget them (the daemon has
+        recorded them); give them back with :meth:`untake` when recording failed."""
+        taken = tuple(sorted(self._unrecorded.items()))
+        self._unrecorded.clear()
+        return taken
+
+    def untake(self, counts: ratelimits.Counts) -> None:
+        """Calls a :meth:`take_unrecorded` returned that could not be recorded after all."""
+        for minute, calls in counts:
+            self._unrecorded[minute] += calls
+
+    def restore(self, *, paused_until: float, counts: ratelimits.Counts) -> None:
+        """Seed from what an earlier run recorded: a pause still running holds every call until
+        its end (never shortened), and its calls count in the rolling 24 hours."""
+        now = self.clock.now()
+        if paused_until > self.bucket.paused_until:
+            self.bucket = replace(self.bucket, paused_until=paused_until)
+        self.budget = ratelimits.budget_restore(self.budget, counts, now)
 
     async def acquire(self, *, priority: bool) -> int:
         """Take a slot for one call: wait for the bucket and any 429 pause, spend the budget,
@@ -90,12 +122,16 @@ class Limiter:
                 why = "" if priority else " (the rest is kept for invoices)"
                 raise errors.BudgetExhausted(
                     "daily call budget spent" + why,
-                    retry_after=ratelimits.seconds_to_next_day(now))
+                    retry_after=ratelimits.budget_frees_in(self.budget, now,
+                                                           priority=priority))
         except BaseException:
             self._slots.release()
             self._busy[caller] -= 1
             raise
         self.budget = ratelimits.budget_spend(self.budget, now)
+        self._unrecorded[ratelimits.minute_of(now)] += 1
+        if len(self._unrecorded) > ratelimits.WINDOW_MINUTES + 1:  # nobody records: stay bounded
+            del self._unrecorded[min(self._unrecorded)]
         reserved = ratelimits.reservation(self.bucket)
         self.bucket = ratelimits.charge(self.bucket, now, reserved)
         self.in_flight += 1
@@ -121,5 +157,8 @@ class Limiter:
     def throttled(self, retry_after: float | None) -> float:
         """Record a 429; every caller now waits. Returns the seconds until the pause ends."""
         now = self.clock.now()
+        before = self.bucket.paused_until
         self.bucket = ratelimits.pause(self.bucket, now, retry_after)
+        if self.bucket.paused_until > before and self.on_pause is not None:
+            self.on_pause(self.bucket.paused_until)
         return self.bucket.paused_until - now

@@ -110,14 +110,22 @@ async def test_daily_budget_keeps_a_reserve_for_invoices(sandbox: EconomicSandbo
         with pytest.raises(errors.BudgetExhausted) as ei:
             await client.get_self()
         assert ei.value.retryable
-        assert ei.value.retry_after == rl.seconds_to_next_day(T0)
+        # the calls fall out of the rolling 24 hours at the end of their minute's 24 hours
+        # (T0 is 40 s into a minute)
+        assert ei.value.retry_after == rl.DAY_S + 20.0
         for _ in range(2):  # invoice work may spend the reserve
             assert [e async for e in client.iter_booked_entries()] == []
         with pytest.raises(errors.BudgetExhausted):
             [e async for e in client.iter_booked_entries()]
         assert client.stats().calls_today == 5
         assert len(sandbox.served) == 5
-        clock.advance(rl.seconds_to_next_day(clock.now()))
+        clock.advance(rl.DAY_S + 19.0)  # a second early: still spent, and nothing was sent
+        assert client.stats().calls_today == 5
+        with pytest.raises(errors.BudgetExhausted) as ei:
+            await client.get_self()
+        assert ei.value.retry_after == 1.0 and len(sandbox.served) == 5
+        clock.advance(1.0)
+        assert client.stats().calls_today == 0
         await client.get_self()
         assert client.stats().calls_today == 1
 
@@ -203,13 +211,57 @@ def test_pause_honours_retry_after_and_the_drain() -> None:
     assert rl.pause(p, 6.0, 1.0).paused_until == 12.0  # never shortens a pause
 
 
-def test_budget_resets_each_utc_day() -> None:
-    b = rl.Budget(daily=2, reserve=1)
-    assert rl.budget_allows(b, T0, priority=False)
-    b = rl.budget_spend(b, T0)
-    assert not rl.budget_allows(b, T0, priority=False)
-    assert rl.budget_allows(b, T0, priority=True)
-    assert rl.budget_allows(b, T0 + rl.seconds_to_next_day(T0), priority=False)
+def test_budget_is_a_rolling_24_hours() -> None:
+    b = rl.Budget(daily=3, reserve=1)
+    b = rl.budget_spend(b, T0)  # minute M (40 s in)
+    b = rl.budget_spend(b, T0 + 3600)  # an hour later
+    assert rl.budget_used(b, T0 + 3600) == 2
+    assert not rl.budget_allows(b, T0 + 3600, priority=False)
+    assert rl.budget_allows(b, T0 + 3600, priority=True)
+    # not at UTC midnight: the first call counts until its minute's 24 hours have passed
+    assert rl.budget_frees_in(b, T0 + 3600, priority=False) == rl.DAY_S + 20.0 - 3600
+    assert not rl.budget_allows(b, T0 + rl.DAY_S + 19.0, priority=False)
+    assert rl.budget_used(b, T0 + rl.DAY_S + 20.0) == 1
+    assert rl.budget_allows(b, T0 + rl.DAY_S + 20.0, priority=False)
+    assert rl.budget_used(b, T0 + 3600 + rl.DAY_S + 20.0) == 0
+    assert rl.budget_window(b, T0 + 3 * rl.DAY_S).counts == ()
+    assert rl.budget_frees_in(rl.Budget(daily=1, reserve=1), T0, priority=False) == rl.DAY_S
+
+
+def test_a_restored_count_merges_by_minute_and_drops_what_is_older_than_a_day() -> None:
+    m = rl.minute_of(T0)
+    saved = ((m - 1441, 7), (m - 1440, 2), (m - 1, 3), (m, 1))
+    b = rl.budget_restore(rl.budget_spend(rl.Budget(), T0), saved, T0)
+    assert b.counts == ((m - 1440, 2), (m - 1, 3), (m, 2)) and b.used == 7
+    assert rl.budget_used(b, T0 + 20.0) == 5  # the next minute: m - 1440 has fallen out
+
+
+@settings(max_examples=200, deadline=None)
+@given(gaps=st.lists(st.floats(0, 30_000, allow_nan=False), min_size=1, max_size=40),
+       later=st.floats(0, 2 * rl.DAY_S, allow_nan=False), daily=st.integers(1, 30))
+def test_rolling_count_is_the_last_24_hours_to_the_minute(gaps: list[float], later: float,
+                                                          daily: int) -> None:
+    """Against a list of every call's time: the count is exact to the minute (every call of the
+    last 24 hours counts, none older than 24 hours and a minute), the budget stays bounded, and
+    the wait it names is exactly when a call fits again."""
+    b = rl.Budget(daily=daily, reserve=0)
+    times: list[float] = []
+    t = T0
+    for gap in gaps:
+        t += gap
+        b = rl.budget_spend(b, t)
+        times.append(t)
+        assert len(b.counts) <= rl.WINDOW_MINUTES + 1
+    now = t + later
+    used = rl.budget_used(b, now)
+    assert used == sum(rl.minute_of(x) >= rl.minute_of(now) - rl.WINDOW_MINUTES for x in times)
+    assert sum(x > now - rl.DAY_S for x in times) <= used
+    assert used <= sum(x > now - rl.DAY_S - rl.MINUTE_S for x in times)
+    wait = rl.budget_frees_in(b, now, priority=False)
+    assert (wait == 0.0) == (used < daily)
+    assert rl.budget_allows(b, now + wait, priority=False)
+    if wait >= 1.0:
+        assert not rl.budget_allows(b, now + wait - 1.0, priority=False)
 
 
 @settings(max_examples=200, deadline=None)
