@@ -67,6 +67,11 @@ expense_outcome = st.one_of(
               found_by_lookup=st.booleans()),
     st.builds(ev.RestoreMarked, entities=st.just(("expense:2026:1",)),
               through_seq=st.integers(0, 30)),
+    # minutes far apart, so some fall out of the row's 24 hours as newer ones are folded in
+    st.builds(ev.RateLimitRecorded, paused_until=st.sampled_from([0.0, 1_780_000_600.5]),
+              calls=st.lists(st.tuples(st.integers(29_666_000, 29_670_000), st.integers(1, 9)),
+                             max_size=3, unique_by=lambda p: p[0]).map(
+                                 lambda c: tuple(sorted(c)))),
 )
 any_event = st.one_of(customer, project, invoice, gone, conflict, outcome, booked,
                       expense_outcome)
