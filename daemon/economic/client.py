@@ -69,7 +69,8 @@ class RateLimitStats(msgspec.Struct, frozen=True):
 
 class ClientStats(msgspec.Struct, frozen=True):
     """A snapshot for ``/status`` and ``/metrics``. ``paused_until`` is a POSIX time while a
-    429 pause is in force; ``calls`` counts calls by ``"METHOD /path-template status"``
+    429 pause is in force; ``calls_today`` is the calls of the last rolling 24 hours (to the
+    minute); ``calls`` counts calls by ``"METHOD /path-template status"``
     (status 0: no answer)."""
 
     rate_limit: RateLimitStats

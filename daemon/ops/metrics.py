@@ -94,11 +94,12 @@ class Metrics:
         )
         self._today = Gauge(
             f"{PREFIX}_economic_calls_today",
-            "Calls to e-conomic counted against today's fair-use budget.", registry=r,
+            "Calls to e-conomic in the last rolling 24 hours (the fair-use budget's count).", registry=r,
         )
         self._budget = Gauge(
             f"{PREFIX}_economic_daily_call_budget",
-            "Calls to e-conomic the daemon allows itself per day ([economic] daily_call_budget).",
+            "Calls to e-conomic the daemon allows itself per rolling 24 hours "
+            "([economic] daily_call_budget).",
             registry=r,
         )
         self._moment_throttled = Counter(
