@@ -94,7 +94,8 @@ class Metrics:
         )
         self._today = Gauge(
             f"{PREFIX}_economic_calls_today",
-            "Calls to e-conomic in the last rolling 24 hours (the fair-use budget's count).", registry=r,
+            "Calls to e-conomic in the last rolling 24 hours (the fair-use budget's count).",
+            registry=r,
         )
         self._budget = Gauge(
             f"{PREFIX}_economic_daily_call_budget",
