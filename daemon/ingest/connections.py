@@ -38,6 +38,10 @@ class _Scrub(logging.Filter):
 
 
 server_log = logging.getLogger("daemon.ingest.receiving.http")
+#: After an answer that left the body unread (a 408, 413 or 404), aiohttp drains what the client
+#: still sends for this long before it closes, so the client can read the answer. aiohttp's
+#: default of 10 s would let a refused slow client hold its connection slot that much longer.
+LINGER_S = 1.0
 server_log.addFilter(_Scrub())
 
 
@@ -56,7 +60,7 @@ class Connection(web_protocol.RequestHandler):
         # aiohttp's access log is off: it would record the path, and so the token
         # (aiohttp takes None for "no access log" at run time; its annotation says Logger)
         super().__init__(manager, loop=asyncio.get_running_loop(), logger=server_log,
-                         access_log=None)  # type: ignore[arg-type]
+                         access_log=None, lingering_time=LINGER_S)  # type: ignore[arg-type]
         self._header_timeout_s = header_timeout_s
         self._on_lost: Callable[[], None] | None = on_lost
         self._header_timer: asyncio.TimerHandle | None = None
