@@ -46,6 +46,7 @@ from daemon.reconcile import (
     expenses,
     hearing,
     hooks,
+    intake,
     invoices,
     kinds,
     observers,
@@ -62,11 +63,6 @@ from daemon.store import consuming, records
 from daemon.store.eventlog import EventLog
 
 OVERLAP_S: Final = 120.0
-#: Outcomes the controllers record: each is progress, so it beats the watchdog pulse (a pass
-#: over thousands of writes outlasts any freshness window; a wedged pass records none).
-PROGRESS: Final = (ev.WriteIntended, ev.Applied, ev.Failed, ev.Parked, ev.DriftRepaired,
-                   ev.InvoiceEntryCreated, ev.InvoicePdfAttached, ev.InvoicePdfSkipped,
-                   ev.InvoiceBooked, ev.InvoiceEntryGone)
 BATCH: Final = 2000  # keys of one kind per pass, unless ``batch`` says otherwise
 
 
@@ -153,48 +149,10 @@ class Reconciler:
 
     # --- intake ---------------------------------------------------------------------------
     async def _on_events(self, batch: Sequence[records.Committed]) -> None:
-        """Queue keys when desired state changes or an operator asks; beat the pulse when a
-        controller recorded progress. Idempotent: a batch seen twice queues the same keys."""
-        q = self.queue
-        if any(isinstance(e, PROGRESS) for _seq, e in batch):
+        """Queue what ``batch`` asks for (see :mod:`.intake`); beat the pulse when a
+        controller recorded progress."""
+        if intake.take(batch, self.controls, unparker=self.unparker, hints=self.hints):
             self._progress()
-        projects: set[str] = set()
-        for _seq, e in batch:
-            match e:
-                case ev.BookedEntryRecorded():
-                    q.add(expenses.KIND, e.entity_key)
-                case ev.ProjectUpserted(number=number):
-                    q.add("project", number)
-                    projects.add(number)  # the expenses recorded on it, once it is in Moment
-                    if self.controls.log.tables.state("project", number).parked:
-                        self.unparker.changed("project", number)  # fixed in Moment, perhaps
-                case ev.CustomerUpserted() | ev.InvoiceFinalized():
-                    kind, key = ev.entity_of(e)
-                    q.add(kind, key)
-                    if self.controls.log.tables.state(kind, key).parked:
-                        self.unparker.changed(kind, key)  # fixed in Moment, perhaps
-                case ev.PaymentObserved():
-                    q.add(payments.KIND, e.entity_key)
-                case ev.EntityGone(kind=kind, key=key):
-                    q.discard(kind, key)
-                case ev.EconomicHintReceived():
-                    self.hints.hear(e)
-                case ev.ResyncRequested(kind=kind, key=key):
-                    q.add(kind, key, force=True)
-                case ev.RetryRequested(kind=kind, key=key) | ev.Unparked(kind=kind, key=key):
-                    q.add(kind, key, force=True)
-                    self.unparker.retried(kind, key)
-                case ev.Parked(kind=kind, key=key, source=source) if source:
-                    # ingest parked a Moment object (a conflicting invoice number, a value the
-                    # daemon cannot use): a person must hear of it as of reconcile's parkings
-                    q.release(kind, key)
-                    self.controls.observer.parked(kind, key, e.reason)
-                case ev.Applied(kind=kind, key=key) | ev.Parked(kind=kind, key=key):
-                    q.release(kind, key)
-                case _:
-                    pass
-        q.add_many(expenses.KIND, expenses.SPEC.on_project(self.controls.log.tables,
-                                                            self.options, projects))
         self._recheck()
 
     # --- operator -------------------------------------------------------------------------
