@@ -29,7 +29,7 @@ import msgspec
 
 from daemon.core import countries
 from daemon.core import mapping as mp
-from daemon.core import projections as pj
+from daemon.core import rows as rw
 
 
 class LiveCustomer(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,7 +93,7 @@ class Action(msgspec.Struct, frozen=True, kw_only=True):
 NOTHING: Final = Action(name="nothing")
 
 
-def applied_before(state: pj.EntityState) -> bool:
+def applied_before(state: rw.EntityState) -> bool:
     """The daemon put this entity into e-conomic before (so a missing record was deleted or
     renumbered there: ``recreate``, not ``create``)."""
     return bool(state.applied_hash) or state.economic_number is not None
@@ -189,7 +189,7 @@ class InvoiceProgress(msgspec.Struct, frozen=True, kw_only=True):
     applied_hash: str = ""
 
 
-def progress_of(state: pj.EntityState) -> InvoiceProgress:
+def progress_of(state: rw.EntityState) -> InvoiceProgress:
     return InvoiceProgress(entry_created=state.voucher_number is not None,
                            pdf_done=state.pdf_done, booked=state.booked,
                            applied_hash=state.applied_hash)

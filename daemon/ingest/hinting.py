@@ -43,7 +43,7 @@ import structlog
 
 from daemon.core import backoff, clocks
 from daemon.core import events as ev
-from daemon.core import projections as pj
+from daemon.core import rows as rw
 from daemon.ingest import ingesting, normalizing, pdfs
 from daemon.ingest.ingesting import Outcome
 from daemon.moment import client as moment_client
@@ -385,5 +385,5 @@ class HintProcessor:
 
 def saved_watermark(log: eventlog.EventLog) -> int:
     """The hint watermark the log holds (0 when none was ever saved)."""
-    row = log.tables.daemon().get(pj.HINT_WATERMARK)
+    row = log.tables.daemon().get(rw.HINT_WATERMARK)
     return int(row.value) if row is not None and row.value.isdigit() else 0

@@ -47,7 +47,7 @@ import msgspec
 import structlog
 
 from daemon.core import events as ev
-from daemon.core import projections as pj
+from daemon.core import rows as rw
 from daemon.ingest import normalizing, pdfs
 from daemon.moment import client as moment_client
 from daemon.moment import shapes
@@ -104,8 +104,8 @@ class Ingestor:
 
     # --- lookups --------------------------------------------------------------------------
 
-    def rows(self, kind: str) -> dict[str, pj.DesiredCustomer] | dict[str, pj.DesiredProject] \
-            | dict[str, pj.DesiredInvoice]:
+    def rows(self, kind: str) -> dict[str, rw.DesiredCustomer] | dict[str, rw.DesiredProject] \
+            | dict[str, rw.DesiredInvoice]:
         tables = self.log.tables
         if kind == "customer":
             return tables.customers()
@@ -190,7 +190,7 @@ class Ingestor:
             return Outcome.APPENDED
         return Outcome.UNCHANGED
 
-    async def _recorded(self, row: pj.DesiredInvoice, invoice: shapes.Invoice) -> Outcome:
+    async def _recorded(self, row: rw.DesiredInvoice, invoice: shapes.Invoice) -> Outcome:
         recorded = row.fact
         if recorded.moment_id != invoice.id:
             return await self._conflict(recorded, invoice)

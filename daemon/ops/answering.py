@@ -21,7 +21,7 @@ import msgspec
 import daemon
 from daemon.core import clocks, reports
 from daemon.core import expenses as xp
-from daemon.core import projections as pj
+from daemon.core import rows as rw
 from daemon.economic import errors as economic_errors
 from daemon.ops import providing, replicating
 
@@ -131,7 +131,7 @@ class Answers:
 
     async def entity(self, kind: providing.Kind, key: str) -> Mapping[str, object] | None:
         tables = self.log.tables
-        by_kind: dict[str, Mapping[str, pj.Row]] = {
+        by_kind: dict[str, Mapping[str, rw.Row]] = {
             "customer": tables.customers(), "project": tables.projects(),
             "invoice": tables.invoices(), "payment": tables.payments(),
             "expense": tables.expenses()}

@@ -37,7 +37,7 @@ from decimal import Decimal, InvalidOperation
 from daemon.core import books
 from daemon.core import events as ev
 from daemon.core import mapping as mp
-from daemon.core import projections as pj
+from daemon.core import rows as rw
 from daemon.economic import errors, payloads
 from daemon.reconcile import entries
 from daemon.reconcile.controls import Controls
@@ -118,7 +118,7 @@ def _codes_now(ctx: Controls, items: Sequence[Audited], chart: books.Books | Non
     return out
 
 
-def compare(sent: mp.InvoiceEntry, st: pj.EntityState,
+def compare(sent: mp.InvoiceEntry, st: rw.EntityState,
             rows: Sequence[payloads.BookedEntry], *, vat_ledger: frozenset[int] | None = None,
             moment_vat: str = "", vat_code: str | None = None) -> tuple[tuple[str, ...], str]:
     """The fields of booked invoice ``sent`` that e-conomic's rows on its voucher hold

@@ -23,6 +23,7 @@ from daemon.core import events as ev
 from daemon.core import mapping as mp
 from daemon.core import plans
 from daemon.core import projections as pj
+from daemon.core import rows as rw
 from daemon.economic import filters, payloads
 from daemon.economic.client import EconomicClient
 from daemon.reconcile import specs
@@ -87,10 +88,10 @@ class CustomerSpec(specs.RecordSpec[ev.CustomerUpserted, mp.CustomerFields,
             ) -> mp.Mapped[mp.CustomerFields]:
         return mp.map_customer(fact, options)
 
-    def map_row(self, row: specs.Fact[ev.CustomerUpserted], state: pj.EntityState,
+    def map_row(self, row: specs.Fact[ev.CustomerUpserted], state: rw.EntityState,
                 options: mp.Options) -> mp.Mapped[mp.CustomerFields]:
         del state
-        filled = row.filled if isinstance(row, pj.DesiredCustomer) else ()
+        filled = row.filled if isinstance(row, rw.DesiredCustomer) else ()
         return mp.map_customer(row.fact, options, filled=filled)
 
     def number(self, desired: mp.CustomerFields) -> int:

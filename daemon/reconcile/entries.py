@@ -16,6 +16,7 @@ from daemon.core import events as ev
 from daemon.core import mapping as mp
 from daemon.core import plans
 from daemon.core import projections as pj
+from daemon.core import rows as rw
 from daemon.reconcile import specs
 
 KIND = "invoice"
@@ -41,7 +42,7 @@ class InvoiceSpec(specs.Spec[ev.InvoiceFinalized, mp.InvoiceEntry, None]):
             ) -> mp.Mapped[mp.InvoiceEntry]:
         return mp.map_invoice(fact, options)
 
-    def map_row(self, row: specs.Fact[ev.InvoiceFinalized], state: pj.EntityState,
+    def map_row(self, row: specs.Fact[ev.InvoiceFinalized], state: rw.EntityState,
                 options: mp.Options) -> mp.Mapped[mp.InvoiceEntry]:
         """The invoice in the journal recorded with it (its entry's, or that of a transfer in
         doubt), else the configured one: changing ``journal_number`` neither moves nor
@@ -78,7 +79,7 @@ class InvoiceSpec(specs.Spec[ev.InvoiceFinalized, mp.InvoiceEntry, None]):
                 out.append(i.key)
         return out
 
-    def next_step(self, desired: mp.InvoiceEntry, state: pj.EntityState, options: mp.Options,
+    def next_step(self, desired: mp.InvoiceEntry, state: rw.EntityState, options: mp.Options,
                   *, desired_hash: str) -> plans.Action:
         """The next step of the transfer, from the progress the log recorded (the transfer
         calls this between its steps; :meth:`decide` is the same for a whole item)."""

@@ -36,6 +36,7 @@ from daemon.core import expenses as xp
 from daemon.core import mapping as mp
 from daemon.core import plans
 from daemon.core import projections as pj
+from daemon.core import rows as rw
 from daemon.moment import errors as moment_errors
 from daemon.moment import shapes
 from daemon.reconcile import moment_writes, reasons, specs
@@ -53,7 +54,7 @@ class _Present:
 
     __slots__ = ("_rows",)
 
-    def __init__(self, rows: Mapping[str, pj.DesiredProject]) -> None:
+    def __init__(self, rows: Mapping[str, rw.DesiredProject]) -> None:
         self._rows = rows
 
     def __contains__(self, number: object) -> bool:
@@ -212,7 +213,7 @@ class Expenses(moment_writes.MomentWrites[ev.BookedEntryRecorded, xp.ExpenseFiel
         restore day (the lost tail of the log may have read and sent it; the re-read records it
         anew). Such an expense is looked up before its first send."""
         tables = self.ctx.log.tables
-        mark = tables.daemon().get(pj.RESTORE)
+        mark = tables.daemon().get(rw.RESTORE)
         if mark is None or item.state.applied_hash:
             return False
         row = tables.expenses().get(item.key)

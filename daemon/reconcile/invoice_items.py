@@ -15,7 +15,7 @@ from typing import Final
 
 from daemon.core import mapping as mp
 from daemon.core import plans
-from daemon.core import projections as pj
+from daemon.core import rows as rw
 from daemon.economic import payloads
 
 KIND: Final = "invoice"
@@ -54,7 +54,7 @@ def batch_key_digest(idempotency_key: str) -> str:
     return parts[3] if len(parts) == 5 else ""
 
 
-def journal_of(state: pj.EntityState, options: mp.Options) -> int:
+def journal_of(state: rw.EntityState, options: mp.Options) -> int:
     """The journal an invoice's entry lives in (or was sent to), else the configured one."""
     return state.journal_number if state.journal_number is not None else options.journal_number
 

@@ -29,7 +29,7 @@ import anyio
 
 from daemon.core import books, plans
 from daemon.core import events as ev
-from daemon.core import projections as pj
+from daemon.core import rows as rw
 from daemon.economic import errors, filters
 from daemon.economic.client import MAX_BULK
 from daemon.reconcile import admitting, entries, vetting
@@ -297,7 +297,7 @@ class Invoices:
         return ikey
 
 
-def _where(st: pj.EntityState) -> tuple[int | None, int | None, str, bool]:
+def _where(st: rw.EntityState) -> tuple[int | None, int | None, str, bool]:
     return (st.entry_number, st.voucher_number, st.accounting_year, st.booked)
 
 

@@ -28,6 +28,7 @@ from daemon.core import mapping as mp
 from daemon.core import payments as pay
 from daemon.core import plans
 from daemon.core import projections as pj
+from daemon.core import rows as rw
 from daemon.economic import filters
 from daemon.economic.client import EconomicClient
 
@@ -87,7 +88,7 @@ class Item(Generic[F, D]):
 
     key: str
     fact: F
-    state: pj.EntityState
+    state: rw.EntityState
     mapped: mp.Mapped[D]
     content: str  # the hash of the mapped fields; "" when they cannot be mapped
     without: tuple[Without, ...] = ()  # parked dependencies it goes without
@@ -135,7 +136,7 @@ class Spec(abc.ABC, Generic[F, D, L]):
     def map(self, fact: F, options: mp.Options) -> mp.Mapped[D]:
         """The fact as the e-conomic fields the daemon owns (or a problem)."""
 
-    def map_row(self, row: Fact[F], state: pj.EntityState,
+    def map_row(self, row: Fact[F], state: rw.EntityState,
                 options: mp.Options) -> mp.Mapped[D]:
         """The projection row as the e-conomic fields (a kind whose mapping needs more of the
         row than its latest fact, or of what the log recorded for it, overrides this)."""

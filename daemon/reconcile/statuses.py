@@ -12,6 +12,7 @@ from __future__ import annotations
 from daemon.core import mapping as mp
 from daemon.core import plans, reports
 from daemon.core import projections as pj
+from daemon.core import rows as rw
 from daemon.reconcile import kinds
 
 
@@ -63,5 +64,5 @@ def booked_mismatches(tables: pj.Tables) -> list[reports.BookedMismatch]:
 
 def last_hint_at(tables: pj.Tables) -> str | None:
     """When the last e-conomic webhook delivery was recorded (None: never)."""
-    row = tables.daemon().get(pj.LAST_ECONOMIC_HINT)
+    row = tables.daemon().get(rw.LAST_ECONOMIC_HINT)
     return row.at if row is not None else None

@@ -34,6 +34,7 @@ import anyio.lowlevel
 from daemon.core import clocks
 from daemon.core import events as ev
 from daemon.core import projections as pj
+from daemon.core import rows as rw
 from daemon.store import opening, records, writing
 
 _TAIL: Final = 8192  # committed events kept in memory for consumers near the head
@@ -282,7 +283,7 @@ class EventLog:
 
     def _projection_rows(self, changed: list[pj.Change]
                          ) -> dict[str, list[tuple[str, int, bytes]]]:
-        by_table: dict[str, dict[str, pj.Row]] = {}
+        by_table: dict[str, dict[str, rw.Row]] = {}
         for table, key, _old, _seq in changed:
             by_table.setdefault(table, {})[key] = self.tables.rows[table][key]
         return {table: [(key, self.tables.row_seq[table][key], pj.encode_row(row))

@@ -11,6 +11,7 @@ from daemon.core import countries, plans
 from daemon.core import events as ev
 from daemon.core import mapping as mp
 from daemon.core import projections as pj
+from daemon.core import rows as rw
 
 OPTS = mp.Options(vat_zones={"DK": 1, "EU": 2, "ABROAD": 3})
 
@@ -56,7 +57,7 @@ def test_the_projection_remembers_every_field_a_fact_filled() -> None:
     row = pj.fold_customer(None, 1, "", cust(email="a@acme.dk", street="Vej 1"))
     row = pj.fold_customer(row, 2, "", cust(email="", street="Vej 1"))
     row = pj.fold_customer(row, 3, "", cust(email="", street=""))
-    assert isinstance(row, pj.DesiredCustomer)
+    assert isinstance(row, rw.DesiredCustomer)
     assert set(row.filled) >= {"email", "street", "city", "country_code"}
     assert "postal_code" not in row.filled and "organization_number" not in row.filled
 
@@ -133,10 +134,10 @@ def test_a_zone_from_moments_vat_code_is_owned() -> None:
 def test_customers_with_the_same_filled_fields_share_one_tuple_once_decoded() -> None:
     """The projection keeps one ``filled`` tuple per distinct set, not one per customer: a
     full reconcile of 100,000 customers must fit its memory bound (bench fullpass)."""
-    rows = [pj.DesiredCustomer(fact=ev.CustomerUpserted(moment_id=n, number=str(n), name="N"),
+    rows = [rw.DesiredCustomer(fact=ev.CustomerUpserted(moment_id=n, number=str(n), name="N"),
                                seq=n, filled=("city", "email"))
             for n in range(1, 4)]
     decoded = [pj.decode_row("desired_customers", pj.encode_row(r)) for r in rows]
     assert decoded == rows
-    first, *rest = [d.filled for d in decoded if isinstance(d, pj.DesiredCustomer)]
+    first, *rest = [d.filled for d in decoded if isinstance(d, rw.DesiredCustomer)]
     assert all(other is first for other in rest)

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from daemon.core import events as ev
 from daemon.core import mapping as mp
-from daemon.core import projections as pj
+from daemon.core import rows as rw
 from daemon.core.secrets import Secret
 from daemon.ingest import hinting, polling
 from daemon.moment import client as moment_client
@@ -177,7 +177,7 @@ async def _check(objects: dict[str, list[str]]) -> None:
             await log.close()
 
 
-def _same_problem(row: pj.DesiredCustomer | pj.DesiredProject | pj.DesiredInvoice,
+def _same_problem(row: rw.DesiredCustomer | rw.DesiredProject | rw.DesiredInvoice,
                   mapped: mp.Mapped[mp.CustomerFields] | mp.Mapped[mp.ProjectFields]
                   | mp.Mapped[mp.InvoiceEntry]) -> None:
     fact: ev.CustomerUpserted | ev.ProjectUpserted | ev.InvoiceFinalized = row.fact

@@ -8,6 +8,7 @@ import pytest
 
 from daemon.core import events as ev
 from daemon.core import projections as pj
+from daemon.core import rows as rw
 from daemon.economic.client import EconomicClient
 from daemon.store.eventlog import EventLog
 from tests.reconcile.conftest import reconciler
@@ -28,7 +29,7 @@ async def test_retrying_many_scans_the_states_once_per_round(
     scans = 0
     states = pj.Tables.states
 
-    def counted(self: pj.Tables) -> dict[str, pj.EntityState]:
+    def counted(self: pj.Tables) -> dict[str, rw.EntityState]:
         nonlocal scans
         scans += 1
         return states(self)
