@@ -26,6 +26,9 @@ Guarantees:
   and :class:`~daemon.moment.errors.UnknownOutcome` for a write Moment answered 2xx with a
   body that cannot be read), or terminal (refused).
 * No retries here: a caller decides when to try a retryable error again.
+
+How an answer is read (its status as an error, its body as a shape) is in
+:mod:`daemon.moment.answers`.
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
-import email.utils
 import urllib.parse
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
@@ -43,11 +45,10 @@ import aiohttp
 import msgspec
 
 from daemon.core import clocks, secrets
-from daemon.moment import errors, limiting, shapes
+from daemon.moment import answers, errors, limiting, shapes
 
 MAX_PAGE_SIZE: Final = 100
 PDF_CHUNK: Final = 64 * 1024
-_ERROR_SNIPPET: Final = 200
 
 R = TypeVar("R")
 
@@ -57,69 +58,6 @@ def format_timestamp(moment: dt.datetime) -> str:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("a Moment filter timestamp must carry a UTC offset")
     return clocks.iso(moment, timespec="microseconds" if moment.microsecond else "seconds")
-
-
-def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), or None."""
-    if value is None:
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
-        return max(0.0, (when - now).total_seconds())
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):
-        return None
-    return max(0.0, seconds)
-
-
-class PdfStream:
-    """The body of one PDF answer, read chunk by chunk: ``async for chunk in pdf``.
-
-    ``content_length`` is Moment's ``Content-Length`` when it sent one. Iterating raises only
-    :class:`~daemon.moment.errors.TransportError` (body cut short, timeout).
-    """
-
-    def __init__(self, response: aiohttp.ClientResponse, *, method: str, path: str,
-                 chunk_size: int) -> None:
-        self._response = response
-        self._method = method
-        self._path = path
-        self._chunk_size = chunk_size
-        self.content_length: int | None = response.content_length
-
-    def __repr__(self) -> str:
-        return f"<PdfStream {self._method} {self._path}>"
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._response.content.iter_chunked(self._chunk_size):
-                yield chunk
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _transport_error(exc, method=self._method, path=self._path) from _cause(exc)
-
-
-def _cause(exc: BaseException) -> BaseException | None:
-    """The exception to chain to, or None when it would carry request or response headers."""
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return None
-    return exc
-
-
-def _transport_error(exc: BaseException, *, method: str, path: str) -> errors.TransportError:
-    if isinstance(exc, TimeoutError):
-        reason = "timed out"
-    elif isinstance(exc, aiohttp.ClientResponseError):
-        reason = f"{type(exc).__name__} (status {exc.status})"
-    else:
-        reason = f"{type(exc).__name__}: {exc}"
-    return errors.TransportError(reason, method=method, path=path)
 
 
 class MomentClient:
@@ -227,8 +165,9 @@ class MomentClient:
                              modified_from=modified_from, modified_to=modified_to)
 
     @contextlib.asynccontextmanager
-    async def invoice_pdf(self, moment_id: int) -> AsyncIterator[PdfStream]:
-        """The invoice's PDF as a :class:`PdfStream`, valid inside the ``async with``.
+    async def invoice_pdf(self, moment_id: int) -> AsyncIterator[answers.PdfStream]:
+        """The invoice's PDF as a :class:`~daemon.moment.answers.PdfStream`, valid inside the
+        ``async with``.
 
         Raises before yielding for any answer other than 200 ``application/pdf``. Whether
         the bytes really are a PDF, and how many of them to accept, is the caller's call.
@@ -242,16 +181,16 @@ class MomentClient:
                                              headers=self._headers("application/pdf"),
                                              allow_redirects=False)
             except (aiohttp.ClientError, TimeoutError) as exc:
-                raise _transport_error(exc, method=method, path=path) from _cause(exc)
+                raise answers.transport_error(exc, method=method, path=path) from answers.cause(exc)
             try:
                 if response.status != 200:
-                    body = await self._read(response, method=method, path=path)
+                    body = await answers.read(response, method=method, path=path)
                     self._raise_for_status(response, body, method=method, path=path)
                 content_type = response.content_type
                 if content_type != "application/pdf":
                     raise errors.BadResponse(f"expected application/pdf, got {content_type}",
                                              method=method, path=path, status=response.status)
-                yield PdfStream(response, method=method, path=path, chunk_size=PDF_CHUNK)
+                yield answers.PdfStream(response, method=method, path=path, chunk_size=PDF_CHUNK)
             finally:
                 response.release()
         finally:
@@ -265,13 +204,13 @@ class MomentClient:
         path = f"{self._company_path}/projectExpenses"
         raw = await self._send("POST", path, json_body=msgspec.json.encode(expense),
                                idempotency_key=idempotency_key)
-        return self._decode_written(raw, shapes.ProjectExpense, method="POST", path=path)
+        return answers.decode_written(raw, shapes.ProjectExpense, method="POST", path=path)
 
     async def find_project_expense(self, external_id: str) -> shapes.ProjectExpense | None:
         """The expense created with ``external_id``, or None when Moment has none."""
         path = f"{self._company_path}/projectExpenses"
         raw = await self._send("GET", path, params={"externalId": external_id})
-        page = self._decode(raw, shapes.Page[shapes.ProjectExpense], method="GET", path=path)
+        page = answers.decode(raw, shapes.Page[shapes.ProjectExpense], method="GET", path=path)
         for expense in page.content:
             if expense.external_id == external_id:
                 return expense
@@ -290,7 +229,7 @@ class MomentClient:
         path = f"{self._company_path}/invoices/{_positive(moment_id)}/paymentStatus"
         raw = await self._send("PUT", path, json_body=msgspec.json.encode(status),
                                idempotency_key=idempotency_key)
-        return self._decode_written(raw, shapes.PaymentStatus, method="PUT", path=path)
+        return answers.decode_written(raw, shapes.PaymentStatus, method="PUT", path=path)
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -321,7 +260,7 @@ class MomentClient:
                                         size=None, modified_from=modified_from,
                                         modified_to=modified_to)
             for raw in page.content:
-                yield _listed(kind, raw, shape)
+                yield answers.listed(kind, raw, shape)
             seen += len(page.content)
             if (not page.content or len(page.content) < self._page_size
                     or seen >= page.page.total_elements):
@@ -331,7 +270,7 @@ class MomentClient:
     async def _get_one(self, suffix: str, kind: type[R]) -> R:
         path = self._company_path + suffix
         raw = await self._send("GET", path)
-        return self._decode(raw, kind, method="GET", path=path)
+        return answers.decode(raw, kind, method="GET", path=path)
 
     async def _get_page(self, suffix: str, kind: type[R], *, page: int, size: int | None,
                         modified_from: dt.datetime | None,
@@ -348,7 +287,7 @@ class MomentClient:
             params["lastModifiedDateTo"] = format_timestamp(modified_to)
         path = self._company_path + suffix
         raw = await self._send("GET", path, params=params)
-        return self._decode(raw, kind, method="GET", path=path)
+        return answers.decode(raw, kind, method="GET", path=path)
 
     async def _send(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
                     json_body: bytes | None = None, idempotency_key: str | None = None,
@@ -366,91 +305,22 @@ class MomentClient:
             async with session.request(method, self._api_url + path, params=params,
                                        data=json_body, headers=headers,
                                        allow_redirects=False) as response:
-                body = await self._read(response, method=method, path=path)
+                body = await answers.read(response, method=method, path=path)
                 if not 200 <= response.status < 300:
                     self._raise_for_status(response, body, method=method, path=path)
                 return body
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _transport_error(exc, method=method, path=path) from _cause(exc)
+            raise answers.transport_error(exc, method=method, path=path) from answers.cause(exc)
         finally:
             self.limiter.release()
 
-    @staticmethod
-    async def _read(response: aiohttp.ClientResponse, *, method: str, path: str) -> bytes:
-        try:
-            return await response.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _transport_error(exc, method=method, path=path) from _cause(exc)
-
     def _raise_for_status(self, response: aiohttp.ClientResponse, body: bytes, *,
                           method: str, path: str) -> NoReturn:
-        status = response.status
-        snippet = body[:_ERROR_SNIPPET].decode("utf-8", "replace").strip()
-        detail = f"{response.reason or 'HTTP ' + str(status)}" + (f": {snippet}" if snippet else "")
-        if status == 429 or status >= 500:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"),
-                                            clocks.utc(self._clock.now()))
-            kind = errors.RateLimited if status == 429 else errors.ServerError
-            if status == 429:  # every call of this client waits, not only this one
-                self.limiter.throttled(retry_after)
-            raise kind(detail, method=method, path=path, status=status, retry_after=retry_after)
-        if 300 <= status < 400:
-            where = _where(response.headers.get("Location"))
-            raise errors.Redirected(
-                f"Moment answered with a redirect to {where}; it was not followed (the API key "
-                f"would go with it): check [moment] api_url", location=where, method=method,
-                path=path, status=status)
-        if status in (401, 403):
-            raise errors.Unauthorized(detail, method=method, path=path, status=status)
-        if status == 404:
-            raise errors.NotFound(detail, method=method, path=path, status=status)
-        if 400 <= status < 500:
-            raise errors.RequestRejected(detail, method=method, path=path, status=status)
-        raise errors.BadResponse(f"unexpected status ({detail})", method=method, path=path,
-                                 status=status)
-
-    @staticmethod
-    def _decode(raw: bytes, kind: type[R], *, method: str, path: str) -> R:
-        try:
-            return msgspec.json.decode(raw, type=kind)
-        except msgspec.DecodeError as exc:
-            raise errors.BadResponse(f"answer does not match the expected shape: {exc}",
-                                     method=method, path=path, status=200) from exc
-
-
-    @staticmethod
-    def _decode_written(raw: bytes, kind: type[R], *, method: str, path: str) -> R:
-        """A write's answer; one that does not decode leaves what Moment did unknown."""
-        try:
-            return msgspec.json.decode(raw, type=kind)
-        except msgspec.DecodeError as exc:
-            raise errors.UnknownOutcome(
-                f"Moment answered the write but its body cannot be read ({exc}): whether it "
-                "was applied must be looked up", method=method, path=path, status=200) from exc
-
-
-def _listed(kind: Literal["customer", "project", "invoice"], raw: msgspec.Raw,
-            shape: type[R]) -> R | shapes.Unreadable:
-    try:
-        return msgspec.json.decode(raw, type=shape)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        try:
-            listed = msgspec.json.decode(raw, type=shapes.ListedId).id
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            listed = None
-        usable = isinstance(listed, int) and not isinstance(listed, bool) and 1 <= listed \
-            <= 2 ** 63 - 1
-        return shapes.Unreadable(kind=kind, moment_id=listed if usable else None,  # type: ignore[arg-type]
-                                 error=str(exc)[:_ERROR_SNIPPET])
-
-
-def _where(location: str | None) -> str:
-    """A ``Location`` as scheme, host and path (the query may hold anything: left out)."""
-    if not location:
-        return "nowhere (no Location header)"
-    parts = urllib.parse.urlsplit(location)
-    return urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path,
-                                    "", ""))[:300] or "nowhere (an empty Location header)"
+        error = answers.status_error(response, body, method=method, path=path,
+                                     now=clocks.utc(self._clock.now()))
+        if isinstance(error, errors.RateLimited):  # every call of this client waits, not one
+            self.limiter.throttled(error.retry_after)
+        raise error
 
 
 def _positive(moment_id: int) -> int:

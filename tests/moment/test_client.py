@@ -13,8 +13,8 @@ import pytest
 from aiohttp import web
 
 from daemon.core import secrets
+from daemon.moment import answers, errors, shapes
 from daemon.moment import client as moment_client
-from daemon.moment import errors, shapes
 from daemon.sandbox import moment as moment_sandbox
 from tests.clocks import FakeClock
 from tests.moment.conftest import API_KEY, fake_clock, make_client
@@ -387,7 +387,7 @@ async def test_pdf_with_another_content_type_is_refused(hostile: str) -> None:
 
 def test_retry_after_parsing() -> None:
     now = dt.datetime(2026, 11, 20, 9, 0, 0, tzinfo=dt.UTC)
-    parse = moment_client.parse_retry_after
+    parse = answers.parse_retry_after
     assert parse("7", now) == 7.0
     assert parse(" 2.5 ", now) == 2.5
     assert parse("-3", now) == 0.0
