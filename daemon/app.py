@@ -150,10 +150,13 @@ def reconciler(settings: config.Settings, *, log: eventlog.EventLog,
                moment_api: moment_client.MomentClient | None = None,
                ) -> reconcile_running.Reconciler:
     """The reconciler of ``[economic]``; with a ``watchdog``, its ``reconcile`` pulse, excused
-    while e-conomic keeps it waiting (a Retry-After pause, a call in flight); with
-    ``moment_api``, it writes the kinds that flow into Moment (expenses, the paid status)."""
+    while e-conomic or Moment keeps its own calls waiting (a Retry-After pause, the pace, a
+    call in flight); with ``moment_api``, it writes the kinds that flow into Moment (expenses,
+    the paid status)."""
+    limiters: tuple[notifying.Waits, ...] = (
+        client.limiter, *(() if moment_api is None else (moment_api.limiter,)))
     pulse = None if watchdog is None else watchdog.pulse(
-        "reconcile", excused=lambda: client.limiter.busy("reconcile"))
+        "reconcile", excused=notifying.waiting_on("reconcile", *limiters))
     return reconcile_running.Reconciler(
         log=log, client=client, options=config.mapping_options(settings), clock=clock,
         reconcile_interval=settings.economic.reconcile_interval,
@@ -361,8 +364,8 @@ async def run(settings: config.Settings) -> int:
             alerter.reconfigure(fresh.alerts)
             reconcile.options = config.mapping_options(fresh)
 
-        check_pulse = watchdog.pulse("preflight",
-                                     excused=lambda: economic_api.limiter.busy("preflight"))
+        check_pulse = watchdog.pulse("preflight", excused=notifying.waiting_on(
+            "preflight", economic_api.limiter, moment_api.limiter))
         try:
             await server.start(Path(settings.daemon.status_socket))
             if scraped is not None:

@@ -21,19 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextvars
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Final
 
-from daemon.core import clocks, ratelimits
+from daemon.core import callers, clocks, ratelimits
 from daemon.economic import errors
-
-#: The component whose task makes the calls (a context variable: the tasks it starts inherit
-#: it); "" when none said. :meth:`Limiter.busy` counts by it, so the watchdog excuses a
-#: component for its own calls only, not for another's.
-CALLER: Final[contextvars.ContextVar[str]] = contextvars.ContextVar("economic_caller",
-                                                                    default="")
 
 
 class Limiter:
@@ -55,7 +47,7 @@ class Limiter:
         self.in_flight = 0
         self.peak_in_flight = 0
         self.waited_s = 0.0
-        self._busy: collections.Counter[str] = collections.Counter()  # by CALLER
+        self._calls = callers.Calls()  # by daemon.core.callers.CALLER, for the watchdog
         #: calls counted since the last :meth:`take_unrecorded`, by minute
         self._unrecorded: collections.Counter[int] = collections.Counter()
         #: called (with the pause's end) when a 429 starts or lengthens a pause
@@ -68,10 +60,10 @@ class Limiter:
         return p if p > self.clock.now() else None
 
     def busy(self, caller: str) -> bool:
-        """Calls of ``caller`` (see :data:`CALLER`) wait for their turn (a slot, the bucket, a
-        Retry-After pause) or are in flight: each ends by itself (the pause at its end, a call
-        at its timeout), so the watchdog takes that component for making progress."""
-        return self._busy[caller] > 0
+        """Calls of ``caller`` (:data:`daemon.core.callers.CALLER`) wait for their turn (a
+        slot, the bucket, a Retry-After pause) or are in flight; see
+        :meth:`daemon.core.callers.Calls.busy`."""
+        return self._calls.busy(caller)
 
     def calls_today(self) -> int:
         """Calls made in the last rolling 24 hours (to the minute)."""
@@ -103,12 +95,11 @@ class Limiter:
         with :meth:`observe` when an answer came and always with :meth:`release`. Raises
         :class:`errors.BudgetExhausted` (with retry_after, holding no slot) when today's
         budget is spent."""
-        caller = CALLER.get()
-        self._busy[caller] += 1
+        caller = self._calls.enter()
         try:
             await self._slots.acquire()
         except BaseException:
-            self._busy[caller] -= 1
+            self._calls.leave(caller)
             raise
         try:
             while True:
@@ -126,7 +117,7 @@ class Limiter:
                                                            priority=priority))
         except BaseException:
             self._slots.release()
-            self._busy[caller] -= 1
+            self._calls.leave(caller)
             raise
         self.budget = ratelimits.budget_spend(self.budget, now)
         self._unrecorded[ratelimits.minute_of(now)] += 1
@@ -143,7 +134,7 @@ class Limiter:
         call that got no answer (its tokens are no longer expected to land)."""
         self.bucket = ratelimits.settle(self.bucket, unsettled)
         self.in_flight -= 1
-        self._busy[CALLER.get()] -= 1
+        self._calls.leave(callers.CALLER.get())  # the task that acquired, so its caller
         self._slots.release()
 
     def observe(self, rate_header: str | None, cost_header: str | None,

@@ -9,6 +9,10 @@ after a 429, which holds every call of the client, not only the one that got it,
 ``Retry-After`` has passed (without one: until a full bucket has drained enough for one call,
 at least a second). This module only waits; the arithmetic is :mod:`daemon.core.ratelimits`.
 
+Each call counts, by :data:`daemon.core.callers.CALLER`, from before it waits until it is
+answered (:meth:`Limiter.busy`): the watchdog excuses a component while its own Moment calls
+wait out a pause or the pace or are in flight (DESIGN.md: waiting on a rate limit is progress).
+
 Invariants: nothing is sent while a 429 pause is in force; with a bucket, no more than
 ``limit`` calls go out in any stretch in which the bucket could drain ``limit`` tokens (the
 mirror charges a call when it is sent); at most ``max_in_flight`` calls are open at once.
@@ -20,7 +24,7 @@ import asyncio
 import math
 from dataclasses import dataclass
 
-from daemon.core import clocks, ratelimits
+from daemon.core import callers, clocks, ratelimits
 
 #: Without a configured pace the bucket is this large: only 429 pauses hold calls back.
 UNPACED_LIMIT = 1_000_000
@@ -72,12 +76,19 @@ class Limiter:
         self._slots = asyncio.Semaphore(max_in_flight)
         self.rate_limited = 0  # 429s seen
         self.waited_s = 0.0  # time spent waiting for the pace or a pause
+        self._calls = callers.Calls()  # by daemon.core.callers.CALLER, for the watchdog
 
     @property
     def paused_until(self) -> float | None:
         """When the 429 pause in force ends (POSIX seconds), or None."""
         p = self.bucket.paused_until
         return p if p > self.clock.now() else None
+
+    def busy(self, caller: str) -> bool:
+        """Calls of ``caller`` (:data:`daemon.core.callers.CALLER`) wait for their turn (a
+        slot, the pace, a Retry-After pause) or are in flight; see
+        :meth:`daemon.core.callers.Calls.busy`."""
+        return self._calls.busy(caller)
 
     def stats(self) -> Stats:
         """The limiter as of now (the bucket drained to the clock's time)."""
@@ -90,20 +101,27 @@ class Limiter:
 
     async def acquire(self) -> None:
         """Wait for the pace and any pause, then take an in-flight slot and charge the call;
-        pair with :meth:`release`."""
-        await self._slots.acquire()
+        pair with :meth:`release` in the same task."""
+        caller = self._calls.enter()
+        try:
+            await self._slots.acquire()
+        except BaseException:
+            self._calls.leave(caller)
+            raise
         try:
             while (wait := ratelimits.delay(self.bucket, self.clock.now(), 1)) > 0:
                 self.waited_s += wait
                 await self.clock.sleep(wait)
         except BaseException:
             self._slots.release()
+            self._calls.leave(caller)
             raise
         self.bucket = ratelimits.charge(self.bucket, self.clock.now(), 1)
 
     def release(self) -> None:
         """The call is answered (or failed): its slot is free; its token stays spent."""
         self.bucket = ratelimits.settle(self.bucket, 1)
+        self._calls.leave(callers.CALLER.get())  # the task that acquired, so its caller
         self._slots.release()
 
     def throttled(self, retry_after: float | None) -> float:

@@ -15,8 +15,9 @@ messages (``STATUS``, ``EXTEND_TIMEOUT_USEC``, ``WATCHDOG``) are tried once: the
 beaten within ``freshness`` seconds of now, by the injected clock's monotonic time. A wedged
 component therefore stops the pings and systemd restarts the service after ``WatchdogSec=``; an
 event loop that is merely alive does not keep a wedged daemon running. A component waiting out
-e-conomic's Retry-After, however long, is not wedged (DESIGN.md: waiting on a rate limit or a
-slow e-conomic is progress): its pulse is excused while it waits.
+e-conomic's or Moment's Retry-After, however long, is not wedged (DESIGN.md: waiting on a rate
+limit or a slow e-conomic is progress): its pulse is excused while its own calls wait or are in
+flight (:func:`waiting_on` asks each client's limiter, :class:`Waits`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Final
+from typing import Final, Protocol
 
 import anyio
 import structlog
@@ -144,13 +145,28 @@ def watchdog_interval(
     return int(usec) / 2 / 1_000_000
 
 
+class Waits(Protocol):
+    """A client's limiter, asked whether a component's own calls wait there or are in flight
+    (both clients' limiters count them by :data:`daemon.core.callers.CALLER`)."""
+
+    def busy(self, caller: str) -> bool: ...
+
+
+def waiting_on(caller: str, *limiters: Waits) -> Callable[[], bool]:
+    """An ``excused`` for :meth:`Watchdog.pulse`: true while calls of ``caller`` wait on, or
+    are in flight at, any of ``limiters``; every such wait ends by itself (a pause at its end,
+    a call at its timeout), so it is progress, not a wedge."""
+    return lambda: any(limiter.busy(caller) for limiter in limiters)
+
+
 class Pulse:
     """One component's heartbeat: :meth:`beat` after each unit of progress and while idle-waiting
     (an idle wait must wake at least every :attr:`Watchdog.beat_every` seconds to beat).
 
     ``excused``, when given, says the component is waiting on something outside that is bounded
-    and healthy (e-conomic's Retry-After pause, a call in flight under its timeout): while it
-    holds, the pulse counts as beating, and it goes stale only ``freshness`` after it ends.
+    and healthy (a Retry-After pause, a call in flight under its timeout; see
+    :func:`waiting_on`): while it holds, the pulse counts as beating, and it goes stale only
+    ``freshness`` after it ends.
     """
 
     __slots__ = ("_clock", "excused", "last", "name")

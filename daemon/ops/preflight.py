@@ -21,11 +21,11 @@ import msgspec
 import structlog
 
 from daemon import settings as config
-from daemon.core import books, clocks
+from daemon.core import books, callers, clocks
 from daemon.core import events as ev
 from daemon.core import projections as pj
 from daemon.economic import client as economic_client
-from daemon.economic import errors, installing, limiting
+from daemon.economic import errors, installing
 from daemon.ops import alerts
 from daemon.store import eventlog
 
@@ -300,8 +300,8 @@ async def checking(log: eventlog.EventLog, economic: economic_client.EconomicCli
     seconds (the incremental interval) while a check fails, so that a transient failure or a
     problem fixed in e-conomic does not stay reported until the next full interval; beats at
     least every ``idle_beat_s`` seconds of the clock while it waits. Its e-conomic calls are
-    the ``preflight`` caller's (:data:`daemon.economic.limiting.CALLER`)."""
-    limiting.CALLER.set("preflight")
+    the ``preflight`` caller's (:data:`daemon.core.callers.CALLER`)."""
+    callers.CALLER.set("preflight")
     while True:
         failing = True
         try:

@@ -33,10 +33,10 @@ import anyio
 import anyio.abc
 
 from daemon import waiting
-from daemon.core import backoff, clocks, plans, reports
+from daemon.core import backoff, callers, clocks, plans, reports
 from daemon.core import events as ev
 from daemon.core import mapping as mp
-from daemon.economic import errors, limiting
+from daemon.economic import errors
 from daemon.economic.client import EconomicClient
 from daemon.moment.client import MomentClient
 from daemon.reconcile import (
@@ -278,9 +278,10 @@ class Reconciler:
             return did
 
     async def _work(self) -> None:
-        # the worker's own e-conomic calls are the "reconcile" caller's, which the watchdog
-        # excuses while they wait or run (not the sweeps': they must not hide a wedged worker)
-        limiting.CALLER.set("reconcile")
+        # the worker's own e-conomic and Moment calls are the "reconcile" caller's, which the
+        # watchdog excuses while they wait or run (not the sweeps': they must not hide a
+        # wedged worker)
+        callers.CALLER.set("reconcile")
         # the first full sweep reads what a backfill would otherwise read key by key
         first_sweep_by = self.clock.monotonic() + 30.0
         while not self._first_sweep.is_set():

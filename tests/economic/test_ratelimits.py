@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from daemon.core import callers
 from daemon.core import ratelimits as rl
-from daemon.economic import errors, limiting
+from daemon.economic import errors
 from daemon.economic.client import EconomicClient, RateLimitStats
 from daemon.sandbox.economic import EconomicSandbox
 from tests.clocks import T0, FakeClock
@@ -300,7 +301,7 @@ async def test_the_limiter_is_busy_while_a_caller_waits_out_a_retry_after(
     sandbox.inject("429")
 
     async def reconciling(client: EconomicClient) -> None:
-        limiting.CALLER.set("reconcile")
+        callers.CALLER.set("reconcile")
         await client.get_self()
 
     async with make_client(sandbox, clock) as client:
