@@ -13,7 +13,7 @@ import anyio
 import pytest
 from aiohttp import web
 
-from daemon.core import secrets
+from daemon.core import callers, secrets
 from daemon.moment import client as moment_client
 from daemon.moment import errors, shapes
 from daemon.moment import limiting as moment_limiting
@@ -142,6 +142,34 @@ async def test_a_429_without_retry_after_pauses_a_second(
         assert caught.value.retry_after is None
         await client.customers_page()
     assert jumping.sleeps == [1.0]
+
+
+async def test_the_limiter_is_busy_for_a_caller_while_its_own_calls_wait_out_a_pause(
+        sandbox: moment_sandbox.MomentSandbox, clock: FakeClock) -> None:
+    """What the watchdog excuses (DESIGN: waiting on a rate limit is progress): a caller's own
+    calls, from before they wait out a 429's Retry-After of 600 s until they have their answer,
+    and not after; a 429 another caller earned excuses only those that wait on it."""
+    sandbox.faults.add(429, retry_after=600, path_contains="/customers")
+
+    async def reconciling(client: moment_client.MomentClient) -> None:
+        callers.CALLER.set("reconcile")
+        await client.projects_page()
+
+    async with make_client(sandbox, clock=clock) as client:
+        with pytest.raises(errors.RateLimited):
+            await client.customers_page()  # ingest's poll: no caller named
+        assert not client.limiter.busy("reconcile") and not client.limiter.busy("")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reconciling, client)
+            await clock.asked(600.0)
+            assert client.limiter.busy("reconcile") and not client.limiter.busy("preflight")
+            assert not client.limiter.busy("")
+            clock.advance(599.0)
+            assert client.limiter.busy("reconcile")
+            clock.advance(1.0)
+        assert not client.limiter.busy("reconcile")
+    assert [r.status for r in sandbox.requests] == [429, 200]
+    assert clock.sleeps == [600.0]
 
 
 def test_pace_must_be_positive() -> None:

@@ -73,8 +73,8 @@ class World:
 
 @contextlib.asynccontextmanager
 async def world(*, accounts: Sequence[int] = (), options: mp.Options = EXPENSES,
-                **rec_kw: Any) -> AsyncIterator[World]:
-    clock = FakeClock()
+                clock: FakeClock | None = None, **rec_kw: Any) -> AsyncIterator[World]:
+    clock = clock or FakeClock()
     async with EconomicSandbox.running(rate_limit=RateLimit(enabled=False)) as esb, \
             MomentSandbox.running(now=clock.utcnow) as msb:
         log = await EventLog.open(":memory:", clock=clock)
