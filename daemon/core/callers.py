@@ -14,7 +14,9 @@ and not left; a caller that never set :data:`CALLER` is ``""`` and excuses no na
 from __future__ import annotations
 
 import collections
+import contextlib
 import contextvars
+from collections.abc import Iterator
 from typing import Final
 
 #: The component whose task makes the calls (``"reconcile"``, ``"preflight"``); ``""`` when
@@ -35,6 +37,18 @@ class Calls:
         caller = CALLER.get()
         self._open[caller] += 1
         return caller
+
+    @contextlib.contextmanager
+    def entering(self) -> Iterator[str]:
+        """:meth:`enter` for the block (a limiter's wait for its turn), and :meth:`leave` when
+        it raises: a call that never got its turn is not waiting any more. When the block
+        ends normally the call stays counted until the limiter's release leaves."""
+        caller = self.enter()
+        try:
+            yield caller
+        except BaseException:
+            self.leave(caller)
+            raise
 
     def leave(self, caller: str) -> None:
         """The call :meth:`enter` counted for ``caller`` is answered, failed or cancelled."""

@@ -95,30 +95,25 @@ class Limiter:
         with :meth:`observe` when an answer came and always with :meth:`release`. Raises
         :class:`errors.BudgetExhausted` (with retry_after, holding no slot) when today's
         budget is spent."""
-        caller = self._calls.enter()
-        try:
+        with self._calls.entering():
             await self._slots.acquire()
-        except BaseException:
-            self._calls.leave(caller)
-            raise
-        try:
-            while True:
-                wait = ratelimits.delay(self.bucket, self.clock.now())
-                if wait <= 0:
-                    break
-                self.waited_s += wait
-                await self.clock.sleep(wait)
-            now = self.clock.now()
-            if not ratelimits.budget_allows(self.budget, now, priority=priority):
-                why = "" if priority else " (the rest is kept for invoices)"
-                raise errors.BudgetExhausted(
-                    "daily call budget spent" + why,
-                    retry_after=ratelimits.budget_frees_in(self.budget, now,
-                                                           priority=priority))
-        except BaseException:
-            self._slots.release()
-            self._calls.leave(caller)
-            raise
+            try:
+                while True:
+                    wait = ratelimits.delay(self.bucket, self.clock.now())
+                    if wait <= 0:
+                        break
+                    self.waited_s += wait
+                    await self.clock.sleep(wait)
+                now = self.clock.now()
+                if not ratelimits.budget_allows(self.budget, now, priority=priority):
+                    why = "" if priority else " (the rest is kept for invoices)"
+                    raise errors.BudgetExhausted(
+                        "daily call budget spent" + why,
+                        retry_after=ratelimits.budget_frees_in(self.budget, now,
+                                                               priority=priority))
+            except BaseException:
+                self._slots.release()
+                raise
         self.budget = ratelimits.budget_spend(self.budget, now)
         self._unrecorded[ratelimits.minute_of(now)] += 1
         if len(self._unrecorded) > ratelimits.WINDOW_MINUTES + 1:  # nobody records: stay bounded

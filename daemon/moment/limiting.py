@@ -102,20 +102,15 @@ class Limiter:
     async def acquire(self) -> None:
         """Wait for the pace and any pause, then take an in-flight slot and charge the call;
         pair with :meth:`release` in the same task."""
-        caller = self._calls.enter()
-        try:
+        with self._calls.entering():
             await self._slots.acquire()
-        except BaseException:
-            self._calls.leave(caller)
-            raise
-        try:
-            while (wait := ratelimits.delay(self.bucket, self.clock.now(), 1)) > 0:
-                self.waited_s += wait
-                await self.clock.sleep(wait)
-        except BaseException:
-            self._slots.release()
-            self._calls.leave(caller)
-            raise
+            try:
+                while (wait := ratelimits.delay(self.bucket, self.clock.now(), 1)) > 0:
+                    self.waited_s += wait
+                    await self.clock.sleep(wait)
+            except BaseException:
+                self._slots.release()
+                raise
         self.bucket = ratelimits.charge(self.bucket, self.clock.now(), 1)
 
     def release(self) -> None:

@@ -27,3 +27,15 @@ def test_calls_count_by_the_caller_each_entered_under() -> None:
     assert not calls.busy("")
     with pytest.raises(RuntimeError, match="never entered"):
         calls.leave("reconcile")
+
+
+def test_a_call_that_never_got_its_turn_stops_counting() -> None:
+    calls = callers.Calls()
+    with pytest.raises(TimeoutError), calls.entering():
+        raise TimeoutError  # cancelled or refused while it waited for its turn
+    assert not calls.busy("")
+    with calls.entering() as caller:
+        pass  # got its turn: counted until the limiter's release leaves
+    assert calls.busy(caller)
+    calls.leave(caller)
+    assert not calls.busy(caller)

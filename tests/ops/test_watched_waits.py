@@ -6,6 +6,9 @@ sandboxes, both clients and the reconciler run on one fake clock; no wall-clock 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import anyio
 import pytest
 
@@ -24,16 +27,20 @@ FRESHNESS = 1.0
 RETRY_AFTER = 600
 
 
-def watched(clock: FakeClock) -> tuple[notifying.Watchdog, notifying.Pulse]:
-    """A watchdog on ``clock`` with the reconciler's pulse; its excuse is set once the clients
-    exist (as daemon.app.reconciler does)."""
+@contextlib.asynccontextmanager
+async def watched() -> AsyncIterator[tuple[World, notifying.Watchdog]]:
+    """The expense world (tests/reconcile/expensing.py) with project 1 in both services, and a
+    watchdog on its clock whose ``reconcile`` pulse the reconciler beats, excused as
+    daemon.app.reconciler excuses it: while its own calls wait on either client's limiter."""
+    clock = FakeClock()
     watchdog = notifying.Watchdog(notifying.Notifier({}), interval=FRESHNESS, clock=clock)
-    return watchdog, watchdog.pulse("reconcile")
-
-
-def excuse(pulse: notifying.Pulse, w: World) -> None:
-    pulse.excused = notifying.waiting_on("reconcile", w.client.limiter,
-                                         w.moment_client.limiter)
+    pulse = watchdog.pulse("reconcile")
+    async with world(clock=clock, beat=pulse.beat, idle_beat_s=watchdog.beat_every) as w:
+        pulse.excused = notifying.waiting_on("reconcile", w.client.limiter,
+                                             w.moment_client.limiter)
+        await w.project(1)
+        await settle(w.rec)
+        yield w, watchdog
 
 
 async def throttled_by_ingest(w: World) -> float:
@@ -63,12 +70,8 @@ async def polling(client: moment_client.MomentClient) -> None:
 
 
 async def test_a_reconciler_waiting_out_a_moment_retry_after_keeps_its_pulse_fresh() -> None:
-    clock = FakeClock()
-    watchdog, pulse = watched(clock)
-    async with world(clock=clock, beat=pulse.beat, idle_beat_s=watchdog.beat_every) as w:
-        excuse(pulse, w)
-        await w.project(1)
-        await settle(w.rec)
+    async with watched() as (w, watchdog):
+        clock = w.clock
         wait = await throttled_by_ingest(w)
         w.cost("1450.00", 1)
         assert (await w.reader.read_new()).recorded == 1
@@ -92,12 +95,8 @@ async def test_a_reconciler_waiting_out_a_moment_retry_after_keeps_its_pulse_fre
 
 async def test_a_wedged_reconciler_goes_stale_while_another_caller_waits_on_moment(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = FakeClock()
-    watchdog, pulse = watched(clock)
-    async with world(clock=clock, beat=pulse.beat, idle_beat_s=watchdog.beat_every) as w:
-        excuse(pulse, w)
-        await w.project(1)
-        await settle(w.rec)
+    async with watched() as (w, watchdog):
+        clock = w.clock
         wait = await throttled_by_ingest(w)
         monkeypatch.setenv(hooks.WEDGE_ENV, "1")
         w.cost("1450.00", 1)
