@@ -12,6 +12,7 @@ loaded row shares what rows repeat, are in :mod:`daemon.core.rows`.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable
 from typing import Final
 
@@ -55,12 +56,22 @@ def _fact_keys(kind: str, fact_type: type) -> Callable[[ev.Event], Iterable[str]
     return keys
 
 
+_optional_values: Final = operator.attrgetter(*ev.CUSTOMER_OPTIONAL_FIELDS)
+
+
+def _filled(event: ev.CustomerUpserted, before: tuple[str, ...]) -> tuple[str, ...]:
+    """The optional fields the customer has ever had a value in: ``before`` plus those the
+    event fills (the same tuple when it adds none, as a replay's snapshots mostly do)."""
+    added = [name for name, value in zip(ev.CUSTOMER_OPTIONAL_FIELDS, _optional_values(event),
+                                         strict=True)
+             if value and name not in before and value.strip()]
+    return shared_filled(tuple(sorted((*before, *added)))) if added else before
+
+
 def fold_customer(row: Row | None, seq: int, at: str, event: ev.Event) -> Row | None:
     if isinstance(event, ev.CustomerUpserted):
         before = row.filled if isinstance(row, DesiredCustomer) else ()
-        filled = {f for f in ev.CUSTOMER_OPTIONAL_FIELDS if getattr(event, f).strip()}
-        return DesiredCustomer(fact=event, seq=seq,
-                               filled=shared_filled(tuple(sorted(filled.union(before)))))
+        return DesiredCustomer(fact=event, seq=seq, filled=_filled(event, before))
     if isinstance(event, ev.EntityGone) and isinstance(row, DesiredCustomer):
         return msgspec.structs.replace(row, gone=True, seq=seq)
     return row

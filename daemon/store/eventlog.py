@@ -229,29 +229,21 @@ class EventLog:
         recorded = records.iso(clocks.utc(self._clock.now()))
         start_seq, start_checkpoint = self.last_seq, self.tables.checkpoint
         changed: list[pj.Change] = []
+        stored: dict[str, int] = {}  # keys the log already held: learnt from a refused try
         try:
-            known = await writing.in_thread(self._writer, writing.known_keys,
-                                            [p.key for p in batch])
-            rows: list[tuple[object, ...]] = []
-            fresh: list[records.Committed] = []
-            seq = self.last_seq
-            for pending in batch:
-                if pending.key in known:
-                    pending.result = records.Appended(known[pending.key], False)
-                    continue
-                seq += 1
-                known[pending.key] = seq
-                kind, key = ev.entity_of(pending.event)
-                occurred = pending.occurred_at or recorded
-                rows.append((seq, ev.type_name(pending.event), ev.SCHEMA_VERSION, kind, key,
-                             pending.key, occurred, recorded, ev.encode(pending.event)))
-                changed += self.tables.apply(seq, occurred, pending.event)
-                pending.result = records.Appended(seq, True)
-                fresh.append(records.Committed(seq, pending.event))
-            if rows:
-                await writing.in_thread(self._writer, writing.commit, rows,
-                                        self._projection_rows(changed), self.tables.checkpoint)
-                self.last_seq = seq
+            while True:  # one hop to the thread, a second only when some keys were known
+                rows, fresh, changed, seq = self._prepare(batch, stored, recorded)
+                if not rows:
+                    break
+                held = await writing.in_thread(self._writer, writing.commit, rows,
+                                               self._projection_rows(changed),
+                                               self.tables.checkpoint)
+                if not held:
+                    self.last_seq = seq
+                    break
+                self.tables.undo(changed, start_checkpoint)
+                changed = []
+                stored.update(held)
         except BaseException as exc:
             self.tables.undo(changed, start_checkpoint)
             self.last_seq = start_seq
@@ -272,6 +264,33 @@ class EventLog:
                 del self._tail[:-_TAIL]
             self._committed.set()
             self._committed = anyio.Event()
+
+    def _prepare(self, batch: list[_Pending], stored: dict[str, int], recorded: str
+                 ) -> tuple[list[tuple[object, ...]], list[records.Committed], list[pj.Change],
+                            int]:
+        """Number the batch's new events after :attr:`last_seq` and fold them into the
+        projections; an idempotency key in ``stored``, or seen earlier in the batch, gets the
+        sequence number it already has. Returns the event rows, the events, the projection
+        changes and the last sequence number."""
+        known = dict(stored)
+        rows: list[tuple[object, ...]] = []
+        fresh: list[records.Committed] = []
+        changed: list[pj.Change] = []
+        seq = self.last_seq
+        for pending in batch:
+            if pending.key in known:
+                pending.result = records.Appended(known[pending.key], False)
+                continue
+            seq += 1
+            known[pending.key] = seq
+            kind, key = ev.entity_of(pending.event)
+            occurred = pending.occurred_at or recorded
+            rows.append((seq, ev.type_name(pending.event), ev.SCHEMA_VERSION, kind, key,
+                         pending.key, occurred, recorded, ev.encode(pending.event)))
+            changed += self.tables.apply(seq, occurred, pending.event)
+            pending.result = records.Appended(seq, True)
+            fresh.append(records.Committed(seq, pending.event))
+        return rows, fresh, changed, seq
 
     async def _rollback(self) -> None:
         with anyio.CancelScope(shield=True):

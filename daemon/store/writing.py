@@ -1,6 +1,7 @@
-"""The SQL of one group commit, run on aiosqlite's own thread: which idempotency keys the log
-already holds, and the one transaction that writes a batch's events, the projection rows they
-changed and the checkpoint. On any error the transaction is rolled back before the error leaves.
+"""The SQL of one group commit, run on aiosqlite's own thread in one hop: the transaction that
+checks which idempotency keys the log already holds and, when it holds none of them, writes a
+batch's events, the projection rows they changed and the checkpoint. On any error the
+transaction is rolled back before the error leaves.
 """
 
 from __future__ import annotations
@@ -42,11 +43,22 @@ def known_keys(conn: sqlite3.Connection, keys: list[str]) -> dict[str, int]:
     return known
 
 
+KEY_COLUMN: Final = records.COLUMNS.split(", ").index("idempotency_key")
+
+
 def commit(conn: sqlite3.Connection, rows: list[tuple[object, ...]],
-            projection_rows: dict[str, list[tuple[str, int, bytes]]], checkpoint: int) -> None:
-    """One transaction: the events, the projection rows they changed, the checkpoint."""
+           projection_rows: dict[str, list[tuple[str, int, bytes]]],
+           checkpoint: int) -> dict[str, int]:
+    """One transaction: the events, the projection rows they changed, the checkpoint; returns
+    ``{}``. When the log already holds some of the rows' idempotency keys it writes nothing and
+    returns those keys with their sequence numbers, for the caller to build the batch again
+    without them (the writer is the log's only one, so a second try finds none)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
+        known = known_keys(conn, [str(row[KEY_COLUMN]) for row in rows])
+        if known:
+            conn.execute("ROLLBACK")
+            return known
         conn.executemany(f"INSERT INTO events ({records.COLUMNS}) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         for table, table_rows in projection_rows.items():
@@ -57,3 +69,4 @@ def commit(conn: sqlite3.Connection, rows: list[tuple[object, ...]],
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    return {}

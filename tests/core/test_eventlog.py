@@ -37,6 +37,23 @@ async def test_duplicate_key_returns_original_seq_and_writes_nothing(
     assert log.tables.customers()["1"].fact.name == "Nordlys"
 
 
+async def test_a_batch_with_a_key_the_log_holds_writes_only_the_new_events_gap_free(
+        log: eventlog.EventLog) -> None:
+    """The group commit learns which keys the log holds inside its transaction; a batch with
+    one of them is built again without it: the held key keeps its seq and its row, the new
+    events are numbered on from the last, and the projection holds only what committed."""
+    await log.append(customer(1), idempotency_key="a")
+    appended = await log.append_many([(customer(2), "b", None), (customer(1, "Other"), "a", None),
+                                      (customer(3), "c", None), (customer(3, "Again"), "b", None)])
+    assert appended == [records.Appended(2, True), records.Appended(1, False),
+                        records.Appended(3, True), records.Appended(2, False)]
+    assert [(r.seq, r.idempotency_key) for r in await log.read()] == [(1, "a"), (2, "b"),
+                                                                      (3, "c")]
+    assert log.tables.customers()["1"].fact.name == "Nordlys"
+    assert log.tables.customers()["3"].fact.name == "Nordlys"
+    assert log.tables.checkpoint == log.last_seq == 3
+
+
 async def test_fifty_tasks_with_overlapping_keys(log: eventlog.EventLog) -> None:
     results: dict[int, records.Appended] = {}
 
