@@ -7,7 +7,9 @@
 - ``replay.eventsourcing_eps``: pyeventsourcing's notification log, decoded (100,000 events);
 - ``replay.sqlite_floor_eps``: raw read of the same 1,000,000 rows plus ``json.loads``;
 - ``replay.peak_rss_mb``: peak RSS of a fresh process that replays the 1,000,000 events.
-Every event is a customer snapshot of about 300 bytes.
+Every event is a customer snapshot of about 300 bytes. Each figure is the best of ROUNDS
+attempts, ours and the peers' interleaved (as the economic bench does), so that a slow moment
+of a shared machine falls on both sides rather than on one.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ ES_EVENTS = 3_000
 REPLAY_EVENTS = 1_000_000
 REPLAY_CUSTOMERS = 10_000
 ES_REPLAY_EVENTS = 100_000
+ROUNDS = 3
 
 
 def snapshot(i: int) -> ev.CustomerUpserted:
@@ -126,7 +129,7 @@ def eventsourcing_append(path: Path) -> float:
     return ES_EVENTS / elapsed
 
 
-def eventsourcing_replay(path: Path) -> float:
+def eventsourcing_replay_db(path: Path) -> None:
     app = _eventsourcing_app(path)
     customer_class = _eventsourcing_customer()
     per_aggregate = 100
@@ -135,6 +138,11 @@ def eventsourcing_replay(path: Path) -> float:
         for j in range(per_aggregate - 1):
             c.upsert(payload=json.loads(ev.encode(snapshot(a * per_aggregate + j))))
         app.save(c)
+    app.close()
+
+
+def eventsourcing_replay(path: Path) -> float:
+    app = _eventsourcing_app(path)
     start = time.perf_counter()
     count = 0
     position: int | None = 1
@@ -202,18 +210,27 @@ async def _replay_child(path: str) -> None:
 
 
 async def run() -> dict[str, float]:
-    results: dict[str, float] = {}
+    best: dict[str, float] = {}
+
+    def keep(name: str, value: float) -> None:
+        best[name] = max(best.get(name, 0.0), value)
+
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        results["append.concurrent_eps"] = await append_concurrent(d / "a" / "events.db")
-        results["append.eventsourcing_eps"] = eventsourcing_append(d / "es-append.db")
-        results["append.sqlite_floor_eps"] = sqlite_floor_append(d / "floor.db")
+        for r in range(ROUNDS):  # each append into a fresh file
+            keep("append.concurrent_eps", await append_concurrent(d / f"a{r}" / "events.db"))
+            keep("append.eventsourcing_eps", eventsourcing_append(d / f"es-append{r}.db"))
+            keep("append.sqlite_floor_eps", sqlite_floor_append(d / f"floor{r}.db"))
         build_replay_db(d / "replay.db")
-        results["replay.sqlite_floor_eps"] = sqlite_floor_replay(d / "replay.db")
-        eps, rss = replay_in_child(d / "replay.db")
-        results["replay.eps"] = eps
-        results["replay.peak_rss_mb"] = rss
-        results["replay.eventsourcing_eps"] = eventsourcing_replay(d / "es-replay.db")
+        eventsourcing_replay_db(d / "es-replay.db")
+        rss_mb = 0.0
+        for _ in range(ROUNDS):
+            keep("replay.sqlite_floor_eps", sqlite_floor_replay(d / "replay.db"))
+            eps, rss = replay_in_child(d / "replay.db")
+            keep("replay.eps", eps)
+            rss_mb = max(rss_mb, rss)
+            keep("replay.eventsourcing_eps", eventsourcing_replay(d / "es-replay.db"))
+    results = {**best, "replay.peak_rss_mb": rss_mb}
     results["ratio.append_vs_eventsourcing"] = (
         results["append.concurrent_eps"] / results["append.eventsourcing_eps"])
     results["ratio.replay_vs_eventsourcing"] = (

@@ -59,9 +59,14 @@ def _fact_keys(kind: str, fact_type: type) -> Callable[[ev.Event], Iterable[str]
 _optional_values: Final = operator.attrgetter(*ev.CUSTOMER_OPTIONAL_FIELDS)
 
 
+_ALL_FILLED: Final = len(ev.CUSTOMER_OPTIONAL_FIELDS)
+
+
 def _filled(event: ev.CustomerUpserted, before: tuple[str, ...]) -> tuple[str, ...]:
     """The optional fields the customer has ever had a value in: ``before`` plus those the
     event fills (the same tuple when it adds none, as a replay's snapshots mostly do)."""
+    if len(before) == _ALL_FILLED:  # every field has had a value: nothing can be added
+        return before
     added = [name for name, value in zip(ev.CUSTOMER_OPTIONAL_FIELDS, _optional_values(event),
                                          strict=True)
              if value and name not in before and value.strip()]
@@ -341,18 +346,22 @@ class Tables:
         self.row_seq: dict[str, dict[str, int]] = {p.table: {} for p in PROJECTIONS}
         self.checkpoint = 0
 
-    def apply(self, seq: int, at: str, event: ev.Event) -> list[Change]:
-        """Fold one event; return ``(table, key, row before, its seq)`` for every row changed."""
-        changed: list[Change] = []
+    def apply(self, seq: int, at: str, event: ev.Event,
+              changed: list[Change] | None = None) -> list[Change]:
+        """Fold one event; add ``(table, key, row before, its seq)`` for every row changed to
+        ``changed`` (a new list when none is given) and return it."""
+        if changed is None:
+            changed = []
         for projection in projections_for(type(event)):
-            table = self.rows[projection.table]
+            name = projection.table
+            table = self.rows[name]
             for key in projection.keys(event):
                 old = table.get(key)
                 new = projection.fold(old, seq, at, event)
                 if new is not None and new is not old:
                     table[key] = new
-                    seqs = self.row_seq[projection.table]
-                    changed.append((projection.table, key, old, seqs.get(key, 0)))
+                    seqs = self.row_seq[name]
+                    changed.append((name, key, old, seqs.get(key, 0)))
                     seqs[key] = seq
         self.checkpoint = seq
         return changed

@@ -155,7 +155,7 @@ class EventLog:
                 start = self.tables.checkpoint
                 changed: list[pj.Change] = []
                 for record in records:
-                    changed += self.tables.apply(record.seq, record.occurred_at, record.event)
+                    self.tables.apply(record.seq, record.occurred_at, record.event, changed)
                 try:
                     await self._writer.execute("BEGIN IMMEDIATE")
                     await self._write_rows(changed)
@@ -174,7 +174,14 @@ class EventLog:
     async def append(self, event: ev.Event, *, idempotency_key: str,
                      occurred_at: datetime | str | None = None) -> records.Appended:
         """Append one event durably; a known idempotency key appends nothing."""
-        return (await self.append_many([(event, idempotency_key, occurred_at)]))[0]
+        pending = _Pending(event, idempotency_key, occurred_at if occurred_at is None or
+                           isinstance(occurred_at, str) else records.iso(occurred_at))
+        self._pending.append(pending)
+        await self._until_done(pending)
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
 
     async def append_many(
         self, items: Iterable[tuple[ev.Event, str, datetime | str | None]],
@@ -185,7 +192,18 @@ class EventLog:
         if not mine:
             return []
         self._pending.extend(mine)
-        last = mine[-1]
+        await self._until_done(mine[-1])
+        results: list[records.Appended] = []
+        for pending in mine:
+            if pending.error is not None:
+                raise pending.error
+            assert pending.result is not None
+            results.append(pending.result)
+        return results
+
+    async def _until_done(self, last: _Pending) -> None:
+        """Wait until the batch holding ``last`` (queued after the caller's others) is written;
+        when no write is running, write every pending append as one batch."""
         while not last.done:
             if self._writing:
                 await self._write_finished.wait()
@@ -196,13 +214,6 @@ class EventLog:
                 batch, self._pending = self._pending, []
                 if batch:
                     await self._write(batch)
-        results: list[records.Appended] = []
-        for pending in mine:
-            if pending.error is not None:
-                raise pending.error
-            assert pending.result is not None
-            results.append(pending.result)
-        return results
 
     @contextlib.asynccontextmanager
     async def _exclusive(self) -> AsyncIterator[None]:
@@ -277,19 +288,22 @@ class EventLog:
         fresh: list[records.Committed] = []
         changed: list[pj.Change] = []
         seq = self.last_seq
+        apply, encode, version = self.tables.apply, ev.encode, ev.SCHEMA_VERSION
+        committed = records.Committed._make  # the tuple is built in C, not by __new__
         for pending in batch:
-            if pending.key in known:
-                pending.result = records.Appended(known[pending.key], False)
+            event, idempotency_key = pending.event, pending.key
+            if idempotency_key in known:
+                pending.result = records.Appended(known[idempotency_key], False)
                 continue
             seq += 1
-            known[pending.key] = seq
-            kind, key = ev.entity_of(pending.event)
+            known[idempotency_key] = seq
+            kind, key = ev.entity_of(event)
             occurred = pending.occurred_at or recorded
-            rows.append((seq, ev.type_name(pending.event), ev.SCHEMA_VERSION, kind, key,
-                         pending.key, occurred, recorded, ev.encode(pending.event)))
-            changed += self.tables.apply(seq, occurred, pending.event)
+            rows.append((seq, ev.type_name(event), version, kind, key, idempotency_key,
+                         occurred, recorded, encode(event)))
+            apply(seq, occurred, event, changed)
             pending.result = records.Appended(seq, True)
-            fresh.append(records.Committed(seq, pending.event))
+            fresh.append(committed((seq, event)))
         return rows, fresh, changed, seq
 
     async def _rollback(self) -> None:

@@ -17,6 +17,7 @@ import aiosqlite
 
 SCHEMA_VERSION: Final = 1
 MEMORY: Final = ":memory:"
+PAGE_SIZE: Final = 8192  # bytes; what a new event log is created with
 
 
 class StoreError(Exception):
@@ -83,6 +84,9 @@ async def connect(path: str, *, readonly: bool = False,
         conn = await aiosqlite.connect(path, isolation_level=None)
     await conn.execute("PRAGMA busy_timeout = 10000")
     if not readonly:
+        # a new file only (an existing one keeps its size): a group commit's scattered index
+        # and projection rows take half as many WAL frames as with 4 KiB pages
+        await conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute("PRAGMA synchronous = FULL")
         if not checkpoints:

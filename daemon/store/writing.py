@@ -1,7 +1,7 @@
 """The SQL of one group commit, run on aiosqlite's own thread in one hop: the transaction that
-checks which idempotency keys the log already holds and, when it holds none of them, writes a
-batch's events, the projection rows they changed and the checkpoint. On any error the
-transaction is rolled back before the error leaves.
+writes a batch's events, the projection rows they changed and the checkpoint, or, when the log
+already holds some of the batch's idempotency keys, writes nothing and says which. On any error
+the transaction is rolled back before the error leaves.
 """
 
 from __future__ import annotations
@@ -50,17 +50,21 @@ def commit(conn: sqlite3.Connection, rows: list[tuple[object, ...]],
            projection_rows: dict[str, list[tuple[str, int, bytes]]],
            checkpoint: int) -> dict[str, int]:
     """One transaction: the events, the projection rows they changed, the checkpoint; returns
-    ``{}``. When the log already holds some of the rows' idempotency keys it writes nothing and
-    returns those keys with their sequence numbers, for the caller to build the batch again
-    without them (the writer is the log's only one, so a second try finds none)."""
+    ``{}``. When the log already holds some of the rows' idempotency keys (the events table's
+    UNIQUE constraint refuses one) it rolls back, writing nothing, and returns those keys with
+    their sequence numbers, for the caller to build the batch again without them (the writer is
+    the log's only one, so a second try finds none)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        known = known_keys(conn, [str(row[KEY_COLUMN]) for row in rows])
-        if known:
-            conn.execute("ROLLBACK")
-            return known
-        conn.executemany(f"INSERT INTO events ({records.COLUMNS}) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        try:
+            conn.executemany(f"INSERT INTO events ({records.COLUMNS}) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        except sqlite3.IntegrityError:
+            conn.execute("ROLLBACK")  # before the lookup, which must not see this batch's rows
+            known = known_keys(conn, [str(row[KEY_COLUMN]) for row in rows])
+            if known:
+                return known
+            raise
         for table, table_rows in projection_rows.items():
             conn.executemany(upsert(table), table_rows)
         conn.execute("UPDATE checkpoints SET seq = ? WHERE name = 'projections'", (checkpoint,))
