@@ -76,6 +76,7 @@ def _rows(count: int) -> list[tuple[Any, ...]]:
 
 def sqlite_floor_append(path: Path) -> float:
     conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA page_size = {opening.PAGE_SIZE}")  # as the daemon creates its log
     conn.executescript(opening.schema_text())
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
@@ -162,6 +163,7 @@ def eventsourcing_replay(path: Path) -> float:
 
 def build_replay_db(path: Path) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA page_size = {opening.PAGE_SIZE}")  # as the daemon creates its log
     conn.executescript(opening.schema_text())
     conn.execute(f"PRAGMA user_version = {opening.SCHEMA_VERSION}")
     conn.execute("PRAGMA journal_mode = WAL")

@@ -17,7 +17,13 @@ import aiosqlite
 
 SCHEMA_VERSION: Final = 1
 MEMORY: Final = ":memory:"
-PAGE_SIZE: Final = 8192  # bytes; what a new event log is created with
+# What a new event log is created with (an existing file keeps its own). A group commit touches
+# scattered pages of the idempotency-key and entity indexes and of the projection tables, and
+# SQLite writes each as a WAL frame of its own (two write() calls and a page of bytes): 16 KiB
+# pages take fewer frames for the same rows. Measured side by side (100 tasks appending 20,000
+# events, best of 3, four runs): 23.6k-24.1k events/s against 20.8k-23.2k with 8 KiB pages and
+# less with 4 KiB; a lone one-event commit costs ~0.1 ms more (0.31 -> 0.42 ms on its thread).
+PAGE_SIZE: Final = 16384
 
 
 class StoreError(Exception):
@@ -84,8 +90,7 @@ async def connect(path: str, *, readonly: bool = False,
         conn = await aiosqlite.connect(path, isolation_level=None)
     await conn.execute("PRAGMA busy_timeout = 10000")
     if not readonly:
-        # a new file only (an existing one keeps its size): a group commit's scattered index
-        # and projection rows take half as many WAL frames as with 4 KiB pages
+        # a new file only: an existing one keeps its page size (see PAGE_SIZE)
         await conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute("PRAGMA synchronous = FULL")

@@ -39,9 +39,10 @@ async def test_duplicate_key_returns_original_seq_and_writes_nothing(
 
 async def test_a_batch_with_a_key_the_log_holds_writes_only_the_new_events_gap_free(
         log: eventlog.EventLog) -> None:
-    """The group commit learns which keys the log holds inside its transaction; a batch with
-    one of them is built again without it: the held key keeps its seq and its row, the new
-    events are numbered on from the last, and the projection holds only what committed."""
+    """The group commit learns that the log holds a key from the UNIQUE constraint that refuses
+    it (the transaction is rolled back, then the keys are looked up); a batch with one of them
+    is built again without it: the held key keeps its seq and its row, the new events are
+    numbered on from the last, and the projection holds only what committed."""
     await log.append(customer(1), idempotency_key="a")
     appended = await log.append_many([(customer(2), "b", None), (customer(1, "Other"), "a", None),
                                       (customer(3), "c", None), (customer(3, "Again"), "b", None)])
@@ -52,6 +53,31 @@ async def test_a_batch_with_a_key_the_log_holds_writes_only_the_new_events_gap_f
     assert log.tables.customers()["1"].fact.name == "Nordlys"
     assert log.tables.customers()["3"].fact.name == "Nordlys"
     assert log.tables.checkpoint == log.last_seq == 3
+
+
+async def test_a_new_log_takes_the_page_size_and_an_existing_one_keeps_its_own(
+        tmp_path: Path) -> None:
+    async with await eventlog.EventLog.open(tmp_path / "new" / "events.db",
+                                            clock=FakeClock()) as log:
+        await log.append(customer(1), idempotency_key="a")
+    older = tmp_path / "older" / "events.db"
+    older.parent.mkdir()
+    conn = sqlite3.connect(older)
+    conn.execute("PRAGMA page_size = 4096")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.executescript(opening.schema_text())
+    conn.close()
+    async with await eventlog.EventLog.open(older, clock=FakeClock()) as log:
+        await log.append(customer(1), idempotency_key="a")
+        await log.append_many([(customer(2), "b", None), (customer(1), "a", None)])
+        assert await log.count() == 2
+    sizes = {}
+    for name in ("new", "older"):
+        conn = sqlite3.connect(tmp_path / name / "events.db")
+        sizes[name] = conn.execute("PRAGMA page_size").fetchone()[0]
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        conn.close()
+    assert sizes == {"new": opening.PAGE_SIZE, "older": 4096}
 
 
 async def test_fifty_tasks_with_overlapping_keys(log: eventlog.EventLog) -> None:
