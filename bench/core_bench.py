@@ -38,7 +38,7 @@ ES_EVENTS = 3_000
 REPLAY_EVENTS = 1_000_000
 REPLAY_CUSTOMERS = 10_000
 ES_REPLAY_EVENTS = 100_000
-ROUNDS = 3
+ROUNDS = 5
 
 
 def snapshot(i: int) -> ev.CustomerUpserted:
