@@ -57,8 +57,6 @@ def _fact_keys(kind: str, fact_type: type) -> Callable[[ev.Event], Iterable[str]
 
 
 _optional_values: Final = operator.attrgetter(*ev.CUSTOMER_OPTIONAL_FIELDS)
-
-
 _ALL_FILLED: Final = len(ev.CUSTOMER_OPTIONAL_FIELDS)
 
 

@@ -43,13 +43,21 @@ _TAIL: Final = 8192  # committed events kept in memory for consumers near the he
 class _Pending:
     __slots__ = ("done", "error", "event", "key", "occurred_at", "result")
 
-    def __init__(self, event: ev.Event, key: str, occurred_at: str | None) -> None:
+    def __init__(self, event: ev.Event, key: str, occurred_at: datetime | str | None) -> None:
         self.event = event
         self.key = key
-        self.occurred_at = occurred_at
+        self.occurred_at = (occurred_at if occurred_at is None or isinstance(occurred_at, str)
+                            else records.iso(occurred_at))
         self.result: records.Appended | None = None
         self.error: BaseException | None = None
         self.done = False
+
+    def answer(self) -> records.Appended:
+        """What the append returns once its batch is written; raises what refused it."""
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
 
 
 class EventLog:
@@ -174,32 +182,21 @@ class EventLog:
     async def append(self, event: ev.Event, *, idempotency_key: str,
                      occurred_at: datetime | str | None = None) -> records.Appended:
         """Append one event durably; a known idempotency key appends nothing."""
-        pending = _Pending(event, idempotency_key, occurred_at if occurred_at is None or
-                           isinstance(occurred_at, str) else records.iso(occurred_at))
+        pending = _Pending(event, idempotency_key, occurred_at)
         self._pending.append(pending)
         await self._until_done(pending)
-        if pending.error is not None:
-            raise pending.error
-        assert pending.result is not None
-        return pending.result
+        return pending.answer()
 
     async def append_many(
         self, items: Iterable[tuple[ev.Event, str, datetime | str | None]],
     ) -> list[records.Appended]:
         """Append several events; all of them commit in the same transaction."""
-        mine = [_Pending(event, key, at if at is None or isinstance(at, str) else records.iso(at))
-                for event, key, at in items]
+        mine = [_Pending(event, key, at) for event, key, at in items]
         if not mine:
             return []
         self._pending.extend(mine)
         await self._until_done(mine[-1])
-        results: list[records.Appended] = []
-        for pending in mine:
-            if pending.error is not None:
-                raise pending.error
-            assert pending.result is not None
-            results.append(pending.result)
-        return results
+        return [pending.answer() for pending in mine]
 
     async def _until_done(self, last: _Pending) -> None:
         """Wait until the batch holding ``last`` (queued after the caller's others) is written;
